@@ -1,0 +1,127 @@
+// viommu/memory/address_space.h — a view of a root region that devices and
+// CPUs access (QEMU's AddressSpace): read/write/translate with attributes,
+// and the listeners that observe its rendered view.
+//
+//   AddressSpace as(&sys, root, "memory");
+//   uint32_t v = 0;
+//   MemTxResult r = as.Read(0x1000, &v, 4, MemTxAttrs::Requester(0x20));
+//   Translation t = as.Translate(iova, 8, /*is_write=*/true, attrs);
+//   ListenerHandle h = as.RegisterListener(&listener);
+//
+// Address spaces with the same root share one FlatView.
+//
+// Threading: construction, destruction, RegisterListener and SyncDirtyLog
+// run in the control context. Read, Write, Translate and CurrentView are
+// safe from any thread, concurrently with topology changes: each works on
+// the immutable view current when it started (and the regions it shows
+// stay alive until it returns). MMIO callbacks and IommuModel::Translate
+// run on the calling thread.
+#ifndef VIOMMU_MEMORY_ADDRESS_SPACE_H_
+#define VIOMMU_MEMORY_ADDRESS_SPACE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "viommu/memory/flat_view.h"
+#include "viommu/memory/mem_tx.h"
+#include "viommu/memory/memory_listener.h"
+#include "viommu/memory/memory_region.h"
+#include "viommu/util/types.h"
+
+namespace viommu::memory {
+
+class MemorySystem;
+
+// Where an access lands after following IOMMU regions.
+struct Translation {
+  // The terminal region, or nullptr when the address is unassigned or an
+  // IOMMU refused the access (see `result`).
+  MemoryRegion* mr = nullptr;
+  uint64_t offset_in_region = 0;  // QEMU's xlat
+  // Bytes from the address that stay in this region and IOMMU page
+  // (at most the requested length, at least 1 when mr != nullptr).
+  uint64_t len = 0;
+  bool readonly = false;
+  // The address space the final address is in (differs from the one asked
+  // when IOMMUs were crossed).
+  AddressSpace* target_as = nullptr;
+  MemTxResult result;  // kDecodeError: unassigned; kAccessError: IOMMU fault
+  // Keeps `mr` alive while the caller uses it.
+  std::shared_ptr<const FlatView> view;
+};
+
+class AddressSpace {
+ public:
+  // Renders (or shares) the view of `root`. REQUIRES: root != nullptr;
+  // `system` outlives this.
+  AddressSpace(MemorySystem* system, std::shared_ptr<MemoryRegion> root,
+               std::string name);
+  AddressSpace(const AddressSpace&) = delete;
+  AddressSpace& operator=(const AddressSpace&) = delete;
+  // REQUIRES: no listener is registered.
+  ~AddressSpace();
+
+  const std::string& name() const { return name_; }
+  MemoryRegion* root() const { return root_.get(); }
+  MemorySystem* system() const { return system_; }
+
+  // The current view. Thread-safe.
+  std::shared_ptr<const FlatView> CurrentView() const;
+
+  // Buffer accesses, as QEMU's address_space_read/write: RAM is copied,
+  // MMIO and ram_device are dispatched in chunks (mmio_ops.h), IOMMU
+  // regions are translated (a refused access is kAccessError). Unassigned
+  // bytes read as 0 with kDecodeError. Results of the pieces are OR-ed.
+  // Thread-safe.
+  MemTxResult Read(Hwaddr addr, void* buf, size_t len,
+                   MemTxAttrs attrs = MemTxAttrs::Unspecified());
+  MemTxResult Write(Hwaddr addr, const void* buf, size_t len,
+                    MemTxAttrs attrs = MemTxAttrs::Unspecified());
+
+  // Translates `addr` for an access of up to `len` bytes, looping while the
+  // target is again an IOMMU region (stacked IOMMUs). Thread-safe.
+  Translation Translate(Hwaddr addr, uint64_t len, bool is_write,
+                        MemTxAttrs attrs = MemTxAttrs::Unspecified());
+
+  // Registers `listener` (not owned; must outlive the handle) and replays
+  // the current view to it. Lower priorities get add callbacks earlier and
+  // del callbacks later; equal priorities run in registration order.
+  [[nodiscard]] ListenerHandle RegisterListener(MemoryListener* listener,
+                                                unsigned priority = 0);
+
+  // Calls LogSync on every listener for every range with a dirty-log mask
+  // (optionally only ranges of `mr`).
+  void SyncDirtyLog(const MemoryRegion* mr = nullptr);
+
+ private:
+  friend class MemorySystem;
+  friend class ListenerHandle;
+  struct ListenerEntry {
+    MemoryListener* listener;
+    unsigned priority;
+    uint64_t seq;
+  };
+
+  void Unregister(MemoryListener* listener);
+  // Publishes `view` (control context) and returns the previous one.
+  std::shared_ptr<const FlatView> Publish(
+      std::shared_ptr<const FlatView> view);
+  // Buffer access core shared by Read and Write.
+  MemTxResult Access(Hwaddr addr, uint8_t* buf, size_t len, bool is_write,
+                     MemTxAttrs attrs);
+
+  MemorySystem* system_;  // not owned
+  std::shared_ptr<MemoryRegion> root_;
+  std::string name_;
+  std::atomic<std::shared_ptr<const FlatView>> view_;
+  std::vector<ListenerEntry> listeners_;  // ascending (priority, seq)
+  uint64_t next_listener_seq_ = 0;
+};
+
+}  // namespace viommu::memory
+
+#endif  // VIOMMU_MEMORY_ADDRESS_SPACE_H_

@@ -1,0 +1,162 @@
+// viommu/memory/iommu_notifier_chains.h — the notifiers of one IOMMU region,
+// kept on separate chains per event type: MAP, UNMAP and DEVIOTLB_UNMAP.
+//
+// Consumers register on the chains they need. A shadowing consumer (VFIO)
+// registers on MAP and UNMAP; a cache-only consumer on UNMAP only:
+//
+//   IommuNotifierChains* chains = iommu_mr->iommu();
+//   absl::StatusOr<IommuNotifierHandle> h = chains->Register(
+//       &my_notifier, {.flags = kNotifyIotlbEvents, .range = {0, 0xffff}});
+//   if (h.ok()) VIOMMU_RETURN_IF_ERROR(chains->Replay(*h));   // MAPs only
+//
+// Producers (IOMMU models) announce changes with NotifyMappingChange(),
+// which derives the events from the previous state the producer passes:
+//   nothing → mapping        : MAP
+//   mapping → nothing        : UNMAP
+//   mapping → other mapping  : UNMAP (UNMAP chain), then MAP (MAP chain)
+//   equal → equal            : nothing
+// so a valid→valid change can never be emitted as a bare MAP.
+//
+// Dispatch: an event reaches only the chain of its type, only notifiers of
+// its iommu index whose range overlaps it, cropped to that range; it costs
+// O(log M + notifiers hit) for M notifiers on the chain.
+//
+// Threading: control context only (registration, dispatch, replay).
+// Notifiers may unregister themselves, or others, from inside Notify();
+// a notifier unregistered during a dispatch is not called afterwards.
+#ifndef VIOMMU_MEMORY_IOMMU_NOTIFIER_CHAINS_H_
+#define VIOMMU_MEMORY_IOMMU_NOTIFIER_CHAINS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "viommu/memory/iommu.h"
+#include "viommu/util/interval_index.h"
+#include "viommu/util/range.h"
+
+namespace viommu::memory {
+
+// Implemented by consumers of IOMMU events.
+class IommuNotifier {
+ public:
+  IommuNotifier() = default;
+  IommuNotifier(const IommuNotifier&) = delete;
+  IommuNotifier& operator=(const IommuNotifier&) = delete;
+  virtual ~IommuNotifier() = default;
+
+  // Called for each event of a type the notifier registered for, cropped
+  // to the registered range. `event.entry` is valid only during the call.
+  virtual void Notify(const IommuEvent& event) = 0;
+};
+
+// What a mapping translates to; used with NotifyMappingChange().
+struct IommuMapping {
+  Hwaddr translated_addr = 0;
+  IommuPerm perm = kIommuReadWrite;  // must not be kIommuNone
+  AddressSpace* target_as = nullptr;
+  friend bool operator==(const IommuMapping&, const IommuMapping&) = default;
+};
+
+class IommuNotifierChains;
+
+// Move-only; unregisters its notifier on destruction or Reset().
+class IommuNotifierHandle {
+ public:
+  IommuNotifierHandle() = default;
+  IommuNotifierHandle(IommuNotifierHandle&& o) noexcept;
+  IommuNotifierHandle& operator=(IommuNotifierHandle&& o) noexcept;
+  ~IommuNotifierHandle();
+
+  void Reset();
+  bool registered() const { return chains_ != nullptr; }
+
+ private:
+  friend class IommuNotifierChains;
+  IommuNotifierHandle(IommuNotifierChains* chains, uint64_t id)
+      : chains_(chains), id_(id) {}
+  IommuNotifierChains* chains_ = nullptr;  // not owned
+  uint64_t id_ = 0;
+};
+
+class IommuNotifierChains {
+ public:
+  struct Registration {
+    NotifierFlags flags = kNotifyIotlbEvents;
+    Range range = Range::Full();  // inclusive, in IOVA space
+    int iommu_idx = 0;
+  };
+
+  // `model` is not owned and must outlive this object.
+  IommuNotifierChains(IommuModel* model, std::string name);
+  IommuNotifierChains(const IommuNotifierChains&) = delete;
+  IommuNotifierChains& operator=(const IommuNotifierChains&) = delete;
+  // REQUIRES: every handle has been reset (or is destroyed first).
+  ~IommuNotifierChains();
+
+  // Puts `notifier` on the chain of every event type in reg.flags. If that
+  // changes the union of flags over all chains, the model's
+  // NotifyFlagChanged() is asked first; its error is returned and nothing
+  // is registered.
+  // Errors: kInvalidArgument (no flags, bad iommu_idx), or the model's veto.
+  [[nodiscard]] absl::StatusOr<IommuNotifierHandle> Register(
+      IommuNotifier* notifier, const Registration& reg);
+
+  // Delivers `event` to the chain of event.type (see file comment).
+  void Notify(int iommu_idx, const IommuEvent& event);
+
+  // The producer helper: [iova, iova + addr_mask] went from `before` to
+  // `after` (nullopt: not mapped). Emits nothing, MAP, UNMAP or UNMAP-then-
+  // MAP as in the file comment.
+  void NotifyMappingChange(int iommu_idx, Iova iova, uint64_t addr_mask,
+                           const std::optional<IommuMapping>& before,
+                           const std::optional<IommuMapping>& after);
+
+  // Sends one UNMAP covering the notifier's whole range to that notifier
+  // only (QEMU's memory_region_unmap_iommu_notifier_range).
+  void UnmapNotifierRange(const IommuNotifierHandle& handle);
+
+  // Asks the model to replay its mappings of the handle's iommu index to
+  // this one notifier, as MAP events cropped to its range. A notifier not
+  // on the MAP chain receives nothing.
+  // Errors: kInvalidArgument (handle not from this object), or the model's
+  // error (kUnimplemented when the model has no Replay).
+  [[nodiscard]] absl::Status Replay(const IommuNotifierHandle& handle);
+
+  // Union of flags over all chains, as last accepted by the model.
+  NotifierFlags flags() const { return flags_; }
+  // Number of notifiers on the chain of `type`.
+  size_t ChainSize(IommuEventType type) const;
+  IommuModel* model() const { return model_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  struct Entry;
+  using Chain = IntervalIndex<Entry*>;
+  friend class IommuNotifierHandle;
+
+  void Unregister(uint64_t id);
+  NotifierFlags ComputeFlags() const;
+  Chain& ChainFor(IommuEventType type, int iommu_idx);
+  void Deliver(Entry& entry, const IommuEvent& event);
+  void PurgeDead();
+
+  IommuModel* model_;  // not owned
+  std::string name_;
+  // chains_[type bit][iommu_idx]
+  std::vector<Chain> chains_[3];
+  std::vector<std::unique_ptr<Entry>> entries_;  // indexed lookup by id
+  uint64_t next_id_ = 1;
+  NotifierFlags flags_ = kNotifyNone;
+  int dispatch_depth_ = 0;
+  bool has_dead_ = false;
+};
+
+}  // namespace viommu::memory
+
+#endif  // VIOMMU_MEMORY_IOMMU_NOTIFIER_CHAINS_H_
