@@ -49,7 +49,10 @@ struct Translation {
   // The address space the final address is in (differs from the one asked
   // when IOMMUs were crossed).
   AddressSpace* target_as = nullptr;
-  MemTxResult result;  // kDecodeError: unassigned; kAccessError: IOMMU fault
+  // kDecodeError when unassigned or refused by an IOMMU (QEMU routes an
+  // IOMMU refusal to unassigned memory); `iommu_fault` tells which.
+  MemTxResult result;
+  bool iommu_fault = false;
   // Keeps `mr` alive while the caller uses it.
   std::shared_ptr<const FlatView> view;
 };
@@ -74,8 +77,10 @@ class AddressSpace {
 
   // Buffer accesses, as QEMU's address_space_read/write: RAM is copied,
   // MMIO and ram_device are dispatched in chunks (mmio_ops.h), IOMMU
-  // regions are translated (a refused access is kAccessError). Unassigned
-  // bytes read as 0 with kDecodeError. Results of the pieces are OR-ed.
+  // regions are translated. Unassigned bytes, and bytes an IOMMU refuses,
+  // read as 0 with kDecodeError; writes to them are dropped. A write to a
+  // readonly RAM range is dropped with kDecodeError (QEMU's ROM). Results
+  // of the pieces are OR-ed.
   // Thread-safe.
   MemTxResult Read(Hwaddr addr, void* buf, size_t len,
                    MemTxAttrs attrs = MemTxAttrs::Unspecified());

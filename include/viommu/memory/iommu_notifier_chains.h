@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "viommu/memory/iommu.h"
@@ -96,29 +97,44 @@ class IommuNotifierChains {
   IommuNotifierChains(IommuModel* model, std::string name);
   IommuNotifierChains(const IommuNotifierChains&) = delete;
   IommuNotifierChains& operator=(const IommuNotifierChains&) = delete;
-  // REQUIRES: every handle has been reset (or is destroyed first).
+  // REQUIRES: every handle has been reset (or is destroyed first), and no
+  // dispatch is running. A live handle here is a bug: VIOMMU_CHECK aborts
+  // rather than leave the handle pointing at freed chains.
   ~IommuNotifierChains();
 
   // Puts `notifier` on the chain of every event type in reg.flags. If that
   // changes the union of flags over all chains, the model's
   // NotifyFlagChanged() is asked first; its error is returned and nothing
-  // is registered.
-  // Errors: kInvalidArgument (no flags, bad iommu_idx), or the model's veto.
+  // is registered (no chain, flags() or later event shows a trace of it).
+  // May be called from inside a Notify(); the new notifier does not see the
+  // event being dispatched.
+  // Errors: kInvalidArgument (null notifier, no flags or unknown flag bits,
+  // iommu_idx outside [0, NumIndexes()), range.first > range.last), or the
+  // model's veto (its status, unchanged).
   [[nodiscard]] absl::StatusOr<IommuNotifierHandle> Register(
       IommuNotifier* notifier, const Registration& reg);
 
-  // Delivers `event` to the chain of event.type (see file comment).
+  // Delivers `event` to the chain of event.type (see file comment), in
+  // registration order. Each delivered entry is cropped: iova and the last
+  // byte are clamped to the notifier range, addr_mask = last - iova, and
+  // translated_addr moves by the same amount as iova.
+  // REQUIRES: 0 <= iommu_idx < NumIndexes(); iova + addr_mask does not wrap;
+  // UNMAP events carry perm kIommuNone (VIOMMU_CHECK: producer bugs).
   void Notify(int iommu_idx, const IommuEvent& event);
 
   // The producer helper: [iova, iova + addr_mask] went from `before` to
   // `after` (nullopt: not mapped). Emits nothing, MAP, UNMAP or UNMAP-then-
-  // MAP as in the file comment.
+  // MAP as in the file comment. The UNMAP carries `before`'s translation
+  // with perm kIommuNone; the MAP carries `after`.
+  // REQUIRES: before/after, when present, have perm != kIommuNone.
   void NotifyMappingChange(int iommu_idx, Iova iova, uint64_t addr_mask,
                            const std::optional<IommuMapping>& before,
                            const std::optional<IommuMapping>& after);
 
   // Sends one UNMAP covering the notifier's whole range to that notifier
-  // only (QEMU's memory_region_unmap_iommu_notifier_range).
+  // only (QEMU's memory_region_unmap_iommu_notifier_range), if it is on the
+  // UNMAP chain; otherwise nothing. An unregistered handle is a no-op.
+  // REQUIRES: a registered handle comes from this object.
   void UnmapNotifierRange(const IommuNotifierHandle& handle);
 
   // Asks the model to replay its mappings of the handle's iommu index to
@@ -140,21 +156,27 @@ class IommuNotifierChains {
   using Chain = IntervalIndex<Entry*>;
   friend class IommuNotifierHandle;
 
+  // Index into chains_ for an event type (UNMAP 0, MAP 1, DEVIOTLB 2).
+  static int TypeSlot(IommuEventType type);
   void Unregister(uint64_t id);
   NotifierFlags ComputeFlags() const;
   Chain& ChainFor(IommuEventType type, int iommu_idx);
+  // Crops `event` to the entry's range and calls it, unless it is dead.
   void Deliver(Entry& entry, const IommuEvent& event);
+  // Frees the entries unregistered during a dispatch (depth back to 0).
   void PurgeDead();
 
   IommuModel* model_;  // not owned
   std::string name_;
-  // chains_[type bit][iommu_idx]
+  // chains_[TypeSlot(type)][iommu_idx]
   std::vector<Chain> chains_[3];
-  std::vector<std::unique_ptr<Entry>> entries_;  // indexed lookup by id
+  absl::flat_hash_map<uint64_t, std::unique_ptr<Entry>> entries_;  // live
+  // Unregistered while a dispatch was running: off every chain and marked
+  // dead, but kept allocated until dispatch_depth_ returns to 0.
+  std::vector<std::unique_ptr<Entry>> dead_;
   uint64_t next_id_ = 1;
   NotifierFlags flags_ = kNotifyNone;
   int dispatch_depth_ = 0;
-  bool has_dead_ = false;
 };
 
 }  // namespace viommu::memory

@@ -31,9 +31,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/container/btree_map.h"
 #include "absl/status/statusor.h"
 #include "viommu/memory/iommu.h"
 #include "viommu/memory/iommu_notifier_chains.h"
@@ -115,6 +118,8 @@ class MemoryRegion : public std::enable_shared_from_this<MemoryRegion> {
   // Moves the region within its parent; it becomes the most recently added
   // among its equal-priority siblings, as in QEMU.
   void SetAddress(uint64_t offset);
+  // REQUIRES: for RAM and ram_device, size <= the host memory given at
+  // creation (a RAM region can shrink and grow back, never past it).
   void SetSize(Size128 size);
   // REQUIRES: kind() == kAlias.
   void SetAliasOffset(uint64_t offset);
@@ -156,10 +161,13 @@ class MemoryRegion : public std::enable_shared_from_this<MemoryRegion> {
   IommuNotifierChains* iommu() const { return iommu_.get(); }
   IommuModel* iommu_model() const { return iommu_model_; }
 
-  // Subregions, highest priority (and most recent among equals) first.
-  const std::vector<std::shared_ptr<MemoryRegion>>& subregions() const {
-    return children_;
+  // Calls fn(MemoryRegion*) for every subregion in rendering order:
+  // highest priority first, most recently added first among equals.
+  template <typename Fn>
+  void ForEachSubregion(Fn&& fn) const {
+    for (const auto& [key, child] : children_) fn(child.get());
   }
+  size_t subregion_count() const { return children_.size(); }
   // Calls fn(MemoryRegion*) for every enabled-or-not subregion whose extent
   // overlaps `window` (in this region's coordinates), in no special order.
   template <typename Fn>
@@ -187,7 +195,6 @@ class MemoryRegion : public std::enable_shared_from_this<MemoryRegion> {
   void InsertChild(std::shared_ptr<MemoryRegion> child);
   void EraseChild(MemoryRegion* child);
   void ReindexChild(MemoryRegion* child);  // after addr/size change
-  void Changed();  // tells the system this region's windows need a re-render
 
   MemorySystem* system_;  // not owned
   std::string name_;
@@ -201,15 +208,22 @@ class MemoryRegion : public std::enable_shared_from_this<MemoryRegion> {
   uint8_t log_mask_ = 0;
 
   MemoryRegion* parent_ = nullptr;  // not owned
-  std::vector<std::shared_ptr<MemoryRegion>> children_;
+  // Rendering order: key is (-priority, -sibling_seq), ascending.
+  using ChildKey = std::pair<int64_t, int64_t>;
+  ChildKey KeyInParent() const {
+    return {-int64_t{priority_}, -static_cast<int64_t>(sibling_seq_)};
+  }
+  absl::btree_map<ChildKey, std::shared_ptr<MemoryRegion>> children_;
   IntervalIndex<MemoryRegion*> child_index_;
   IntervalIndex<MemoryRegion*>::Key index_key_;  // our key in the parent
+  bool indexed_ = false;  // false for empty regions (size 0)
 
   std::shared_ptr<MemoryRegion> alias_target_;
   uint64_t alias_offset_ = 0;
   std::vector<MemoryRegion*> aliases_;  // aliases targeting us (not owned)
 
   uint8_t* host_ = nullptr;
+  size_t host_size_ = 0;  // bytes at host_ (the size at creation)
   bool owns_host_ = false;
   MmioOps* ops_ = nullptr;  // not owned
   IommuModel* iommu_model_ = nullptr;  // not owned

@@ -34,6 +34,7 @@
 namespace viommu::memory {
 
 class AddressSpace;
+class MemoryListener;
 class MemoryRegion;
 
 class MemorySystem {
@@ -78,22 +79,38 @@ class MemorySystem {
   friend class AddressSpace;
 
   struct RootState;
+  struct ViewDiff;
+  struct GlobalListener {
+    MemoryListener* listener;  // not owned
+    unsigned priority;
+    uint64_t seq;
+  };
 
   // Called by MemoryRegion before and after each change: records the
   // windows of every root view the region appears in.
   void RegionChanged(MemoryRegion* region);
   void CollectWindows(MemoryRegion* region, const Range& window, int depth);
-  void AttachAddressSpace(AddressSpace* as);
+  uint64_t NextSiblingSeq() { return ++sibling_seq_; }
+
+  // Called by AddressSpace.
+  std::shared_ptr<const FlatView> AttachAddressSpace(AddressSpace* as);
   void DetachAddressSpace(AddressSpace* as);
-  void RenderPending();
-  void NotifyBegin();
-  void NotifyCommit();
+  uint64_t AddGlobalListener(MemoryListener* listener, unsigned priority);
+  void RemoveGlobalListener(MemoryListener* listener);
+
+  // Commit steps.
+  void UpdateRoot(RootState& rs, ViewDiff* diff);
+  void NotifyListeners(AddressSpace& as, const ViewDiff& diff);
 
   int depth_ = 0;
   bool pending_ = false;
+  bool notifying_ = false;  // listener callbacks are running
+  uint64_t sibling_seq_ = 0;
+  uint64_t listener_seq_ = 0;
   Stats stats_;
   absl::flat_hash_map<const MemoryRegion*, std::unique_ptr<RootState>> roots_;
   std::vector<AddressSpace*> address_spaces_;  // creation order; not owned
+  std::vector<GlobalListener> listeners_;      // ascending (priority, seq)
 };
 
 }  // namespace viommu::memory

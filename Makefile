@@ -1,0 +1,90 @@
+# Thin wrapper over Meson. Everything real lives in meson.build; this file only
+# installs missing Debian packages, configures the build trees and runs them.
+#
+#   make run     build and run the main job
+#   make check   build and run every test suite
+#   make bench   optimised tree; every benchmark -> build-bench/results/*.json
+#   make asan    ASan+UBSan tree build-asan; every test suite
+#   make tsan    TSan tree build-tsan; the stress suite
+#
+# Variables: NINJA_JOBS, TEST_JOBS (default 2 each), RUN_CMD, SAN_CXX (compiler
+# for the sanitizer trees, default g++), MESON_FLAGS (extra -D options for every
+# tree; also applied with `meson configure` to trees that already exist).
+
+NINJA_JOBS ?= 2
+TEST_JOBS ?= 2
+SAN_CXX ?= g++
+MESON_FLAGS ?=
+
+# The main job. A later issue replaces it with `./build/viommu run`.
+RUN_CMD ?= ./build/tools/memory_demo
+
+comma := ,
+BENCH_DIR := build-bench/tests/bench
+BENCH_RESULTS := build-bench/results
+
+# $(call meson_tree,DIR,SETUP OPTIONS[,ENV]): configure DIR unless it already
+# has a build.ninja. A tree left half-configured (coredata but no build.ninja)
+# is regenerated with --reconfigure, which plain `meson setup` would refuse.
+define meson_tree
+	@if [ ! -f $(1)/build.ninja ]; then \
+	  if [ -f $(1)/meson-private/coredata.dat ]; then reconf=--reconfigure; else reconf=; fi; \
+	  echo "+ $(strip $(3) meson setup $$reconf $(1) $(2) $(MESON_FLAGS))"; \
+	  $(3) meson setup $$reconf $(1) $(2) $(MESON_FLAGS); \
+	$(if $(strip $(MESON_FLAGS)),else meson configure $(1) $(MESON_FLAGS); )fi
+	ninja -C $(1) -j$(NINJA_JOBS)
+endef
+
+SAN_TEST_ENV := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+                ASAN_OPTIONS=detect_leaks=1 \
+                TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+
+.PHONY: all deps build check run bench asan tsan clean format help
+
+all: build
+
+help:
+	@sed -n '/^#   make/s/^# *//p' $(firstword $(MAKEFILE_LIST))
+
+deps:
+	@scripts/setup-deps.sh
+
+build: deps
+	$(call meson_tree,build,)
+
+check: build
+	meson test -C build --print-errorlogs --num-processes $(TEST_JOBS)
+
+run: build
+	$(RUN_CMD)
+
+bench: deps
+	$(call meson_tree,build-bench,--buildtype=release -Dtests=disabled -Dbench=enabled)
+	@mkdir -p $(BENCH_RESULTS)
+	@found=0; \
+	for exe in $(BENCH_DIR)/*; do \
+	  [ -f "$$exe" ] && [ -x "$$exe" ] || continue; \
+	  found=1; name=$$(basename "$$exe"); \
+	  echo "+ $$exe --benchmark_out=$(BENCH_RESULTS)/$$name.json --benchmark_out_format=json"; \
+	  "$$exe" --benchmark_out=$(BENCH_RESULTS)/$$name.json \
+	          --benchmark_out_format=json || exit 1; \
+	done; \
+	if [ $$found = 0 ]; then \
+	  echo "bench: no benchmark executables in $(BENCH_DIR)/ yet; nothing to run"; \
+	else \
+	  echo "bench: results in $(BENCH_RESULTS)/"; \
+	fi
+
+asan: deps
+	$(call meson_tree,build-asan,-Db_sanitize=address$(comma)undefined -Db_lundef=false,CXX=$(SAN_CXX))
+	$(SAN_TEST_ENV) meson test -C build-asan --print-errorlogs --num-processes $(TEST_JOBS)
+
+tsan: deps
+	$(call meson_tree,build-tsan,-Db_sanitize=thread -Dstress_only=true,CXX=$(SAN_CXX))
+	$(SAN_TEST_ENV) meson test -C build-tsan --suite stress --print-errorlogs --num-processes $(TEST_JOBS)
+
+clean:
+	rm -rf build build-bench build-asan build-tsan
+
+format:
+	git ls-files -z -- '*.h' '*.cc' | xargs -0 -r clang-format -i

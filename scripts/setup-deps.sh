@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Installs the Debian packages needed to build and test viommu, when they are missing.
+#
+# Usage: scripts/setup-deps.sh           install whatever is missing (quiet if nothing is)
+#        scripts/setup-deps.sh --check   only list the missing packages; exit 1 if any
+#
+# Idempotent: when every package is already installed it prints nothing and exits 0
+# without touching apt. Otherwise it runs `apt-get update` once and installs only the
+# missing packages, using sudo when not run as root. Called by `make deps` (and so by
+# every make target that builds).
+set -euo pipefail
+
+PACKAGES=(
+  # Build system and compiler.
+  make
+  meson
+  ninja-build
+  g++
+  pkg-config
+  # Libraries (found through pkg-config, libfdt by name).
+  libglib2.0-dev
+  libabsl-dev
+  libfdt-dev
+  libjson-glib-dev
+  # Tests and benchmarks.
+  libgtest-dev
+  libgmock-dev
+  libbenchmark-dev
+  # Sanitizer and libFuzzer builds.
+  clang
+  libclang-rt-14-dev
+)
+
+check_only=false
+case "${1:-}" in
+  "") ;;
+  --check) check_only=true ;;
+  -h | --help)
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
+    exit 0
+    ;;
+  *)
+    echo "setup-deps.sh: unknown argument '$1' (try --help)" >&2
+    exit 2
+    ;;
+esac
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+  echo "setup-deps.sh: dpkg-query not found: not a Debian system; install these yourself:" >&2
+  echo "  ${PACKAGES[*]}" >&2
+  exit 0
+fi
+
+# A package counts as present only when dpkg says it is fully installed
+# (not "config-files", "half-installed", or unknown).
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  status="$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)"
+  case "$status" in
+    *" ok installed") ;;
+    *) missing+=("$pkg") ;;
+  esac
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+if $check_only; then
+  echo "missing: ${missing[*]}"
+  exit 1
+fi
+
+if ((EUID == 0)); then
+  sudo=()
+elif command -v sudo >/dev/null 2>&1; then
+  sudo=(sudo)
+else
+  echo "setup-deps.sh: need root (or sudo) to install: ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "setup-deps.sh: installing missing packages: ${missing[*]}"
+"${sudo[@]}" apt-get update
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y --no-install-recommends "${missing[@]}"
