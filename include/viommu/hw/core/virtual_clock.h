@@ -17,7 +17,9 @@
 //  * StepToNextDeadline() advances exactly to the earliest deadline and
 //    runs the timers due then; with none armed it returns nullopt and the
 //    time does not move (qtest's "FAIL cannot advance clock").
-//  * Time never goes back: AdvanceTo(t < now) does nothing.
+//  * Time never goes back: AdvanceTo(t < now) leaves the time unchanged
+//    (timers already due, armed in the past, still run).
+//  * Destroying the clock disarms the timers still armed on it.
 //
 // Threading: control context only.
 #ifndef VIOMMU_HW_CORE_VIRTUAL_CLOCK_H_
@@ -38,7 +40,8 @@ class VirtualClock {
   VirtualClock() = default;
   VirtualClock(const VirtualClock&) = delete;
   VirtualClock& operator=(const VirtualClock&) = delete;
-  // REQUIRES: every Timer on this clock is destroyed first.
+  // Disarms every timer still armed. REQUIRES: no Timer on this clock is
+  // armed again afterwards.
   ~VirtualClock();
 
   int64_t now_ns() const { return now_ns_; }

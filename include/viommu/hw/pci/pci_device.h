@@ -18,9 +18,12 @@
 //   bus.Plug(std::make_unique<Edu>(), /*devfn=*/std::nullopt);
 //
 // Semantics (QEMU's hw/pci/pci.c, PCI Local Bus spec 3.0):
-//  * Config space is 4 KiB (the first 256 bytes are what CF8/CFC reach).
-//    Reads and writes of 1, 2 or 4 bytes anywhere inside it; bytes not
-//    writable keep their value; status bits are write-1-to-clear.
+//  * Config space is 256 bytes (conventional PCI, as every device QEMU's
+//    q35 creates by default) or 4 KiB (PciDeviceInfo::pcie); the bus reads
+//    all-ones beyond it. Reads and writes of 1, 2 or 4 bytes; bytes not
+//    writable keep their value; status error bits are write-1-to-clear.
+//    As QEMU's pci_init_wmask, the device-specific area from 0x40 is
+//    writable except where capabilities sit.
 //  * BARs: the low bits are fixed by the type (I/O: bit 0 set; memory:
 //    bits 2:1 = 00 (32-bit) or 10 (64-bit), bit 3 prefetchable); the
 //    address bits below the size are read-only 0, so writing all ones and
@@ -37,8 +40,13 @@
 //  * MSI (capability id 0x05): when enabled, MsiNotify(v) writes the
 //    message data (| v for multi-vector) as a 4-byte little-endian DMA
 //    write to the message address, with the device's requester id.
-//  * Reset() restores config space defaults (BARs 0, command 0: unmapped,
-//    no bus mastering, MSI disabled) and lowers INTx.
+//  * Reset() is QEMU's pci_do_device_reset: lowers INTx, clears the
+//    writable command/status/interrupt-line bits and the cache line size,
+//    sets BARs back to their type bits (unmapped, no bus mastering) and
+//    disables MSI (flags, address and data cleared).
+//  * The DMA root (an IOMMU region, or system memory) is chosen by the bus
+//    when the device is plugged (PciBus::SetIommu), as QEMU's
+//    pci_init_bus_master does at realize.
 //
 // Threading: control context only (config accesses, reset, device timers,
 // DMA issued by the device model).
@@ -49,12 +57,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "viommu/hw/core/irq.h"
 #include "viommu/hw/core/virtual_clock.h"
+#include "viommu/hw/pci/pci_regs.h"
 #include "viommu/memory/address_space.h"
 #include "viommu/memory/mem_tx.h"
 #include "viommu/memory/memory_region.h"
@@ -64,43 +75,19 @@ namespace viommu::hw::pci {
 
 class PciBus;
 
-inline constexpr int kNumBars = 6;
-inline constexpr uint32_t kConfigSpaceSize = 4096;
-
-// Standard config-space offsets and bits (PCI 3.0 §6.2).
-inline constexpr uint32_t kCfgVendorId = 0x00;
-inline constexpr uint32_t kCfgDeviceId = 0x02;
-inline constexpr uint32_t kCfgCommand = 0x04;
-inline constexpr uint32_t kCfgStatus = 0x06;
-inline constexpr uint32_t kCfgRevision = 0x08;
-inline constexpr uint32_t kCfgClassProg = 0x09;
-inline constexpr uint32_t kCfgHeaderType = 0x0e;
-inline constexpr uint32_t kCfgBar0 = 0x10;
-inline constexpr uint32_t kCfgSubsystemVendorId = 0x2c;
-inline constexpr uint32_t kCfgSubsystemId = 0x2e;
-inline constexpr uint32_t kCfgCapabilityList = 0x34;
-inline constexpr uint32_t kCfgInterruptLine = 0x3c;
-inline constexpr uint32_t kCfgInterruptPin = 0x3d;
-
-inline constexpr uint16_t kCommandIo = 1 << 0;
-inline constexpr uint16_t kCommandMemory = 1 << 1;
-inline constexpr uint16_t kCommandMaster = 1 << 2;
-inline constexpr uint16_t kCommandIntxDisable = 1 << 10;
-inline constexpr uint16_t kStatusInterrupt = 1 << 3;
-inline constexpr uint16_t kStatusCapList = 1 << 4;
-
-inline constexpr uint8_t kCapIdMsi = 0x05;
-
 enum class BarType : uint8_t { kIo, kMem32, kMem64 };
 
 struct PciDeviceInfo {
   uint16_t vendor_id = 0;
   uint16_t device_id = 0;
   uint8_t revision = 0;
-  uint32_t class_code = 0;  // 24 bits: class << 16 | subclass << 8 | prog-if
+  uint32_t class_code = 0;    // 24 bits: class << 16 | subclass << 8 | prog-if
   uint8_t interrupt_pin = 0;  // 0 none, 1 INTA# .. 4 INTD#
+  // Both 0: QEMU's default subsystem 1af4:1100.
   uint16_t subsystem_vendor_id = 0;
   uint16_t subsystem_id = 0;
+  bool multifunction = false;  // header type bit 7
+  bool pcie = false;           // 4 KiB config space instead of 256 bytes
 };
 
 class PciDevice {
@@ -121,17 +108,26 @@ class PciDevice {
   uint16_t requester_id() const;  // bus << 8 | devfn
   PciBus* bus() const { return bus_; }
 
-  // Configuration access from the host bridge. `size` is 1, 2 or 4 and
-  // offset + size <= kConfigSpaceSize (callers guarantee it).
-  uint32_t ConfigRead(uint32_t offset, unsigned size);
-  void ConfigWrite(uint32_t offset, uint32_t value, unsigned size);
+  // Configuration access from the host bridge (QEMU's
+  // pci_default_read_config / pci_default_write_config). REQUIRES: `size`
+  // is 1, 2 or 4 and offset + size <= config_size() (PciBus guarantees it).
+  // Subclasses that virtualise registers override and call the base.
+  virtual uint32_t ConfigRead(uint32_t offset, unsigned size);
+  virtual void ConfigWrite(uint32_t offset, uint32_t value, unsigned size);
+  // 256, or 4096 for PCI Express functions.
+  uint32_t config_size() const { return info_.pcie ? kConfigSpaceSize : 256; }
+  const PciDeviceInfo& info() const { return info_; }
 
   // System reset (see file comment). Subclasses that override call the base.
   virtual void Reset();
 
   uint16_t command() const;
-  // The address a BAR is currently mapped at, or nullopt when unmapped.
+  uint16_t status() const;
+  // The address a BAR is currently mapped at, or nullopt when unmapped
+  // (or no such BAR).
   std::optional<uint64_t> BarMappedAddress(int index) const;
+  // Offset of the MSI capability; 0 when there is none.
+  uint8_t msi_cap() const { return msi_cap_; }
 
  protected:
   PciDevice(std::string type_name, const PciDeviceInfo& info);
@@ -142,14 +138,25 @@ class PciDevice {
   virtual absl::Status Realize() { return absl::OkStatus(); }
   // Called before the device leaves the bus (unplug or bus destruction).
   virtual void Unrealize() {}
-  // Called after a config write changed anything (for device-specific
-  // config registers); `offset`/`size` as written.
+  // Called after every config write (for device-specific config
+  // registers), after BARs, bus mastering, INTx and MSI were updated;
+  // `offset`/`size` as written.
   virtual void ConfigWritten(uint32_t /*offset*/, unsigned /*size*/) {}
 
-  // REQUIRES (Realize only): index free (and index + 1 for kMem64);
-  // region size a power of two (>= 16 for memory, >= 4 for I/O).
+  // Registers BAR `index` backed by `region` (QEMU's pci_register_bar).
+  // REQUIRES (Realize only): index free (and index + 1 < kNumBars, free,
+  // for kMem64); region size a power of two (>= 16 for memory, >= 4 for
+  // I/O, <= 4 GiB unless kMem64).
   void RegisterBar(int index, BarType type, bool prefetchable,
                    std::shared_ptr<memory::MemoryRegion> region);
+  // Links a `size`-byte capability `cap_id` at the head of the capability
+  // list (QEMU's pci_add_capability): at `offset`, or with offset 0 the
+  // first free place from 0x40; its bytes become read-only. Returns the
+  // offset. Errors: kInvalidArgument (size 0, or offset below 0x40, past
+  // 256 bytes or overlapping a capability), kResourceExhausted (no free
+  // space). (Realize only.)
+  absl::StatusOr<uint8_t> AddCapability(uint8_t cap_id, uint8_t size,
+                                        uint8_t offset = 0);
   // Adds an MSI capability with `vectors` (1, 2, 4, .. 32) vectors and
   // returns its config offset. Errors: kInvalidArgument (bad count),
   // kResourceExhausted (no config space left). (Realize only.)
@@ -163,10 +170,15 @@ class PciDevice {
   void SetIntx(bool level);
   bool intx_level() const { return intx_level_; }
   bool msi_enabled() const;
-  // Sends MSI vector `vector` if MSI is enabled; returns false otherwise.
+  // Sends MSI vector `vector` if MSI is enabled and the vector is below the
+  // enabled count (QEMU's msi_notify: data is the message data with its low
+  // log2(count) bits replaced by the vector); returns false otherwise.
+  // The message goes through the bus-master address space, so it is
+  // dropped while COMMAND.MASTER is clear.
   bool MsiNotify(unsigned vector = 0);
 
-  // Services of the machine the bus belongs to (valid from Realize on).
+  // Services of the machine the bus belongs to (valid from Realize on;
+  // nullptr while unplugged).
   memory::MemorySystem* memory() const;
   VirtualClock* clock() const;
   memory::AddressSpace* dma_address_space() const { return dma_as_.get(); }
@@ -186,9 +198,24 @@ class PciDevice {
     std::optional<uint64_t> mapped_at;
   };
 
-  void UpdateMappings();      // BARs and bus mastering after a change
+  // Called by PciBus::Plug before Realize: fresh config space and masks,
+  // the bus-master address space over `dma_root`.
+  void Attach(PciBus* bus, uint8_t devfn,
+              std::shared_ptr<memory::MemoryRegion> dma_root);
+  // Called by PciBus after Unrealize (or a failed Realize): lowers INTx,
+  // unmaps BARs, forgets BARs and capabilities, drops the DMA space.
+  void Detach();
+  void InitConfig();
+  void UpdateBars();  // QEMU's pci_update_mappings
+  void UpdateBusMaster();
   void UpdateIntxPin();
-  uint64_t BarAddress(int index) const;
+  void MsiWriteConfig(uint32_t offset, unsigned size);
+  void MsiReset();
+  // QEMU's pci_bar_address: where BAR `index` decodes now, or nullopt.
+  std::optional<uint64_t> BarDecodeAddress(int index) const;
+  // Connects INTx to `line` of `sink` (nullptr: unconnected), moving the
+  // current level over.
+  void WireIntx(IrqSink* sink, int line);
 
   std::string type_name_;
   std::string id_;
@@ -198,10 +225,9 @@ class PciDevice {
   std::array<uint8_t, kConfigSpaceSize> config_{};
   std::array<uint8_t, kConfigSpaceSize> wmask_{};
   std::array<uint8_t, kConfigSpaceSize> w1cmask_{};
-  std::array<uint8_t, kConfigSpaceSize> reset_config_{};  // after Realize
   std::array<Bar, kNumBars> bars_{};
-  uint8_t msi_cap_ = 0;  // 0: none
-  uint8_t next_cap_offset_ = 0x40;
+  uint8_t msi_cap_ = 0;               // 0: none
+  std::array<bool, 256> cap_used_{};  // QEMU's pdev->used (dword-aligned)
   bool intx_level_ = false;
   IrqLine intx_;
   // Bus-master view: a container with an alias of the DMA root that is
