@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/hw/pci/fake_pci_device.h"
@@ -100,6 +101,51 @@ TEST_F(PciHostTest, EcamAbsentFunctionAndExtendedSpaceReadAllOnes) {
   EXPECT_EQ(v, 0xffffffffu);
   ASSERT_TRUE(b_.MemRead(Ecam(0, 0x20, 0x100), &v, 4).ok());
   EXPECT_EQ(v, 0xffffffffu);
+}
+
+}  // namespace
+}  // namespace viommu::hw::pci
+
+namespace viommu::hw::pci {
+namespace {
+
+TEST(PciexbarTest, DecodesTheThreeWindowSizes) {
+  PciexbarDecode d = DecodePciexbar(0xb000'0001);
+  EXPECT_TRUE(d.enabled);
+  EXPECT_EQ(d.window.base, 0xb000'0000u);
+  EXPECT_EQ(d.window.size, 256u << 20);
+  d = DecodePciexbar(0xe800'0003);
+  EXPECT_EQ(d.window.base, 0xe800'0000u);
+  EXPECT_EQ(d.window.size, 128u << 20);
+  d = DecodePciexbar(0xe400'0005);
+  EXPECT_EQ(d.window.base, 0xe400'0000u);
+  EXPECT_EQ(d.window.size, 64u << 20);
+  EXPECT_TRUE(DecodePciexbar(0xe000'0007).reserved_length);
+  EXPECT_FALSE(DecodePciexbar(0xb000'0000).enabled);
+}
+
+}  // namespace
+}  // namespace viommu::hw::pci
+
+namespace viommu::hw::pci {
+namespace {
+
+TEST(Q35HostBridgeTest, PciexbarWritesReachTheObserverAndResetRestores) {
+  testing::PciTestBench b;
+  auto host = std::make_unique<Q35HostBridge>();
+  std::vector<uint64_t> seen;
+  host->set_pciexbar_observer([&](uint64_t v) { seen.push_back(v); });
+  Q35HostBridge* h = host.get();
+  ASSERT_TRUE(b.bus().Plug(std::move(host), 0).ok());
+  EXPECT_EQ(b.bus().ConfigRead(0, kMchPciexbar, 4), 0xb000'0000u);
+  b.bus().ConfigWrite(0, kMchPciexbar, 0xe000'0003, 4);
+  b.bus().ConfigWrite(0, kMchPciexbar + 4, 0x1, 4);
+  EXPECT_EQ(h->pciexbar(), 0x1'e000'0003u);
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0], 0xe000'0003u);
+  h->Reset();
+  EXPECT_EQ(h->pciexbar(), kMchPciexbarDefault);
+  EXPECT_EQ(seen.back(), kMchPciexbarDefault);
 }
 
 }  // namespace
