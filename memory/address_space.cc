@@ -14,7 +14,7 @@ AddressSpace::AddressSpace(MemorySystem* system,
     : system_(system), root_(std::move(root)), name_(std::move(name)) {
   VIOMMU_CHECK(system_ != nullptr && root_ != nullptr);
   VIOMMU_CHECK(root_->system() == system_, "root of another MemorySystem");
-  view_.store(system_->AttachAddressSpace(this));
+  view_.Exchange(system_->AttachAddressSpace(this));
 }
 
 AddressSpace::~AddressSpace() {
@@ -24,12 +24,12 @@ AddressSpace::~AddressSpace() {
 }
 
 std::shared_ptr<const FlatView> AddressSpace::CurrentView() const {
-  return view_.load(std::memory_order_acquire);
+  return view_.Load();
 }
 
 std::shared_ptr<const FlatView> AddressSpace::Publish(
     std::shared_ptr<const FlatView> view) {
-  return view_.exchange(std::move(view), std::memory_order_acq_rel);
+  return view_.Exchange(std::move(view));
 }
 
 ListenerHandle AddressSpace::RegisterListener(MemoryListener* listener,

@@ -30,6 +30,7 @@
 #include "viommu/memory/mem_tx.h"
 #include "viommu/memory/memory_listener.h"
 #include "viommu/memory/memory_region.h"
+#include "viommu/util/published_ptr.h"
 #include "viommu/util/types.h"
 
 namespace viommu::memory {
@@ -122,7 +123,7 @@ class AddressSpace {
   MemorySystem* system_;  // not owned
   std::shared_ptr<MemoryRegion> root_;
   std::string name_;
-  std::atomic<std::shared_ptr<const FlatView>> view_;
+  PublishedPtr<const FlatView> view_;
   std::vector<ListenerEntry> listeners_;  // ascending (priority, seq)
   uint64_t next_listener_seq_ = 0;
 };
