@@ -1,0 +1,29 @@
+// hw/i386/device_factory.h — creates the PCI devices -device / device_add
+// name, from their text properties (private to the machine).
+//
+//   auto dev = CreatePciDevice("edu", {{"dma_mask", "0xffffffff"}});
+//
+// Errors: kNotFound "Device 'foo' not found" (unknown driver, QEMU's
+// text), kInvalidArgument for an unknown property ("Property 'edu.foo' not
+// found") or a bad value, naming both.
+#ifndef VIOMMU_HW_I386_DEVICE_FACTORY_H_
+#define VIOMMU_HW_I386_DEVICE_FACTORY_H_
+
+#include <memory>
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "absl/container/btree_map.h"
+#include "absl/status/statusor.h"
+#include "viommu/hw/pci/pci_device.h"
+
+namespace viommu::hw {
+
+using DeviceProps = absl::btree_map<std::string, std::string>;
+
+absl::StatusOr<std::unique_ptr<pci::PciDevice>> CreatePciDevice(
+    absl::string_view driver, const DeviceProps& props);
+
+}  // namespace viommu::hw
+
+#endif  // VIOMMU_HW_I386_DEVICE_FACTORY_H_

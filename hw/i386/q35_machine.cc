@@ -1,0 +1,195 @@
+#include "viommu/hw/i386/q35_machine.h"
+
+#include <charconv>
+#include "absl/strings/string_view.h"
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "hw/i386/device_factory.h"
+#include "hw/i386/ich9_functions.h"
+#include "viommu/hw/pci/pci_host.h"
+#include "viommu/util/status_macros.h"
+
+namespace viommu::hw {
+namespace {
+
+using memory::MemoryRegion;
+using memory::MemTxAttrs;
+using memory::MemTxResult;
+
+// QEMU's q35: all RAM below 4 GiB when it fits under 0xb0000000, else
+// 2 GiB there and the rest from 4 GiB.
+uint64_t RamBelow4g(uint64_t ram_size) {
+  const uint64_t lowmem = ram_size >= kEcamBase ? 0x8000'0000 : kEcamBase;
+  return std::min(ram_size, lowmem);
+}
+
+bool ParseHex(absl::string_view s, unsigned max, unsigned* out) {
+  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+    s.remove_prefix(2);
+  }
+  if (s.empty()) return false;
+  unsigned v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 16);
+  if (ec != std::errc() || p != s.data() + s.size() || v > max) return false;
+  *out = v;
+  return true;
+}
+
+// QEMU's PCI "addr" property: SLOT[.FN], both hex.
+absl::StatusOr<uint8_t> ParseDevfn(absl::string_view driver,
+                                   absl::string_view value) {
+  std::vector<absl::string_view> parts = absl::StrSplit(value, '.');
+  unsigned slot = 0, fn = 0;
+  bool ok = parts.size() <= 2 && ParseHex(parts[0], 0x1f, &slot) &&
+            (parts.size() == 1 || ParseHex(parts[1], 7, &fn));
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Property '", driver, ".addr' doesn't take value '", value, "'"));
+  }
+  return static_cast<uint8_t>(slot << 3 | fn);
+}
+
+}  // namespace
+
+class Q35Machine::UnassignedIo final : public memory::MmioOps {
+ public:
+  MemTxResult Read(uint64_t, uint64_t* value, unsigned size,
+                   MemTxAttrs) override {
+    *value = size >= 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * size)) - 1;
+    return MemTxResult::Ok();
+  }
+  MemTxResult Write(uint64_t, uint64_t, unsigned, MemTxAttrs) override {
+    return MemTxResult::Ok();
+  }
+  memory::AccessRules valid() const override { return {1, 4, true}; }
+  memory::AccessRules impl() const override { return {1, 4, true}; }
+};
+
+void GsiRouter::SetIrq(int line, bool level) {
+  if (line < 0 || line >= kNumGsi || levels_[line] == level) return;
+  levels_[line] = level;
+  if (observer_) observer_(line, level);
+}
+
+bool GsiRouter::level(int gsi) const {
+  return gsi >= 0 && gsi < kNumGsi && levels_[gsi];
+}
+
+absl::StatusOr<std::unique_ptr<Q35Machine>> Q35Machine::Create(
+    const Options& options) {
+  std::unique_ptr<Q35Machine> m(new Q35Machine());
+  VIOMMU_RETURN_IF_ERROR(m->Init(options));
+  return m;
+}
+
+Q35Machine::~Q35Machine() {
+  // Devices first: they hold regions and address spaces of the system.
+  pci_bus_.reset();
+  system_as_.reset();
+  io_as_.reset();
+}
+
+absl::Status Q35Machine::Init(const Options& options) {
+  if (options.ram_size == 0 || options.ram_size % 4096 != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "RAM size ", options.ram_size, " must be a non-zero multiple of 4 KiB"));
+  }
+  ram_size_ = options.ram_size;
+  below_4g_ = RamBelow4g(ram_size_);
+  VIOMMU_ASSIGN_OR_RETURN(ram_, MemoryRegion::CreateRam(&memory_, "pc.ram",
+                                                        ram_size_));
+
+  memory::MemorySystem::Transaction txn(&memory_);
+  system_root_ = MemoryRegion::CreateContainer(&memory_, "system", kSize2To64);
+  system_root_->AddSubregion(
+      0, MemoryRegion::CreateAlias(&memory_, "ram-below-4g", ram_, 0,
+                                   below_4g_));
+  if (ram_size_ > below_4g_) {
+    system_root_->AddSubregion(
+        kFourGiB, MemoryRegion::CreateAlias(&memory_, "ram-above-4g", ram_,
+                                            below_4g_, ram_size_ - below_4g_));
+  }
+  system_root_->AddSubregionOverlap(
+      kMsiBase, MemoryRegion::CreateMmio(&memory_, "msi", kMsiSize, &msi_),
+      /*priority=*/-1);
+
+  unassigned_io_ = std::make_unique<UnassignedIo>();
+  io_root_ = MemoryRegion::CreateMmio(&memory_, "io", 0x10000,
+                                      unassigned_io_.get());
+
+  pci_bus_ = std::make_unique<pci::PciBus>(&memory_, &clock_, system_root_,
+                                           io_root_, system_root_);
+  // ICH9: PIRQ A..H reach IOAPIC inputs 16..23; slot and pin pick the PIRQ
+  // as QEMU's default D<slot>IR routing does.
+  pci_bus_->SetIntxSink(&gsi_, [](uint8_t devfn, int pin) {
+    const int slot = devfn >> 3;
+    return 16 + ((slot + pin - 1) % 4) + 4;
+  });
+
+  config_ports_ = std::make_unique<pci::PciConfigPorts>(pci_bus_.get());
+  io_root_->AddSubregion(0xcf8, MemoryRegion::CreateMmio(
+                                    &memory_, "pci-conf", 8,
+                                    config_ports_.get()));
+  ecam_ = std::make_unique<pci::PciEcam>(pci_bus_.get());
+
+  system_as_ = std::make_unique<memory::AddressSpace>(&memory_, system_root_,
+                                                      "memory");
+  io_as_ = std::make_unique<memory::AddressSpace>(&memory_, io_root_, "I/O");
+
+  auto host = std::make_unique<pci::Q35HostBridge>();
+  host->set_pciexbar_observer([this](uint64_t v) { UpdateEcam(v); });
+  VIOMMU_RETURN_IF_ERROR(pci_bus_->Plug(std::move(host), 0).status());
+  VIOMMU_RETURN_IF_ERROR(pci_bus_->Plug(Ich9Function::Lpc(), 0xf8).status());
+  VIOMMU_RETURN_IF_ERROR(pci_bus_->Plug(Ich9Function::Ahci(), 0xfa).status());
+  VIOMMU_RETURN_IF_ERROR(pci_bus_->Plug(Ich9Function::Smbus(), 0xfb).status());
+  return absl::OkStatus();
+}
+
+void Q35Machine::UpdateEcam(uint64_t pciexbar) {
+  pci::PciexbarDecode d = pci::DecodePciexbar(pciexbar);
+  if (d.reserved_length) return;  // QEMU keeps the previous window
+  memory::MemorySystem::Transaction txn(&memory_);
+  if (ecam_region_ != nullptr) {
+    system_root_->RemoveSubregion(ecam_region_.get());
+    ecam_region_.reset();
+  }
+  if (!d.enabled) return;
+  ecam_region_ = MemoryRegion::CreateMmio(&memory_, "pcie-mmcfg-mmio",
+                                          d.window.size, ecam_.get());
+  system_root_->AddSubregion(d.window.base, ecam_region_);
+}
+
+absl::Status Q35Machine::AddDevice(const DeviceSpec& spec) {
+  DeviceProps props = spec.props;
+  std::optional<uint8_t> devfn;
+  if (auto it = props.find("addr"); it != props.end()) {
+    VIOMMU_ASSIGN_OR_RETURN(devfn, ParseDevfn(spec.driver, it->second));
+    props.erase(it);
+  }
+  if (!spec.id.empty() && pci_bus_->FindById(spec.id) != nullptr) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("Duplicate device ID '", spec.id, "'"));
+  }
+  VIOMMU_ASSIGN_OR_RETURN(std::unique_ptr<pci::PciDevice> dev,
+                          CreatePciDevice(spec.driver, props));
+  dev->set_id(spec.id);
+  return pci_bus_->Plug(std::move(dev), devfn).status();
+}
+
+absl::Status Q35Machine::DeleteDevice(const std::string& id) {
+  pci::PciDevice* dev = id.empty() ? nullptr : pci_bus_->FindById(id);
+  if (dev == nullptr) {
+    return absl::NotFoundError(absl::StrCat("Device '", id, "' not found"));
+  }
+  if (!dev->hotpluggable()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("Device '", id, "' does not support hot-unplug"));
+  }
+  return pci_bus_->Unplug(dev->devfn()).status();
+}
+
+void Q35Machine::Reset() { pci_bus_->Reset(); }
+
+}  // namespace viommu::hw

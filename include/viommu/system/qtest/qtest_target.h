@@ -1,0 +1,47 @@
+// viommu/system/qtest/qtest_target.h — what a qtest session drives: CPU
+// accesses to memory and I/O ports, the virtual clock, and IRQ interception
+// (implemented by system::Vm, and by fakes in tests).
+//
+// Threading: control context only.
+#ifndef VIOMMU_SYSTEM_QTEST_QTEST_TARGET_H_
+#define VIOMMU_SYSTEM_QTEST_QTEST_TARGET_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace viommu::system {
+
+class QtestTarget {
+ public:
+  QtestTarget() = default;
+  QtestTarget(const QtestTarget&) = delete;
+  QtestTarget& operator=(const QtestTarget&) = delete;
+  virtual ~QtestTarget() = default;
+
+  // System memory as the CPU sees it (unassigned reads 0, writes vanish).
+  virtual void MemRead(uint64_t addr, void* buf, size_t len) = 0;
+  virtual void MemWrite(uint64_t addr, const void* buf, size_t len) = 0;
+  // I/O ports; size 1, 2 or 4.
+  virtual uint32_t PortIn(uint16_t port, unsigned size) = 0;
+  virtual void PortOut(uint16_t port, uint32_t value, unsigned size) = 0;
+
+  // The virtual clock in ns: step by ns, to the next timer deadline
+  // (nullopt: none armed), or to an absolute time (never backwards).
+  virtual int64_t ClockStep(int64_t ns) = 0;
+  virtual std::optional<int64_t> ClockStepNext() = 0;
+  virtual int64_t ClockSet(int64_t ns) = 0;
+
+  // irq_intercept_in: routes level changes of `qom_path`'s input lines to
+  // `fn`. Errors: kNotFound (no such device).
+  virtual absl::Status InterceptIrqIn(absl::string_view qom_path,
+                                      std::function<void(int, bool)> fn) = 0;
+};
+
+}  // namespace viommu::system
+
+#endif  // VIOMMU_SYSTEM_QTEST_QTEST_TARGET_H_
