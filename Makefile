@@ -16,8 +16,8 @@ TEST_JOBS ?= 2
 SAN_CXX ?= g++
 MESON_FLAGS ?=
 
-# The main job. A later issue replaces it with `./build/viommu run`.
-RUN_CMD ?= ./build/tools/memory_demo
+# The main job: the default workload of `viommu run` (ARCHITECTURE.md §5).
+RUN_CMD ?= ./build/viommu run
 
 comma := ,
 BENCH_DIR := build-bench/tests/bench

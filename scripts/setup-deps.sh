@@ -26,6 +26,8 @@ PACKAGES=(
   libgtest-dev
   libgmock-dev
   libbenchmark-dev
+  # The conformance peer (tests/conformance, ARCHITECTURE.md §7).
+  qemu-system-x86
   # Sanitizer and libFuzzer builds.
   clang
   libclang-rt-14-dev

@@ -18,7 +18,8 @@ absl::StatusOr<std::unique_ptr<pci::PciDevice>> CreatePciDevice(
                             misc::DmaTestDevice::CreateFromProperties(props));
     return std::unique_ptr<pci::PciDevice>(std::move(dev));
   }
-  return absl::NotFoundError(absl::StrCat("Device '", driver, "' not found"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("'", driver, "' is not a valid device model name"));
 }
 
 }  // namespace viommu::hw

@@ -3,8 +3,8 @@
 //
 //   auto dev = CreatePciDevice("edu", {{"dma_mask", "0xffffffff"}});
 //
-// Errors: kNotFound "Device 'foo' not found" (unknown driver, QEMU's
-// text), kInvalidArgument for an unknown property ("Property 'edu.foo' not
+// Errors: kInvalidArgument "'foo' is not a valid device model name"
+// (unknown driver, QEMU's text), kInvalidArgument for an unknown property ("Property 'edu.foo' not
 // found") or a bad value, naming both.
 #ifndef VIOMMU_HW_I386_DEVICE_FACTORY_H_
 #define VIOMMU_HW_I386_DEVICE_FACTORY_H_

@@ -91,7 +91,7 @@ class Q35Machine {
   // -device / device_add. Known drivers: the ones in device_factory.h.
   // The `addr` property is SLOT[.FN] in hex as QEMU's ("4", "04.0",
   // "0x4.1"); without it the lowest free slot from 1 up.
-  // Errors: kNotFound (unknown driver), kInvalidArgument (bad property or
+  // Errors: kInvalidArgument (unknown driver, bad property or
   // value, named), kAlreadyExists (slot in use, duplicate id),
   // kResourceExhausted (no free slot), or the device's own.
   absl::Status AddDevice(const DeviceSpec& spec);

@@ -1,0 +1,143 @@
+// Differential conformance: plays each scenario in scenarios/ against
+// Debian's qemu-system-x86_64 (QEMU 7.2, run as ARCHITECTURE.md §7 says)
+// and against build/viommu with the same arguments, and requires every
+// answer to be identical.
+//
+// Scenario files: one qtest command per line; `#` comments; directives:
+//   args: ...      extra machine arguments for both (space separated)
+//   wait-dma       let an edu DMA complete: QEMU sleeps 300 ms of real time
+//                  (its virtual clock follows real time there), viommu steps
+//                  its clock by 100 ms; no answer is compared
+// Environment: VIOMMU_BINARY (required), SCENARIO_DIR (required),
+// QEMU_BINARY (default /usr/bin/qemu-system-x86_64).
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "gtest/gtest.h"
+#include "tests/qtest/qtest_client.h"
+
+namespace viommu::qtest {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Env(const char* name, const char* fallback = "") {
+  const char* v = std::getenv(name);
+  return v != nullptr ? v : fallback;
+}
+
+struct Scenario {
+  std::vector<std::string> args;
+  struct Step {
+    int line_no;
+    std::string text;
+  };
+  std::vector<Step> steps;
+};
+
+Scenario Load(const fs::path& path) {
+  Scenario s;
+  std::ifstream in(path);
+  std::string line;
+  for (int no = 1; std::getline(in, line); ++no) {
+    absl::string_view t = absl::StripAsciiWhitespace(line);
+    if (t.empty() || absl::StartsWith(t, "#")) continue;
+    if (absl::ConsumePrefix(&t, "args:")) {
+      for (absl::string_view a :
+           absl::StrSplit(t, ' ', absl::SkipWhitespace())) {
+        s.args.emplace_back(a);
+      }
+      continue;
+    }
+    s.steps.push_back({no, std::string(t)});
+  }
+  return s;
+}
+
+// HLT.BIN: 64 KiB of HLT so QEMU's vCPU halts at reset (§7).
+std::string HaltBios() {
+  static const std::string path = [] {
+    std::string p = (fs::temp_directory_path() /
+                     ("viommu-hlt-" + std::to_string(getpid()) + ".bin"))
+                        .string();
+    std::ofstream(p, std::ios::binary) << std::string(65536, '\xf4');
+    return p;
+  }();
+  return path;
+}
+
+std::vector<std::string> MachineArgs(const std::string& binary,
+                                     const Scenario& s) {
+  std::vector<std::string> argv = {
+      binary,      "-machine", "q35",      "-accel",    "tcg",
+      "-qtest",    "stdio",    "-qtest-log", "/dev/null", "-display",
+      "none",      "-nodefaults", "-bios",  HaltBios()};
+  argv.insert(argv.end(), s.args.begin(), s.args.end());
+  return argv;
+}
+
+class ConformanceTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ConformanceTest, AnswersMatchQemu) {
+  const std::string qemu = Env("QEMU_BINARY", "/usr/bin/qemu-system-x86_64");
+  if (access(qemu.c_str(), X_OK) != 0) {
+    GTEST_SKIP() << qemu << " is not installed (scripts/setup-deps.sh "
+                 << "installs qemu-system-x86)";
+  }
+  Scenario s = Load(fs::path(Env("SCENARIO_DIR")) / GetParam());
+  ASSERT_FALSE(s.steps.empty()) << "empty scenario";
+  auto ref = QtestClient::Spawn(MachineArgs(qemu, s));
+  auto dut = QtestClient::Spawn(MachineArgs(Env("VIOMMU_BINARY"), s));
+  ASSERT_TRUE(ref.ok()) << ref.status();
+  ASSERT_TRUE(dut.ok()) << dut.status();
+  for (const Scenario::Step& step : s.steps) {
+    if (step.text == "wait-dma") {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      ASSERT_TRUE((*dut)->Command("clock_step 100000000").ok());
+      continue;
+    }
+    absl::StatusOr<std::string> want = (*ref)->Command(step.text);
+    absl::StatusOr<std::string> got = (*dut)->Command(step.text);
+    ASSERT_TRUE(want.ok()) << GetParam() << ":" << step.line_no
+                           << ": QEMU: " << want.status();
+    ASSERT_TRUE(got.ok()) << GetParam() << ":" << step.line_no
+                          << ": viommu: " << got.status();
+    EXPECT_EQ(*got, *want) << GetParam() << ":" << step.line_no << ": "
+                           << step.text;
+  }
+}
+
+std::vector<std::string> ScenarioNames() {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(Env("SCENARIO_DIR"), ec)) {
+    if (e.path().extension() == ".qtest") {
+      names.push_back(e.path().filename().string());
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Scenarios, ConformanceTest, ::testing::ValuesIn(ScenarioNames()),
+    [](const ::testing::TestParamInfo<std::string>& info) {
+      std::string n = info.param.substr(0, info.param.rfind('.'));
+      for (char& c : n) {
+        if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+      }
+      return n;
+    });
+
+}  // namespace
+}  // namespace viommu::qtest
