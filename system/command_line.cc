@@ -14,9 +14,9 @@ namespace {
 // Flags accepted for compatibility and ignored; true when they take a value.
 const absl::flat_hash_map<absl::string_view, bool>& IgnoredFlags() {
   static const auto* flags = new absl::flat_hash_map<absl::string_view, bool>{
-      {"display", true}, {"accel", true},       {"bios", true},
-      {"audio", true},   {"serial", true},      {"name", true},
-      {"nodefaults", false}, {"S", false},      {"no-shutdown", false},
+      {"display", true},     {"accel", true},  {"bios", true},
+      {"audio", true},       {"serial", true}, {"name", true},
+      {"nodefaults", false}, {"S", false},     {"no-shutdown", false},
   };
   return *flags;
 }
@@ -103,14 +103,36 @@ absl::StatusOr<uint64_t> ParseSize(absl::string_view text,
   }
   int shift = 0;
   switch (suffix) {
-    case 'B': case 'b': shift = 0; break;
-    case 'K': case 'k': shift = 10; break;
-    case 'M': case 'm': shift = 20; break;
-    case 'G': case 'g': shift = 30; break;
-    case 'T': case 't': shift = 40; break;
-    case 'P': case 'p': shift = 50; break;
-    case 'E': case 'e': shift = 60; break;
-    default: return bad();
+    case 'B':
+    case 'b':
+      shift = 0;
+      break;
+    case 'K':
+    case 'k':
+      shift = 10;
+      break;
+    case 'M':
+    case 'm':
+      shift = 20;
+      break;
+    case 'G':
+    case 'g':
+      shift = 30;
+      break;
+    case 'T':
+    case 't':
+      shift = 40;
+      break;
+    case 'P':
+    case 'p':
+      shift = 50;
+      break;
+    case 'E':
+    case 'e':
+      shift = 60;
+      break;
+    default:
+      return bad();
   }
   if (shift > 0 && value > (UINT64_MAX >> shift)) return bad();
   return value << shift;
@@ -121,8 +143,8 @@ absl::StatusOr<VmConfig> ParseCommandLine(absl::Span<const std::string> args) {
   for (size_t i = 0; i < args.size(); ++i) {
     absl::string_view arg = args[i];
     if (!absl::StartsWith(arg, "-") || arg == "-" || arg == "--") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("'", arg, "': unexpected argument (options start with '-')"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", arg, "': unexpected argument (options start with '-')"));
     }
     absl::string_view flag = arg.substr(absl::StartsWith(arg, "--") ? 2 : 1);
     if (auto it = IgnoredFlags().find(flag); it != IgnoredFlags().end()) {
@@ -136,11 +158,11 @@ absl::StatusOr<VmConfig> ParseCommandLine(absl::Span<const std::string> args) {
       continue;
     }
     static const absl::flat_hash_set<absl::string_view> kWithValue = {
-        "machine", "M", "m", "device", "object", "chardev",
-        "mon", "qmp", "qtest", "qtest-log"};
+        "machine", "M",   "m",   "device", "object",
+        "chardev", "mon", "qmp", "qtest",  "qtest-log"};
     if (!kWithValue.contains(flag)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("-", flag, ": invalid option (not supported by viommu)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "-", flag, ": invalid option (not supported by viommu)"));
     }
     if (i + 1 >= args.size()) {
       return absl::InvalidArgumentError(
@@ -154,22 +176,23 @@ absl::StatusOr<VmConfig> ParseCommandLine(absl::Span<const std::string> args) {
         if (k == "vfio-host") {
           if (v != "model" && v != "linux") {
             return absl::InvalidArgumentError(absl::StrCat(
-                "-machine: vfio-host must be 'model' or 'linux', not '", v, "'"));
+                "-machine: vfio-host must be 'model' or 'linux', not '", v,
+                "'"));
           }
           config.vfio_host = v;
         } else if (k == "accel" || k == "kernel-irqchip" || k == "smm" ||
                    k == "graphics" || k == "usb") {
           // QEMU machine options with no meaning here.
         } else {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "-machine: Property '", config.machine, "-machine.", k,
-              "' not found"));
+          return absl::InvalidArgumentError(
+              absl::StrCat("-machine: Property '", config.machine, "-machine.",
+                           k, "' not found"));
         }
       }
       if (config.machine != "q35" && config.machine != "pc-q35-7.2") {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "-machine: unsupported machine type '", config.machine,
-            "' (viommu models q35)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("-machine: unsupported machine type '", config.machine,
+                         "' (viommu models q35)"));
       }
     } else if (flag == "m") {
       VIOMMU_ASSIGN_OR_RETURN(OptionList m, ParseOptionList(value, "size"));
@@ -190,8 +213,8 @@ absl::StatusOr<VmConfig> ParseCommandLine(absl::Span<const std::string> args) {
     } else if (flag == "object") {
       VIOMMU_ASSIGN_OR_RETURN(OptionList o, ParseOptionList(value, "qom-type"));
       if (o.head.empty() || !o.Get("id")) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "-object ", value, ": needs a type and an id"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("-object ", value, ": needs a type and an id"));
       }
       config.objects.push_back(std::move(o));
     } else if (flag == "chardev") {

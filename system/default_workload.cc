@@ -5,7 +5,8 @@
 namespace viommu::system {
 
 std::vector<std::string> DefaultWorkloadMachineArgs() {
-  return {"-m", "256M", "-device", "edu,addr=04.0,id=edu0",
+  return {"-m",      "256M",
+          "-device", "edu,addr=04.0,id=edu0",
           "-device", "dma-testdev,addr=05.0,id=dma0"};
 }
 

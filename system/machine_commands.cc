@@ -27,31 +27,30 @@ void RegisterMachineCommands(QmpDispatcher* qmp, Vm* vm,
     quit();
     return QmpValue::EmptyObject();
   });
-  qmp->Register("system_reset",
-                [qmp, vm](const QmpArgs&) -> absl::StatusOr<QmpValue> {
-                  vm->SystemReset();
-                  VIOMMU_ASSIGN_OR_RETURN(
-                      QmpValue data,
-                      QmpValue::Parse(R"({"guest": false, "reason": "host-qmp-reset"})"));
-                  qmp->EmitEvent("RESET", data);
-                  return QmpValue::EmptyObject();
-                });
-  qmp->Register("device_add",
-                [vm](const QmpArgs& args) -> absl::StatusOr<QmpValue> {
-                  VIOMMU_ASSIGN_OR_RETURN(std::string driver,
-                                          args.GetString("driver"));
-                  hw::DeviceSpec spec{.driver = driver};
-                  for (auto& [k, v] : args.AsStringMap()) {
-                    if (k == "driver") continue;
-                    if (k == "id") {
-                      spec.id = v;
-                    } else {
-                      spec.props[k] = v;
-                    }
-                  }
-                  VIOMMU_RETURN_IF_ERROR(vm->DeviceAdd(spec));
-                  return QmpValue::EmptyObject();
-                });
+  qmp->Register(
+      "system_reset", [qmp, vm](const QmpArgs&) -> absl::StatusOr<QmpValue> {
+        vm->SystemReset();
+        VIOMMU_ASSIGN_OR_RETURN(
+            QmpValue data,
+            QmpValue::Parse(R"({"guest": false, "reason": "host-qmp-reset"})"));
+        qmp->EmitEvent("RESET", data);
+        return QmpValue::EmptyObject();
+      });
+  qmp->Register(
+      "device_add", [vm](const QmpArgs& args) -> absl::StatusOr<QmpValue> {
+        VIOMMU_ASSIGN_OR_RETURN(std::string driver, args.GetString("driver"));
+        hw::DeviceSpec spec{.driver = driver};
+        for (auto& [k, v] : args.AsStringMap()) {
+          if (k == "driver") continue;
+          if (k == "id") {
+            spec.id = v;
+          } else {
+            spec.props[k] = v;
+          }
+        }
+        VIOMMU_RETURN_IF_ERROR(vm->DeviceAdd(spec));
+        return QmpValue::EmptyObject();
+      });
   qmp->Register("device_del",
                 [qmp, vm](const QmpArgs& args) -> absl::StatusOr<QmpValue> {
                   VIOMMU_ASSIGN_OR_RETURN(std::string id, args.GetString("id"));

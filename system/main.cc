@@ -16,7 +16,6 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "viommu/util/status_macros.h"
 #include "viommu/system/command_line.h"
 #include "viommu/system/machine_commands.h"
 #include "viommu/system/qmp/qmp_dispatcher.h"
@@ -24,6 +23,7 @@
 #include "viommu/system/qtest/qtest_server.h"
 #include "viommu/system/script_runner.h"
 #include "viommu/system/vm.h"
+#include "viommu/util/status_macros.h"
 
 namespace viommu::system {
 namespace {
@@ -54,13 +54,13 @@ absl::StatusOr<std::vector<std::unique_ptr<QmpEndpoint>>> QmpEndpoints(
       if (c.Get("id") == id) chardev = &c;
     }
     if (!id || chardev == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "-mon: chardev '", id.value_or(""), "' not found"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("-mon: chardev '", id.value_or(""), "' not found"));
     }
     if (chardev->head != "socket" || !chardev->Get("path")) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "-chardev ", chardev->head,
-          ": only socket,path=PATH is supported for the monitor"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("-chardev ", chardev->head,
+                       ": only socket,path=PATH is supported for the monitor"));
     }
     QmpSocketSpec spec{.path = *chardev->Get("path"),
                        .server = chardev->Get("server") == "on"};

@@ -33,9 +33,11 @@ bool JsonContains(JsonNode* actual, JsonNode* expected) {
 
 ScriptRunner::ScriptRunner(Vm* vm, QmpDispatcher* qmp, std::ostream& report)
     : report_(report),
-      qtest_(vm, [this](absl::string_view out) {
-        if (absl::StartsWith(out, "IRQ ")) irq_lines_ += std::string(out);
-      }),
+      qtest_(vm,
+             [this](absl::string_view out) {
+               if (absl::StartsWith(out, "IRQ "))
+                 irq_lines_ += std::string(out);
+             }),
       qmp_(qmp, [this](absl::string_view json) {
         // Events are reported; answers are kept for expect-qmp.
         if (absl::StrContains(json, "\"event\"")) {
@@ -74,8 +76,8 @@ int ScriptRunner::Run(absl::string_view script, absl::string_view name) {
       }
       JsonNode* ret = nullptr;
       if (got.ok() && JSON_NODE_HOLDS_OBJECT(got->node())) {
-        ret = json_object_get_member(json_node_get_object(got->node()),
-                                     "return");
+        ret =
+            json_object_get_member(json_node_get_object(got->node()), "return");
       }
       if (ret == nullptr || !JsonContains(ret, want->node())) {
         Fail(name, line_no,
@@ -121,7 +123,8 @@ int ScriptRunner::Run(absl::string_view script, absl::string_view name) {
     }
     report_ << "      -> " << last_qtest_ << "\n";
   }
-  report_ << "\n" << name << ": " << commands << " commands, " << expectations
+  report_ << "\n"
+          << name << ": " << commands << " commands, " << expectations
           << " expectations, all passed\n";
   return 0;
 }

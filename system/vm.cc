@@ -20,8 +20,8 @@ hw::DeviceSpec ToDeviceSpec(const OptionList& device) {
 
 absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config) {
   std::unique_ptr<Vm> vm(new Vm());
-  VIOMMU_ASSIGN_OR_RETURN(vm->machine_,
-                          hw::Q35Machine::Create({.ram_size = config.ram_size}));
+  VIOMMU_ASSIGN_OR_RETURN(
+      vm->machine_, hw::Q35Machine::Create({.ram_size = config.ram_size}));
   for (const OptionList& d : config.devices) {
     absl::Status s = vm->machine_->AddDevice(ToDeviceSpec(d));
     if (!s.ok()) {

@@ -4,17 +4,17 @@
 //   auto dev = CreatePciDevice("edu", {{"dma_mask", "0xffffffff"}});
 //
 // Errors: kInvalidArgument "'foo' is not a valid device model name"
-// (unknown driver, QEMU's text), kInvalidArgument for an unknown property ("Property 'edu.foo' not
-// found") or a bad value, naming both.
+// (unknown driver, QEMU's text), kInvalidArgument for an unknown property
+// ("Property 'edu.foo' not found") or a bad value, naming both.
 #ifndef VIOMMU_HW_I386_DEVICE_FACTORY_H_
 #define VIOMMU_HW_I386_DEVICE_FACTORY_H_
 
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/container/btree_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "viommu/hw/pci/pci_device.h"
 
 namespace viommu::hw {

@@ -1,11 +1,11 @@
 #include "viommu/hw/i386/q35_machine.h"
 
 #include <charconv>
-#include "absl/strings/string_view.h"
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "hw/i386/device_factory.h"
 #include "hw/i386/ich9_functions.h"
 #include "viommu/hw/pci/pci_host.h"
@@ -93,19 +93,20 @@ Q35Machine::~Q35Machine() {
 
 absl::Status Q35Machine::Init(const Options& options) {
   if (options.ram_size == 0 || options.ram_size % 4096 != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "RAM size ", options.ram_size, " must be a non-zero multiple of 4 KiB"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("RAM size ", options.ram_size,
+                     " must be a non-zero multiple of 4 KiB"));
   }
   ram_size_ = options.ram_size;
   below_4g_ = RamBelow4g(ram_size_);
-  VIOMMU_ASSIGN_OR_RETURN(ram_, MemoryRegion::CreateRam(&memory_, "pc.ram",
-                                                        ram_size_));
+  VIOMMU_ASSIGN_OR_RETURN(
+      ram_, MemoryRegion::CreateRam(&memory_, "pc.ram", ram_size_));
 
   memory::MemorySystem::Transaction txn(&memory_);
   system_root_ = MemoryRegion::CreateContainer(&memory_, "system", kSize2To64);
   system_root_->AddSubregion(
-      0, MemoryRegion::CreateAlias(&memory_, "ram-below-4g", ram_, 0,
-                                   below_4g_));
+      0,
+      MemoryRegion::CreateAlias(&memory_, "ram-below-4g", ram_, 0, below_4g_));
   if (ram_size_ > below_4g_) {
     system_root_->AddSubregion(
         kFourGiB, MemoryRegion::CreateAlias(&memory_, "ram-above-4g", ram_,
@@ -116,8 +117,8 @@ absl::Status Q35Machine::Init(const Options& options) {
       /*priority=*/-1);
 
   unassigned_io_ = std::make_unique<UnassignedIo>();
-  io_root_ = MemoryRegion::CreateMmio(&memory_, "io", 0x10000,
-                                      unassigned_io_.get());
+  io_root_ =
+      MemoryRegion::CreateMmio(&memory_, "io", 0x10000, unassigned_io_.get());
 
   pci_bus_ = std::make_unique<pci::PciBus>(&memory_, &clock_, system_root_,
                                            io_root_, system_root_);
@@ -129,13 +130,13 @@ absl::Status Q35Machine::Init(const Options& options) {
   });
 
   config_ports_ = std::make_unique<pci::PciConfigPorts>(pci_bus_.get());
-  io_root_->AddSubregion(0xcf8, MemoryRegion::CreateMmio(
-                                    &memory_, "pci-conf", 8,
-                                    config_ports_.get()));
+  io_root_->AddSubregion(
+      0xcf8,
+      MemoryRegion::CreateMmio(&memory_, "pci-conf", 8, config_ports_.get()));
   ecam_ = std::make_unique<pci::PciEcam>(pci_bus_.get());
 
-  system_as_ = std::make_unique<memory::AddressSpace>(&memory_, system_root_,
-                                                      "memory");
+  system_as_ =
+      std::make_unique<memory::AddressSpace>(&memory_, system_root_, "memory");
   io_as_ = std::make_unique<memory::AddressSpace>(&memory_, io_root_, "I/O");
 
   auto host = std::make_unique<pci::Q35HostBridge>();

@@ -59,13 +59,14 @@ DmaTestDevice::~DmaTestDevice() = default;
 absl::StatusOr<std::unique_ptr<DmaTestDevice>>
 DmaTestDevice::CreateFromProperties(
     const absl::btree_map<std::string, std::string>& props) {
-  if (!props.empty()) return UnknownProperty("dma-testdev", props.begin()->first);
+  if (!props.empty())
+    return UnknownProperty("dma-testdev", props.begin()->first);
   return std::make_unique<DmaTestDevice>();
 }
 
 absl::Status DmaTestDevice::Realize() {
-  mmio_ = memory::MemoryRegion::CreateMmio(memory(), "dma-testdev-mmio",
-                                           0x2000, ops_.get());
+  mmio_ = memory::MemoryRegion::CreateMmio(memory(), "dma-testdev-mmio", 0x2000,
+                                           ops_.get());
   RegisterBar(0, pci::BarType::kMem32, /*prefetchable=*/false, mmio_);
   return absl::OkStatus();
 }
@@ -87,16 +88,26 @@ uint64_t DmaTestDevice::RegRead(uint64_t offset, unsigned size) {
   if (size == 8 && offset == kRegIova) return iova_;
   if (size != 4) return AllOnes(size);
   switch (offset) {
-    case kRegId: return kId;
-    case kRegIova: return static_cast<uint32_t>(iova_);
-    case kRegIovaHi: return static_cast<uint32_t>(iova_ >> 32);
-    case kRegLen: return len_;
-    case kRegOffset: return offset_;
-    case kRegResult: return result_;
-    case kRegCount: return count_;
-    case kRegRid: return requester_id();
-    case kRegCmd: return 0;
-    default: return AllOnes(4);
+    case kRegId:
+      return kId;
+    case kRegIova:
+      return static_cast<uint32_t>(iova_);
+    case kRegIovaHi:
+      return static_cast<uint32_t>(iova_ >> 32);
+    case kRegLen:
+      return len_;
+    case kRegOffset:
+      return offset_;
+    case kRegResult:
+      return result_;
+    case kRegCount:
+      return count_;
+    case kRegRid:
+      return requester_id();
+    case kRegCmd:
+      return 0;
+    default:
+      return AllOnes(4);
   }
 }
 
@@ -112,12 +123,23 @@ void DmaTestDevice::RegWrite(uint64_t offset, uint64_t value, unsigned size) {
   if (size != 4) return;
   const uint32_t v = static_cast<uint32_t>(value);
   switch (offset) {
-    case kRegIova: iova_ = (iova_ & ~uint64_t{0xffffffff}) | v; break;
-    case kRegIovaHi: iova_ = (iova_ & 0xffffffff) | uint64_t{v} << 32; break;
-    case kRegLen: len_ = v; break;
-    case kRegOffset: offset_ = v; break;
-    case kRegCmd: Execute(v); break;
-    default: break;
+    case kRegIova:
+      iova_ = (iova_ & ~uint64_t{0xffffffff}) | v;
+      break;
+    case kRegIovaHi:
+      iova_ = (iova_ & 0xffffffff) | uint64_t{v} << 32;
+      break;
+    case kRegLen:
+      len_ = v;
+      break;
+    case kRegOffset:
+      offset_ = v;
+      break;
+    case kRegCmd:
+      Execute(v);
+      break;
+    default:
+      break;
   }
 }
 
@@ -132,8 +154,8 @@ void DmaTestDevice::Execute(uint32_t cmd) {
     return;
   }
   uint8_t* data = buffer_.data() + offset_;
-  memory::MemTxResult r =
-      cmd == kCmdRead ? DmaRead(iova_, data, len_) : DmaWrite(iova_, data, len_);
+  memory::MemTxResult r = cmd == kCmdRead ? DmaRead(iova_, data, len_)
+                                          : DmaWrite(iova_, data, len_);
   result_ = r.bits();
 }
 

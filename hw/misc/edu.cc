@@ -98,16 +98,26 @@ absl::Status Edu::Realize() {
 uint64_t Edu::MmioRead(uint64_t offset, unsigned size) {
   if (!AccessAllowed(offset, size)) return ~uint64_t{0};
   switch (offset) {
-    case kRegId: return kId;
-    case kRegLiveness: return liveness_;
-    case kRegFactorial: return factorial_;
-    case kRegStatus: return status_;
-    case kRegIrqStatus: return irq_status_;
-    case kRegDmaSrc: return dma_src_;
-    case kRegDmaDst: return dma_dst_;
-    case kRegDmaCount: return dma_count_;
-    case kRegDmaCmd: return dma_cmd_;
-    default: return ~uint64_t{0};
+    case kRegId:
+      return kId;
+    case kRegLiveness:
+      return liveness_;
+    case kRegFactorial:
+      return factorial_;
+    case kRegStatus:
+      return status_;
+    case kRegIrqStatus:
+      return irq_status_;
+    case kRegDmaSrc:
+      return dma_src_;
+    case kRegDmaDst:
+      return dma_dst_;
+    case kRegDmaCount:
+      return dma_count_;
+    case kRegDmaCmd:
+      return dma_cmd_;
+    default:
+      return ~uint64_t{0};
   }
 }
 

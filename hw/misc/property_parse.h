@@ -29,9 +29,9 @@ inline absl::StatusOr<uint64_t> ParseU64Property(absl::string_view device,
     ok = !value.empty() && value[0] != '-' && absl::SimpleAtoi(value, &v);
   }
   if (!ok) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Parameter '", device, ".", key, "' expects uint64, got '", value,
-        "'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("Parameter '", device, ".", key, "' expects uint64, got '",
+                     value, "'"));
   }
   return v;
 }

@@ -43,7 +43,8 @@ absl::StatusOr<QmpValue> QmpValue::Parse(absl::string_view json) {
     return absl::InvalidArgumentError(absl::StrCat("JSON parse error, ", msg));
   }
   JsonNode* root = json_parser_get_root(parser.get());
-  if (root == nullptr) return absl::InvalidArgumentError("JSON parse error, empty input");
+  if (root == nullptr)
+    return absl::InvalidArgumentError("JSON parse error, empty input");
   return QmpValue(json_node_copy(root));
 }
 
@@ -106,8 +107,8 @@ void QmpDispatcher::EmitEvent(absl::string_view name, const QmpValue& data) {
   const int64_t us =
       std::chrono::duration_cast<std::chrono::microseconds>(now).count();
   std::string json = absl::StrCat(
-      "{\"timestamp\": {\"seconds\": ", us / 1000000, ", \"microseconds\": ",
-      us % 1000000, "}, \"event\": \"", name, "\"",
+      "{\"timestamp\": {\"seconds\": ", us / 1000000,
+      ", \"microseconds\": ", us % 1000000, "}, \"event\": \"", name, "\"",
       data.node() != nullptr ? absl::StrCat(", \"data\": ", data.ToString())
                              : "",
       "}");
@@ -133,9 +134,9 @@ void QmpSession::SendError(const char* cls, absl::string_view desc,
                            JsonNode* id) {
   JsonNode* desc_node = json_node_new(JSON_NODE_VALUE);
   json_node_set_string(desc_node, std::string(desc).c_str());
-  std::string out = absl::StrCat("{\"error\": {\"class\": \"", cls,
-                                 "\", \"desc\": ", NodeToString(desc_node),
-                                 "}");
+  std::string out =
+      absl::StrCat("{\"error\": {\"class\": \"", cls,
+                   "\", \"desc\": ", NodeToString(desc_node), "}");
   json_node_unref(desc_node);
   if (id != nullptr) absl::StrAppend(&out, ", \"id\": ", NodeToString(id));
   out += "}";
@@ -174,8 +175,8 @@ void QmpSession::HandleMessage(absl::string_view json) {
   }
   JsonNode* args = json_object_get_member(obj, "arguments");
   if (args != nullptr && !JSON_NODE_HOLDS_OBJECT(args)) {
-    SendError("GenericError",
-              "QMP input member 'arguments' must be an object", id);
+    SendError("GenericError", "QMP input member 'arguments' must be an object",
+              id);
     return;
   }
   const std::string name = json_node_get_string(exec);
@@ -193,8 +194,7 @@ void QmpSession::HandleMessage(absl::string_view json) {
   }
   if (!negotiated_) {
     SendError("CommandNotFound",
-              "Expecting capabilities negotiation with 'qmp_capabilities'",
-              id);
+              "Expecting capabilities negotiation with 'qmp_capabilities'", id);
     return;
   }
   auto it = dispatcher_->handlers_.find(name);
@@ -218,8 +218,8 @@ void QmpSession::HandleMessage(absl::string_view json) {
 
 void QmpSession::Feed(absl::string_view bytes) {
   for (char c : bytes) {
-    if (depth_ == 0 && !in_string_ && (c == ' ' || c == '\n' || c == '\r' ||
-                                       c == '\t')) {
+    if (depth_ == 0 && !in_string_ &&
+        (c == ' ' || c == '\n' || c == '\r' || c == '\t')) {
       continue;
     }
     pending_ += c;

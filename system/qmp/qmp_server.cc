@@ -54,8 +54,8 @@ absl::StatusOr<QmpSocketSpec> ParseQmpOption(absl::string_view text) {
   std::vector<absl::string_view> parts = absl::StrSplit(text, ',');
   absl::string_view head = parts[0];
   if (!absl::ConsumePrefix(&head, "unix:")) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "-qmp ", text, ": only unix:PATH sockets are supported"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("-qmp ", text, ": only unix:PATH sockets are supported"));
   }
   spec.path = std::string(head);
   for (size_t i = 1; i < parts.size(); ++i) {
@@ -184,9 +184,10 @@ gboolean QmpEndpoint::OnClientReadable(gint fd, GIOCondition, gpointer c) {
 }
 
 void QmpEndpoint::RemoveClient(Client* client) {
-  clients_.erase(std::remove_if(clients_.begin(), clients_.end(),
-                                [&](const auto& c) { return c.get() == client; }),
-                 clients_.end());
+  clients_.erase(
+      std::remove_if(clients_.begin(), clients_.end(),
+                     [&](const auto& c) { return c.get() == client; }),
+      clients_.end());
 }
 
 }  // namespace viommu::system

@@ -11,8 +11,8 @@ namespace viommu::system {
 namespace {
 
 // Bounds that keep hostile sizes from allocating or looping without end.
-constexpr uint64_t kMaxReadSize = uint64_t{64} << 20;   // read, b64read
-constexpr uint64_t kMaxFillSize = uint64_t{16} << 30;   // write, memset
+constexpr uint64_t kMaxReadSize = uint64_t{64} << 20;  // read, b64read
+constexpr uint64_t kMaxFillSize = uint64_t{16} << 30;  // write, memset
 
 absl::Status Err(absl::string_view why) {
   return absl::InvalidArgumentError(why);
@@ -53,8 +53,7 @@ int HexNibble(char c) {
 
 class Words {
  public:
-  explicit Words(absl::string_view line)
-      : words_(absl::StrSplit(line, ' ')) {}
+  explicit Words(absl::string_view line) : words_(absl::StrSplit(line, ' ')) {}
   size_t size() const { return words_.size(); }
   absl::string_view operator[](size_t i) const { return words_[i]; }
 
@@ -67,8 +66,8 @@ class Words {
   }
   absl::Status U64(size_t i, const char* what, uint64_t* out) const {
     if (!ParseU64(words_[i], out)) {
-      return Err(absl::StrCat(words_[0], ": invalid ", what, " '", words_[i],
-                              "'"));
+      return Err(
+          absl::StrCat(words_[0], ": invalid ", what, " '", words_[i], "'"));
     }
     return absl::OkStatus();
   }
@@ -77,19 +76,24 @@ class Words {
   std::vector<absl::string_view> words_;
 };
 
-#define QTEST_TRY(expr)                  \
-  do {                                   \
-    absl::Status s_ = (expr);            \
-    if (!s_.ok()) return s_;             \
+#define QTEST_TRY(expr)       \
+  do {                        \
+    absl::Status s_ = (expr); \
+    if (!s_.ok()) return s_;  \
   } while (0)
 
 unsigned WidthOf(char suffix) {
   switch (suffix) {
-    case 'b': return 1;
-    case 'w': return 2;
-    case 'l': return 4;
-    case 'q': return 8;
-    default: return 0;
+    case 'b':
+      return 1;
+    case 'w':
+      return 2;
+    case 'l':
+      return 4;
+    case 'q':
+      return 8;
+    default:
+      return 0;
   }
 }
 
@@ -98,8 +102,8 @@ absl::Status AddrAndSize(const Words& w, uint64_t max, QtestCommand* c) {
   QTEST_TRY(w.U64(1, "address", &c->addr));
   QTEST_TRY(w.U64(2, "size", &c->value));
   if (c->value > max) {
-    return Err(absl::StrCat(w[0], ": size ", w[2], " too large (at most ",
-                            max, " bytes)"));
+    return Err(absl::StrCat(w[0], ": size ", w[2], " too large (at most ", max,
+                            " bytes)"));
   }
   if (c->value != 0 && c->addr + (c->value - 1) < c->addr) {
     return Err(absl::StrCat(w[0], ": address + size wraps past 2^64"));

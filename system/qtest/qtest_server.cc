@@ -45,8 +45,7 @@ absl::StatusOr<std::unique_ptr<QtestServer>> QtestServer::Create(
   if (!log_path.empty() && log_path != "/dev/null") {
     log = std::fopen(std::string(log_path).c_str(), "w");
     if (log == nullptr) {
-      return absl::ErrnoToStatus(errno,
-                                 absl::StrCat("-qtest-log ", log_path));
+      return absl::ErrnoToStatus(errno, absl::StrCat("-qtest-log ", log_path));
     }
   }
   std::unique_ptr<QtestServer> server;
@@ -61,8 +60,8 @@ absl::StatusOr<std::unique_ptr<QtestServer>> QtestServer::Create(
       if (log != nullptr) std::fclose(log);
       return fd.status();
     }
-    server = std::make_unique<QtestServer>(target, *fd, *fd, log,
-                                           std::move(on_eof));
+    server =
+        std::make_unique<QtestServer>(target, *fd, *fd, log, std::move(on_eof));
     server->owned_fd_ = *fd;
   } else {
     if (log != nullptr) std::fclose(log);
@@ -161,9 +160,9 @@ void QtestServer::Flush() {
 
 void QtestServer::Log(char dir, absl::string_view text) {
   if (log_ == nullptr) return;
-  double t = std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                           start_)
-                 .count();
+  double t =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_)
+          .count();
   absl::FPrintF(log_, "[%c +%.06f] %s\n", dir, t, text);
   std::fflush(log_);
 }

@@ -95,8 +95,8 @@ void QtestSession::Execute(const QtestCommand& c) {
       return;
     }
     case QtestOp::kClockSet:
-      answer_ = absl::StrCat("OK ",
-                             target_->ClockSet(static_cast<int64_t>(c.value)));
+      answer_ =
+          absl::StrCat("OK ", target_->ClockSet(static_cast<int64_t>(c.value)));
       return;
     case QtestOp::kIrqInterceptIn: {
       if (irq_in_intercepted_) {
@@ -124,7 +124,8 @@ void QtestSession::Execute(const QtestCommand& c) {
 void QtestSession::ReadBuffer(uint64_t addr, uint64_t len, bool base64) {
   std::string bytes(len, '\0');
   for (uint64_t done = 0; done < len; done += kChunk) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, len - done));
+    const size_t n =
+        static_cast<size_t>(std::min<uint64_t>(kChunk, len - done));
     target_->MemRead(addr + done, bytes.data() + done, n);
   }
   answer_ = base64 ? absl::StrCat("OK ", absl::Base64Escape(bytes))
@@ -139,7 +140,8 @@ void QtestSession::Fill(uint64_t addr, uint64_t len, const std::string& head,
   if (from_head == len) return;
   const std::vector<char> pattern(kChunk, fill);
   for (uint64_t done = from_head; done < len; done += kChunk) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(kChunk, len - done));
+    const size_t n =
+        static_cast<size_t>(std::min<uint64_t>(kChunk, len - done));
     target_->MemWrite(addr + done, pattern.data(), n);
   }
 }

@@ -79,9 +79,9 @@ std::string HaltBios() {
 std::vector<std::string> MachineArgs(const std::string& binary,
                                      const Scenario& s) {
   std::vector<std::string> argv = {
-      binary,      "-machine", "q35",      "-accel",    "tcg",
-      "-qtest",    "stdio",    "-qtest-log", "/dev/null", "-display",
-      "none",      "-nodefaults", "-bios",  HaltBios()};
+      binary,   "-machine",    "q35",        "-accel",    "tcg",
+      "-qtest", "stdio",       "-qtest-log", "/dev/null", "-display",
+      "none",   "-nodefaults", "-bios",      HaltBios()};
   argv.insert(argv.end(), s.args.begin(), s.args.end());
   return argv;
 }
@@ -129,15 +129,17 @@ std::vector<std::string> ScenarioNames() {
   return names;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Scenarios, ConformanceTest, ::testing::ValuesIn(ScenarioNames()),
-    [](const ::testing::TestParamInfo<std::string>& info) {
-      std::string n = info.param.substr(0, info.param.rfind('.'));
-      for (char& c : n) {
-        if (!isalnum(static_cast<unsigned char>(c))) c = '_';
-      }
-      return n;
-    });
+INSTANTIATE_TEST_SUITE_P(Scenarios, ConformanceTest,
+                         ::testing::ValuesIn(ScenarioNames()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           std::string n =
+                               info.param.substr(0, info.param.rfind('.'));
+                           for (char& c : n) {
+                             if (!isalnum(static_cast<unsigned char>(c)))
+                               c = '_';
+                           }
+                           return n;
+                         });
 
 }  // namespace
 }  // namespace viommu::qtest

@@ -82,9 +82,11 @@ TEST_F(MemoryRegionTest, RamCannotGrowPastItsHostMemory) {
 
 TEST_F(MemoryRegionTest, ChildrenIterateByPriorityThenMostRecent) {
   auto root = MemoryRegion::CreateContainer(&sys_, "root", 0x10000);
-  root->AddSubregionOverlap(0, MemoryRegion::CreateContainer(&sys_, "lo", 1), -1);
+  root->AddSubregionOverlap(0, MemoryRegion::CreateContainer(&sys_, "lo", 1),
+                            -1);
   root->AddSubregionOverlap(0, MemoryRegion::CreateContainer(&sys_, "a", 1), 0);
-  root->AddSubregionOverlap(0, MemoryRegion::CreateContainer(&sys_, "hi", 1), 5);
+  root->AddSubregionOverlap(0, MemoryRegion::CreateContainer(&sys_, "hi", 1),
+                            5);
   root->AddSubregionOverlap(0, MemoryRegion::CreateContainer(&sys_, "b", 1), 0);
   EXPECT_THAT(ChildNames(*root), ElementsAre("hi", "b", "a", "lo"));
 }

@@ -84,7 +84,8 @@ TEST_F(QmpTest, ListeningMonitorNegotiatesAndRunsCommands) {
   EXPECT_TRUE(absl::StrContains(qmp.Command("[1, 2]"),
                                 "QMP input must be a JSON object"));
   EXPECT_TRUE(absl::StrContains(
-      qmp.Command(R"({"execute": "device_add", "arguments": {"driver": "edu", "id": "e1", "addr": "06.0"}})"),
+      qmp.Command(
+          R"({"execute": "device_add", "arguments": {"driver": "edu", "id": "e1", "addr": "06.0"}})"),
       R"("return")"));
   EXPECT_EQ(qts().Readl(0xb0000000), 0u);
   QPciDevice slot6(&bus(), 0x30);
@@ -101,7 +102,8 @@ TEST_F(QmpTest, ListeningMonitorNegotiatesAndRunsCommands) {
       qmp.Command(R"({"execute": "device_del", "arguments": {"id": "e1"}})"),
       "DeviceNotFound"));
   EXPECT_TRUE(absl::StrContains(
-      qmp.Command(R"({"execute": "device_add", "arguments": {"driver": "nope"}})"),
+      qmp.Command(
+          R"({"execute": "device_add", "arguments": {"driver": "nope"}})"),
       "GenericError"));
 }
 

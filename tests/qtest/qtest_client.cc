@@ -87,7 +87,8 @@ absl::StatusOr<std::string> QtestClient::ReadLine() {
     pollfd pfd{from_child_, POLLIN, 0};
     int r = poll(&pfd, 1, static_cast<int>(left.count()));
     if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return absl::DeadlineExceededError("no answer from the machine");
+    if (r <= 0)
+      return absl::DeadlineExceededError("no answer from the machine");
     char buf[4096];
     ssize_t n = read(from_child_, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
@@ -188,7 +189,8 @@ std::vector<uint8_t> QtestClient::Memread(uint64_t addr, size_t len) {
       Command(absl::StrFormat("read 0x%x 0x%x", addr, len));
   absl::string_view s = a.ok() ? absl::string_view(*a) : "";
   if (!absl::ConsumePrefix(&s, "OK 0x") || s.size() != 2 * len) {
-    last_error_ = absl::StrCat("read: unexpected answer '", a.ok() ? *a : "", "'");
+    last_error_ =
+        absl::StrCat("read: unexpected answer '", a.ok() ? *a : "", "'");
     return {};
   }
   std::string bytes = absl::HexStringToBytes(s);

@@ -15,11 +15,11 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/container/btree_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 
 namespace viommu::system {
@@ -54,8 +54,7 @@ absl::StatusOr<OptionList> ParseOptionList(absl::string_view text,
 
 // QEMU's size syntax: a number with an optional K/M/G/T/P/E suffix (base
 // 1024); `default_suffix` applies when there is none ('M' for -m).
-absl::StatusOr<uint64_t> ParseSize(absl::string_view text,
-                                   char default_suffix);
+absl::StatusOr<uint64_t> ParseSize(absl::string_view text, char default_suffix);
 
 // Errors: kInvalidArgument naming the flag or the value.
 absl::StatusOr<VmConfig> ParseCommandLine(absl::Span<const std::string> args);

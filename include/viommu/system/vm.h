@@ -42,9 +42,7 @@ class Vm final : public QtestTarget {
   uint32_t PortIn(uint16_t port, unsigned size) override;
   void PortOut(uint16_t port, uint32_t value, unsigned size) override;
 
-  int64_t ClockStep(int64_t ns) override {
-    return machine_->clock().Step(ns);
-  }
+  int64_t ClockStep(int64_t ns) override { return machine_->clock().Step(ns); }
   std::optional<int64_t> ClockStepNext() override {
     return machine_->clock().StepToNextDeadline();
   }

@@ -3,7 +3,8 @@
 // classes, and events (JSON via json-glib).
 //
 //   QmpDispatcher qmp;
-//   qmp.Register("query-status", [](const QmpArgs&) -> absl::StatusOr<QmpValue> {
+//   qmp.Register("query-status", [](const QmpArgs&) -> absl::StatusOr<QmpValue>
+//   {
 //     return QmpValue::Parse(R"({"status": "running", "running": true})");
 //   });
 //   QmpSession s(&qmp, [](absl::string_view json) { Send(json); });
@@ -39,7 +40,8 @@ class QmpValue {
  public:
   QmpValue() = default;
   explicit QmpValue(JsonNode* adopted) : node_(adopted) {}
-  QmpValue(const QmpValue& o) : node_(o.node_ ? json_node_ref(o.node_) : nullptr) {}
+  QmpValue(const QmpValue& o)
+      : node_(o.node_ ? json_node_ref(o.node_) : nullptr) {}
   QmpValue& operator=(QmpValue o) {
     std::swap(node_, o.node_);
     return *this;

@@ -4,7 +4,8 @@
 // connects to a listening test (libqtest's form) unless the chardev says
 // server=on. Each connection is greeted and gets its own QmpSession.
 //
-//   auto ep = QmpEndpoint::FromQmpOption(&qmp, "unix:/tmp/q,server=on,wait=off");
+//   auto ep = QmpEndpoint::FromQmpOption(&qmp,
+//   "unix:/tmp/q,server=on,wait=off");
 //   (*ep)->Attach(g_main_context_default());
 //
 // Threading: control context only.

@@ -25,24 +25,33 @@ namespace viommu::system {
 
 enum class QtestOp : uint8_t {
   kNone,  // blank line: no answer
-  kOut, kIn,
-  kWrite, kRead,  // writeb/w/l/q, readb/w/l/q: `size` 1, 2, 4, 8
-  kBufRead, kBufWrite, kB64Read, kB64Write, kMemset,
+  kOut,
+  kIn,
+  kWrite,
+  kRead,  // writeb/w/l/q, readb/w/l/q: `size` 1, 2, 4, 8
+  kBufRead,
+  kBufWrite,
+  kB64Read,
+  kB64Write,
+  kMemset,
   kEndianness,
-  kClockStep, kClockSet,
-  kIrqInterceptIn, kIrqInterceptOut, kSetIrqIn,
+  kClockStep,
+  kClockSet,
+  kIrqInterceptIn,
+  kIrqInterceptOut,
+  kSetIrqIn,
 };
 
 struct QtestCommand {
   QtestOp op = QtestOp::kNone;
-  unsigned size = 0;     // access width for in/out/read/write
-  uint64_t addr = 0;     // address or port
-  uint64_t value = 0;    // value, length (buffers), or pattern (memset)
-  bool has_value = true; // clock_step without NS: false
-  std::string data;      // decoded bytes of write / b64write
-  std::string path;      // irq_intercept_*, set_irq_in
-  std::string name;      // irq_intercept_out NAME, set_irq_in NAME
-  int64_t level = 0;     // set_irq_in LEVEL (value holds NUM)
+  unsigned size = 0;      // access width for in/out/read/write
+  uint64_t addr = 0;      // address or port
+  uint64_t value = 0;     // value, length (buffers), or pattern (memset)
+  bool has_value = true;  // clock_step without NS: false
+  std::string data;       // decoded bytes of write / b64write
+  std::string path;       // irq_intercept_*, set_irq_in
+  std::string name;       // irq_intercept_out NAME, set_irq_in NAME
+  int64_t level = 0;      // set_irq_in LEVEL (value holds NUM)
 };
 
 // kInvalidArgument: "ERR <message>"; kNotFound: "FAIL <message>" (the
