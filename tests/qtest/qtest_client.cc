@@ -97,8 +97,7 @@ absl::StatusOr<std::string> QtestClient::ReadLine() {
   }
 }
 
-absl::StatusOr<std::string> QtestClient::Command(absl::string_view line) {
-  std::string out = absl::StrCat(line, "\n");
+absl::Status QtestClient::WriteAll(absl::string_view out) {
   size_t done = 0;
   while (done < out.size()) {
     ssize_t n = write(to_child_, out.data() + done, out.size() - done);
@@ -106,6 +105,27 @@ absl::StatusOr<std::string> QtestClient::Command(absl::string_view line) {
     if (n <= 0) return absl::ErrnoToStatus(errno, "write to the machine");
     done += static_cast<size_t>(n);
   }
+  return absl::OkStatus();
+}
+
+absl::Status QtestClient::SendBatch(absl::string_view lines, int answers) {
+  absl::Status s = WriteAll(lines);
+  if (!s.ok()) return s;
+  for (int i = 0; i < answers;) {
+    absl::StatusOr<std::string> a = ReadLine();
+    if (!a.ok()) return a.status();
+    if (absl::StartsWith(*a, "IRQ ")) {
+      irq_events_.push_back(*std::move(a));
+    } else {
+      ++i;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> QtestClient::Command(absl::string_view line) {
+  absl::Status s = WriteAll(absl::StrCat(line, "\n"));
+  if (!s.ok()) return s;
   for (;;) {
     absl::StatusOr<std::string> answer = ReadLine();
     if (!answer.ok()) return answer;

@@ -46,6 +46,10 @@ class QtestClient {
   // Sends one line and returns the answer line without its newline.
   absl::StatusOr<std::string> Command(absl::string_view line);
 
+  // Sends `lines` (newline-terminated) in one write and reads `answers`
+  // answers (asynchronous IRQ lines are collected, not counted).
+  absl::Status SendBatch(absl::string_view lines, int answers);
+
   // Typed helpers (libqtest's qtest_inl, qtest_readl, ...).
   uint8_t Inb(uint16_t port);
   uint16_t Inw(uint16_t port);
@@ -76,6 +80,7 @@ class QtestClient {
  private:
   QtestClient() = default;
   absl::StatusOr<std::string> ReadLine();
+  absl::Status WriteAll(absl::string_view out);
   // "OK 0x..." -> value; records a failure otherwise.
   uint64_t ValueOf(absl::string_view line);
   void ExpectOk(absl::string_view line);
