@@ -1,0 +1,111 @@
+// build/viommu as a process: the unix-socket qtest transport libqtest uses,
+// exit on EOF, system_reset semantics, and command-line errors.
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "gtest/gtest.h"
+#include "tests/qtest/viommu_fixture.h"
+
+namespace viommu::qtest {
+namespace {
+
+std::string Binary() { return std::getenv("VIOMMU_BINARY"); }
+
+class MachineTest : public ViommuTest {};
+
+TEST_F(MachineTest, QtestOverAUnixSocketTheTestListensOn) {
+  const std::string path = "/tmp/viommu-qtest-" + std::to_string(getpid());
+  unlink(path.c_str());
+  int listener = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(listen(listener, 1), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl(Binary().c_str(), "viommu", "-M", "q35", "-qtest",
+          ("unix:" + path).c_str(), nullptr);
+    _exit(127);
+  }
+  pollfd p{listener, POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1);
+  int fd = accept(listener, nullptr, nullptr);
+  close(listener);
+  unlink(path.c_str());
+  const char kCmd[] = "outl 0xcf8 0x80000000\ninl 0xcfc\n";
+  ASSERT_EQ(write(fd, kCmd, sizeof(kCmd) - 1), ssize_t{sizeof(kCmd) - 1});
+  std::string got;
+  char buf[256];
+  while (std::count(got.begin(), got.end(), '\n') < 2) {
+    pollfd q{fd, POLLIN, 0};
+    ASSERT_EQ(poll(&q, 1, 5000), 1);
+    ssize_t n = read(fd, buf, sizeof(buf));
+    ASSERT_GT(n, 0);
+    got.append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_EQ(got, "OK\nOK 0x29c08086\n");
+  close(fd);  // EOF ends the process
+  int status = 0;
+  for (int i = 0; i < 500 && waitpid(pid, &status, WNOHANG) == 0; ++i) {
+    usleep(10'000);
+  }
+  ASSERT_TRUE(WIFEXITED(status)) << "viommu did not exit on EOF";
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST_F(MachineTest, SystemResetUnmapsBarsAndKeepsRam) {
+  const std::string path = "/tmp/viommu-qmp-reset-" + std::to_string(getpid());
+  Start({"-device", "edu,addr=04.0", "-qmp", "unix:" + path + ",server=on"});
+  QPciDevice edu = *bus().Find(0x11e8);
+  edu.Enable();
+  uint64_t bar = edu.MapBar(0);
+  qts().Writel(0x1000, 0xcafe);
+  ASSERT_EQ(qts().Readl(bar), 0x010000edu);
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  const char kCmds[] =
+      "{\"execute\":\"qmp_capabilities\"}{\"execute\":\"system_reset\"}";
+  ASSERT_GT(write(fd, kCmds, sizeof(kCmds) - 1), 0);
+  std::string got;
+  char buf[1024];
+  while (std::count(got.begin(), got.end(), '\n') < 4) {
+    pollfd q{fd, POLLIN, 0};
+    ASSERT_EQ(poll(&q, 1, 5000), 1);
+    ssize_t n = read(fd, buf, sizeof(buf));
+    ASSERT_GT(n, 0);
+    got.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  EXPECT_TRUE(absl::StrContains(got, "RESET")) << got;
+  EXPECT_EQ(edu.ConfigReadw(0x04), 0u);
+  EXPECT_EQ(qts().Readl(bar), 0u);          // BAR no longer decoded
+  EXPECT_EQ(qts().Readl(0x1000), 0xcafeu);  // RAM kept
+}
+
+TEST_F(MachineTest, MalformedQtestInputNeverStopsTheMachine) {
+  Start({});
+  for (const char* bad : {"readl", "outb 0x10000 1", "read 0 0", "write 0 1 0x",
+                          "readq 0xfffffffffffffffc", "b64write 0 1 ***",
+                          "memset 0 0xffffffffffffffff 0", "clock_set -1"}) {
+    auto a = qts().Command(bad);
+    ASSERT_TRUE(a.ok()) << bad;
+    EXPECT_TRUE(absl::StartsWith(*a, "ERR ")) << bad << " -> " << *a;
+  }
+  EXPECT_EQ(*qts().Command("what"), "FAIL Unknown command 'what'");
+  EXPECT_EQ(qts().Inl(0xcf8), 0u);
+}
+
+}  // namespace
+}  // namespace viommu::qtest
