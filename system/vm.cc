@@ -1,6 +1,7 @@
 #include "viommu/system/vm.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "viommu/util/status_macros.h"
 
 namespace viommu::system {
@@ -50,14 +51,42 @@ void Vm::PortOut(uint16_t port, uint32_t value, unsigned size) {
   (void)machine_->io_as().Write(port, &value, size);
 }
 
+namespace {
+
+bool IsIoapic(absl::string_view path) {
+  return path == "ioapic" || path == "/machine/ioapic";
+}
+
+}  // namespace
+
 absl::Status Vm::InterceptIrqIn(absl::string_view qom_path,
                                 std::function<void(int, bool)> fn) {
-  if (qom_path != "ioapic" && qom_path != "/machine/ioapic" &&
-      qom_path != "/machine/unattached/device[0]") {
+  if (!IsIoapic(qom_path)) {
     return absl::NotFoundError(
         absl::StrCat("No device at path '", qom_path, "'"));
   }
   machine_->gsi().set_observer(std::move(fn));
+  return absl::OkStatus();
+}
+
+absl::Status Vm::InterceptIrqOut(absl::string_view qom_path) {
+  absl::string_view id = qom_path;
+  const bool peripheral = absl::ConsumePrefix(&id, "/machine/peripheral/");
+  if (IsIoapic(qom_path) ||
+      (peripheral && machine_->pci_bus().FindById(std::string(id)))) {
+    return absl::OkStatus();
+  }
+  return absl::NotFoundError(
+      absl::StrCat("No device at path '", qom_path, "'"));
+}
+
+absl::Status Vm::SetIrqIn(absl::string_view qom_path, absl::string_view name,
+                          uint64_t n, int64_t level) {
+  if (!IsIoapic(qom_path)) return absl::NotFoundError("Unknown device");
+  if (name != "unnamed-gpio-in" || n >= hw::kNumGsi) {
+    return absl::NotFoundError("Unknown IRQ");
+  }
+  machine_->gsi().SetIrq(static_cast<int>(n), level != 0);
   return absl::OkStatus();
 }
 

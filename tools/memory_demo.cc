@@ -25,8 +25,8 @@ namespace {
 
 std::string Describe(const MemoryRegionSection& s) {
   Range r = s.AddressRange();
-  return absl::StrFormat("[0x%08x, 0x%08x] %-9s %-12s +0x%x%s", r.first,
-                         r.last, RegionKindName(s.mr->kind()), s.mr->name(),
+  return absl::StrFormat("[0x%08x, 0x%08x] %-9s %-12s +0x%x%s", r.first, r.last,
+                         RegionKindName(s.mr->kind()), s.mr->name(),
                          s.offset_within_region, s.readonly ? " ro" : "");
 }
 
@@ -94,8 +94,8 @@ int Run() {
   auto ram = *MemoryRegion::CreateRam(&sys, "ram", 0x10'0000);
   CounterRegs regs;
   auto mmio = MemoryRegion::CreateMmio(&sys, "counter", 0x10, &regs);
-  auto ram_hi = MemoryRegion::CreateAlias(&sys, "ram-hi-alias", ram, 0x8'0000,
-                                          0x8'0000);
+  auto ram_hi =
+      MemoryRegion::CreateAlias(&sys, "ram-hi-alias", ram, 0x8'0000, 0x8'0000);
 
   std::printf("1. Build the system address space (one transaction)\n");
   AddressSpace system_as(&sys, system_root, "memory");
@@ -108,7 +108,8 @@ int Run() {
     system_root->AddSubregion(0x2000'0000, ram_hi);
   }
 
-  std::printf("\n2. Overlap: a higher-priority MMIO block over RAM at 0x4000\n");
+  std::printf(
+      "\n2. Overlap: a higher-priority MMIO block over RAM at 0x4000\n");
   auto overlay = MemoryRegion::CreateMmio(&sys, "overlay", 0x10, &regs);
   system_root->AddSubregionOverlap(0x4000, overlay, 1);
 
@@ -158,7 +159,8 @@ int Run() {
   Check(dmar->iommu()->Replay(*unmap_handle).ok(),
         "replay to the UNMAP-only notifier (delivers nothing)");
 
-  std::printf("\n7. Tear down: the listener's handle replays the view as dels\n");
+  std::printf(
+      "\n7. Tear down: the listener's handle replays the view as dels\n");
   map_handle->Reset();
   unmap_handle->Reset();
   lh.Reset();

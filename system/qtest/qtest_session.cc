@@ -99,7 +99,7 @@ void QtestSession::Execute(const QtestCommand& c) {
           absl::StrCat("OK ", target_->ClockSet(static_cast<int64_t>(c.value)));
       return;
     case QtestOp::kIrqInterceptIn: {
-      if (irq_in_intercepted_) {
+      if (irq_in_intercepted_ || irq_out_intercepted_) {
         answer_ = "FAIL IRQ intercept already enabled";
         return;
       }
@@ -115,9 +115,20 @@ void QtestSession::Execute(const QtestCommand& c) {
       return;
     }
     case QtestOp::kIrqInterceptOut:
-    case QtestOp::kSetIrqIn:
-      answer_ = "FAIL Unknown device";
+      if (!target_->InterceptIrqOut(c.path).ok()) {
+        answer_ = "FAIL Unknown device";
+      } else if (irq_in_intercepted_ || irq_out_intercepted_) {
+        answer_ = "FAIL IRQ intercept already enabled";
+      } else {
+        irq_out_intercepted_ = true;
+        answer_ = "OK";
+      }
       return;
+    case QtestOp::kSetIrqIn: {
+      absl::Status s = target_->SetIrqIn(c.path, c.name, c.value, c.level);
+      answer_ = s.ok() ? "OK" : absl::StrCat("FAIL ", s.message());
+      return;
+    }
   }
 }
 

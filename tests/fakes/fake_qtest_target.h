@@ -49,6 +49,18 @@ class FakeQtestTarget final : public QtestTarget {
     irq = std::move(fn);
     return absl::OkStatus();
   }
+  absl::Status InterceptIrqOut(absl::string_view path) override {
+    return path == "ioapic" ? absl::OkStatus()
+                            : absl::NotFoundError("no such device");
+  }
+  absl::Status SetIrqIn(absl::string_view path, absl::string_view name,
+                        uint64_t n, int64_t level) override {
+    if (path != "ioapic" || name != "unnamed-gpio-in") {
+      return absl::NotFoundError("Unknown device");
+    }
+    if (irq) irq(static_cast<int>(n), level != 0);
+    return absl::OkStatus();
+  }
 
   static constexpr size_t kMaxTracked = 1 << 20;
   std::map<uint64_t, uint8_t> mem;

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -105,6 +106,64 @@ TEST_F(MachineTest, MalformedQtestInputNeverStopsTheMachine) {
   }
   EXPECT_EQ(*qts().Command("what"), "FAIL Unknown command 'what'");
   EXPECT_EQ(qts().Inl(0xcf8), 0u);
+}
+
+TEST_F(MachineTest, RunFailsAtTheFirstWrongExpectation) {
+  const std::string script = "/tmp/viommu-run-" + std::to_string(getpid());
+  FILE* f = std::fopen(script.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fputs(
+      "# a comment\noutl 0xcf8 0x80000000\nexpect OK\ninl 0xcfc\n"
+      "expect OK 0x12345678\nreadl 0\n",
+      f);
+  std::fclose(f);
+  std::string cmd = Binary() + " run " + script + " -m 64M 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[512];
+  while (std::fgets(buf, sizeof(buf), p) != nullptr) out += buf;
+  int status = pclose(p);
+  unlink(script.c_str());
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_TRUE(absl::StrContains(
+      out,
+      script + ":5: FAILED: expected 'OK 0x12345678', got 'OK 0x29c08086'"))
+      << out;
+  EXPECT_FALSE(absl::StrContains(out, "readl 0")) << "ran past the failure";
+}
+
+TEST_F(MachineTest, DefaultWorkloadPasses) {
+  FILE* p = popen((Binary() + " run 2>&1").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[512];
+  while (std::fgets(buf, sizeof(buf), p) != nullptr) out += buf;
+  EXPECT_EQ(WEXITSTATUS(pclose(p)), 0) << out;
+  EXPECT_TRUE(absl::StrContains(out, "all passed")) << out;
+}
+
+TEST_F(MachineTest, QmpQuitEndsTheProcess) {
+  const std::string path = "/tmp/viommu-qmp-quit-" + std::to_string(getpid());
+  Start({"-qmp", "unix:" + path + ",server=on,wait=off"});
+  ASSERT_EQ(*qts().Command("endianness"), "OK little");
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  const char kCmds[] =
+      "{\"execute\":\"qmp_capabilities\"}{\"execute\":\"quit\"}";
+  ASSERT_GT(write(fd, kCmds, sizeof(kCmds) - 1), 0);
+  // The qtest channel closes when the process exits.
+  bool closed = false;
+  for (int i = 0; i < 100 && !closed; ++i) {
+    closed = !qts().Command("endianness").ok();
+    if (!closed) usleep(10'000);
+  }
+  close(fd);
+  EXPECT_TRUE(closed) << "viommu did not quit";
+  qts_.reset();  // the channel is gone; nothing more to check
 }
 
 }  // namespace

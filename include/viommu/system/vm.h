@@ -54,6 +54,10 @@ class Vm final : public QtestTarget {
   // can be intercepted; level changes go to `fn` (qtest IRQ lines).
   absl::Status InterceptIrqIn(absl::string_view qom_path,
                               std::function<void(int, bool)> fn) override;
+  absl::Status InterceptIrqOut(absl::string_view qom_path) override;
+  // Only the interrupt controller's unnamed inputs (GSIs) can be driven.
+  absl::Status SetIrqIn(absl::string_view qom_path, absl::string_view name,
+                        uint64_t n, int64_t level) override;
 
   // QMP device_add/device_del/system_reset.
   absl::Status DeviceAdd(const hw::DeviceSpec& spec) {

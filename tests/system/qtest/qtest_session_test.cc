@@ -76,6 +76,22 @@ TEST_F(QtestSessionTest, IrqInterceptEmitsAsyncLinesBeforeAnswers) {
   EXPECT_THAT(out_, ElementsAre("IRQ raise 20\n", "OK little\n"));
 }
 
+TEST_F(QtestSessionTest, OnlyOneInterceptionPerMachine) {
+  EXPECT_EQ(Run("irq_intercept_out nowhere"), "FAIL Unknown device");
+  EXPECT_EQ(Run("irq_intercept_out ioapic"), "OK");
+  EXPECT_EQ(Run("irq_intercept_in ioapic"),
+            "FAIL IRQ intercept already enabled");
+}
+
+TEST_F(QtestSessionTest, SetIrqInDrivesTheLine) {
+  ASSERT_EQ(Run("irq_intercept_in ioapic"), "OK");
+  out_.clear();
+  EXPECT_EQ(Run("set_irq_in ioapic unnamed-gpio-in 5 1"), "OK");
+  EXPECT_THAT(out_, ElementsAre("IRQ raise 5\n", "OK\n"));
+  EXPECT_EQ(Run("set_irq_in nowhere unnamed-gpio-in 5 1"),
+            "FAIL Unknown device");
+}
+
 TEST_F(QtestSessionTest, ErrorsKeepTheSessionGoing) {
   EXPECT_EQ(Run("readl"), "ERR readl: expected 1 argument");
   EXPECT_EQ(Run("bogus"), "FAIL Unknown command 'bogus'");

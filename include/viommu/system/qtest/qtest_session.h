@@ -41,7 +41,9 @@ class QtestSession {
   QtestTarget* target_;  // not owned
   EmitFn emit_;
   std::string answer_;
+  // QEMU allows one interception per machine, in or out.
   bool irq_in_intercepted_ = false;
+  bool irq_out_intercepted_ = false;
 };
 
 }  // namespace viommu::system
