@@ -3,6 +3,7 @@
 //   viommu -M q35 -m 256M -device edu -qtest stdio     # like QEMU
 //   viommu run [SCRIPT] [machine options]              # the script runner
 #include <glib.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -133,6 +134,8 @@ int Run(std::vector<std::string> args) {
 }  // namespace viommu::system
 
 int main(int argc, char** argv) {
+  // As QEMU: a peer that goes away is an EOF or a write error, not a signal.
+  signal(SIGPIPE, SIG_IGN);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (!args.empty() && args[0] == "run") {
     args.erase(args.begin());

@@ -22,6 +22,8 @@ namespace viommu::qtest {
 absl::StatusOr<std::unique_ptr<QtestClient>> QtestClient::Spawn(
     std::vector<std::string> argv, std::chrono::milliseconds timeout) {
   if (argv.empty()) return absl::InvalidArgumentError("empty argv");
+  // A machine that exits must turn writes into errors, not kill the test.
+  signal(SIGPIPE, SIG_IGN);
   int in_pipe[2], out_pipe[2];
   if (pipe2(in_pipe, O_CLOEXEC) != 0) return absl::ErrnoToStatus(errno, "pipe");
   if (pipe2(out_pipe, O_CLOEXEC) != 0) {
