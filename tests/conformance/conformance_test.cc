@@ -129,17 +129,15 @@ std::vector<std::string> ScenarioNames() {
   return names;
 }
 
-INSTANTIATE_TEST_SUITE_P(Scenarios, ConformanceTest,
-                         ::testing::ValuesIn(ScenarioNames()),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                           std::string n =
-                               info.param.substr(0, info.param.rfind('.'));
-                           for (char& c : n) {
-                             if (!isalnum(static_cast<unsigned char>(c)))
-                               c = '_';
-                           }
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Scenarios, ConformanceTest, ::testing::ValuesIn(ScenarioNames()),
+    [](const ::testing::TestParamInfo<std::string>& param_info) {
+      std::string n = param_info.param.substr(0, param_info.param.rfind('.'));
+      for (char& c : n) {
+        if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+      }
+      return n;
+    });
 
 }  // namespace
 }  // namespace viommu::qtest
