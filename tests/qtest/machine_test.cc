@@ -13,6 +13,7 @@
 
 #include "absl/strings/match.h"
 #include "gtest/gtest.h"
+#include "tests/qtest/unix_socket.h"
 #include "tests/qtest/viommu_fixture.h"
 
 namespace viommu::qtest {
@@ -25,12 +26,8 @@ class MachineTest : public ViommuTest {};
 TEST_F(MachineTest, QtestOverAUnixSocketTheTestListensOn) {
   const std::string path = "/tmp/viommu-qtest-" + std::to_string(getpid());
   unlink(path.c_str());
-  int listener = socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  ASSERT_EQ(listen(listener, 1), 0);
+  int listener = ListenUnix(path);
+  ASSERT_GE(listener, 0);
   pid_t pid = fork();
   if (pid == 0) {
     execl(Binary().c_str(), "viommu", "-M", "q35", "-qtest",
@@ -71,11 +68,8 @@ TEST_F(MachineTest, SystemResetUnmapsBarsAndKeepsRam) {
   uint64_t bar = edu.MapBar(0);
   qts().Writel(0x1000, 0xcafe);
   ASSERT_EQ(qts().Readl(bar), 0x010000edu);
-  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  int fd = ConnectUnix(path);
+  ASSERT_GE(fd, 0);
   const char kCmds[] =
       "{\"execute\":\"qmp_capabilities\"}{\"execute\":\"system_reset\"}";
   ASSERT_GT(write(fd, kCmds, sizeof(kCmds) - 1), 0);
@@ -147,11 +141,8 @@ TEST_F(MachineTest, QmpQuitEndsTheProcess) {
   const std::string path = "/tmp/viommu-qmp-quit-" + std::to_string(getpid());
   Start({"-qmp", "unix:" + path + ",server=on,wait=off"});
   ASSERT_EQ(*qts().Command("endianness"), "OK little");
-  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  int fd = ConnectUnix(path);
+  ASSERT_GE(fd, 0);
   const char kCmds[] =
       "{\"execute\":\"qmp_capabilities\"}{\"execute\":\"quit\"}";
   ASSERT_GT(write(fd, kCmds, sizeof(kCmds) - 1), 0);

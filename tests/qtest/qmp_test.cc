@@ -11,6 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "gtest/gtest.h"
+#include "tests/qtest/unix_socket.h"
 #include "tests/qtest/viommu_fixture.h"
 
 namespace viommu::qtest {
@@ -20,13 +21,6 @@ std::string TempSocketPath(const char* tag) {
   return (std::filesystem::temp_directory_path() /
           (std::string("viommu-qmp-") + tag + "-" + std::to_string(getpid())))
       .string();
-}
-
-sockaddr_un Address(const std::string& path) {
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
-  return a;
 }
 
 // One JSON line per call (QMP lines end with \r\n).
@@ -68,9 +62,8 @@ TEST_F(QmpTest, ListeningMonitorNegotiatesAndRunsCommands) {
   Start({"-qmp", "unix:" + path + ",server=on,wait=off", "-device",
          "edu,addr=04.0,id=e0"});
   ASSERT_EQ(qts().Readl(0), 0u);  // the machine is up, the socket exists
-  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un a = Address(path);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  int fd = ConnectUnix(path);
+  ASSERT_GE(fd, 0);
   QmpClient qmp(fd);
   EXPECT_TRUE(absl::StartsWith(qmp.ReadLine(), "{\"QMP\": {\"version\""));
   EXPECT_TRUE(absl::StrContains(qmp.Command(R"({"execute": "query-status"})"),
@@ -109,11 +102,8 @@ TEST_F(QmpTest, ListeningMonitorNegotiatesAndRunsCommands) {
 
 TEST_F(QmpTest, ChardevMonitorConnectsToTheTest) {
   const std::string path = TempSocketPath("connect");
-  unlink(path.c_str());
-  int listener = socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un a = Address(path);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  ASSERT_EQ(listen(listener, 1), 0);
+  int listener = ListenUnix(path);
+  ASSERT_GE(listener, 0);
   Start({"-chardev", "socket,path=" + path + ",id=mon0", "-mon",
          "chardev=mon0,mode=control"});
   pollfd p{listener, POLLIN, 0};
