@@ -154,11 +154,11 @@ TEST(PciBusTest, ResetResetsEveryDevice) {
 }
 
 TEST(PciBusTest, IntxSinkSetAfterPlugCarriesLevel) {
+  testing::RecordingIrqSink sink;  // outlives the bus, which lowers lines
   PciTestBench b;
   b.bus().SetIntxSink(nullptr, nullptr);
   FakePciDevice* dev = b.PlugFake(0x20);
   dev->DoSetIntx(true);
-  testing::RecordingIrqSink sink;
   b.bus().SetIntxSink(&sink, [](uint8_t, int pin) { return 10 + pin; });
   EXPECT_TRUE(sink.level(11));
 }
