@@ -20,6 +20,13 @@ hw::DeviceSpec ToDeviceSpec(const OptionList& device) {
 }
 
 absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config) {
+  if (!config.objects.empty()) {
+    // iommufd and vfio-host-model arrive with the VFIO backend.
+    const std::string& type = config.objects.front().head;
+    return absl::InvalidArgumentError(
+        absl::StrCat("-object ", type, ": object type '", type,
+                     "' is not supported by this viommu"));
+  }
   std::unique_ptr<Vm> vm(new Vm());
   VIOMMU_ASSIGN_OR_RETURN(
       vm->machine_, hw::Q35Machine::Create({.ram_size = config.ram_size}));

@@ -127,6 +127,34 @@ TEST_F(MachineTest, RunFailsAtTheFirstWrongExpectation) {
   EXPECT_FALSE(absl::StrContains(out, "readl 0")) << "ran past the failure";
 }
 
+TEST_F(MachineTest, CommandLineErrorsNameTheProblem) {
+  struct Case {
+    const char* args;
+    const char* message;
+  };
+  for (const Case& c : {
+           Case{"-frob", "-frob: invalid option"},
+           Case{"-device nope", "'nope' is not a valid device model name"},
+           Case{"-device edu,colour=red", "Property 'edu.colour' not found"},
+           Case{"-device edu,addr=4 -device edu,addr=04.0",
+                "slot 4 function 0 not available"},
+           Case{"-m 64Q", "Parameter 'size' expects"},
+           Case{"-m 100T", "cannot allocate"},
+           Case{"-object iommufd,id=i0",
+                "object type 'iommufd' is not supported"},
+           Case{"-qtest tcp:1", "only 'stdio' and 'unix:PATH'"},
+       }) {
+    FILE* p =
+        popen((Binary() + " " + c.args + " </dev/null 2>&1").c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    std::string out;
+    char buf[512];
+    while (std::fgets(buf, sizeof(buf), p) != nullptr) out += buf;
+    EXPECT_EQ(WEXITSTATUS(pclose(p)), 1) << c.args;
+    EXPECT_TRUE(absl::StrContains(out, c.message)) << c.args << ": " << out;
+  }
+}
+
 TEST_F(MachineTest, DefaultWorkloadPasses) {
   FILE* p = popen((Binary() + " run 2>&1").c_str(), "r");
   ASSERT_NE(p, nullptr);

@@ -27,7 +27,8 @@ namespace viommu::system {
 class Vm final : public QtestTarget {
  public:
   // Builds the machine and plugs every -device in order.
-  // Errors: the machine's or the first device's, prefixed with the
+  // Errors: kInvalidArgument for any -object (no object type is modelled
+  // yet); the machine's or the first device's, prefixed with the
   // offending -device text.
   static absl::StatusOr<std::unique_ptr<Vm>> Create(const VmConfig& config);
   Vm(const Vm&) = delete;
