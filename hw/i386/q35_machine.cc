@@ -87,6 +87,10 @@ absl::StatusOr<std::unique_ptr<Q35Machine>> Q35Machine::Create(
 Q35Machine::~Q35Machine() {
   // Devices first: they hold regions and address spaces of the system.
   pci_bus_.reset();
+  if (iommu_region_ != nullptr)
+    system_root_->RemoveSubregion(iommu_region_.get());
+  iommu_region_.reset();
+  iommu_.reset();
   system_as_.reset();
   io_as_.reset();
 }
@@ -162,14 +166,45 @@ void Q35Machine::UpdateEcam(uint64_t pciexbar) {
   system_root_->AddSubregion(d.window.base, ecam_region_);
 }
 
+absl::Status Q35Machine::AddIntelIommu(const DeviceSpec& spec) {
+  // Properties are set before realize, which refuses a second vIOMMU.
+  VIOMMU_ASSIGN_OR_RETURN(vtd::Properties props,
+                          vtd::ParseProperties(spec.props));
+  if (iommu_ != nullptr) {
+    return absl::AlreadyExistsError(
+        "QEMU does not support multiple vIOMMUs for x86 yet.");
+  }
+  if (!spec.id.empty() && pci_bus_->FindById(spec.id) != nullptr) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("Duplicate device ID '", spec.id, "'"));
+  }
+  VIOMMU_ASSIGN_OR_RETURN(iommu_,
+                          vtd::IntelIommu::Create(props, system_as_.get()));
+  iommu_id_ = spec.id;
+  iommu_region_ = MemoryRegion::CreateMmio(&memory_, "intel_iommu",
+                                           vtd::kRegBlockSize, iommu_.get());
+  system_root_->AddSubregion(kVtdRegBase, iommu_region_);
+  return absl::OkStatus();
+}
+
+absl::Status Q35Machine::HotplugDevice(const DeviceSpec& spec) {
+  if (spec.driver == "intel-iommu") {
+    return absl::InvalidArgumentError(
+        "Parameter 'driver' expects a pluggable device type");
+  }
+  return AddDevice(spec);
+}
+
 absl::Status Q35Machine::AddDevice(const DeviceSpec& spec) {
+  if (spec.driver == "intel-iommu") return AddIntelIommu(spec);
   DeviceProps props = spec.props;
   std::optional<uint8_t> devfn;
   if (auto it = props.find("addr"); it != props.end()) {
     VIOMMU_ASSIGN_OR_RETURN(devfn, ParseDevfn(spec.driver, it->second));
     props.erase(it);
   }
-  if (!spec.id.empty() && pci_bus_->FindById(spec.id) != nullptr) {
+  if (!spec.id.empty() &&
+      (pci_bus_->FindById(spec.id) != nullptr || spec.id == iommu_id_)) {
     return absl::AlreadyExistsError(
         absl::StrCat("Duplicate device ID '", spec.id, "'"));
   }
@@ -181,6 +216,10 @@ absl::Status Q35Machine::AddDevice(const DeviceSpec& spec) {
 
 absl::Status Q35Machine::DeleteDevice(const std::string& id) {
   pci::PciDevice* dev = id.empty() ? nullptr : pci_bus_->FindById(id);
+  if (dev == nullptr && !id.empty() && id == iommu_id_) {
+    return absl::FailedPreconditionError(
+        "Bus 'main-system-bus' does not support hotplugging");
+  }
   if (dev == nullptr) {
     return absl::NotFoundError(absl::StrCat("Device '", id, "' not found"));
   }
@@ -191,6 +230,9 @@ absl::Status Q35Machine::DeleteDevice(const std::string& id) {
   return pci_bus_->Unplug(dev->devfn()).status();
 }
 
-void Q35Machine::Reset() { pci_bus_->Reset(); }
+void Q35Machine::Reset() {
+  pci_bus_->Reset();
+  if (iommu_ != nullptr) iommu_->Reset();
+}
 
 }  // namespace viommu::hw

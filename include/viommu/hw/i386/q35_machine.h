@@ -35,6 +35,7 @@
 #include "viommu/hw/core/irq.h"
 #include "viommu/hw/core/msi.h"
 #include "viommu/hw/core/virtual_clock.h"
+#include "viommu/hw/iommu/intel_iommu.h"
 #include "viommu/hw/pci/pci_bus.h"
 #include "viommu/memory/address_space.h"
 #include "viommu/memory/memory_region.h"
@@ -88,13 +89,20 @@ class Q35Machine {
   Q35Machine& operator=(const Q35Machine&) = delete;
   ~Q35Machine();
 
-  // -device / device_add. Known drivers: the ones in device_factory.h.
+  // -device / device_add. Known drivers: the ones in device_factory.h,
+  // and "intel-iommu" (one per machine, registers at kVtdRegBase; not a
+  // PCI device, so no `addr`; kAlreadyExists "QEMU does not support
+  // multiple vIOMMUs for x86 yet." for a second one).
   // The `addr` property is SLOT[.FN] in hex as QEMU's ("4", "04.0",
   // "0x4.1"); without it the lowest free slot from 1 up.
   // Errors: kInvalidArgument (unknown driver, bad property or
   // value, named), kAlreadyExists (slot in use, duplicate id),
   // kResourceExhausted (no free slot), or the device's own.
   absl::Status AddDevice(const DeviceSpec& spec);
+  // device_add after machine creation (QMP): as AddDevice, but refuses
+  // drivers that cannot be hot-plugged (intel-iommu) with QEMU's
+  // kInvalidArgument "Parameter 'driver' expects a pluggable device type".
+  absl::Status HotplugDevice(const DeviceSpec& spec);
   // device_del: removes the device with qdev id `id`. Errors: kNotFound,
   // kFailedPrecondition (not hot-pluggable).
   absl::Status DeleteDevice(const std::string& id);
@@ -107,6 +115,8 @@ class Q35Machine {
   VirtualClock& clock() { return clock_; }
   pci::PciBus& pci_bus() { return *pci_bus_; }
   MsiController& msi() { return msi_; }
+  // The VT-d unit, or nullptr without -device intel-iommu.
+  vtd::IntelIommu* intel_iommu() { return iommu_.get(); }
   GsiRouter& gsi() { return gsi_; }
   uint64_t ram_size() const { return ram_size_; }
   uint64_t ram_below_4g() const { return below_4g_; }
@@ -116,6 +126,7 @@ class Q35Machine {
   absl::Status Init(const Options& options);
   // Maps ECAM where the host bridge's PCIEXBAR says (or unmaps it).
   void UpdateEcam(uint64_t pciexbar);
+  absl::Status AddIntelIommu(const DeviceSpec& spec);
 
   // All-ones reads for the I/O ports nothing claims.
   class UnassignedIo;
@@ -136,6 +147,9 @@ class Q35Machine {
   std::unique_ptr<memory::AddressSpace> system_as_;
   std::unique_ptr<memory::AddressSpace> io_as_;
   std::unique_ptr<pci::PciBus> pci_bus_;
+  std::unique_ptr<vtd::IntelIommu> iommu_;  // null: none
+  std::string iommu_id_;
+  std::shared_ptr<memory::MemoryRegion> iommu_region_;
 };
 
 }  // namespace viommu::hw

@@ -1,0 +1,117 @@
+// Fault recording and interrupt events: QEMU 7.2's vtd_report_dmar_fault,
+// vtd_generate_fault_event, vtd_update_fsts_ppf and the FSTS / FECTL / ICS /
+// IECTL write handlers.
+#include "viommu/hw/iommu/intel_iommu.h"
+
+namespace viommu::vtd {
+namespace {
+
+constexpr uint16_t kFsts = Offset(Reg32::kFsts);
+constexpr uint16_t kFectl = Offset(Reg32::kFectl);
+constexpr uint16_t kIectl = Offset(Reg32::kIectl);
+constexpr uint16_t kFrcdHi = Offset(Reg64::kFrcd0Hi);
+
+}  // namespace
+
+void IntelIommu::SendInterrupt(Reg32 addr_reg, Reg32 data_reg) {
+  const uint64_t addr = regs_.Raw(addr_reg);
+  const uint32_t data = regs_.Raw(data_reg);
+  // QEMU hands the message to the APIC directly; here it is a 4-byte
+  // write into the MSI window. A bad address is the guest's problem.
+  (void)system_as_->Write(addr, &data, sizeof(data));
+}
+
+void IntelIommu::UpdatePpf() {
+  bool pending = false;
+  for (int i = 0; i < kNumFrcd; ++i) {
+    pending |= (regs_.GetQuadRaw(kFrcdHi + 16 * i) & kFrcdF) != 0;
+  }
+  regs_.SetClearMaskLong(kFsts, kFstsPpf, pending ? kFstsPpf : 0);
+}
+
+void IntelIommu::GenerateFaultEvent(uint32_t pre_fsts) {
+  if (pre_fsts & (kFstsPpf | kFstsPfo | kFstsIqe)) return;
+  regs_.SetClearMaskLong(kFectl, 0, kFectlIp);
+  if (regs_.Raw(Reg32::kFectl) & kFectlIm) return;  // stays pending
+  SendInterrupt(Reg32::kFeaddr, Reg32::kFedata);
+  regs_.SetClearMaskLong(kFectl, kFectlIp, 0);
+}
+
+void IntelIommu::RecordFault(uint16_t sid, FaultReason reason, uint64_t addr,
+                             bool is_write) {
+  const uint32_t fsts = regs_.Raw(Reg32::kFsts);
+  if (fsts & kFstsPfo) return;  // overflowed: dropped
+  for (int i = 0; i < kNumFrcd; ++i) {
+    const uint64_t hi = regs_.GetQuadRaw(kFrcdHi + 16 * i);
+    if ((hi & kFrcdF) && (hi & kFrcdSidMask) == sid) return;  // collapsed
+  }
+  const uint16_t rec = Offset(Reg64::kFrcd0Lo) + 16 * next_frcd_;
+  if (regs_.GetQuadRaw(rec + 8) & kFrcdF) {
+    regs_.SetClearMaskLong(kFsts, 0, kFstsPfo);
+    return;
+  }
+  uint64_t hi = sid | uint64_t{static_cast<uint8_t>(reason)} << kFrcdFrShift;
+  if (!is_write) hi |= kFrcdT;
+  regs_.SetQuadRaw(rec, addr & ~uint64_t{0xfff});
+  regs_.SetQuadRaw(rec + 8, hi);
+
+  const bool was_pending = (fsts & kFstsPpf) != 0;
+  if (!was_pending) {
+    regs_.SetClearMaskLong(kFsts, kFstsFriMask,
+                           uint32_t(next_frcd_) << kFstsFriShift);
+  }
+  regs_.SetClearMaskQuad(rec + 8, 0, kFrcdF);
+  UpdatePpf();
+  next_frcd_ = (next_frcd_ + 1) % kNumFrcd;
+  if (!was_pending) GenerateFaultEvent(fsts);
+}
+
+void IntelIommu::ReportQueueError() {
+  const uint32_t fsts = regs_.Raw(Reg32::kFsts);
+  regs_.SetClearMaskLong(kFsts, 0, kFstsIqe);
+  GenerateFaultEvent(fsts);
+}
+
+void IntelIommu::SignalInvalidationWait() {
+  if (regs_.Raw(Reg32::kIcs) & kIcsIwc) return;
+  regs_.SetClearMaskLong(Offset(Reg32::kIcs), 0, kIcsIwc);
+  if (regs_.Raw(Reg32::kIectl) & kFectlIm) {
+    regs_.SetClearMaskLong(kIectl, 0, kFectlIp);
+  } else {
+    SendInterrupt(Reg32::kIeaddr, Reg32::kIedata);
+  }
+}
+
+void IntelIommu::HandleFsts() {
+  const uint32_t fsts = regs_.Raw(Reg32::kFsts);
+  const uint32_t fectl = regs_.Raw(Reg32::kFectl);
+  if ((fectl & kFectlIp) && !(fsts & (kFstsPfo | kFstsPpf | kFstsIqe))) {
+    regs_.SetClearMaskLong(kFectl, kFectlIp, 0);
+  }
+}
+
+void IntelIommu::HandleFectl() {
+  const uint32_t fectl = regs_.Raw(Reg32::kFectl);
+  if ((fectl & kFectlIp) && !(fectl & kFectlIm)) {
+    SendInterrupt(Reg32::kFeaddr, Reg32::kFedata);
+    regs_.SetClearMaskLong(kFectl, kFectlIp, 0);
+  }
+}
+
+void IntelIommu::HandleIcs() {
+  const uint32_t ics = regs_.Raw(Reg32::kIcs);
+  const uint32_t iectl = regs_.Raw(Reg32::kIectl);
+  if ((iectl & kFectlIp) && !(ics & kIcsIwc)) {
+    regs_.SetClearMaskLong(kIectl, kFectlIp, 0);
+  }
+}
+
+void IntelIommu::HandleIectl() {
+  const uint32_t iectl = regs_.Raw(Reg32::kIectl);
+  if ((iectl & kFectlIp) && !(iectl & kFectlIm)) {
+    SendInterrupt(Reg32::kIeaddr, Reg32::kIedata);
+    regs_.SetClearMaskLong(kIectl, kFectlIp, 0);
+  }
+}
+
+}  // namespace viommu::vtd

@@ -1,0 +1,138 @@
+// viommu/hw/iommu/intel_iommu.h — the Intel VT-d remapping unit
+// ("intel-iommu"): its register block, guest-visible as QEMU 7.2's, without
+// DMA translation (a translation engine attaches as an Observer).
+//
+//   VIOMMU_ASSIGN_OR_RETURN(auto p, vtd::ParseProperties(props));
+//   VIOMMU_ASSIGN_OR_RETURN(auto iommu, vtd::IntelIommu::Create(p, &sys_as));
+//   root->AddSubregion(kVtdRegBase, MemoryRegion::CreateMmio(
+//       &sys, "intel_iommu", vtd::kRegBlockSize, iommu.get()));
+//   iommu->set_observer(&engine);
+//   iommu->RecordFault(0x0020, vtd::FaultReason::kWrite, iova, true);
+//
+// MMIO: 4- and 8-byte aligned accesses only (QEMU's vtd_mem_ops); others
+// are rejected by the memory core. Register semantics: vtd_regs.h and
+// vtd_register_file.h. Interrupts (fault and invalidation-completion
+// events) are 4-byte writes of FEDATA/IEDATA to FEADDR/IEADDR through the
+// system address space, like a device's MSI.
+//
+// Threading: control context only (register accesses and the engine-side
+// methods are not synchronised).
+#ifndef VIOMMU_HW_IOMMU_INTEL_IOMMU_H_
+#define VIOMMU_HW_IOMMU_INTEL_IOMMU_H_
+
+#include <cstdint>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "viommu/hw/iommu/vtd_fault_reason.h"
+#include "viommu/hw/iommu/vtd_observer.h"
+#include "viommu/hw/iommu/vtd_properties.h"
+#include "viommu/hw/iommu/vtd_register_file.h"
+#include "viommu/memory/address_space.h"
+#include "viommu/memory/mmio_ops.h"
+
+namespace viommu::vtd {
+
+class IntelIommu final : public memory::MmioOps {
+ public:
+  // `system_as`: where interrupt messages are written (not owned, outlives
+  // this). Errors: kInvalidArgument (aw_bits not 39 or 48).
+  static absl::StatusOr<std::unique_ptr<IntelIommu>> Create(
+      const Properties& props, memory::AddressSpace* system_as);
+
+  // Every register back to its default and all latched state dropped
+  // (QEMU's vtd_reset_exit); then Observer::OnReset.
+  void Reset();
+
+  // Optional; not owned, must outlive this or be replaced by nullptr.
+  void set_observer(Observer* observer) { observer_ = observer; }
+
+  // --- Engine side (QEMU's vtd_report_dmar_fault and friends) ---
+
+  // Records a DMA-remapping fault in FRCD[0] as QEMU 7.2 does: dropped if
+  // FSTS.PFO; collapsed if a pending record has the same `sid`; PFO set if
+  // the record is still pending; otherwise FI = addr & ~0xfff, SID, FR,
+  // T = !is_write, F set, and — when no fault was pending — FSTS.FRI and a
+  // fault event (FECTL.IP, plus the interrupt unless FECTL.IM).
+  void RecordFault(uint16_t sid, FaultReason reason, uint64_t addr,
+                   bool is_write);
+  // Invalidation-queue error: FSTS.IQE and a fault event.
+  void ReportQueueError();
+  // An invalidation-wait descriptor with IF: ICS.IWC, then the completion
+  // event (IECTL.IP if masked, else the interrupt). No-op if IWC is set.
+  void SignalInvalidationWait();
+  // The engine consumed descriptors up to index `head`; `last_was_wait`
+  // says whether the last one was a wait descriptor (QI may only be
+  // disabled when head == tail after a wait descriptor). Updates IQH.
+  void SetQueueHead(uint32_t head, bool last_was_wait);
+
+  // --- Latched state ---
+  const Properties& properties() const { return props_; }
+  uint64_t cap() const { return cap_; }
+  uint64_t ecap() const { return ecap_; }
+  bool translation_enabled() const { return dmar_enabled_; }
+  uint64_t root_table() const { return root_; }  // valid once GSTS.RTPS
+  bool qi_enabled() const { return qi_enabled_; }
+  uint64_t queue_base() const { return iq_; }
+  uint32_t queue_size() const { return iq_size_; }  // descriptors
+  uint32_t queue_head() const { return iq_head_; }
+  uint32_t queue_tail() const { return iq_tail_; }
+  bool ir_enabled() const { return intr_enabled_; }
+  uint64_t ir_table() const { return intr_root_; }
+  uint32_t ir_table_size() const { return intr_size_; }  // entries
+  bool ir_eime() const { return intr_eime_; }
+  const RegisterFile& regs() const { return regs_; }
+
+  // MmioOps.
+  memory::MemTxResult Read(uint64_t offset, uint64_t* value, unsigned size,
+                           memory::MemTxAttrs attrs) override;
+  memory::MemTxResult Write(uint64_t offset, uint64_t value, unsigned size,
+                            memory::MemTxAttrs attrs) override;
+  memory::AccessRules valid() const override { return {4, 8, false}; }
+  memory::AccessRules impl() const override { return {4, 8, false}; }
+
+ private:
+  IntelIommu(const Properties& props, memory::AddressSpace* system_as);
+  void DefineRegisters();
+  void WriteRegister(uint16_t off, uint64_t value, unsigned size);
+
+  void HandleGcmd();
+  void HandleQie(bool enable);
+  void HandleCcmd();
+  void HandleIotlb();
+  void HandleIqt();
+  void HandleFsts();
+  void HandleFectl();
+  void HandleIcs();
+  void HandleIectl();
+
+  // vtd_fault.cc.
+  void UpdatePpf();
+  void GenerateFaultEvent(uint32_t pre_fsts);
+  void SendInterrupt(Reg32 addr_reg, Reg32 data_reg);
+
+  const Properties props_;
+  const uint64_t cap_;
+  const uint64_t ecap_;
+  memory::AddressSpace* const system_as_;  // not owned
+  Observer* observer_ = nullptr;           // not owned
+  RegisterFile regs_;
+
+  bool dmar_enabled_ = false;
+  uint64_t root_ = 0;
+  bool qi_enabled_ = false;
+  uint64_t iq_ = 0;
+  uint32_t iq_size_ = 0;
+  uint32_t iq_head_ = 0;
+  uint32_t iq_tail_ = 0;
+  bool iq_last_was_wait_ = false;
+  bool intr_enabled_ = false;
+  uint64_t intr_root_ = 0;
+  uint32_t intr_size_ = 0;
+  bool intr_eime_ = false;
+  int next_frcd_ = 0;
+};
+
+}  // namespace viommu::vtd
+
+#endif  // VIOMMU_HW_IOMMU_INTEL_IOMMU_H_
