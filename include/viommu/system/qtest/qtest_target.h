@@ -2,6 +2,14 @@
 // accesses to memory and I/O ports, the virtual clock, and IRQ interception
 // (implemented by system::Vm, and by fakes in tests).
 //
+//   class MyVm final : public QtestTarget { ... };
+//   QtestSession session(&my_vm, emit);    // see qtest_session.h
+//
+// Asynchronous IRQ lines: InterceptIrqIn hands the target a callback; the
+// target calls it with (line, level) whenever an intercepted input changes
+// (during a command or at any other time, on the control context), and the
+// session turns that into `IRQ raise N` / `IRQ lower N`.
+//
 // Threading: control context only.
 #ifndef VIOMMU_SYSTEM_QTEST_QTEST_TARGET_H_
 #define VIOMMU_SYSTEM_QTEST_QTEST_TARGET_H_
@@ -35,6 +43,18 @@ class QtestTarget {
   virtual int64_t ClockStep(int64_t ns) = 0;
   virtual std::optional<int64_t> ClockStepNext() = 0;
   virtual int64_t ClockSet(int64_t ns) = 0;
+  // Optional: the current virtual time. The default (nullopt) makes the
+  // session use the latest time any clock command returned, which is exact
+  // as long as only qtest moves the clock.
+  virtual std::optional<int64_t> ClockNow() { return std::nullopt; }
+
+  // Optional: whether `qom_path` names a device, without side effects
+  // (irq_intercept_* answers "FAIL Unknown device" before its other checks,
+  // as QEMU). The default asks InterceptIrqOut, which must then have no
+  // side effect beyond its answer; override otherwise.
+  virtual bool HasDevice(absl::string_view qom_path) {
+    return InterceptIrqOut(qom_path).ok();
+  }
 
   // irq_intercept_in: routes level changes of `qom_path`'s input lines to
   // `fn`. Errors: kNotFound (no such device).
