@@ -44,6 +44,9 @@ class Vm final : public QtestTarget {
   void PortOut(uint16_t port, uint32_t value, unsigned size) override;
 
   int64_t ClockStep(int64_t ns) override { return machine_->clock().Step(ns); }
+  std::optional<int64_t> ClockNow() override {
+    return machine_->clock().now_ns();
+  }
   std::optional<int64_t> ClockStepNext() override {
     return machine_->clock().StepToNextDeadline();
   }
@@ -62,7 +65,7 @@ class Vm final : public QtestTarget {
 
   // QMP device_add/device_del/system_reset.
   absl::Status DeviceAdd(const hw::DeviceSpec& spec) {
-    return machine_->AddDevice(spec);
+    return machine_->HotplugDevice(spec);
   }
   absl::Status DeviceDel(const std::string& id) {
     return machine_->DeleteDevice(id);
