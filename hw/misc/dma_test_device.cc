@@ -1,7 +1,5 @@
 #include "viommu/hw/misc/dma_test_device.h"
 
-#include <cstring>
-
 #include "hw/misc/property_parse.h"
 
 namespace viommu::hw::misc {
@@ -25,6 +23,15 @@ uint64_t AllOnes(unsigned size) {
   return size >= 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * size)) - 1;
 }
 
+// Whether [offset, offset + size) lies in the buffer window. The memory
+// core only passes aligned 1..8-byte accesses inside BAR0; checked anyway,
+// as the buffer must never be overrun.
+bool InBuffer(uint64_t offset, unsigned size) {
+  return offset >= DmaTestDevice::kBufferOffset && size >= 1 && size <= 8 &&
+         offset - DmaTestDevice::kBufferOffset <=
+             DmaTestDevice::kBufferSize - size;
+}
+
 }  // namespace
 
 class DmaTestDevice::Registers final : public memory::MmioOps {
@@ -32,12 +39,25 @@ class DmaTestDevice::Registers final : public memory::MmioOps {
   explicit Registers(DmaTestDevice* dev) : dev_(dev) {}
   memory::MemTxResult Read(uint64_t offset, uint64_t* value, unsigned size,
                            memory::MemTxAttrs) override {
+    if (dev_->in_mmio_) {
+      ++dev_->blocked_reentrant_count_;
+      *value = AllOnes(size);
+      return memory::MemTxResult::AccessError();
+    }
+    dev_->in_mmio_ = true;
     *value = dev_->RegRead(offset, size);
+    dev_->in_mmio_ = false;
     return memory::MemTxResult::Ok();
   }
   memory::MemTxResult Write(uint64_t offset, uint64_t value, unsigned size,
                             memory::MemTxAttrs) override {
+    if (dev_->in_mmio_) {
+      ++dev_->blocked_reentrant_count_;
+      return memory::MemTxResult::AccessError();
+    }
+    dev_->in_mmio_ = true;
     dev_->RegWrite(offset, value, size);
+    dev_->in_mmio_ = false;
     return memory::MemTxResult::Ok();
   }
   memory::AccessRules valid() const override { return {1, 8, false}; }
@@ -59,14 +79,15 @@ DmaTestDevice::~DmaTestDevice() = default;
 absl::StatusOr<std::unique_ptr<DmaTestDevice>>
 DmaTestDevice::CreateFromProperties(
     const absl::btree_map<std::string, std::string>& props) {
-  if (!props.empty())
+  if (!props.empty()) {
     return UnknownProperty("dma-testdev", props.begin()->first);
+  }
   return std::make_unique<DmaTestDevice>();
 }
 
 absl::Status DmaTestDevice::Realize() {
-  mmio_ = memory::MemoryRegion::CreateMmio(memory(), "dma-testdev-mmio", 0x2000,
-                                           ops_.get());
+  mmio_ = memory::MemoryRegion::CreateMmio(memory(), "dma-testdev-mmio",
+                                           kBarSize, ops_.get());
   RegisterBar(0, pci::BarType::kMem32, /*prefetchable=*/false, mmio_);
   return absl::OkStatus();
 }
@@ -81,8 +102,10 @@ void DmaTestDevice::Reset() {
 
 uint64_t DmaTestDevice::RegRead(uint64_t offset, unsigned size) {
   if (offset >= kBufferOffset) {
+    if (!InBuffer(offset, size)) return AllOnes(size);
+    const uint8_t* p = buffer_.data() + (offset - kBufferOffset);
     uint64_t v = 0;
-    std::memcpy(&v, buffer_.data() + (offset - kBufferOffset), size);
+    for (unsigned i = 0; i < size; ++i) v |= uint64_t{p[i]} << (8 * i);
     return v;
   }
   if (size == 8 && offset == kRegIova) return iova_;
@@ -113,7 +136,9 @@ uint64_t DmaTestDevice::RegRead(uint64_t offset, unsigned size) {
 
 void DmaTestDevice::RegWrite(uint64_t offset, uint64_t value, unsigned size) {
   if (offset >= kBufferOffset) {
-    std::memcpy(buffer_.data() + (offset - kBufferOffset), &value, size);
+    if (!InBuffer(offset, size)) return;
+    uint8_t* p = buffer_.data() + (offset - kBufferOffset);
+    for (unsigned i = 0; i < size; ++i) p[i] = static_cast<uint8_t>(value >> (8 * i));
     return;
   }
   if (size == 8 && offset == kRegIova) {

@@ -1,8 +1,9 @@
 #include "viommu/hw/misc/edu.h"
 
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
+#include <utility>
+
 #include "hw/misc/property_parse.h"
+#include "viommu/util/status_macros.h"
 
 namespace viommu::hw::misc {
 namespace {
@@ -18,6 +19,7 @@ constexpr uint64_t kDmaRaiseIrq = 0x4;
 constexpr int64_t kNsPerMs = 1'000'000;
 constexpr int64_t kDmaDelayMs = 100;
 
+// BAR0 offsets (QEMU's edu_mmio_read/edu_mmio_write cases).
 enum Reg : uint64_t {
   kRegId = 0x00,
   kRegLiveness = 0x04,
@@ -36,20 +38,47 @@ bool AccessAllowed(uint64_t offset, unsigned size) {
   return offset < 0x80 ? size == 4 : (size == 4 || size == 8);
 }
 
+uint64_t AllOnes(unsigned size) {
+  return size >= 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * size)) - 1;
+}
+
+// n! mod 2^32, as QEMU's worker loop over uint32_t. The product is 0 once
+// it has 32 factors of two (n >= 34), so the loop stops there instead of
+// running up to 2^32 times for a hostile n.
+uint32_t Factorial(uint32_t n) {
+  uint32_t f = 1;
+  for (uint32_t i = n; i > 0 && f != 0; --i) f *= i;
+  return f;
+}
+
 }  // namespace
 
-// BAR0's MmioOps: valid and implemented sizes 4..8, as QEMU's edu_mmio_ops.
+// BAR0's MmioOps: valid and implemented sizes 4..8, as QEMU's edu_mmio_ops,
+// behind the re-entrancy guard.
 class Edu::Registers final : public memory::MmioOps {
  public:
   explicit Registers(Edu* edu) : edu_(edu) {}
   memory::MemTxResult Read(uint64_t offset, uint64_t* value, unsigned size,
                            memory::MemTxAttrs) override {
+    if (edu_->in_mmio_) {
+      ++edu_->blocked_reentrant_count_;
+      *value = AllOnes(size);
+      return memory::MemTxResult::AccessError();
+    }
+    edu_->in_mmio_ = true;
     *value = edu_->MmioRead(offset, size);
+    edu_->in_mmio_ = false;
     return memory::MemTxResult::Ok();
   }
   memory::MemTxResult Write(uint64_t offset, uint64_t value, unsigned size,
                             memory::MemTxAttrs) override {
+    if (edu_->in_mmio_) {
+      ++edu_->blocked_reentrant_count_;
+      return memory::MemTxResult::AccessError();
+    }
+    edu_->in_mmio_ = true;
     edu_->MmioWrite(offset, value, size);
+    edu_->in_mmio_ = false;
     return memory::MemTxResult::Ok();
   }
   memory::AccessRules valid() const override { return {4, 8, false}; }
@@ -59,11 +88,11 @@ class Edu::Registers final : public memory::MmioOps {
   Edu* edu_;  // not owned, owns this
 };
 
-std::unique_ptr<Edu> Edu::Create(const Properties& props) {
+absl::StatusOr<std::unique_ptr<Edu>> Edu::Create(const Properties& props) {
   return std::unique_ptr<Edu>(new Edu(props));
 }
 
-absl::StatusOr<std::unique_ptr<Edu>> Edu::CreateFromProperties(
+absl::StatusOr<Edu::Properties> Edu::ParseProperties(
     const absl::btree_map<std::string, std::string>& props) {
   Properties p;
   for (const auto& [key, value] : props) {
@@ -73,6 +102,12 @@ absl::StatusOr<std::unique_ptr<Edu>> Edu::CreateFromProperties(
       return UnknownProperty("edu", key);
     }
   }
+  return p;
+}
+
+absl::StatusOr<std::unique_ptr<Edu>> Edu::CreateFromProperties(
+    const absl::btree_map<std::string, std::string>& props) {
+  VIOMMU_ASSIGN_OR_RETURN(Properties p, ParseProperties(props));
   return Create(p);
 }
 
@@ -88,15 +123,21 @@ Edu::Edu(const Properties& props)
 Edu::~Edu() = default;
 
 absl::Status Edu::Realize() {
-  mmio_ = memory::MemoryRegion::CreateMmio(memory(), "edu-mmio", 1 << 20,
+  mmio_ = memory::MemoryRegion::CreateMmio(memory(), "edu-mmio", kBarSize,
                                            ops_.get());
   RegisterBar(0, pci::BarType::kMem32, /*prefetchable=*/false, mmio_);
   dma_timer_ = std::make_unique<Timer>(clock(), [this] { DmaTimerFired(); });
+  // QEMU: msi_init(pdev, 0, 1, true, false).
   return AddMsiCapability(/*vectors=*/1, /*is_64bit=*/true).status();
 }
 
+void Edu::Unrealize() {
+  dma_timer_.reset();
+  dma_cmd_ &= ~kDmaRun;
+}
+
 uint64_t Edu::MmioRead(uint64_t offset, unsigned size) {
-  if (!AccessAllowed(offset, size)) return ~uint64_t{0};
+  if (!AccessAllowed(offset, size)) return AllOnes(size);
   switch (offset) {
     case kRegId:
       return kId;
@@ -117,7 +158,7 @@ uint64_t Edu::MmioRead(uint64_t offset, unsigned size) {
     case kRegDmaCmd:
       return dma_cmd_;
     default:
-      return ~uint64_t{0};
+      return AllOnes(size);
   }
 }
 
@@ -127,14 +168,11 @@ void Edu::MmioWrite(uint64_t offset, uint64_t value, unsigned size) {
     case kRegLiveness:
       liveness_ = ~static_cast<uint32_t>(value);
       break;
-    case kRegFactorial: {
+    case kRegFactorial:
       if (status_ & kStatusComputing) break;
-      uint32_t n = static_cast<uint32_t>(value), f = 1;
-      for (uint32_t i = n; i > 0; --i) f *= i;  // wraps as QEMU's uint32_t
-      factorial_ = f;
+      factorial_ = Factorial(static_cast<uint32_t>(value));
       if (status_ & kStatusIrqFact) RaiseIrq(kFactIrq);
       break;
-    }
     case kRegStatus:
       status_ = (value & kStatusIrqFact) ? (status_ | kStatusIrqFact)
                                          : (status_ & ~kStatusIrqFact);
@@ -162,15 +200,17 @@ void Edu::MmioWrite(uint64_t offset, uint64_t value, unsigned size) {
   }
 }
 
+// QEMU's dma_rw for a write.
 void Edu::WriteDmaRegister(uint64_t* reg, uint64_t value, bool starts_timer) {
   if (dma_cmd_ & kDmaRun) return;
   *reg = value;
-  if (starts_timer) {
+  if (starts_timer && dma_timer_ != nullptr) {
     const int64_t now_ms = clock()->now_ns() / kNsPerMs;
     dma_timer_->ArmAt((now_ms + kDmaDelayMs) * kNsPerMs);
   }
 }
 
+// QEMU's edu_dma_timer, with the buffer range enforced.
 void Edu::DmaTimerFired() {
   if (!(dma_cmd_ & kDmaRun)) return;
   const bool to_ram = dma_cmd_ & kDmaToRam;
@@ -181,6 +221,7 @@ void Edu::DmaTimerFired() {
   if (!in_buffer) {
     ++refused_dma_count_;
   } else if (to_ram) {
+    // As QEMU, the result is ignored: faults show only in the vIOMMU.
     (void)DmaWrite(ram, dma_buf_.data() + (dev - kDmaStart), dma_count_);
   } else {
     (void)DmaRead(ram, dma_buf_.data() + (dev - kDmaStart), dma_count_);

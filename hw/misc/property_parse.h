@@ -5,30 +5,40 @@
 #ifndef VIOMMU_HW_MISC_PROPERTY_PARSE_H_
 #define VIOMMU_HW_MISC_PROPERTY_PARSE_H_
 
+#include <charconv>
 #include <cstdint>
+#include <system_error>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "viommu/util/status_macros.h"
 
 namespace viommu::hw::misc {
 
-// An unsigned 64-bit number, base 0 as strtoull (0x hex, 0 octal, decimal).
+// An unsigned 64-bit number in base 0 as QEMU's qemu_strtou64: "0x"/"0X"
+// hex, a leading 0 octal, otherwise decimal; the whole text must be the
+// number (no sign, no spaces, no suffix) and fit in 64 bits.
+// Errors: kInvalidArgument naming `device`.`key` and the text.
 inline absl::StatusOr<uint64_t> ParseU64Property(absl::string_view device,
                                                  absl::string_view key,
                                                  absl::string_view value) {
-  uint64_t v = 0;
-  bool ok;
-  if (absl::StartsWith(value, "0x") || absl::StartsWith(value, "0X")) {
-    ok = value.size() > 2 && absl::SimpleHexAtoi(value.substr(2), &v);
-  } else {
-    ok = !value.empty() && value[0] != '-' && absl::SimpleAtoi(value, &v);
+  absl::string_view digits = value;
+  int base = 10;
+  if (digits.size() > 2 && digits[0] == '0' &&
+      (digits[1] == 'x' || digits[1] == 'X')) {
+    digits.remove_prefix(2);
+    base = 16;
+  } else if (digits.size() > 1 && digits[0] == '0') {
+    digits.remove_prefix(1);
+    base = 8;
   }
-  if (!ok) {
+  uint64_t v = 0;
+  const char* end = digits.data() + digits.size();
+  // from_chars takes no sign or prefix itself; a second prefix ("0x0x1")
+  // or a sign fails here.
+  const auto [ptr, ec] = std::from_chars(digits.data(), end, v, base);
+  if (digits.empty() || ec != std::errc() || ptr != end) {
     return absl::InvalidArgumentError(
         absl::StrCat("Parameter '", device, ".", key, "' expects uint64, got '",
                      value, "'"));

@@ -23,7 +23,11 @@
 //   0x1000-0x1fff BUFFER  RW  the 4 KiB data buffer, any access size
 // IDs 1b36:10f0 (Red Hat's QEMU test vendor), class 0x00ff00, no IRQ.
 // Register accesses other than 4 bytes (or 8 at 0x08) are ignored and read
-// all-ones. Reset clears the registers and the buffer.
+// all-ones; the buffer is little-endian, aligned 1/2/4/8-byte accesses.
+// Reset clears the registers and the buffer. Every guest value is safe:
+// LEN/OFFSET are checked before any copy, and a BAR0 access made while the
+// device handles one (a DMA aimed at its own BAR0) is refused with an
+// access error (QEMU 8's re-entrancy guard) and counted.
 //
 // Threading: control context only.
 #ifndef VIOMMU_HW_MISC_DMA_TEST_DEVICE_H_
@@ -43,6 +47,7 @@ namespace viommu::hw::misc {
 class DmaTestDevice final : public pci::PciDevice {
  public:
   static constexpr uint32_t kId = 0x7e570001;
+  static constexpr uint64_t kBarSize = 0x2000;
   static constexpr uint32_t kBufferOffset = 0x1000;
   static constexpr uint32_t kBufferSize = 0x1000;
   static constexpr uint32_t kResultBadLength = 0x100;
@@ -56,6 +61,9 @@ class DmaTestDevice final : public pci::PciDevice {
       const absl::btree_map<std::string, std::string>& props);
 
   void Reset() override;
+
+  // BAR0 accesses refused by the re-entrancy guard.
+  uint64_t blocked_reentrant_count() const { return blocked_reentrant_count_; }
 
  protected:
   absl::Status Realize() override;
@@ -74,6 +82,8 @@ class DmaTestDevice final : public pci::PciDevice {
   uint32_t result_ = kResultIdle;
   uint32_t count_ = 0;
   std::array<uint8_t, kBufferSize> buffer_{};
+  bool in_mmio_ = false;  // the re-entrancy guard
+  uint64_t blocked_reentrant_count_ = 0;
 };
 
 }  // namespace viommu::hw::misc

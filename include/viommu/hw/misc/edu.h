@@ -1,32 +1,49 @@
 // viommu/hw/misc/edu.h — QEMU's educational PCI device "edu" (1234:11e8),
 // register for register (reference/qemu.md §7, QEMU's docs/specs/edu.rst).
 //
-//   auto edu = Edu::CreateFromProperties({{"dma_mask", "0xffffffff"}});
-//   bus.Plug(*std::move(edu), /*devfn=*/0x20);
+//   VIOMMU_ASSIGN_OR_RETURN(std::unique_ptr<Edu> edu,
+//                           Edu::CreateFromProperties({{"dma_mask", "0xffff"}}));
+//   VIOMMU_ASSIGN_OR_RETURN(PciDevice* dev, bus.Plug(std::move(edu), 0x20));
+//   // BAR0 + config 0x04 = MEMORY | MASTER, then drive BAR0 as below.
 //
-// BAR0 (1 MiB, 32-bit memory): 0x00 id 0x010000ed; 0x04 liveness (reads
-// ~value); 0x08 factorial; 0x20 status (bit 0 computing, bit 7 raise IRQ
-// 0x1 when a factorial completes); 0x24 irq status; 0x60 raise; 0x64 ack;
-// 0x80/0x88/0x90 DMA source/destination/count; 0x98 DMA command (bit 0 run,
-// bit 1 direction: 0 RAM->device, 1 device->RAM; bit 2 raise IRQ 0x100
-// when done). Offsets below 0x80 take only 4-byte accesses, the rest 4 or
-// 8; other accesses are ignored and read all-ones. 4-byte writes to the
-// 64-bit DMA registers store the value zero-extended; writes to them are
-// ignored while a DMA runs. The device-side DMA buffer (4 KiB) sits at
-// 0x40000 in the device's DMA window; the RAM side is masked with
-// `dma_mask` (default 2^28 - 1). A DMA completes 100 ms of virtual time
-// after it is started (QEMU's millisecond timer). Interrupts: MSI when
-// enabled (one vector), INTx otherwise.
+// IDs 1234:11e8 rev 0x10, class 0x00ff00, INTA#, MSI (1 vector, 64-bit).
+// BAR0 (1 MiB, 32-bit memory, "edu-mmio", valid/impl 4..8 bytes):
+//   0x00 RO id 0x010000ed        0x04 RW liveness (reads ~value written)
+//   0x08 RW factorial            0x20 RW status: bit 0 computing (RO),
+//   0x24 RO irq status                   bit 7 raise IRQ 0x1 after a factorial
+//   0x60 WO raise: irq |= v      0x64 WO ack: irq &= ~v
+//   0x80/0x88/0x90 RW DMA source/destination/count
+//   0x98 RW DMA command: bit 0 run, bit 1 direction (0 RAM->device, 1
+//        device->RAM), bit 2 raise IRQ 0x100 when done
+// Offsets below 0x80 take only 4-byte accesses, the rest 4 or 8; other
+// accesses are ignored and read all-ones (of the access size). 4-byte
+// writes to the 64-bit DMA registers store the value zero-extended; the
+// DMA registers ignore writes while a DMA runs, and a command write
+// without bit 0 is ignored. The device-side 4 KiB DMA buffer sits at
+// kDmaStart (0x40000) in the device's DMA address space and is not visible
+// through BAR0; the RAM-side address is masked with `dma_mask` (default
+// 2^28 - 1). A DMA completes at (now_ms + 100) ms of virtual time (QEMU's
+// millisecond QEMU_CLOCK_VIRTUAL timer) through the bus-master address
+// space with the device's requester id, so through the vIOMMU and not at
+// all without COMMAND.MASTER. Interrupts: MSI vector 0 when MSI is
+// enabled, INTx otherwise (lowered when the irq status reaches 0).
 //
 // Deliberate differences from QEMU 7.2:
 //  * The factorial is computed at the write, not by a worker thread, so
-//    status bit 0 is never seen set; the result and IRQ are the same.
-//  * A DMA whose device-side range leaves [0x40000, 0x41000) is refused
-//    (QEMU logs and overruns its buffer): nothing is copied, the run bit
-//    clears, the done IRQ is still raised when asked, and
-//    refused_dma_count() counts it.
-//  * As in QEMU, system reset does not clear the registers (edu has no
-//    reset handler); only its PCI configuration is reset.
+//    status bit 0 is never seen set; the result (mod 2^32) and the IRQ are
+//    the same.
+//  * A DMA whose device-side range leaves [0x40000, 0x41000), or whose
+//    count overflows it, is refused (QEMU logs and overruns its buffer):
+//    nothing is copied, the run bit clears, the done IRQ is still raised
+//    when asked, and refused_dma_count() counts it.
+//  * Re-entrancy guard as QEMU 8's mem_reentrancy_guard: a BAR0 access
+//    made while edu is handling a BAR0 access (its MSI aimed at its own
+//    BAR) is refused with an access error and counted in
+//    blocked_reentrant_count(); QEMU 7.2 recursed without bound.
+// As in QEMU (edu has no reset handler), system reset leaves the edu
+// registers, the buffer and a pending DMA alone; only the PCI config is
+// reset, so a pending DMA then runs without bus mastering and reaches
+// nothing. Unplugging cancels a pending DMA and clears the run bit.
 //
 // Threading: control context only.
 #ifndef VIOMMU_HW_MISC_EDU_H_
@@ -35,34 +52,50 @@
 #include <array>
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "absl/container/btree_map.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "viommu/hw/core/virtual_clock.h"
 #include "viommu/hw/pci/pci_device.h"
+#include "viommu/memory/memory_region.h"
 
 namespace viommu::hw::misc {
 
 class Edu final : public pci::PciDevice {
  public:
+  // -device edu properties.
   struct Properties {
-    uint64_t dma_mask = (uint64_t{1} << 28) - 1;
+    uint64_t dma_mask = (uint64_t{1} << 28) - 1;  // "dma_mask"
   };
   static constexpr uint64_t kDmaStart = 0x40000;
   static constexpr uint64_t kDmaSize = 4096;
+  static constexpr uint64_t kBarSize = 1 << 20;
 
-  static std::unique_ptr<Edu> Create(const Properties& props);
-  // From -device/device_add text properties. Errors: kInvalidArgument for
-  // an unknown property or a bad value, naming it.
-  static absl::StatusOr<std::unique_ptr<Edu>> CreateFromProperties(
+  // Never fails today; StatusOr so that property checks can be added.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Edu>> Create(
+      const Properties& props);
+  // Parses -device/device_add text properties (the driver's own only, not
+  // "addr"/"id"): dma_mask as QEMU's uint64 (decimal, 0x hex, 0 octal).
+  // Errors: kInvalidArgument for an unknown property or a bad value,
+  // naming it ("edu.dma_mask").
+  [[nodiscard]] static absl::StatusOr<Properties> ParseProperties(
       const absl::btree_map<std::string, std::string>& props);
+  // ParseProperties, then Create.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Edu>>
+  CreateFromProperties(const absl::btree_map<std::string, std::string>& props);
   ~Edu() override;
 
+  const Properties& properties() const { return props_; }
+  // DMAs refused for leaving the device buffer (see above).
   uint64_t refused_dma_count() const { return refused_dma_count_; }
+  // BAR0 accesses refused by the re-entrancy guard.
+  uint64_t blocked_reentrant_count() const { return blocked_reentrant_count_; }
 
  protected:
   absl::Status Realize() override;
+  void Unrealize() override;
 
  private:
   class Registers;
@@ -78,8 +111,9 @@ class Edu final : public pci::PciDevice {
   Properties props_;
   std::unique_ptr<Registers> ops_;
   std::shared_ptr<memory::MemoryRegion> mmio_;
-  std::unique_ptr<Timer> dma_timer_;
-  uint32_t liveness_ = 0;
+  std::unique_ptr<Timer> dma_timer_;  // from Realize to Unrealize
+  bool in_mmio_ = false;              // the re-entrancy guard
+  uint32_t liveness_ = 0;             // QEMU's addr4: ~value written
   uint32_t factorial_ = 0;
   uint32_t status_ = 0;
   uint32_t irq_status_ = 0;
@@ -89,6 +123,7 @@ class Edu final : public pci::PciDevice {
   uint64_t dma_cmd_ = 0;
   std::array<uint8_t, kDmaSize> dma_buf_{};
   uint64_t refused_dma_count_ = 0;
+  uint64_t blocked_reentrant_count_ = 0;
 };
 
 }  // namespace viommu::hw::misc
