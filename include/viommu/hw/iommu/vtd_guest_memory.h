@@ -1,0 +1,69 @@
+// viommu/hw/iommu/vtd_guest_memory.h — how the remapping unit reaches guest
+// memory for its own structures: root and context tables, page tables,
+// invalidation descriptors and invalidation-wait status writes. QEMU uses
+// address_space_memory for all of them, with no address-width masking.
+//
+//   AddressSpaceGuestMemory mem(&system_as);
+//   uint64_t root_lo;
+//   if (!mem.Read(rtaddr + bus * 16, &root_lo, 8)) -> kRootTableInv
+//
+// Values in guest memory are little-endian, as the host must be (asserted
+// below), so LoadLe64 is a copy.
+//
+// Threading: Read is safe from any thread (translation runs on DMA
+// threads); Write is used from the control context only.
+#ifndef VIOMMU_HW_IOMMU_VTD_GUEST_MEMORY_H_
+#define VIOMMU_HW_IOMMU_VTD_GUEST_MEMORY_H_
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "viommu/memory/address_space.h"
+#include "viommu/util/types.h"
+
+namespace viommu::vtd {
+
+class GuestMemory {
+ public:
+  GuestMemory() = default;
+  GuestMemory(const GuestMemory&) = delete;
+  GuestMemory& operator=(const GuestMemory&) = delete;
+  virtual ~GuestMemory() = default;
+
+  // Reads `len` bytes at guest-physical `addr`. False when any byte could
+  // not be read (unassigned, or an access error): QEMU's MEMTX_OK check.
+  virtual bool Read(Hwaddr addr, void* buf, size_t len) = 0;
+  // Writes `len` bytes; false as for Read.
+  virtual bool Write(Hwaddr addr, const void* buf, size_t len) = 0;
+};
+
+// GuestMemory over an AddressSpace (system memory), attributes unspecified.
+class AddressSpaceGuestMemory final : public GuestMemory {
+ public:
+  // `as` is not owned and must outlive this.
+  explicit AddressSpaceGuestMemory(memory::AddressSpace* as) : as_(as) {}
+  bool Read(Hwaddr addr, void* buf, size_t len) override {
+    return as_->Read(addr, buf, len).ok();
+  }
+  bool Write(Hwaddr addr, const void* buf, size_t len) override {
+    return as_->Write(addr, buf, len).ok();
+  }
+
+ private:
+  memory::AddressSpace* as_;  // not owned
+};
+
+static_assert(std::endian::native == std::endian::little,
+              "VT-d structures are read as host integers");
+
+inline uint64_t LoadLe64(const void* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+}  // namespace viommu::vtd
+
+#endif  // VIOMMU_HW_IOMMU_VTD_GUEST_MEMORY_H_
