@@ -138,6 +138,7 @@ class ShadowMap {
     uint8_t order = 12;  // log2 of the leaf size
     memory::IommuPerm perm = memory::kIommuNone;
   };
+  static_assert(sizeof(Leaf) == 16);
   using State = absl::btree_map<Iova, Leaf>;
 
   static uint64_t Mask(const Leaf& l) {
