@@ -87,6 +87,8 @@ absl::StatusOr<std::unique_ptr<Q35Machine>> Q35Machine::Create(
 Q35Machine::~Q35Machine() {
   // Devices first: they hold regions and address spaces of the system.
   pci_bus_.reset();
+  if (iommu_ != nullptr) iommu_->set_observer(nullptr);
+  vtd_engine_.reset();
   if (iommu_region_ != nullptr)
     system_root_->RemoveSubregion(iommu_region_.get());
   iommu_region_.reset();
@@ -116,9 +118,8 @@ absl::Status Q35Machine::Init(const Options& options) {
         kFourGiB, MemoryRegion::CreateAlias(&memory_, "ram-above-4g", ram_,
                                             below_4g_, ram_size_ - below_4g_));
   }
-  system_root_->AddSubregionOverlap(
-      kMsiBase, MemoryRegion::CreateMmio(&memory_, "msi", kMsiSize, &msi_),
-      /*priority=*/-1);
+  msi_region_ = MemoryRegion::CreateMmio(&memory_, "msi", kMsiSize, &msi_);
+  system_root_->AddSubregionOverlap(kMsiBase, msi_region_, /*priority=*/-1);
 
   unassigned_io_ = std::make_unique<UnassignedIo>();
   io_root_ =
@@ -184,6 +185,30 @@ absl::Status Q35Machine::AddIntelIommu(const DeviceSpec& spec) {
   iommu_region_ = MemoryRegion::CreateMmio(&memory_, "intel_iommu",
                                            vtd::kRegBlockSize, iommu_.get());
   system_root_->AddSubregion(kVtdRegBase, iommu_region_);
+
+  // DMA translation: every bus-0 function gets a VT-d address space whose
+  // interrupt window is the MSI region.
+  vtd_engine_ = std::make_unique<vtd::VtdEngine>(
+      iommu_.get(), &memory_, system_as_.get(),
+      vtd::VtdSharedRegions::Create(&memory_, system_root_, msi_region_));
+  iommu_->set_observer(vtd_engine_.get());
+  pci_bus_->SetIommu([engine = vtd_engine_.get()](pci::PciBus* bus,
+                                                  uint8_t devfn) {
+    return engine->DeviceRoot(bus->bus_number(), devfn);
+  });
+  return ReplugForIommu();
+}
+
+absl::Status Q35Machine::ReplugForIommu() {
+  std::vector<uint8_t> plugged;
+  pci_bus_->ForEachDevice(
+      [&](pci::PciDevice* d) { plugged.push_back(d->devfn()); });
+  memory::MemorySystem::Transaction txn(&memory_);
+  for (uint8_t devfn : plugged) {
+    VIOMMU_ASSIGN_OR_RETURN(std::unique_ptr<pci::PciDevice> dev,
+                            pci_bus_->Unplug(devfn));
+    VIOMMU_RETURN_IF_ERROR(pci_bus_->Plug(std::move(dev), devfn).status());
+  }
   return absl::OkStatus();
 }
 

@@ -36,6 +36,7 @@
 #include "viommu/hw/core/msi.h"
 #include "viommu/hw/core/virtual_clock.h"
 #include "viommu/hw/iommu/intel_iommu.h"
+#include "viommu/hw/iommu/vtd_engine.h"
 #include "viommu/hw/pci/pci_bus.h"
 #include "viommu/memory/address_space.h"
 #include "viommu/memory/memory_region.h"
@@ -92,7 +93,12 @@ class Q35Machine {
   // -device / device_add. Known drivers: the ones in device_factory.h,
   // and "intel-iommu" (one per machine, registers at kVtdRegBase; not a
   // PCI device, so no `addr`; kAlreadyExists "QEMU does not support
-  // multiple vIOMMUs for x86 yet." for a second one).
+  // multiple vIOMMUs for x86 yet." for a second one). intel-iommu gives
+  // every PCI function on bus 0 a VT-d DMA address space, also those added
+  // before it on the command line: QEMU 7.2 sets up cold-plugged devices'
+  // bus-master spaces at machine-done, so the order does not matter there
+  // (checked against QEMU); here the earlier devices are re-plugged at
+  // their devfn (fresh state, as no guest has run yet).
   // The `addr` property is SLOT[.FN] in hex as QEMU's ("4", "04.0",
   // "0x4.1"); without it the lowest free slot from 1 up.
   // Errors: kInvalidArgument (unknown driver, bad property or
@@ -117,6 +123,8 @@ class Q35Machine {
   MsiController& msi() { return msi_; }
   // The VT-d unit, or nullptr without -device intel-iommu.
   vtd::IntelIommu* intel_iommu() { return iommu_.get(); }
+  // Its translation engine (per-device DMA address spaces), or nullptr.
+  vtd::VtdEngine* vtd_engine() { return vtd_engine_.get(); }
   GsiRouter& gsi() { return gsi_; }
   uint64_t ram_size() const { return ram_size_; }
   uint64_t ram_below_4g() const { return below_4g_; }
@@ -127,6 +135,8 @@ class Q35Machine {
   // Maps ECAM where the host bridge's PCIEXBAR says (or unmaps it).
   void UpdateEcam(uint64_t pciexbar);
   absl::Status AddIntelIommu(const DeviceSpec& spec);
+  // Unplugs and re-plugs every device so it gets the IOMMU's DMA root.
+  absl::Status ReplugForIommu();
 
   // All-ones reads for the I/O ports nothing claims.
   class UnassignedIo;
@@ -144,10 +154,12 @@ class Q35Machine {
   std::shared_ptr<memory::MemoryRegion> io_root_;
   std::shared_ptr<memory::MemoryRegion> ram_;
   std::shared_ptr<memory::MemoryRegion> ecam_region_;  // null: disabled
+  std::shared_ptr<memory::MemoryRegion> msi_region_;
   std::unique_ptr<memory::AddressSpace> system_as_;
   std::unique_ptr<memory::AddressSpace> io_as_;
   std::unique_ptr<pci::PciBus> pci_bus_;
   std::unique_ptr<vtd::IntelIommu> iommu_;  // null: none
+  std::unique_ptr<vtd::VtdEngine> vtd_engine_;  // with iommu_
   std::string iommu_id_;
   std::shared_ptr<memory::MemoryRegion> iommu_region_;
 };

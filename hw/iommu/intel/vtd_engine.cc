@@ -1,0 +1,157 @@
+// The engine's control side: device address spaces, the Observer entry
+// points, notifier flags and replay.
+#include "viommu/hw/iommu/vtd_engine.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "hw/iommu/intel/vtd_device.h"
+
+namespace viommu::vtd {
+
+VtdEngine::VtdEngine(IntelIommu* iommu, memory::MemorySystem* sys,
+                     memory::AddressSpace* system_as, VtdSharedRegions shared)
+    : iommu_(iommu),
+      sys_(sys),
+      system_as_(system_as),
+      shared_(std::move(shared)),
+      cfg_(TableConfig::FromProperties(iommu->properties())),
+      mem_(system_as) {}
+
+VtdEngine::~VtdEngine() = default;
+
+std::shared_ptr<memory::MemoryRegion> VtdEngine::DeviceRoot(uint8_t bus,
+                                                           uint8_t devfn) {
+  const uint16_t sid = static_cast<uint16_t>(bus << 8 | devfn);
+  auto it = devices_.find(sid);
+  if (it == devices_.end()) {
+    auto dev = std::make_unique<VtdDevice>(this, sys_, shared_, bus, devfn);
+    it = devices_.emplace(sid, std::move(dev)).first;
+    SwitchAddressSpace(*it->second);
+  }
+  return it->second->as().root();
+}
+
+VtdAddressSpace* VtdEngine::FindAddressSpace(uint8_t bus,
+                                             uint8_t devfn) const {
+  auto it = devices_.find(static_cast<uint16_t>(bus << 8 | devfn));
+  return it == devices_.end() ? nullptr : &it->second->as();
+}
+
+VtdEngineStats VtdEngine::stats() const {
+  return {.walks = walks_.load(std::memory_order_relaxed),
+          .faults = faults_.load(std::memory_order_relaxed),
+          .syncs = syncs_};
+}
+
+void VtdEngine::SwitchAddressSpace(VtdDevice& dev) {
+  bool use_iommu = dmar_enabled_.load(std::memory_order_relaxed);
+  if (use_iommu) {
+    // QEMU's vtd_as_pt_enabled: a lookup error keeps the IOMMU (the DMA
+    // then faults).
+    ContextLookup ctx = ReadContext(dev);
+    if (ctx.ok() &&
+        ctx.entry.translation_type() == ContextEntry::kTtPassThrough) {
+      use_iommu = false;
+    }
+  }
+  dev.as().SetUseIommu(use_iommu);
+}
+
+void VtdEngine::SwitchAll() {
+  memory::MemorySystem::Transaction txn(sys_);
+  for (auto& [sid, dev] : devices_) SwitchAddressSpace(*dev);
+}
+
+absl::Status VtdEngine::NotifyFlagChanged(VtdDevice& dev,
+                                          memory::NotifierFlags old_flags,
+                                          memory::NotifierFlags new_flags) {
+  const Properties& p = iommu_->properties();
+  if ((new_flags & memory::kNotifyMap) && !p.caching_mode) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "device ", dev.as().DeviceName(),
+        " requires caching mode: set caching-mode=on on intel-iommu"));
+  }
+  if ((new_flags & memory::kNotifyDevIotlbUnmap) && !p.device_iotlb) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "device ", dev.as().DeviceName(),
+        " requires device IOTLB: set device-iotlb=on on intel-iommu"));
+  }
+  dev.set_notifier_flags(new_flags);
+  const bool had_map = old_flags & memory::kNotifyMap;
+  const bool has_map = new_flags & memory::kNotifyMap;
+  if (has_map && !had_map) {
+    // The first MAP notifier is not on the chain yet: the sync fills the
+    // shadow silently, and Replay hands it to the new notifier.
+    SyncDevice(dev);
+  } else if (had_map && !has_map) {
+    // Nobody is told MAPs any more: forget them without events.
+    struct Drop final : ShadowEmitter {
+      void MappingChanged(Iova, uint64_t,
+                          const std::optional<ShadowTranslation>&,
+                          const std::optional<ShadowTranslation>&) override {}
+    } drop;
+    dev.shadow().UnmapAll(drop);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VtdEngine::Replay(VtdDevice& dev, int /*idx*/,
+                               memory::ReplaySink emit) {
+  // The shadow is what every MAP notifier of this device has been told;
+  // the new one gets the same, in O(mappings).
+  dev.shadow().ForEach(Range::Full(), [&](const memory::IommuTlbEntry& e) {
+    memory::IommuTlbEntry out = e;
+    out.target_as = system_as_;
+    emit(out);
+  });
+  return absl::OkStatus();
+}
+
+// --- Observer ---
+
+void VtdEngine::OnRootTableChanged(uint64_t root) {
+  root_.store(root, std::memory_order_release);
+  FlushCaches();
+  RefreshAll(/*resync=*/true);
+}
+
+void VtdEngine::OnTranslationEnabled(bool enabled) {
+  dmar_enabled_.store(enabled, std::memory_order_release);
+  FlushCaches();
+  RefreshAll(/*resync=*/true);
+}
+
+void VtdEngine::OnContextInvalidate(ContextGranularity granularity,
+                                    uint16_t /*did*/, uint16_t sid,
+                                    uint8_t fm) {
+  switch (granularity) {
+    case ContextGranularity::kGlobal:
+    case ContextGranularity::kDomain:  // QEMU 7.2: treated as global
+      InvalidateContextAll();
+      break;
+    case ContextGranularity::kDevice:
+      InvalidateContextDevice(sid, fm);
+      break;
+    case ContextGranularity::kInvalid:
+      break;
+  }
+}
+
+void VtdEngine::OnIotlbInvalidate(IotlbGranularity granularity, uint16_t did,
+                                  uint64_t addr, uint8_t am, bool /*ih*/) {
+  InvalidateIotlb(granularity, did, addr, am);
+}
+
+void VtdEngine::OnQueueTailWritten(uint32_t /*tail*/) {
+  // Queued invalidation: wired when the queue processor lands.
+}
+
+void VtdEngine::OnReset() {
+  dmar_enabled_.store(false, std::memory_order_release);
+  root_.store(0, std::memory_order_release);
+  FlushCaches();
+  RefreshAll(/*resync=*/false);
+}
+
+}  // namespace viommu::vtd
