@@ -8,8 +8,8 @@
 namespace viommu::vtd {
 namespace {
 
-constexpr uint64_t kRootLoRsvdLow = 0xffe;         // bits 11:1
-constexpr uint64_t kContextLoRsvdLow = 0xff0;      // bits 11:4
+constexpr uint64_t kRootLoRsvdLow = 0xffe;               // bits 11:1
+constexpr uint64_t kContextLoRsvdLow = 0xff0;            // bits 11:4
 constexpr uint64_t kContextHiRsvd = 0xffffffffff000080;  // 63:24 and 7
 
 bool ReadEntry(GuestMemory& mem, Hwaddr addr, uint64_t* lo, uint64_t* hi) {
@@ -76,8 +76,8 @@ ContextLookup LookupContext(GuestMemory& mem, const TableConfig& cfg,
     return r;
   }
   ContextEntry ce;
-  if (!ReadEntry(mem, re.context_table() + uint64_t{devfn} * sizeof(ce),
-                 &ce.lo, &ce.hi)) {
+  if (!ReadEntry(mem, re.context_table() + uint64_t{devfn} * sizeof(ce), &ce.lo,
+                 &ce.hi)) {
     r.fault = FaultReason::kContextTableInv;
     return r;
   }

@@ -105,8 +105,8 @@ TEST_F(VtdContextTest, RootNotPresentWinsOverReservedBits) {
 
 TEST_F(VtdContextTest, RootReservedBits) {
   mem_.AddPage(kCtx);  // reserved check comes before reading the context
-  for (uint64_t bad : {uint64_t{1} << 1, uint64_t{1} << 11,
-                       uint64_t{1} << 39, uint64_t{1} << 63}) {
+  for (uint64_t bad : {uint64_t{1} << 1, uint64_t{1} << 11, uint64_t{1} << 39,
+                       uint64_t{1} << 63}) {
     SetRoot(kCtx | 1 | bad);
     EXPECT_EQ(Fault(), FaultReason::kRootEntryRsvd) << std::hex << bad;
   }

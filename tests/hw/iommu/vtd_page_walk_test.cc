@@ -12,12 +12,12 @@
 namespace viommu::vtd {
 namespace {
 
-using ::testing::ElementsAre;
-using ::testing::IsEmpty;
 using memory::kIommuNone;
 using memory::kIommuRead;
 using memory::kIommuReadWrite;
 using memory::kIommuWrite;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
 
 constexpr uint64_t kR = 1;
 constexpr uint64_t kW = 2;
@@ -74,7 +74,9 @@ class PageTables {
   void Set(Iova iova, int level, uint64_t pte) {
     mem_->WriteU64(Entry(iova, level), pte);
   }
-  uint64_t Get(Iova iova, int level) { return mem_->ReadU64(Entry(iova, level)); }
+  uint64_t Get(Iova iova, int level) {
+    return mem_->ReadU64(Entry(iova, level));
+  }
 
  private:
   static Hwaddr Slot(Hwaddr table, Iova iova, int level) {
@@ -196,8 +198,7 @@ TEST_F(PageWalkTest, AddressBeyondMgaw) {
   PageTables pt4(&mem_, 4);
   EXPECT_EQ(fault(Config(48), pt4.Ce(), uint64_t{1} << 48),
             FaultReason::kAddrBeyondMgaw);
-  EXPECT_EQ(fault(Config(48), pt4.Ce(), uint64_t{1} << 47),
-            FaultReason::kRead);
+  EXPECT_EQ(fault(Config(48), pt4.Ce(), uint64_t{1} << 47), FaultReason::kRead);
   SlTranslation t = TranslateSl(mem_, Config(48), pt4.Ce(), ~uint64_t{0}, 0);
   EXPECT_EQ(t.level, 4);
   EXPECT_EQ(mem_.read_count(), 2u);  // only the two in-range translations
@@ -283,8 +284,8 @@ class ReservedBitsTest : public ::testing::TestWithParam<RsvdParam> {
  protected:
   // The spec of QEMU 7.2's masks, written out bit by bit.
   static bool Reserved(int level, bool large, int bit, int aw, bool dt) {
-    if (bit == 11) return true;                 // SNP (no snoop control)
-    if (level == 4 && bit == 7) return true;    // no PS at PML4
+    if (bit == 11) return true;               // SNP (no snoop control)
+    if (level == 4 && bit == 7) return true;  // no PS at PML4
     if (large && bit >= 12 && bit < Shift(level)) return true;
     if (bit == 62) return !(dt && (level == 1 || large));  // TM
     return bit >= aw && bit <= 51;
@@ -327,7 +328,7 @@ TEST_P(ReservedBitsTest, TableAnd4KEntries) {
   pt.Set(iova, 1, 0x5000 | kRW);
   for (int level = 1; level <= levels; ++level) {
     for (int bit = 2; bit < 64; ++bit) {
-      if (bit >= 12 && bit < aw) continue;             // address bits
+      if (bit >= 12 && bit < aw) continue;                   // address bits
       if (bit == 7 && (level == 2 || level == 3)) continue;  // PS
       Check(pt, iova, level, bit, /*large=*/false, mem);
     }
@@ -349,15 +350,17 @@ TEST_P(ReservedBitsTest, SuperpageEntries) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    LevelsAwDt, ReservedBitsTest,
-    ::testing::Values(RsvdParam{3, 39, false}, RsvdParam{3, 39, true},
-                      RsvdParam{3, 48, false}, RsvdParam{4, 48, false},
-                      RsvdParam{4, 48, true}),
-    [](const ::testing::TestParamInfo<RsvdParam>& p) {
-      return "L" + std::to_string(p.param.levels) + "Aw" +
-             std::to_string(p.param.aw) + (p.param.dt ? "Dt" : "NoDt");
-    });
+INSTANTIATE_TEST_SUITE_P(LevelsAwDt, ReservedBitsTest,
+                         ::testing::Values(RsvdParam{3, 39, false},
+                                           RsvdParam{3, 39, true},
+                                           RsvdParam{3, 48, false},
+                                           RsvdParam{4, 48, false},
+                                           RsvdParam{4, 48, true}),
+                         [](const ::testing::TestParamInfo<RsvdParam>& p) {
+                           return "L" + std::to_string(p.param.levels) + "Aw" +
+                                  std::to_string(p.param.aw) +
+                                  (p.param.dt ? "Dt" : "NoDt");
+                         });
 
 // ---- WalkSl --------------------------------------------------------------
 
@@ -377,8 +380,8 @@ TEST_F(PageWalkTest, InvalidPml4EntryIsOne512GSlot) {
   ASSERT_GE(v.size(), 3u);
   EXPECT_EQ(v[0], Slot(0, k512G));
   EXPECT_EQ(v[1], Slot(uint64_t{1} << 39, k4K));
-  EXPECT_EQ(v[2], Slot((uint64_t{1} << 39) + 0x1000, k4K, 0x5000,
-                       kIommuReadWrite));
+  EXPECT_EQ(v[2],
+            Slot((uint64_t{1} << 39) + 0x1000, k4K, 0x5000, kIommuReadWrite));
   EXPECT_EQ(v.size(), 3u);
 }
 
@@ -423,10 +426,10 @@ TEST_F(PageWalkTest, EntryWithoutPermissionsEndsTheWalkAtItsLevel) {
 
 TEST_F(PageWalkTest, UnreadableAndReservedSlotsAreSkipped) {
   PageTables pt(&mem_, 3);
-  pt.Set(0x000000, 2, 0x7000000 | kRW);         // table not in memory
-  pt.Set(0x200000, 2, ~uint64_t{0});            // reads as a failed read
-  pt.Set(0x400000, 2, 0x800);                   // reserved, no R/W
-  pt.Set(0x600000, 2, 0x800000 | kPs | kRW);    // a valid 2M leaf
+  pt.Set(0x000000, 2, 0x7000000 | kRW);       // table not in memory
+  pt.Set(0x200000, 2, ~uint64_t{0});          // reads as a failed read
+  pt.Set(0x400000, 2, 0x800);                 // reserved, no R/W
+  pt.Set(0x600000, 2, 0x800000 | kPs | kRW);  // a valid 2M leaf
   auto v = Walk(mem_, Config(39), pt.Ce(), 0, 0x9fffff);
   EXPECT_THAT(v, ElementsAre(Slot(0x600000, k2M, 0x800000, kIommuReadWrite),
                              Slot(0x800000, k2M)));
@@ -494,13 +497,14 @@ TEST_F(PageWalkTest, FailedBulkReadFallsBackToEntryReads) {
 TEST_F(PageWalkTest, WalkAgreesWithTranslateOnRandomTables) {
   std::mt19937_64 rng(7);
   PageTables pt(&mem_, 3);
-  const uint64_t noise[] = {0, 0, 0, kPs, 0x800, uint64_t{1} << 62,
-                            uint64_t{1} << 60, 0x1000};
+  const uint64_t noise[] = {
+      0, 0, 0, kPs, 0x800, uint64_t{1} << 62, uint64_t{1} << 60, 0x1000};
   for (int i = 0; i < 400; ++i) {
     const Iova iova = (rng() % 0x100000000) & ~k4K;
     const int level = 1 + static_cast<int>(rng() % 3);
     uint64_t pte = (rng() & 0xfffff000) | (rng() % 4) | noise[rng() % 8];
-    if (level > 1 && (pte & kPs)) pte &= ~((uint64_t{1} << Shift(level)) - 1) | 0xfff;
+    if (level > 1 && (pte & kPs))
+      pte &= ~((uint64_t{1} << Shift(level)) - 1) | 0xfff;
     pt.Set(iova, level, pte);
   }
   auto v = Walk(mem_, Config(39), pt.Ce(), 0, 0xffffffff);
@@ -591,11 +595,11 @@ TEST(PageWalkCostTest, MillionLeafWalkAndFourLevelTranslate) {
   const auto t3 = std::chrono::steady_clock::now();
   EXPECT_NE(acc, 0u);
   const double xlate_ns =
-      std::chrono::duration<double, std::nano>(t3 - t2).count() /
-      kTranslations;
-  std::printf("WalkSl: %.2f ns/leaf over %d leaves; TranslateSl (4 levels): "
-              "%.1f ns\n",
-              walk_ns, kLeaves, xlate_ns);
+      std::chrono::duration<double, std::nano>(t3 - t2).count() / kTranslations;
+  std::printf(
+      "WalkSl: %.2f ns/leaf over %d leaves; TranslateSl (4 levels): "
+      "%.1f ns\n",
+      walk_ns, kLeaves, xlate_ns);
   RecordProperty("walk_ns_per_leaf", std::to_string(walk_ns));
   RecordProperty("translate_ns", std::to_string(xlate_ns));
   EXPECT_NE(sum, 0u);

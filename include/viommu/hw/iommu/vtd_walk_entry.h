@@ -2,7 +2,7 @@
 // (WalkSl in vtd_page_walk.h) reports: one WalkEntry per slot it visits,
 // in increasing IOVA order, through a WalkSink.
 //
-//   WalkSl(mem, ce, aw_bits, first, last, [&](const WalkEntry& e) {
+//   WalkSl(mem, cfg, ce, first, last, [&](const WalkEntry& e) {
 //     if (e.perm == memory::kIommuNone) Unmap(e.iova, e.addr_mask);
 //     else Map(e.iova, e.gpa, e.addr_mask, e.perm);
 //   });
