@@ -16,7 +16,8 @@ VtdEngine::VtdEngine(IntelIommu* iommu, memory::MemorySystem* sys,
       system_as_(system_as),
       shared_(std::move(shared)),
       cfg_(TableConfig::FromProperties(iommu->properties())),
-      mem_(system_as) {}
+      mem_(system_as),
+      queue_(iommu, &mem_, this) {}
 
 VtdEngine::~VtdEngine() = default;
 
@@ -140,12 +141,41 @@ void VtdEngine::OnContextInvalidate(ContextGranularity granularity,
 
 void VtdEngine::OnIotlbInvalidate(IotlbGranularity granularity, uint16_t did,
                                   uint64_t addr, uint8_t am, bool /*ih*/) {
-  InvalidateIotlb(granularity, did, addr, am);
+  InvalidateIotlbAndSync(granularity, did, addr, am);
 }
 
-void VtdEngine::OnQueueTailWritten(uint32_t /*tail*/) {
-  // Queued invalidation: wired when the queue processor lands.
+void VtdEngine::OnQueueTailWritten(uint32_t /*tail*/) { queue_.Drain(); }
+
+// --- InvalidationSink ---
+
+void VtdEngine::InvalidateContext(ContextGranularity g, uint16_t did,
+                                  uint16_t sid, uint8_t fm) {
+  OnContextInvalidate(g, did, sid, fm);
 }
+
+void VtdEngine::InvalidateIotlb(IotlbGranularity g, uint16_t did, Iova addr,
+                                uint8_t am, bool /*ih*/) {
+  InvalidateIotlbAndSync(g, did, addr, am);
+}
+
+void VtdEngine::InvalidateDeviceIotlb(uint16_t sid, Iova addr,
+                                      uint64_t size_mask) {
+  auto it = devices_.find(sid);
+  if (it == devices_.end()) return;
+  VtdDevice& dev = *it->second;
+  if (!(dev.notifier_flags() & memory::kNotifyDevIotlbUnmap)) return;
+  dev.as().notifiers()->Notify(
+      0, memory::IommuEvent{.type = memory::IommuEventType::kDevIotlbUnmap,
+                            .entry = {.target_as = system_as_,
+                                      .iova = addr,
+                                      .translated_addr = 0,
+                                      .addr_mask = size_mask,
+                                      .perm = memory::kIommuNone}});
+}
+
+void VtdEngine::InvalidateInterruptEntries(bool /*global*/,
+                                           uint16_t /*index*/,
+                                           uint8_t /*index_mask*/) {}
 
 void VtdEngine::OnReset() {
   dmar_enabled_.store(false, std::memory_order_release);

@@ -31,7 +31,8 @@ void NotifyUnmapRange(VtdDevice& dev, memory::AddressSpace* target,
 }  // namespace
 
 void VtdEngine::FlushCaches() {
-  context_gen_.fetch_add(1, std::memory_order_acq_rel);
+  iotlb_.InvalidateAll();
+  context_cache_.InvalidateAll();
 }
 
 void VtdEngine::SyncDevice(VtdDevice& dev) {
@@ -105,7 +106,7 @@ void VtdEngine::RefreshAll(bool resync) {
 }
 
 void VtdEngine::InvalidateContextAll() {
-  FlushCaches();
+  context_cache_.InvalidateAll();
   RefreshAll(/*resync=*/true);
 }
 
@@ -113,7 +114,7 @@ void VtdEngine::InvalidateContextDevice(uint16_t sid, uint8_t fm) {
   // FM: how many low devfn bits (function number bits) to ignore.
   static constexpr uint16_t kIgnore[4] = {0, 4, 6, 7};
   const uint16_t mask = static_cast<uint16_t>(~kIgnore[fm & 3]);
-  FlushCaches();  // TODO(caches): drop only the matching context entries
+  context_cache_.InvalidateDevice(sid, fm);
   for (auto& [dsid, dev] : devices_) {
     if ((dsid & 0xff00) != (sid & 0xff00) ||
         ((dsid ^ sid) & 0xff & mask) != 0) {
@@ -130,15 +131,19 @@ void VtdEngine::InvalidateContextDevice(uint16_t sid, uint8_t fm) {
   }
 }
 
-void VtdEngine::InvalidateIotlb(IotlbGranularity granularity, uint16_t did,
-                                uint64_t addr, uint8_t am) {
+void VtdEngine::InvalidateIotlbAndSync(IotlbGranularity granularity,
+                                       uint16_t did, uint64_t addr,
+                                       uint8_t am) {
   switch (granularity) {
     case IotlbGranularity::kGlobal:
-      FlushCaches();
+      iotlb_.InvalidateAll();
       for (auto& [sid, dev] : devices_) SyncDevice(*dev);
       return;
     case IotlbGranularity::kDomain:
+      iotlb_.InvalidateDomain(did);
+      break;
     case IotlbGranularity::kPage:
+      iotlb_.InvalidatePage(did, addr, am);
       break;
     case IotlbGranularity::kInvalid:
       return;

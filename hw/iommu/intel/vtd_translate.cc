@@ -25,6 +25,18 @@ memory::IommuTlbEntry VtdEngine::Translate(VtdDevice& dev, Iova iova,
   const bool is_write = (access & memory::kIommuWrite) != 0;
   const uint16_t sid = dev.sid();
 
+  // IOTLB hit: no permission check and so no fault, as QEMU 7.2 (the
+  // access then fails on the cached permissions alone).
+  if (std::optional<IotlbEntry> hit = iotlb_.Lookup(sid, iova)) {
+    out.addr_mask = hit->addr_mask;
+    out.iova = iova & ~hit->addr_mask;
+    out.translated_addr = hit->page_base;
+    out.perm = hit->perm;
+    return out;
+  }
+  // Read before the tables: an invalidation during the walk drops the fill.
+  const uint64_t epoch = iotlb_.epoch();
+
   ContextLookup ctx = GetContext(dev);
   if (!ctx.ok()) {
     ReportFault(sid, *ctx.fault, ctx.entry.fpd(), iova, is_write);
@@ -44,6 +56,11 @@ memory::IommuTlbEntry VtdEngine::Translate(VtdDevice& dev, Iova iova,
     out.perm = memory::kIommuNone;
     return out;
   }
+  iotlb_.InsertIfCurrent(epoch, sid, iova,
+                         IotlbEntry{.domain_id = ctx.entry.domain_id(),
+                                    .page_base = t.page_base,
+                                    .addr_mask = t.addr_mask,
+                                    .perm = t.perm});
   out.addr_mask = t.addr_mask;
   out.iova = iova & ~t.addr_mask;
   out.translated_addr = t.page_base;
@@ -53,7 +70,20 @@ memory::IommuTlbEntry VtdEngine::Translate(VtdDevice& dev, Iova iova,
 }
 
 ContextLookup VtdEngine::GetContext(VtdDevice& dev) {
-  return ReadContext(dev);
+  const uint8_t bus = dev.as().bus();
+  const uint8_t devfn = dev.as().devfn();
+  if (std::optional<CachedContext> c = context_cache_.Lookup(bus, devfn)) {
+    return ContextLookup{.fault = std::nullopt,
+                         .entry = ContextEntry{.lo = c->lo, .hi = c->hi}};
+  }
+  const uint64_t epoch = context_cache_.epoch();
+  ContextLookup r = ReadContext(dev);
+  // Only good entries are cached (QEMU fills the cache after the checks).
+  if (r.ok()) {
+    context_cache_.InsertIfCurrent(epoch, bus, devfn,
+                                   CachedContext{r.entry.lo, r.entry.hi});
+  }
+  return r;
 }
 
 ContextLookup VtdEngine::ReadContext(const VtdDevice& dev) {

@@ -11,8 +11,12 @@
 //     return e->DeviceRoot(0, devfn);
 //   });
 //
-// Behaviour is QEMU 7.2's legacy mode (reference/qemu.md §3.8-3.10) with
-// these deliberate differences:
+// Behaviour is QEMU 7.2's legacy mode (reference/qemu.md §3.8-3.10),
+// including its quirks: an IOTLB hit is not permission-checked, so a write
+// to a cached read-only page fails without a fault record; PSI/DSI match a
+// device by the domain id re-read from its context entry; the queue
+// (vtd_invalidation_queue.h) runs synchronously inside the IQT write.
+// Deliberate differences:
 //  * Translate reports the walk's stacked permissions for every access
 //    kind; QEMU strips W for non-write requests (§3.8 item 7). A guest
 //    cannot tell: a read only needs R.
@@ -21,7 +25,15 @@
 //    stop per slot, and later faults of the same access collapse into the
 //    pending record (same SID), so the fault registers read the same.
 //  * Shadow sync is exact (vtd_shadow_map.h): unchanged mappings are not
-//    re-notified and no UNMAP is larger than what was mapped.
+//    re-notified and no UNMAP is larger than what was mapped. A PSI range
+//    is aligned down to its 2^AM pages (QEMU walks from the unaligned
+//    address). Context invalidations of every granularity, TE, SRTP and
+//    reset unmap everything notified, switch, then resync (QEMU skips the
+//    unmap for a device-selective context invalidation).
+//  * Replay hands the new notifier what the device's MAP notifiers have
+//    been told (the shadow), which the first MAP registration fills from
+//    the tables: O(mappings), and later syncs stay consistent for it.
+//  * IOTLB: CLOCK eviction instead of QEMU's flush when 1024 are cached.
 //  * Pass-through devices are switched to system memory when the context
 //    is (re)evaluated (TE, SRTP, context invalidation, reset), not lazily
 //    from the DMA path; Translate still answers identity for a PT context.
@@ -48,7 +60,10 @@
 #include "viommu/hw/iommu/intel_iommu.h"
 #include "viommu/hw/iommu/vtd_address_space.h"
 #include "viommu/hw/iommu/vtd_context.h"
+#include "viommu/hw/iommu/vtd_context_cache.h"
 #include "viommu/hw/iommu/vtd_guest_memory.h"
+#include "viommu/hw/iommu/vtd_invalidation_queue.h"
+#include "viommu/hw/iommu/vtd_iotlb.h"
 #include "viommu/hw/iommu/vtd_observer.h"
 #include "viommu/memory/address_space.h"
 #include "viommu/memory/iommu.h"
@@ -66,7 +81,7 @@ struct VtdEngineStats {
   uint64_t syncs = 0;   // shadow syncs run
 };
 
-class VtdEngine final : public Observer {
+class VtdEngine final : public Observer, public InvalidationSink {
  public:
   // `iommu`, `sys`, `system_as` are not owned and outlive this.
   // `system_as` is where the remapping structures are read and where
@@ -83,6 +98,8 @@ class VtdEngine final : public Observer {
   VtdAddressSpace* FindAddressSpace(uint8_t bus, uint8_t devfn) const;
 
   VtdEngineStats stats() const;
+  const Iotlb& iotlb() const { return iotlb_; }
+  const ContextCache& context_cache() const { return context_cache_; }
 
   // Observer (control context, inside the guest's register write).
   void OnRootTableChanged(uint64_t root) override;
@@ -93,6 +110,18 @@ class VtdEngine final : public Observer {
                          uint64_t addr, uint8_t am, bool ih) override;
   void OnQueueTailWritten(uint32_t tail) override;
   void OnReset() override;
+
+  // InvalidationSink (queued invalidation, from OnQueueTailWritten).
+  void InvalidateContext(ContextGranularity g, uint16_t did, uint16_t sid,
+                         uint8_t fm) override;
+  void InvalidateIotlb(IotlbGranularity g, uint16_t did, Iova addr,
+                       uint8_t am, bool ih) override;
+  // A DEVIOTLB_UNMAP event on the device's region (nothing if it has none).
+  void InvalidateDeviceIotlb(uint16_t sid, Iova addr,
+                             uint64_t size_mask) override;
+  // No interrupt remapping yet: nothing to drop.
+  void InvalidateInterruptEntries(bool global, uint16_t index,
+                                  uint8_t index_mask) override;
 
  private:
   friend class VtdDevice;
@@ -132,8 +161,8 @@ class VtdEngine final : public Observer {
   void RefreshAll(bool resync);
   void InvalidateContextDevice(uint16_t sid, uint8_t fm);
   void InvalidateContextAll();
-  void InvalidateIotlb(IotlbGranularity granularity, uint16_t did,
-                       uint64_t addr, uint8_t am);
+  void InvalidateIotlbAndSync(IotlbGranularity granularity, uint16_t did,
+                              uint64_t addr, uint8_t am);
 
   IntelIommu* const iommu_;            // not owned
   memory::MemorySystem* const sys_;    // not owned
@@ -145,7 +174,9 @@ class VtdEngine final : public Observer {
   // Published for Translate on DMA threads.
   std::atomic<bool> dmar_enabled_{false};
   std::atomic<uint64_t> root_{0};
-  std::atomic<uint32_t> context_gen_{1};
+  Iotlb iotlb_;
+  ContextCache context_cache_;
+  InvalidationQueue queue_;
 
   absl::flat_hash_map<uint16_t, std::unique_ptr<VtdDevice>> devices_;
   // Serialises fault recording from DMA threads.
