@@ -19,8 +19,8 @@ VtdSharedRegions VtdSharedRegions::Create(
   memory::MemorySystem::Transaction txn(sys);
   VtdSharedRegions s;
   s.interrupt_window = std::move(interrupt_window);
-  s.nodmar = MemoryRegion::CreateContainer(sys, "vtd-nodmar-shared",
-                                           kSize2To64);
+  s.nodmar =
+      MemoryRegion::CreateContainer(sys, "vtd-nodmar-shared", kSize2To64);
   s.nodmar->AddSubregion(
       0, MemoryRegion::CreateAlias(sys, "vtd-sys-alias", std::move(system_root),
                                    0, kSize2To64));

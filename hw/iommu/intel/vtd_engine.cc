@@ -22,7 +22,7 @@ VtdEngine::VtdEngine(IntelIommu* iommu, memory::MemorySystem* sys,
 VtdEngine::~VtdEngine() = default;
 
 std::shared_ptr<memory::MemoryRegion> VtdEngine::DeviceRoot(uint8_t bus,
-                                                           uint8_t devfn) {
+                                                            uint8_t devfn) {
   const uint16_t sid = static_cast<uint16_t>(bus << 8 | devfn);
   auto it = devices_.find(sid);
   if (it == devices_.end()) {
@@ -33,8 +33,7 @@ std::shared_ptr<memory::MemoryRegion> VtdEngine::DeviceRoot(uint8_t bus,
   return it->second->as().root();
 }
 
-VtdAddressSpace* VtdEngine::FindAddressSpace(uint8_t bus,
-                                             uint8_t devfn) const {
+VtdAddressSpace* VtdEngine::FindAddressSpace(uint8_t bus, uint8_t devfn) const {
   auto it = devices_.find(static_cast<uint16_t>(bus << 8 | devfn));
   return it == devices_.end() ? nullptr : &it->second->as();
 }
@@ -173,8 +172,7 @@ void VtdEngine::InvalidateDeviceIotlb(uint16_t sid, Iova addr,
                                       .perm = memory::kIommuNone}});
 }
 
-void VtdEngine::InvalidateInterruptEntries(bool /*global*/,
-                                           uint16_t /*index*/,
+void VtdEngine::InvalidateInterruptEntries(bool /*global*/, uint16_t /*index*/,
                                            uint8_t /*index_mask*/) {}
 
 void VtdEngine::OnReset() {

@@ -19,13 +19,12 @@ bool HasIotlbEvents(const VtdDevice& dev) {
 void NotifyUnmapRange(VtdDevice& dev, memory::AddressSpace* target,
                       uint64_t first, uint64_t last) {
   dev.as().notifiers()->Notify(
-      0, memory::IommuEvent{
-             .type = memory::IommuEventType::kUnmap,
-             .entry = {.target_as = target,
-                       .iova = first,
-                       .translated_addr = 0,
-                       .addr_mask = last - first,
-                       .perm = memory::kIommuNone}});
+      0, memory::IommuEvent{.type = memory::IommuEventType::kUnmap,
+                            .entry = {.target_as = target,
+                                      .iova = first,
+                                      .translated_addr = 0,
+                                      .addr_mask = last - first,
+                                      .perm = memory::kIommuNone}});
 }
 
 }  // namespace

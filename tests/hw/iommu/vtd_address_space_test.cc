@@ -20,11 +20,11 @@ namespace {
 using hw::Q35Machine;
 using memory::IommuEvent;
 using memory::IommuEventType;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using testing::kPage2M;
 using testing::kPage4K;
 using testing::VtdMachineGuest;
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 
 constexpr uint8_t kDevfn = 0x20;
 
@@ -49,10 +49,9 @@ Ev Unmap(uint64_t iova, uint64_t mask) {
 class Recorder final : public memory::IommuNotifier {
  public:
   void Notify(const IommuEvent& e) override {
-    events.push_back({e.type, e.entry.iova, e.entry.addr_mask,
-                      e.type == IommuEventType::kMap
-                          ? e.entry.translated_addr
-                          : 0});
+    events.push_back(
+        {e.type, e.entry.iova, e.entry.addr_mask,
+         e.type == IommuEventType::kMap ? e.entry.translated_addr : 0});
   }
   std::vector<Ev> Take() { return std::exchange(events, {}); }
   std::vector<Ev> events;
@@ -95,10 +94,10 @@ TEST_F(VtdAddressSpaceTest, IommuRegionRendersAsTwoSectionsAroundTheIrWindow) {
     if (fr.mr.get() == as_->iommu_region())
       iommu_sections.push_back({fr.range.first, fr.range.last});
   });
-  EXPECT_THAT(iommu_sections,
-              ElementsAre(std::pair<uint64_t, uint64_t>{0, 0xfedf'ffff},
-                          std::pair<uint64_t, uint64_t>{0xfef0'0000,
-                                                        ~uint64_t{0}}));
+  EXPECT_THAT(
+      iommu_sections,
+      ElementsAre(std::pair<uint64_t, uint64_t>{0, 0xfedf'ffff},
+                  std::pair<uint64_t, uint64_t>{0xfef0'0000, ~uint64_t{0}}));
   EXPECT_EQ(as_->iommu_region()->name(), "vtd-04.0-dmar");
 }
 
@@ -128,8 +127,8 @@ TEST_F(VtdAddressSpaceTest, MapNotifierWithoutCachingModeIsRefused) {
 
 TEST_F(VtdAddressSpaceTest, DevIotlbNotifierWithoutDeviceIotlbIsRefused) {
   Start();
-  auto h = as_->notifiers()->Register(
-      &rec_, {.flags = memory::kNotifyDevIotlbUnmap});
+  auto h = as_->notifiers()->Register(&rec_,
+                                      {.flags = memory::kNotifyDevIotlbUnmap});
   EXPECT_EQ(h.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
@@ -144,8 +143,8 @@ TEST_F(VtdAddressSpaceTest, PsiMapsRemapsAndUnmapsExactly) {
   EXPECT_THAT(rec_.Take(), ElementsAre());
   guest_->Map(0x5000, 0x31'0000, kPage4K, memory::kIommuReadWrite);
   guest_->InvalidatePage(1, 0x5000, 0);
-  EXPECT_THAT(rec_.Take(), ElementsAre(Unmap(0x5000, 0xfff),
-                                       Map(0x5000, 0xfff, 0x31'0000)));
+  EXPECT_THAT(rec_.Take(),
+              ElementsAre(Unmap(0x5000, 0xfff), Map(0x5000, 0xfff, 0x31'0000)));
   guest_->Map(0x5000, 0, kPage4K, memory::kIommuNone);
   guest_->InvalidatePage(1, 0x5000, 0);
   EXPECT_THAT(rec_.Take(), ElementsAre(Unmap(0x5000, 0xfff)));
@@ -170,8 +169,8 @@ TEST_F(VtdAddressSpaceTest, PsiCoveringAWholePdeUnmapsEveryPageUnderIt) {
   EXPECT_EQ(rec_.Take().size(), 2u);
   guest_->ClearEntry(0x20'0000, 2);  // drop the whole page table
   guest_->InvalidatePage(1, 0x20'0000, 9);
-  EXPECT_THAT(rec_.Take(), ElementsAre(Unmap(0x20'0000, 0xfff),
-                                       Unmap(0x3f'f000, 0xfff)));
+  EXPECT_THAT(rec_.Take(),
+              ElementsAre(Unmap(0x20'0000, 0xfff), Unmap(0x3f'f000, 0xfff)));
 }
 
 TEST_F(VtdAddressSpaceTest, DomainAndGlobalInvalidationSyncTheWholeSpace) {
@@ -181,9 +180,8 @@ TEST_F(VtdAddressSpaceTest, DomainAndGlobalInvalidationSyncTheWholeSpace) {
   guest_->Map(0x5000, 0x30'0000, kPage4K, memory::kIommuReadWrite);
   guest_->Map(0x4000'0000, 0x20'0000, kPage2M, memory::kIommuRead);
   guest_->InvalidateDomain(1);
-  EXPECT_THAT(rec_.Take(),
-              ElementsAre(Map(0x5000, 0xfff, 0x30'0000),
-                          Map(0x4000'0000, 0x1f'ffff, 0x20'0000)));
+  EXPECT_THAT(rec_.Take(), ElementsAre(Map(0x5000, 0xfff, 0x30'0000),
+                                       Map(0x4000'0000, 0x1f'ffff, 0x20'0000)));
   guest_->Map(0x5000, 0, kPage4K, memory::kIommuNone);
   guest_->InvalidateGlobal();
   EXPECT_THAT(rec_.Take(), ElementsAre(Unmap(0x5000, 0xfff)));
@@ -197,8 +195,8 @@ TEST_F(VtdAddressSpaceTest, ContextInvalidationUnmapsAllThenResyncs) {
   ASSERT_TRUE(as_->notifiers()->Replay(handle_).ok());
   EXPECT_THAT(rec_.Take(), ElementsAre(Map(0x5000, 0xfff, 0x30'0000)));
   guest_->InvalidateContextDevice(0x0020);
-  EXPECT_THAT(rec_.Take(), ElementsAre(Unmap(0x5000, 0xfff),
-                                       Map(0x5000, 0xfff, 0x30'0000)));
+  EXPECT_THAT(rec_.Take(),
+              ElementsAre(Unmap(0x5000, 0xfff), Map(0x5000, 0xfff, 0x30'0000)));
   guest_->ClearContext(kDevfn);
   guest_->InvalidateContextGlobal();
   EXPECT_THAT(rec_.Take(), ElementsAre(Unmap(0x5000, 0xfff)));

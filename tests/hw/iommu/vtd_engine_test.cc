@@ -46,8 +46,8 @@ class VtdEngineTest : public ::testing::TestWithParam<int> {
 
   uint64_t DmaRead64(uint64_t iova, bool* ok = nullptr) {
     uint64_t v = 0;
-    bool r = Dma().Read(iova, &v, 8, memory::MemTxAttrs::Requester(kEduSid))
-                 .ok();
+    bool r =
+        Dma().Read(iova, &v, 8, memory::MemTxAttrs::Requester(kEduSid)).ok();
     if (ok) *ok = r;
     return v;
   }
@@ -186,7 +186,7 @@ TEST_P(VtdEngineTest, IotlbKeepsOldTranslationUntilPageInvalidation) {
   SetRam64(0x31'0000, 0x2222);
   EXPECT_EQ(DmaRead64(0x7000), 0x1111u);
   guest_->Map(0x7000, 0x31'0000, kPage4K, memory::kIommuReadWrite);
-  EXPECT_EQ(DmaRead64(0x7000), 0x1111u);  // cached
+  EXPECT_EQ(DmaRead64(0x7000), 0x1111u);         // cached
   guest_->InvalidatePage(/*did=*/4, 0x7000, 0);  // other domain: no effect
   EXPECT_EQ(DmaRead64(0x7000), 0x1111u);
   guest_->InvalidatePage(/*did=*/5, 0x7000, 0);
@@ -227,17 +227,15 @@ TEST_P(VtdEngineTest, SystemResetReturnsToIdentity) {
 
 TEST_P(VtdEngineTest, DeviceDelAndReplugKeepsTheAddressSpace) {
   Start();
-  ASSERT_TRUE(m_->AddDevice({.driver = "edu",
-                             .id = "e2",
-                             .props = {{"addr", "05.0"}}})
-                  .ok());
+  ASSERT_TRUE(
+      m_->AddDevice({.driver = "edu", .id = "e2", .props = {{"addr", "05.0"}}})
+          .ok());
   VtdAddressSpace* as = m_->vtd_engine()->FindAddressSpace(0, 0x28);
   ASSERT_NE(as, nullptr);
   ASSERT_TRUE(m_->DeleteDevice("e2").ok());
   EXPECT_EQ(m_->vtd_engine()->FindAddressSpace(0, 0x28), as);
-  ASSERT_TRUE(m_->HotplugDevice({.driver = "edu",
-                                 .id = "e3",
-                                 .props = {{"addr", "05.0"}}})
+  ASSERT_TRUE(m_->HotplugDevice(
+                    {.driver = "edu", .id = "e3", .props = {{"addr", "05.0"}}})
                   .ok());
   EXPECT_EQ(m_->vtd_engine()->FindAddressSpace(0, 0x28), as);
 }

@@ -114,8 +114,8 @@ class VtdEngine final : public Observer, public InvalidationSink {
   // InvalidationSink (queued invalidation, from OnQueueTailWritten).
   void InvalidateContext(ContextGranularity g, uint16_t did, uint16_t sid,
                          uint8_t fm) override;
-  void InvalidateIotlb(IotlbGranularity g, uint16_t did, Iova addr,
-                       uint8_t am, bool ih) override;
+  void InvalidateIotlb(IotlbGranularity g, uint16_t did, Iova addr, uint8_t am,
+                       bool ih) override;
   // A DEVIOTLB_UNMAP event on the device's region (nothing if it has none).
   void InvalidateDeviceIotlb(uint16_t sid, Iova addr,
                              uint64_t size_mask) override;
@@ -140,7 +140,8 @@ class VtdEngine final : public Observer, public InvalidationSink {
   ContextLookup ReadContext(const VtdDevice& dev);
 
   // --- vtd_engine.cc (control context) ---
-  absl::Status NotifyFlagChanged(VtdDevice& dev, memory::NotifierFlags old_flags,
+  absl::Status NotifyFlagChanged(VtdDevice& dev,
+                                 memory::NotifierFlags old_flags,
                                  memory::NotifierFlags new_flags);
   absl::Status Replay(VtdDevice& dev, int idx, memory::ReplaySink emit);
   // QEMU's vtd_switch_address_space for one / every device.
@@ -164,8 +165,8 @@ class VtdEngine final : public Observer, public InvalidationSink {
   void InvalidateIotlbAndSync(IotlbGranularity granularity, uint16_t did,
                               uint64_t addr, uint8_t am);
 
-  IntelIommu* const iommu_;            // not owned
-  memory::MemorySystem* const sys_;    // not owned
+  IntelIommu* const iommu_;                // not owned
+  memory::MemorySystem* const sys_;        // not owned
   memory::AddressSpace* const system_as_;  // not owned
   const VtdSharedRegions shared_;
   const TableConfig cfg_;
