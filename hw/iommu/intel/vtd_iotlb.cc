@@ -1,8 +1,11 @@
-// The VT-d IOTLB: keyed hash table plus a CLOCK ring (see vtd_iotlb.h).
+// The VT-d IOTLB: a linear-probing table of atomic slots read under a
+// seqlock, written under a spinlock, with a CLOCK ring (see vtd_iotlb.h).
 #include "viommu/hw/iommu/vtd_iotlb.h"
 
 #include <algorithm>
+#include <thread>
 
+#include "absl/hash/hash.h"
 #include "viommu/util/check.h"
 
 namespace viommu::vtd {
@@ -16,6 +19,12 @@ constexpr int kLevelShift = 46;
 constexpr int kSidShift = 48;
 // Level field 3 is never used by a real key.
 constexpr uint64_t kEmptyKey = ~uint64_t{0};
+
+// Value word: output frame (page_base >> 12) in 39:0, perm in 41:40,
+// domain-id in 63:48.
+constexpr int kFrameBits = 40;
+constexpr uint64_t kFrameMask = (uint64_t{1} << kFrameBits) - 1;
+constexpr Hwaddr kPageBaseLimit = uint64_t{1} << (kFrameBits + kPageShift);
 
 // Frames (4K units) per page at `level` (1 = 4K, 2 = 2M, 3 = 1G).
 constexpr uint64_t FramesAt(int level) {
@@ -37,6 +46,20 @@ constexpr uint16_t KeySid(uint64_t key) {
   return static_cast<uint16_t>(key >> kSidShift);
 }
 
+constexpr uint64_t PackValue(const IotlbEntry& e) {
+  return (e.page_base >> kPageShift) | (uint64_t{e.perm & 3u} << kFrameBits) |
+         (uint64_t{e.domain_id} << 48);
+}
+constexpr uint16_t ValueDomain(uint64_t v) {
+  return static_cast<uint16_t>(v >> 48);
+}
+constexpr IotlbEntry Unpack(uint64_t key, uint64_t v) {
+  return {.domain_id = ValueDomain(v),
+          .page_base = (v & kFrameMask) << kPageShift,
+          .addr_mask = (FramesAt(KeyLevel(key)) << kPageShift) - 1,
+          .perm = static_cast<memory::IommuPerm>((v >> kFrameBits) & 3)};
+}
+
 // The level of a page of size addr_mask + 1; 0 when not 4K/2M/1G.
 int LevelOf(uint64_t addr_mask) {
   for (int level = 1; level <= 3; ++level) {
@@ -48,19 +71,144 @@ int LevelOf(uint64_t addr_mask) {
 static_assert(KeyLevel(MakeKey(0xffff, kGfnMask, 3)) == 3);
 static_assert(KeySid(MakeKey(0xabcd, 5, 1)) == 0xabcd);
 static_assert(KeyLevel(kEmptyKey) == 4, "the empty key is no real key");
+static_assert(Unpack(MakeKey(1, 0, 2),
+                     PackValue({.domain_id = 0xffff,
+                                .page_base = kPageBaseLimit - 0x200000,
+                                .addr_mask = 0x1fffff,
+                                .perm = memory::kIommuReadWrite})) ==
+              IotlbEntry{.domain_id = 0xffff,
+                         .page_base = kPageBaseLimit - 0x200000,
+                         .addr_mask = 0x1fffff,
+                         .perm = memory::kIommuReadWrite});
+
+size_t TableSize(size_t capacity) {
+  size_t n = 8;
+  while (n < 2 * capacity) n *= 2;
+  return n;
+}
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Plain load + store: no locked instruction on the hit path. Exact when a
+// shard has one writing thread; concurrent writers of a shard may lose
+// counts.
+inline void Bump(std::atomic<uint64_t>& c) {
+  c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+// Initial-exec TLS with constant initialisation: one %fs-relative load, no
+// __tls_get_addr call or init guard (these libraries are linked statically
+// into executables, never dlopen'd).
+constexpr size_t kNoShard = ~size_t{0};
+[[gnu::tls_model("initial-exec")]] thread_local size_t tls_shard = kNoShard;
+std::atomic<size_t> next_shard{0};
 
 }  // namespace
 
-Iotlb::Iotlb(size_t capacity) : capacity_(capacity) {
+Iotlb::Iotlb(size_t capacity)
+    : capacity_(capacity),
+      table_mask_(TableSize(capacity) - 1),
+      table_(new Slot[table_mask_ + 1]),
+      ref_(new std::atomic<uint8_t>[table_mask_ + 1]) {
   VIOMMU_CHECK(capacity >= 1 && capacity <= (size_t{1} << 31),
                "IOTLB capacity out of range");
   CacheLockGuard g(mu_);
+  slot_ring_pos_.assign(table_mask_ + 1, 0);
   ResetLocked();
 }
 
+inline size_t Iotlb::Home(uint64_t key) const {
+  return absl::Hash<uint64_t>{}(key) & table_mask_;
+}
+
+inline Iotlb::CounterShard& Iotlb::LocalShard() {
+  size_t shard = tls_shard;
+  if (__builtin_expect(shard == kNoShard, 0)) {
+    shard = next_shard.fetch_add(1, std::memory_order_relaxed) % kShards;
+    tls_shard = shard;
+  }
+  return shards_[shard];
+}
+
+inline size_t Iotlb::ProbeRead(uint64_t key, uint64_t* value) const {
+  size_t i = Home(key);
+  // Bounded: a torn view of a table being rewritten must not loop forever.
+  for (size_t n = 0; n <= table_mask_; ++n, i = (i + 1) & table_mask_) {
+    const uint64_t k = table_[i].key.load(std::memory_order_relaxed);
+    if (k == key) {
+      *value = table_[i].value.load(std::memory_order_relaxed);
+      return i;
+    }
+    if (k == kEmptyKey) return kNpos;
+  }
+  return kNpos;
+}
+
+std::optional<IotlbEntry> Iotlb::Lookup(uint16_t sid, Iova iova) {
+  if (iova >= kCacheableLimit) {
+    Bump(LocalShard().misses);
+    return std::nullopt;
+  }
+  const uint64_t gfn = iova >> kPageShift;
+  for (int spins = 0;; ++spins) {
+    const uint64_t s1 = seq_.load(std::memory_order_acquire);
+    if (s1 & 1) {  // a writer is changing the table
+      if (spins < 128) {
+        CpuRelax();
+      } else {
+        std::this_thread::yield();
+      }
+      continue;
+    }
+    uint64_t key = MakeKey(sid, gfn, 1);
+    uint64_t value = 0;
+    size_t slot = ProbeRead(key, &value);
+    if (slot == kNpos) {
+      key = MakeKey(sid, gfn, 2);
+      slot = ProbeRead(key, &value);
+    }
+    if (slot == kNpos) {
+      key = MakeKey(sid, gfn, 3);
+      slot = ProbeRead(key, &value);
+    }
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (seq_.load(std::memory_order_relaxed) != s1) continue;
+    if (slot == kNpos) {
+      Bump(LocalShard().misses);
+      return std::nullopt;
+    }
+    // If a writer moved the entry since, the bit lands on a neighbour: CLOCK
+    // is approximate anyway.
+    std::atomic<uint8_t>& ref = ref_[slot];
+    if (ref.load(std::memory_order_relaxed) == 0) {
+      ref.store(1, std::memory_order_relaxed);
+    }
+    Bump(LocalShard().hits);
+    return Unpack(key, value);
+  }
+}
+
+void Iotlb::BeginWriteLocked() {
+  seq_.store(seq_.load(std::memory_order_relaxed) + 1,
+             std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+}
+
+void Iotlb::EndWriteLocked() {
+  seq_.store(seq_.load(std::memory_order_relaxed) + 1,
+             std::memory_order_release);
+}
+
 void Iotlb::ResetLocked() {
-  map_.clear();
-  map_.reserve(capacity_);
+  BeginWriteLocked();
+  for (size_t i = 0; i <= table_mask_; ++i) {
+    table_[i].key.store(kEmptyKey, std::memory_order_relaxed);
+  }
+  EndWriteLocked();
   ring_.assign(capacity_, kEmptyKey);
   free_.resize(capacity_);
   // Popped from the back: positions are handed out 0, 1, 2, ...
@@ -68,34 +216,22 @@ void Iotlb::ResetLocked() {
     free_[i] = static_cast<uint32_t>(capacity_ - 1 - i);
   }
   hand_ = 0;
+  size_ = 0;
   sid_refs_.clear();
 }
 
-std::optional<IotlbEntry> Iotlb::Lookup(uint16_t sid, Iova iova) {
-  const uint64_t gfn = iova >> kPageShift;
-  const bool cacheable = iova < kCacheableLimit;
-  const uint64_t keys[3] = {MakeKey(sid, gfn, 1), MakeKey(sid, gfn, 2),
-                            MakeKey(sid, gfn, 3)};
-  CacheLockGuard g(mu_);
-  if (cacheable) {
-    for (uint64_t key : keys) {
-      auto it = map_.find(key);
-      if (it != map_.end()) {
-        Slot& s = it->second;
-        if (!s.referenced) s.referenced = 1;
-        ++stats_.hits;
-        return s.entry;
-      }
-    }
+size_t Iotlb::FindLocked(uint64_t key) const {
+  for (size_t i = Home(key);; i = (i + 1) & table_mask_) {
+    const uint64_t k = table_[i].key.load(std::memory_order_relaxed);
+    if (k == key) return i;
+    if (k == kEmptyKey) return kNpos;
   }
-  ++stats_.misses;
-  return std::nullopt;
 }
 
 void Iotlb::Insert(uint16_t sid, Iova iova, const IotlbEntry& e) {
   const int level = LevelOf(e.addr_mask);
   VIOMMU_CHECK(level != 0, "IOTLB entry must be a 4K, 2M or 1G page");
-  if (iova >= kCacheableLimit) return;
+  if (iova >= kCacheableLimit || e.page_base >= kPageBaseLimit) return;
   const uint64_t key = MakeKey(sid, iova >> kPageShift, level);
   CacheLockGuard g(mu_);
   InsertLocked(key, sid, e);
@@ -108,25 +244,38 @@ bool Iotlb::InsertIfCurrent(uint64_t epoch, uint16_t sid, Iova iova,
   const uint64_t key = MakeKey(sid, iova >> kPageShift, level);
   CacheLockGuard g(mu_);
   if (epoch_.load(std::memory_order_relaxed) != epoch) {
-    ++stats_.stale_inserts;
+    ++stale_inserts_;
     return false;
   }
-  if (iova >= kCacheableLimit) return false;
+  if (iova >= kCacheableLimit || e.page_base >= kPageBaseLimit) return false;
   InsertLocked(key, sid, e);
   return true;
 }
 
 void Iotlb::InsertLocked(uint64_t key, uint16_t sid, const IotlbEntry& e) {
-  if (auto it = map_.find(key); it != map_.end()) {
-    it->second.entry = e;  // QEMU replaces the entry under the same key
+  BeginWriteLocked();
+  if (const size_t i = FindLocked(key); i != kNpos) {
+    // QEMU replaces the entry under the same key; keep the ring position.
+    table_[i].value.store(PackValue(e), std::memory_order_relaxed);
+    EndWriteLocked();
     return;
   }
   const uint32_t pos = TakeRingPosLocked();
   ring_[pos] = key;
-  map_.emplace(key, Slot{.entry = e, .ring_pos = pos, .referenced = 0});
+  size_t i = Home(key);
+  while (table_[i].key.load(std::memory_order_relaxed) != kEmptyKey) {
+    i = (i + 1) & table_mask_;
+  }
+  table_[i].value.store(PackValue(e), std::memory_order_relaxed);
+  table_[i].key.store(key, std::memory_order_relaxed);
+  ref_[i].store(0, std::memory_order_relaxed);
+  slot_ring_pos_[i] = pos;
+  ++size_;
   ++sid_refs_[sid];
+  EndWriteLocked();
 }
 
+// REQUIRES: inside Begin/EndWriteLocked.
 uint32_t Iotlb::TakeRingPosLocked() {
   if (!free_.empty()) {
     const uint32_t pos = free_.back();
@@ -137,29 +286,67 @@ uint32_t Iotlb::TakeRingPosLocked() {
   for (;;) {
     const uint32_t pos = hand_;
     hand_ = static_cast<uint32_t>((hand_ + 1) % capacity_);
-    auto it = map_.find(ring_[pos]);
-    VIOMMU_CHECK(it != map_.end(), "IOTLB ring and map disagree");
-    if (it->second.referenced) {
-      it->second.referenced = 0;
+    const size_t i = FindLocked(ring_[pos]);
+    VIOMMU_CHECK(i != kNpos, "IOTLB ring and table disagree");
+    if (ref_[i].load(std::memory_order_relaxed) != 0) {
+      ref_[i].store(0, std::memory_order_relaxed);
       continue;
     }
-    EraseLocked(it);
-    ++stats_.evictions;
-    // EraseLocked freed `pos`; take it back.
+    EraseSlotLocked(i);
+    ++evictions_;
+    // EraseSlotLocked freed `pos`; take it back.
     VIOMMU_CHECK(!free_.empty() && free_.back() == pos);
     free_.pop_back();
     return pos;
   }
 }
 
-void Iotlb::EraseLocked(absl::flat_hash_map<uint64_t, Slot>::iterator it) {
-  const uint16_t sid = KeySid(it->first);
-  const uint32_t pos = it->second.ring_pos;
+// REQUIRES: inside Begin/EndWriteLocked.
+void Iotlb::EraseSlotLocked(size_t index) {
+  const uint64_t key = table_[index].key.load(std::memory_order_relaxed);
+  const uint32_t pos = slot_ring_pos_[index];
   ring_[pos] = kEmptyKey;
   free_.push_back(pos);
-  auto ref = sid_refs_.find(sid);
+  auto ref = sid_refs_.find(KeySid(key));
   if (ref != sid_refs_.end() && --ref->second == 0) sid_refs_.erase(ref);
-  map_.erase(it);
+  --size_;
+  // Backward-shift deletion keeps linear probing free of tombstones: move
+  // later members of the cluster into the hole unless their home lies
+  // cyclically in (hole, j].
+  size_t hole = index;
+  for (size_t j = (hole + 1) & table_mask_;; j = (j + 1) & table_mask_) {
+    const uint64_t k = table_[j].key.load(std::memory_order_relaxed);
+    if (k == kEmptyKey) break;
+    const size_t home = Home(k);
+    const bool stays = hole <= j ? (hole < home && home <= j)
+                                 : (hole < home || home <= j);
+    if (stays) continue;
+    table_[hole].value.store(table_[j].value.load(std::memory_order_relaxed),
+                             std::memory_order_relaxed);
+    table_[hole].key.store(k, std::memory_order_relaxed);
+    ref_[hole].store(ref_[j].load(std::memory_order_relaxed),
+                     std::memory_order_relaxed);
+    slot_ring_pos_[hole] = slot_ring_pos_[j];
+    hole = j;
+  }
+  table_[hole].key.store(kEmptyKey, std::memory_order_relaxed);
+}
+
+template <typename Pred>
+void Iotlb::EraseIfLocked(Pred pred) {
+  // Collect first: deletion moves entries between slots.
+  std::vector<uint64_t> victims;
+  for (size_t i = 0; i <= table_mask_; ++i) {
+    const uint64_t k = table_[i].key.load(std::memory_order_relaxed);
+    if (k == kEmptyKey) continue;
+    if (pred(k, Unpack(k, table_[i].value.load(std::memory_order_relaxed)))) {
+      victims.push_back(k);
+    }
+  }
+  if (victims.empty()) return;
+  BeginWriteLocked();
+  for (uint64_t k : victims) EraseSlotLocked(FindLocked(k));
+  EndWriteLocked();
 }
 
 void Iotlb::InvalidateAll() {
@@ -171,10 +358,9 @@ void Iotlb::InvalidateAll() {
 void Iotlb::InvalidateDomain(uint16_t domain_id) {
   CacheLockGuard g(mu_);
   epoch_.fetch_add(1, std::memory_order_relaxed);
-  for (auto it = map_.begin(); it != map_.end();) {
-    auto cur = it++;
-    if (cur->second.entry.domain_id == domain_id) EraseLocked(cur);
-  }
+  EraseIfLocked([&](uint64_t, const IotlbEntry& e) {
+    return e.domain_id == domain_id;
+  });
 }
 
 void Iotlb::InvalidatePage(uint16_t domain_id, Iova addr, uint8_t am) {
@@ -185,9 +371,10 @@ void Iotlb::InvalidatePage(uint16_t domain_id, Iova addr, uint8_t am) {
   if (how == PsiStrategy::kAuto) {
     const uint64_t pages = uint64_t{1} << am;
     const uint64_t per_sid = pages + std::max<uint64_t>(1, pages >> 9) + 1;
-    // A probe costs about two entry visits of a scan (hash + random access).
-    how = 2 * per_sid * sid_refs_.size() <= map_.size() ? PsiStrategy::kProbe
-                                                        : PsiStrategy::kScan;
+    // A scan visits every table slot; a probe costs about two of those.
+    how = 2 * per_sid * sid_refs_.size() <= table_mask_ + 1
+              ? PsiStrategy::kProbe
+              : PsiStrategy::kScan;
   }
   if (how == PsiStrategy::kProbe) {
     ProbePsiLocked(domain_id, addr, am);
@@ -202,17 +389,13 @@ void Iotlb::InvalidatePage(uint16_t domain_id, Iova addr, uint8_t am) {
 void Iotlb::ScanPsiLocked(uint16_t domain_id, Iova addr, uint8_t am) {
   const uint64_t range_mask = ~((uint64_t{1} << am) - 1);
   const uint64_t range_gfn = (addr >> kPageShift) & range_mask;
-  for (auto it = map_.begin(); it != map_.end();) {
-    auto cur = it++;
-    if (cur->second.entry.domain_id != domain_id) continue;
-    const uint64_t entry_gfn = KeyGfn(cur->first);
-    const uint64_t containing_gfn =
-        (addr & ~cur->second.entry.addr_mask) >> kPageShift;
-    if ((entry_gfn & range_mask) == range_gfn ||
-        entry_gfn == containing_gfn) {
-      EraseLocked(cur);
-    }
-  }
+  EraseIfLocked([&](uint64_t key, const IotlbEntry& e) {
+    if (e.domain_id != domain_id) return false;
+    const uint64_t entry_gfn = KeyGfn(key);
+    const uint64_t containing_gfn = (addr & ~e.addr_mask) >> kPageShift;
+    return (entry_gfn & range_mask) == range_gfn ||
+           entry_gfn == containing_gfn;
+  });
 }
 
 // The same set, found by key: for each source-id present, every 4K key in
@@ -227,30 +410,43 @@ void Iotlb::ProbePsiLocked(uint16_t domain_id, Iova addr, uint8_t am) {
   std::vector<uint16_t> sids;
   sids.reserve(sid_refs_.size());
   for (const auto& [sid, count] : sid_refs_) sids.push_back(sid);
-  auto probe = [&](uint64_t key) {
-    auto it = map_.find(key);
-    if (it != map_.end() && it->second.entry.domain_id == domain_id) {
-      EraseLocked(it);
-    }
-  };
+  bool writing = false;
   for (uint16_t sid : sids) {
     for (int level = 1; level <= 3; ++level) {
       const uint64_t step = FramesAt(level);
       for (uint64_t gfn = first & ~(step - 1); gfn <= last; gfn += step) {
-        probe(MakeKey(sid, gfn, level));
+        const size_t i = FindLocked(MakeKey(sid, gfn, level));
+        if (i == kNpos ||
+            ValueDomain(table_[i].value.load(std::memory_order_relaxed)) !=
+                domain_id) {
+          continue;
+        }
+        if (!writing) {
+          BeginWriteLocked();
+          writing = true;
+        }
+        EraseSlotLocked(i);
       }
     }
   }
+  if (writing) EndWriteLocked();
 }
 
 size_t Iotlb::size() const {
   CacheLockGuard g(mu_);
-  return map_.size();
+  return size_;
 }
 
 IotlbStats Iotlb::stats() const {
+  IotlbStats s;
+  for (const CounterShard& shard : shards_) {
+    s.hits += shard.hits.load(std::memory_order_relaxed);
+    s.misses += shard.misses.load(std::memory_order_relaxed);
+  }
   CacheLockGuard g(mu_);
-  return stats_;
+  s.evictions = evictions_;
+  s.stale_inserts = stale_inserts_;
+  return s;
 }
 
 void Iotlb::set_psi_strategy_for_testing(PsiStrategy s) {

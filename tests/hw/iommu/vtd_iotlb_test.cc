@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -96,6 +97,14 @@ TEST(VtdIotlbTest, IovaAboveCacheableLimitIsNeverCached) {
   // Its truncated alias is not a hit either.
   tlb.Insert(1, 0, Page(1, 0xa000, k4K));
   EXPECT_FALSE(tlb.Lookup(1, high).has_value());
+}
+
+TEST(VtdIotlbTest, OutputAbove52BitsIsNeverCached) {
+  Iotlb tlb;
+  tlb.Insert(1, 0x1000, Page(1, uint64_t{1} << 52, k4K));
+  EXPECT_EQ(tlb.size(), 0u);
+  tlb.Insert(1, 0x1000, Page(1, (uint64_t{1} << 52) - k4K, k4K));
+  EXPECT_EQ(tlb.Lookup(1, 0x1000)->page_base, (uint64_t{1} << 52) - k4K);
 }
 
 TEST(VtdIotlbTest, InvalidateAllClears) {
@@ -219,6 +228,77 @@ TEST(VtdIotlbTest, ProbeAndScanAgree) {
     for (const auto& [sid, iova] : inserted) {
       ASSERT_EQ(scan.Lookup(sid, iova), probe.Lookup(sid, iova)) << round;
     }
+  }
+}
+
+// Random inserts, lookups and invalidations against a plain map model
+// (capacity large enough that nothing is evicted): exercises the table's
+// probing and backward-shift deletion.
+TEST(VtdIotlbTest, MatchesAMapModel) {
+  struct Model {
+    uint16_t sid;
+    Iova base;
+    IotlbEntry e;
+  };
+  std::mt19937_64 rng(7);
+  Iotlb tlb(4096);
+  std::vector<Model> model;
+  const uint64_t sizes[] = {k4K, k2M, k1G};
+  auto model_lookup = [&](uint16_t sid, Iova iova) -> std::optional<IotlbEntry> {
+    for (uint64_t size : sizes) {  // 4K first, as the IOTLB
+      for (const Model& m : model) {
+        if (m.sid == sid && m.e.addr_mask == size - 1 &&
+            m.base == (iova & ~(size - 1))) {
+          return m.e;
+        }
+      }
+    }
+    return std::nullopt;
+  };
+  for (int op = 0; op < 20000; ++op) {
+    const uint16_t sid = static_cast<uint16_t>(rng() % 3);
+    const uint64_t size = sizes[rng() % 8 == 0 ? 1 + rng() % 2 : 0];
+    const Iova iova = (rng() % 2048) * k4K * (size == k4K ? 1 : 64);
+    switch (rng() % 8) {
+      case 0: case 1: case 2: {
+        const IotlbEntry e = Page(static_cast<uint16_t>(rng() % 3),
+                                  (rng() % 1000) * k1G, size);
+        tlb.Insert(sid, iova, e);
+        const Iova base = iova & ~(size - 1);
+        bool replaced = false;
+        for (Model& m : model) {
+          if (m.sid == sid && m.base == base && m.e.addr_mask == size - 1) {
+            m.e = e;
+            replaced = true;
+          }
+        }
+        if (!replaced) model.push_back({sid, base, e});
+        break;
+      }
+      case 3: {
+        const uint16_t did = static_cast<uint16_t>(rng() % 3);
+        const Iova page = iova & ~(k4K - 1);
+        tlb.InvalidatePage(did, page, 0);
+        std::erase_if(model, [&](const Model& m) {
+          return m.e.domain_id == did && m.base <= page &&
+                 page <= m.base + m.e.addr_mask;
+        });
+        break;
+      }
+      case 4:
+        if (rng() % 50 == 0) {
+          const uint16_t did = static_cast<uint16_t>(rng() % 3);
+          tlb.InvalidateDomain(did);
+          std::erase_if(model,
+                        [&](const Model& m) { return m.e.domain_id == did; });
+        }
+        break;
+      default:
+        ASSERT_EQ(tlb.Lookup(sid, iova + rng() % k4K),
+                  model_lookup(sid, iova + 0))
+            << "op " << op;
+    }
+    ASSERT_EQ(tlb.size(), model.size()) << "op " << op;
   }
 }
 
