@@ -214,6 +214,30 @@ TEST_F(VtdAddressSpaceTest, TranslationDisableUnmapsEverything) {
   EXPECT_FALSE(as_->use_iommu());
 }
 
+TEST_F(VtdAddressSpaceTest, SystemResetUnmapsEverythingAndLeavesDmarOff) {
+  Start();
+  guest_->Map(0x5000, 0x30'0000, kPage4K, memory::kIommuReadWrite);
+  guest_->Enable();
+  Register();
+  ASSERT_TRUE(as_->notifiers()->Replay(handle_).ok());
+  rec_.Take();
+  m_->Reset();
+  EXPECT_THAT(rec_.Take(), ElementsAre(Unmap(0x5000, 0xfff)));
+  EXPECT_FALSE(as_->use_iommu());
+}
+
+TEST_F(VtdAddressSpaceTest, RootTableChangeResyncsFromTheNewTables) {
+  Start();
+  guest_->Map(0x5000, 0x30'0000, kPage4K, memory::kIommuReadWrite);
+  guest_->Enable();
+  Register();
+  ASSERT_TRUE(as_->notifiers()->Replay(handle_).ok());
+  rec_.Take();
+  guest_->SetRoot();  // same tables: unmap all, then map again
+  EXPECT_THAT(rec_.Take(),
+              ElementsAre(Unmap(0x5000, 0xfff), Map(0x5000, 0xfff, 0x30'0000)));
+}
+
 TEST_F(VtdAddressSpaceTest, UnmapOnlyNotifierGetsThePsiRange) {
   Start(/*caching_mode=*/false);
   guest_->Enable();

@@ -76,7 +76,8 @@ class VtdMachineGuest {
 
   void SetRoot() {
     WriteReg64(Reg64::kRtaddr, kRoot);
-    WriteReg32(Reg32::kGcmd, kGcmdSrtp);
+    // Keep TE as it is (GCMD is written as GSTS | command).
+    WriteReg32(Reg32::kGcmd, (ReadReg32(Reg32::kGsts) & kGstsTes) | kGcmdSrtp);
   }
   void Enable() {
     SetRoot();
