@@ -95,8 +95,10 @@ void BM_VtdIotlbLookupHit(benchmark::State& state) {
   Iotlb tlb(kKeys);
   for (uint64_t iova : iovas) {
     tlb.Insert(kSid, iova,
-               {.domain_id = 1, .page_base = iova + 0x5000,
-                .addr_mask = 0xfff, .perm = memory::kIommuReadWrite});
+               {.domain_id = 1,
+                .page_base = iova + 0x5000,
+                .addr_mask = 0xfff,
+                .perm = memory::kIommuReadWrite});
   }
   size_t i = 0;
   for (auto _ : state) {
@@ -115,7 +117,9 @@ void BM_VtdIotlbLookupHit2M(benchmark::State& state) {
   Iotlb tlb(kKeys);
   for (uint64_t iova : iovas) {
     tlb.Insert(kSid, iova,
-               {.domain_id = 1, .page_base = 0, .addr_mask = 0x1fffff,
+               {.domain_id = 1,
+                .page_base = 0,
+                .addr_mask = 0x1fffff,
                 .perm = memory::kIommuReadWrite});
   }
   size_t i = 0;
@@ -132,7 +136,9 @@ void BM_VtdIotlbLookupMiss(benchmark::State& state) {
   Iotlb tlb(kKeys);
   for (uint64_t iova : iovas) {
     tlb.Insert(kSid, iova,
-               {.domain_id = 1, .page_base = 0, .addr_mask = 0xfff,
+               {.domain_id = 1,
+                .page_base = 0,
+                .addr_mask = 0xfff,
                 .perm = memory::kIommuReadWrite});
   }
   size_t i = 0;
@@ -149,7 +155,9 @@ void BM_VtdIotlbInsertEvict(benchmark::State& state) {
   uint64_t iova = 0;
   for (auto _ : state) {
     tlb.Insert(kSid, iova,
-               {.domain_id = 1, .page_base = 0, .addr_mask = 0xfff,
+               {.domain_id = 1,
+                .page_base = 0,
+                .addr_mask = 0xfff,
                 .perm = memory::kIommuReadWrite});
     iova += 0x1000;
   }
@@ -161,7 +169,9 @@ BENCHMARK(BM_VtdIotlbInsertEvict);
 void BM_VtdIotlbPsi4K(benchmark::State& state) {
   const auto iovas = ShuffledIovas();
   Iotlb tlb(kKeys);
-  const IotlbEntry e{.domain_id = 1, .page_base = 0, .addr_mask = 0xfff,
+  const IotlbEntry e{.domain_id = 1,
+                     .page_base = 0,
+                     .addr_mask = 0xfff,
                      .perm = memory::kIommuReadWrite};
   for (uint64_t iova : iovas) tlb.Insert(kSid, iova, e);
   size_t i = 0;

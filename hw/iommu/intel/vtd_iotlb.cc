@@ -122,7 +122,7 @@ Iotlb::Iotlb(size_t capacity)
 }
 
 inline size_t Iotlb::Home(uint64_t key) const {
-  return absl::Hash<uint64_t>{}(key) & table_mask_;
+  return absl::Hash<uint64_t>{}(key)&table_mask_;
 }
 
 inline Iotlb::CounterShard& Iotlb::LocalShard() {
@@ -318,8 +318,8 @@ void Iotlb::EraseSlotLocked(size_t index) {
     const uint64_t k = table_[j].key.load(std::memory_order_relaxed);
     if (k == kEmptyKey) break;
     const size_t home = Home(k);
-    const bool stays = hole <= j ? (hole < home && home <= j)
-                                 : (hole < home || home <= j);
+    const bool stays =
+        hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
     if (stays) continue;
     table_[hole].value.store(table_[j].value.load(std::memory_order_relaxed),
                              std::memory_order_relaxed);
@@ -358,9 +358,8 @@ void Iotlb::InvalidateAll() {
 void Iotlb::InvalidateDomain(uint16_t domain_id) {
   CacheLockGuard g(mu_);
   epoch_.fetch_add(1, std::memory_order_relaxed);
-  EraseIfLocked([&](uint64_t, const IotlbEntry& e) {
-    return e.domain_id == domain_id;
-  });
+  EraseIfLocked(
+      [&](uint64_t, const IotlbEntry& e) { return e.domain_id == domain_id; });
 }
 
 void Iotlb::InvalidatePage(uint16_t domain_id, Iova addr, uint8_t am) {
@@ -393,8 +392,7 @@ void Iotlb::ScanPsiLocked(uint16_t domain_id, Iova addr, uint8_t am) {
     if (e.domain_id != domain_id) return false;
     const uint64_t entry_gfn = KeyGfn(key);
     const uint64_t containing_gfn = (addr & ~e.addr_mask) >> kPageShift;
-    return (entry_gfn & range_mask) == range_gfn ||
-           entry_gfn == containing_gfn;
+    return (entry_gfn & range_mask) == range_gfn || entry_gfn == containing_gfn;
   });
 }
 
@@ -416,9 +414,8 @@ void Iotlb::ProbePsiLocked(uint16_t domain_id, Iova addr, uint8_t am) {
       const uint64_t step = FramesAt(level);
       for (uint64_t gfn = first & ~(step - 1); gfn <= last; gfn += step) {
         const size_t i = FindLocked(MakeKey(sid, gfn, level));
-        if (i == kNpos ||
-            ValueDomain(table_[i].value.load(std::memory_order_relaxed)) !=
-                domain_id) {
+        if (i == kNpos || ValueDomain(table_[i].value.load(
+                              std::memory_order_relaxed)) != domain_id) {
           continue;
         }
         if (!writing) {

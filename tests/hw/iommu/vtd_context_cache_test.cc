@@ -133,8 +133,7 @@ TEST(VtdContextCacheTest, ConcurrentLookupInsertInvalidateSmoke) {
       if (auto ce = cc.Lookup(bus, static_cast<uint8_t>(devfn))) {
         if (!(*ce == want)) bad.fetch_add(1);
       } else {
-        cc.InsertIfCurrent(cc.epoch(), bus, static_cast<uint8_t>(devfn),
-                           want);
+        cc.InsertIfCurrent(cc.epoch(), bus, static_cast<uint8_t>(devfn), want);
       }
     }
   };

@@ -22,8 +22,8 @@ constexpr uint64_t k1G = 0x40000000;
 
 IotlbEntry Page(uint16_t did, Hwaddr base, uint64_t size,
                 memory::IommuPerm perm = kIommuReadWrite) {
-  return {.domain_id = did, .page_base = base, .addr_mask = size - 1,
-          .perm = perm};
+  return {
+      .domain_id = did, .page_base = base, .addr_mask = size - 1, .perm = perm};
 }
 
 TEST(VtdIotlbTest, MissWhenEmpty) {
@@ -129,8 +129,7 @@ TEST(VtdIotlbTest, InvalidateDomainDropsOnlyThatDomain) {
   EXPECT_TRUE(tlb.Lookup(3, 0x1000).has_value());
 }
 
-class VtdIotlbPsiTest
-    : public ::testing::TestWithParam<Iotlb::PsiStrategy> {
+class VtdIotlbPsiTest : public ::testing::TestWithParam<Iotlb::PsiStrategy> {
  protected:
   VtdIotlbPsiTest() { tlb_.set_psi_strategy_for_testing(GetParam()); }
   Iotlb tlb_{4096};
@@ -244,7 +243,8 @@ TEST(VtdIotlbTest, MatchesAMapModel) {
   Iotlb tlb(4096);
   std::vector<Model> model;
   const uint64_t sizes[] = {k4K, k2M, k1G};
-  auto model_lookup = [&](uint16_t sid, Iova iova) -> std::optional<IotlbEntry> {
+  auto model_lookup = [&](uint16_t sid,
+                          Iova iova) -> std::optional<IotlbEntry> {
     for (uint64_t size : sizes) {  // 4K first, as the IOTLB
       for (const Model& m : model) {
         if (m.sid == sid && m.e.addr_mask == size - 1 &&
@@ -260,9 +260,11 @@ TEST(VtdIotlbTest, MatchesAMapModel) {
     const uint64_t size = sizes[rng() % 8 == 0 ? 1 + rng() % 2 : 0];
     const Iova iova = (rng() % 2048) * k4K * (size == k4K ? 1 : 64);
     switch (rng() % 8) {
-      case 0: case 1: case 2: {
-        const IotlbEntry e = Page(static_cast<uint16_t>(rng() % 3),
-                                  (rng() % 1000) * k1G, size);
+      case 0:
+      case 1:
+      case 2: {
+        const IotlbEntry e =
+            Page(static_cast<uint16_t>(rng() % 3), (rng() % 1000) * k1G, size);
         tlb.Insert(sid, iova, e);
         const Iova base = iova & ~(size - 1);
         bool replaced = false;
@@ -349,8 +351,7 @@ TEST(VtdIotlbTest, CountersCountHitsMissesEvictions) {
   (void)tlb.Lookup(1, 0x10);
   (void)tlb.Lookup(1, k4K);
   tlb.Insert(1, k4K, Page(1, 0, k4K));
-  EXPECT_EQ(tlb.stats(),
-            (IotlbStats{.hits = 2, .misses = 1, .evictions = 1}));
+  EXPECT_EQ(tlb.stats(), (IotlbStats{.hits = 2, .misses = 1, .evictions = 1}));
 }
 
 TEST(VtdIotlbTest, InsertIfCurrentDropsInsertRacingAnInvalidation) {
@@ -384,13 +385,19 @@ TEST(VtdIotlbTest, ConcurrentLookupInsertInvalidateSmoke) {
     }
   };
   std::thread a(dma, 1), b(dma, 2);
-  const auto end = std::chrono::steady_clock::now() +
-                   std::chrono::milliseconds(150);
+  const auto end =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(150);
   for (int i = 0; std::chrono::steady_clock::now() < end; ++i) {
     switch (i % 3) {
-      case 0: tlb.InvalidatePage(1, (i % 256) * k4K, i % 4); break;
-      case 1: tlb.InvalidateDomain(2); break;
-      default: if (i % 30 == 2) tlb.InvalidateAll(); break;
+      case 0:
+        tlb.InvalidatePage(1, (i % 256) * k4K, i % 4);
+        break;
+      case 1:
+        tlb.InvalidateDomain(2);
+        break;
+      default:
+        if (i % 30 == 2) tlb.InvalidateAll();
+        break;
     }
     EXPECT_LE(tlb.size(), 64u);
   }

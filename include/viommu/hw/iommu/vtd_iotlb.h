@@ -32,10 +32,10 @@
 // except as an extra page walk.
 //
 // Invalidation costs. InvalidateAll is O(capacity). InvalidateDomain scans
-// every slot: O(capacity), as QEMU is O(entries). InvalidatePage either probes the keys
-// the range can touch (2^am 4K keys + max(1, 2^am/512) 2M keys + one 1G key,
-// for each source-id present) or scans, whichever touches fewer entries;
-// small PSIs (am <= ~6) on a well-filled IOTLB probe.
+// every slot: O(capacity), as QEMU is O(entries). InvalidatePage either probes
+// the keys the range can touch (2^am 4K keys + max(1, 2^am/512) 2M keys + one
+// 1G key, for each source-id present) or scans, whichever touches fewer
+// entries; small PSIs (am <= ~6) on a well-filled IOTLB probe.
 //
 // Threading and cost model. Every method is safe from any thread: Lookup
 // runs on DMA threads while Insert (after a walk) and the invalidations
@@ -85,7 +85,7 @@ namespace viommu::vtd {
 // One cached translation.
 struct IotlbEntry {
   uint16_t domain_id = 0;
-  Hwaddr page_base = 0;   // translated page base, aligned to addr_mask + 1
+  Hwaddr page_base = 0;    // translated page base, aligned to addr_mask + 1
   uint64_t addr_mask = 0;  // page size - 1: 0xfff, 0x1fffff or 0x3fffffff
   memory::IommuPerm perm = memory::kIommuNone;
   friend bool operator==(const IotlbEntry&, const IotlbEntry&) = default;
