@@ -16,9 +16,13 @@ constexpr uint16_t kFrcdHi = Offset(Reg64::kFrcd0Hi);
 void IntelIommu::SendInterrupt(Reg32 addr_reg, Reg32 data_reg) {
   const uint64_t addr = regs_.Raw(addr_reg);
   const uint32_t data = regs_.Raw(data_reg);
-  // QEMU hands the message to the APIC directly; here it is a 4-byte
-  // write into the MSI window. A bad address is the guest's problem.
-  (void)system_as_->Write(addr, &data, sizeof(data));
+  // QEMU hands the message to the APIC directly, which decodes only the
+  // low 20 address bits: whatever FEADDR holds, no memory is written. Here
+  // the message is a 4-byte write into the interrupt window at the same
+  // offset, which reaches the MSI controller and nothing else.
+  const uint64_t msi_addr =
+      kInterruptWindowBase | (addr & kInterruptWindowOffsetMask);
+  (void)system_as_->Write(msi_addr, &data, sizeof(data));
 }
 
 void IntelIommu::UpdatePpf() {
@@ -38,7 +42,7 @@ void IntelIommu::GenerateFaultEvent(uint32_t pre_fsts) {
 }
 
 void IntelIommu::RecordFault(uint16_t sid, FaultReason reason, uint64_t addr,
-                             bool is_write) {
+                             bool is_write, uint16_t pasid_value) {
   const uint32_t fsts = regs_.Raw(Reg32::kFsts);
   if (fsts & kFstsPfo) return;  // overflowed: dropped
   for (int i = 0; i < kNumFrcd; ++i) {
@@ -50,7 +54,8 @@ void IntelIommu::RecordFault(uint16_t sid, FaultReason reason, uint64_t addr,
     regs_.SetClearMaskLong(kFsts, 0, kFstsPfo);
     return;
   }
-  uint64_t hi = sid | uint64_t{static_cast<uint8_t>(reason)} << kFrcdFrShift;
+  uint64_t hi = sid | uint64_t{static_cast<uint8_t>(reason)} << kFrcdFrShift |
+                uint64_t{pasid_value} << kFrcdPvShift;
   if (!is_write) hi |= kFrcdT;
   regs_.SetQuadRaw(rec, addr & ~uint64_t{0xfff});
   regs_.SetQuadRaw(rec + 8, hi);

@@ -49,7 +49,8 @@ memory::IommuTlbEntry VtdEngine::Translate(VtdDevice& dev, Iova iova,
   walks_.fetch_add(1, std::memory_order_relaxed);
   SlTranslation t = TranslateSl(mem_, cfg_, ctx.entry, iova, is_write);
   if (t.fault.has_value()) {
-    ReportFault(sid, *t.fault, ctx.entry.fpd(), iova, is_write);
+    ReportFault(sid, *t.fault, ctx.entry.fpd(), iova, is_write,
+                IntelIommu::kNoPasidValue);
     out.addr_mask = t.addr_mask > 0 ? t.addr_mask : kPageMask4k;
     out.iova = iova & ~out.addr_mask;
     out.translated_addr = out.iova;
@@ -92,11 +93,12 @@ ContextLookup VtdEngine::ReadContext(const VtdDevice& dev) {
 }
 
 void VtdEngine::ReportFault(uint16_t sid, FaultReason reason, bool fpd,
-                            uint64_t addr, bool is_write) {
+                            uint64_t addr, bool is_write,
+                            uint16_t pasid_value) {
   faults_.fetch_add(1, std::memory_order_relaxed);
   if (fpd && IsQualifiedFault(reason)) return;  // suppressed by FPD
   absl::MutexLock lock(&fault_mu_);
-  iommu_->RecordFault(sid, reason, addr, is_write);
+  iommu_->RecordFault(sid, reason, addr, is_write, pasid_value);
 }
 
 }  // namespace viommu::vtd

@@ -71,8 +71,11 @@ class VtdEngineTest : public ::testing::TestWithParam<int> {
   uint64_t FrcdHi() { return guest_->ReadReg64(Reg64::kFrcd0Hi); }
   uint64_t FrcdLo() { return guest_->ReadReg64(Reg64::kFrcd0Lo); }
   uint32_t Fsts() { return guest_->ReadReg32(Reg32::kFsts); }
-  static uint64_t Record(uint16_t sid, FaultReason fr, bool is_write) {
-    return kFrcdF | (is_write ? 0 : kFrcdT) |
+  // FRCD[0] high half. Page-walk faults carry QEMU 7.2's "no PASID"
+  // value in PV; root/context faults carry 0.
+  static uint64_t Record(uint16_t sid, FaultReason fr, bool is_write,
+                         uint16_t pv = 0) {
+    return kFrcdF | (is_write ? 0 : kFrcdT) | uint64_t{pv} << kFrcdPvShift |
            uint64_t{static_cast<uint8_t>(fr)} << kFrcdFrShift | sid;
   }
 
@@ -141,7 +144,8 @@ TEST_P(VtdEngineTest, WriteToReadOnlyPageFaultsWithWriteReason) {
   guest_->Enable();
   EXPECT_FALSE(DmaWrite64(0x9008, 1));
   EXPECT_EQ(Ram64(0x30'0008), 0u);
-  EXPECT_EQ(FrcdHi(), Record(kEduSid, FaultReason::kWrite, true));
+  EXPECT_EQ(FrcdHi(), Record(kEduSid, FaultReason::kWrite, true,
+                             IntelIommu::kNoPasidValue));
   EXPECT_EQ(FrcdLo(), 0x9000u);
 }
 
@@ -153,7 +157,8 @@ TEST_P(VtdEngineTest, UnmappedReadFaultsWithReadReason) {
   bool ok = true;
   DmaRead64(0x9000, &ok);
   EXPECT_FALSE(ok);
-  EXPECT_EQ(FrcdHi(), Record(kEduSid, FaultReason::kRead, false));
+  EXPECT_EQ(FrcdHi(), Record(kEduSid, FaultReason::kRead, false,
+                             IntelIommu::kNoPasidValue));
 }
 
 TEST_P(VtdEngineTest, FpdSuppressesQualifiedFaults) {

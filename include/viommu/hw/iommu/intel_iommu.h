@@ -52,10 +52,14 @@ class IntelIommu final : public memory::MmioOps {
   // Records a DMA-remapping fault in FRCD[0] as QEMU 7.2 does: dropped if
   // FSTS.PFO; collapsed if a pending record has the same `sid`; PFO set if
   // the record is still pending; otherwise FI = addr & ~0xfff, SID, FR,
-  // T = !is_write, F set, and — when no fault was pending — FSTS.FRI and a
-  // fault event (FECTL.IP, plus the interrupt unless FECTL.IM).
+  // T = !is_write, PV = `pasid_value` (bits 55:40), F set, and — when no
+  // fault was pending — FSTS.FRI and a fault event (FECTL.IP, plus the
+  // interrupt unless FECTL.IM). QEMU 7.2 reports page-walk faults with its
+  // "no PASID" value, whose low 16 bits (kNoPasidValue) land in PV, and
+  // root/context faults with 0.
+  static constexpr uint16_t kNoPasidValue = 0xffff;
   void RecordFault(uint16_t sid, FaultReason reason, uint64_t addr,
-                   bool is_write);
+                   bool is_write, uint16_t pasid_value = 0);
   // Invalidation-queue error: FSTS.IQE and a fault event.
   void ReportQueueError();
   // An invalidation-wait descriptor with IF: ICS.IWC, then the completion

@@ -30,16 +30,13 @@
 #include <memory>
 #include <string>
 
+#include "viommu/hw/iommu/vtd_regs.h"
 #include "viommu/memory/iommu.h"
 #include "viommu/memory/iommu_notifier_chains.h"
 #include "viommu/memory/memory_region.h"
 #include "viommu/memory/memory_system.h"
 
 namespace viommu::vtd {
-
-// The interrupt-address window every device view carries (prio 1).
-inline constexpr uint64_t kInterruptWindowBase = 0xfee0'0000;
-inline constexpr uint64_t kInterruptWindowSize = 0x10'0000;
 
 // Regions shared by every device view of one remapping unit.
 struct VtdSharedRegions {

@@ -129,9 +129,9 @@ class VtdEngine final : public Observer, public InvalidationSink {
   // --- vtd_translate.cc (any thread) ---
   memory::IommuTlbEntry Translate(VtdDevice& dev, Iova iova,
                                   memory::IommuPerm access);
-  // QEMU's vtd_qualify_report_fault.
+  // QEMU's vtd_qualify_report_fault; `pasid_value` as IntelIommu::RecordFault.
   void ReportFault(uint16_t sid, FaultReason reason, bool fpd, uint64_t addr,
-                   bool is_write);
+                   bool is_write, uint16_t pasid_value = 0);
   // The device's context entry for translation (context cache, else the
   // tables).
   ContextLookup GetContext(VtdDevice& dev);

@@ -147,6 +147,13 @@ inline constexpr uint32_t kIcsIwc = 1u << 0;
 inline constexpr uint64_t kFrcdF = 1ull << 63;
 inline constexpr uint64_t kFrcdT = 1ull << 62;  // 1: read request
 inline constexpr int kFrcdFrShift = 32;
+inline constexpr int kFrcdPvShift = 40;  // PASID value, bits 55:40
+
+// The interrupt-address window (0xfee00000-0xfeefffff): every device view
+// carries it (prio 1), and the unit's own interrupt messages go there.
+inline constexpr uint64_t kInterruptWindowBase = 0xfee0'0000;
+inline constexpr uint64_t kInterruptWindowSize = 0x10'0000;
+inline constexpr uint64_t kInterruptWindowOffsetMask = kInterruptWindowSize - 1;
 inline constexpr uint64_t kFrcdSidMask = 0xffff;
 
 // IQA / IQT / IRTA.
