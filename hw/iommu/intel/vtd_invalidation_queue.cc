@@ -127,13 +127,14 @@ QueueError Wait(const InvDesc& d, GuestMemory& mem, QueueProgress* progress) {
     return QueueError::kReservedBits;
   }
   if (d.lo & kWaitSw) {
-    if (d.lo & kWaitIf) return QueueError::kWaitSwAndIf;
     // Little-endian host (vtd_guest_memory.h), so the value is the bytes.
     const auto data = static_cast<uint32_t>(d.lo >> kWaitDataShift);
     if (!mem.Write(d.hi, &data, sizeof(data))) {
       return QueueError::kWaitWriteFailed;
     }
-    return QueueError::kNone;
+    // SW and IF together: QEMU 7.2 asserts (a guest could abort the VM);
+    // the VT-d specification, and later QEMU, do both: status, then IF.
+    if (!(d.lo & kWaitIf)) return QueueError::kNone;
   }
   if (d.lo & kWaitIf) {
     if (progress != nullptr) progress->OnWaitInterrupt();

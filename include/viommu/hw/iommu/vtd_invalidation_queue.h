@@ -54,8 +54,6 @@ enum class QueueError : uint8_t {
   kAmAboveMamv,      // IOTLB page invalidation with AM > 18
   kWaitNoAction,     // wait descriptor with neither SW nor IF
   kWaitWriteFailed,  // the SW status write did not land
-  kWaitSwAndIf,      // SW and IF together: QEMU 7.2 asserts (VM abort);
-                     // here it is a queue error instead
 };
 
 // The cache invalidations the queue asks for, one call per valid
