@@ -36,6 +36,13 @@ void RegisterMachineCommands(QmpDispatcher* qmp, Vm* vm,
         qmp->EmitEvent("RESET", data);
         return QmpValue::EmptyObject();
       });
+  // A guest reset (port 0xcf9) is announced like QEMU's.
+  vm->machine().set_guest_reset_handler([qmp, vm] {
+    vm->SystemReset();
+    absl::StatusOr<QmpValue> data =
+        QmpValue::Parse(R"({"guest": true, "reason": "guest-reset"})");
+    if (data.ok()) qmp->EmitEvent("RESET", *data);
+  });
   qmp->Register(
       "device_add", [vm](const QmpArgs& args) -> absl::StatusOr<QmpValue> {
         VIOMMU_ASSIGN_OR_RETURN(std::string driver, args.GetString("driver"));

@@ -8,6 +8,7 @@
 #include "absl/strings/string_view.h"
 #include "hw/i386/device_factory.h"
 #include "hw/i386/ich9_functions.h"
+#include "hw/i386/ich9_reset_control.h"
 #include "viommu/hw/pci/pci_host.h"
 #include "viommu/util/status_macros.h"
 
@@ -135,9 +136,18 @@ absl::Status Q35Machine::Init(const Options& options) {
   });
 
   config_ports_ = std::make_unique<pci::PciConfigPorts>(pci_bus_.get());
-  io_root_->AddSubregion(
-      0xcf8,
-      MemoryRegion::CreateMmio(&memory_, "pci-conf", 8, config_ports_.get()));
+  reset_control_ = std::make_unique<Ich9ResetControl>([this] {
+    if (guest_reset_handler_) {
+      guest_reset_handler_();
+    } else {
+      Reset();
+    }
+  });
+  q35_config_ports_ = std::make_unique<Q35ConfigPorts>(config_ports_.get(),
+                                                       reset_control_.get());
+  io_root_->AddSubregion(0xcf8,
+                         MemoryRegion::CreateMmio(&memory_, "pci-conf", 8,
+                                                  q35_config_ports_.get()));
   ecam_ = std::make_unique<pci::PciEcam>(pci_bus_.get());
 
   system_as_ =
@@ -192,10 +202,10 @@ absl::Status Q35Machine::AddIntelIommu(const DeviceSpec& spec) {
       iommu_.get(), &memory_, system_as_.get(),
       vtd::VtdSharedRegions::Create(&memory_, system_root_, msi_region_));
   iommu_->set_observer(vtd_engine_.get());
-  pci_bus_->SetIommu([engine = vtd_engine_.get()](pci::PciBus* bus,
-                                                  uint8_t devfn) {
-    return engine->DeviceRoot(bus->bus_number(), devfn);
-  });
+  pci_bus_->SetIommu(
+      [engine = vtd_engine_.get()](pci::PciBus* bus, uint8_t devfn) {
+        return engine->DeviceRoot(bus->bus_number(), devfn);
+      });
   return ReplugForIommu();
 }
 
@@ -256,6 +266,7 @@ absl::Status Q35Machine::DeleteDevice(const std::string& id) {
 }
 
 void Q35Machine::Reset() {
+  reset_control_->Reset();
   pci_bus_->Reset();
   if (iommu_ != nullptr) iommu_->Reset();
 }

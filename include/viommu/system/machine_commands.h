@@ -1,6 +1,6 @@
 // viommu/system/machine_commands.h — the QMP commands of build/viommu:
 // query-status, quit, system_reset, device_add, device_del (with
-// DEVICE_DELETED).
+// DEVICE_DELETED), and the RESET event of a guest reset (port 0xcf9).
 //
 //   QmpDispatcher qmp;
 //   RegisterMachineCommands(&qmp, vm.get(), [&] { g_main_loop_quit(loop); });
@@ -18,7 +18,8 @@
 
 namespace viommu::system {
 
-// `qmp` and `vm` are not owned and must outlive the registration's use.
+// `qmp` and `vm` are not owned and must outlive the registration's use
+// (the machine's guest-reset handler points at both).
 void RegisterMachineCommands(QmpDispatcher* qmp, Vm* vm,
                              std::function<void()> quit);
 

@@ -27,6 +27,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/btree_map.h"
@@ -76,6 +77,8 @@ class GsiRouter final : public IrqSink {
   std::function<void(int, bool)> observer_;
 };
 
+class Ich9ResetControl;  // hw/i386/ich9_reset_control.h
+
 class Q35Machine {
  public:
   struct Options {
@@ -114,6 +117,12 @@ class Q35Machine {
   absl::Status DeleteDevice(const std::string& id);
   // system_reset: every device reset, RAM kept, clock unchanged.
   void Reset();
+  // A reset the guest asks for (a write of RST_CPU to port 0xcf9): runs
+  // the handler given here (a front end's, e.g. to send QMP's RESET
+  // event; it must call Reset()), or Reset() when none is set.
+  void set_guest_reset_handler(std::function<void()> handler) {
+    guest_reset_handler_ = std::move(handler);
+  }
 
   memory::MemorySystem& memory() { return memory_; }
   memory::AddressSpace& system_as() { return *system_as_; }
@@ -149,6 +158,9 @@ class Q35Machine {
   uint64_t below_4g_ = 0;
   std::unique_ptr<UnassignedIo> unassigned_io_;
   std::unique_ptr<memory::MmioOps> config_ports_;
+  std::unique_ptr<Ich9ResetControl> reset_control_;
+  std::unique_ptr<memory::MmioOps> q35_config_ports_;  // 0xcf8..0xcff
+  std::function<void()> guest_reset_handler_;
   std::unique_ptr<memory::MmioOps> ecam_;
   std::shared_ptr<memory::MemoryRegion> system_root_;
   std::shared_ptr<memory::MemoryRegion> io_root_;
