@@ -3,13 +3,13 @@
 # command with QEMU's answer (and asynchronous IRQ lines), so a staged
 # scenario can be checked by eye before viommu implements it.
 #
-# Usage: tests/conformance/run_pending.sh [-e] [scenario.qtest ...]
-#   no file: every tests/conformance/pending/*.qtest
+# Usage: tests/conformance/run_qemu_only.sh [-e] [scenario.qtest ...]
+#   no file: every tests/conformance/scenarios/*.qtest
 #   -e: also print QEMU's stderr (error_report / guest-error log) at the end
 # Same machine as conformance_test.cc: q35, tcg, qtest on stdio, a BIOS of
 # HLT, -nodefaults, plus the scenario's `args:`. `wait-dma` sleeps 300 ms.
-# To compare pending scenarios against viommu once it implements them:
-#   SCENARIO_DIR=tests/conformance/pending VIOMMU_BINARY=build/viommu \
+# To compare a directory of scenarios against viommu:
+#   SCENARIO_DIR=tests/conformance/scenarios VIOMMU_BINARY=build/viommu \
 #     build/tests/conformance/conformance_test
 set -u
 QEMU=${QEMU_BINARY:-/usr/bin/qemu-system-x86_64}
@@ -17,7 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 show_err=0
 if [ "${1:-}" = "-e" ]; then show_err=1; shift; fi
 files=("$@")
-[ ${#files[@]} -eq 0 ] && files=("$here"/pending/*.qtest)
+[ ${#files[@]} -eq 0 ] && files=("$here"/scenarios/*.qtest)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 head -c 65536 /dev/zero | tr '\0' '\364' >"$tmp/hlt.bin"
