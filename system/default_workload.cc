@@ -6,6 +6,7 @@ namespace viommu::system {
 
 std::vector<std::string> DefaultWorkloadMachineArgs() {
   return {"-m",      "256M",
+          "-device", "intel-iommu,id=vtd0",
           "-device", "edu,addr=04.0,id=edu0",
           "-device", "dma-testdev,addr=05.0,id=dma0"};
 }
@@ -79,7 +80,46 @@ writel 0xfd000018 0x1
 readl 0xfd00001c
 expect OK 0x0000000000000002
 
-## 6. QMP: status, hot-unplug of the test device, reset
+## 6. intel-iommu: edu's DMA translated through guest page tables
+# root table at 0x1000000: bus 0 -> context table at 0x1001000
+writeq 0x1000000 0x1001001
+# context entry of 00:04.0: present, 3-level tables at 0x1002000, domain 1
+writeq 0x1001200 0x1002001
+writeq 0x1001208 0x101
+# IOVA 0x8000000 -> GPA 0x600000, a read/write 4 KiB page
+writeq 0x1002000 0x1003003
+writeq 0x1003200 0x1004003
+writeq 0x1004000 0x600003
+# RTADDR, then GCMD.SRTP and GCMD.TE: GSTS shows RTPS and TES
+writeq 0xfed90020 0x1000000
+writel 0xfed90018 0x40000000
+writel 0xfed90018 0x80000000
+readl 0xfed9001c
+expect OK 0x00000000c0000000
+# edu copies IOVA 0x8000000 into its buffer and back out to IOVA 0x8000100
+write 0x600000 0x8 0x1122334455667788
+writeq 0xfe000080 0x8000000
+writeq 0xfe000088 0x40000
+writeq 0xfe000090 0x8
+writeq 0xfe000098 0x1
+clock_step 100000000
+writeq 0xfe000080 0x40000
+writeq 0xfe000088 0x8000100
+writeq 0xfe000098 0x3
+clock_step 100000000
+read 0x600100 0x8
+expect OK 0x1122334455667788
+# an IOVA without a mapping: the write is dropped and recorded in FRCD[0]:
+# F, write, reason 5 (no write permission), source 00:04.0
+writeq 0xfe000088 0x9000000
+writeq 0xfe000098 0x3
+clock_step 100000000
+readq 0xfed90228
+expect OK 0x80ffff0500000020
+readl 0xfed90034
+expect OK 0x0000000000000002
+
+## 7. QMP: status, hot-unplug of the test device, reset
 qmp {"execute": "query-status"}
 expect-qmp {"status": "running"}
 qmp {"execute": "device_del", "arguments": {"id": "dma0"}}
@@ -91,6 +131,9 @@ qmp {"execute": "system_reset"}
 outl 0xcf8 0x80002004
 inw 0xcfc
 expect OK 0x0000
+# the reset turned translation off again
+readl 0xfed9001c
+expect OK 0x0000000000000000
 )";
 }
 
