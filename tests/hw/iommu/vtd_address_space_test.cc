@@ -263,5 +263,70 @@ TEST_F(VtdAddressSpaceTest, ReplayDeliversCurrentMappingsToTheOneNotifier) {
   EXPECT_TRUE(rec_.events.empty());  // only the replayed notifier
 }
 
+// The whole life of a mapping as a guest driver drives it through the
+// invalidation queue, every granularity once; a consumer on both chains
+// must see exactly these events (UNMAP always before the MAP that replaces
+// a mapping, no event for what did not change).
+TEST_F(VtdAddressSpaceTest, QueuedInvalidationsOfEveryGranularity) {
+  constexpr uint64_t kQueue = 0x20'0000;
+  constexpr uint16_t kDid = 1;
+  Start();
+  guest_->Enable();
+  Register();
+  uint32_t tail = 0;
+  auto submit = [&](uint64_t lo, uint64_t hi) {
+    guest_->Write64(kQueue + tail * 16u, lo);
+    guest_->Write64(kQueue + tail * 16u + 8, hi);
+    ++tail;
+    guest_->WriteReg64(Reg64::kIqt, uint64_t{tail} << 4);
+  };
+  auto psi = [&](uint64_t addr, uint8_t am) {
+    submit(0x2 | 3u << 4 | uint64_t{kDid} << 16, addr | am);
+  };
+  guest_->WriteReg64(Reg64::kIqa, kQueue);  // 256 descriptors
+  guest_->WriteReg32(Reg32::kGcmd, kGstsTes | kGcmdQie);
+  ASSERT_NE(guest_->ReadReg32(Reg32::kGsts) & kGstsQies, 0u);
+
+  // Map (caching mode: the guest invalidates a new entry too).
+  guest_->Map(0x5000, 0x30'0000, kPage4K, memory::kIommuReadWrite);
+  psi(0x5000, 0);
+  EXPECT_THAT(rec_.Take(), ElementsAre(Map(0x5000, 0xfff, 0x30'0000)));
+  // Remap in place, and a permission change.
+  guest_->Map(0x5000, 0x31'0000, kPage4K, memory::kIommuReadWrite);
+  psi(0x5000, 0);
+  EXPECT_THAT(rec_.Take(),
+              ElementsAre(Unmap(0x5000, 0xfff), Map(0x5000, 0xfff, 0x31'0000)));
+  guest_->Map(0x5000, 0x31'0000, kPage4K, memory::kIommuRead);
+  psi(0x5000, 0);
+  EXPECT_THAT(rec_.Take(),
+              ElementsAre(Unmap(0x5000, 0xfff), Map(0x5000, 0xfff, 0x31'0000)));
+  // Two new pages, one domain-selective invalidation.
+  guest_->Map(0x6000, 0x32'0000, kPage4K, memory::kIommuReadWrite);
+  guest_->Map(0x40'0000, 0x40'0000, kPage2M, memory::kIommuReadWrite);
+  submit(0x2 | 2u << 4 | uint64_t{kDid} << 16, 0);
+  EXPECT_THAT(rec_.Take(), ElementsAre(Map(0x6000, 0xfff, 0x32'0000),
+                                       Map(0x40'0000, 0x1f'ffff, 0x40'0000)));
+  // Unmap one, global invalidation: only that one goes.
+  guest_->Map(0x6000, 0, kPage4K, memory::kIommuNone);
+  submit(0x2 | 1u << 4, 0);
+  EXPECT_THAT(rec_.Take(), ElementsAre(Unmap(0x6000, 0xfff)));
+  // A page-selective invalidation of another domain: nothing.
+  guest_->Map(0x5000, 0, kPage4K, memory::kIommuNone);
+  submit(0x2 | 3u << 4 | uint64_t{kDid + 1} << 16, 0x5000);
+  EXPECT_THAT(rec_.Take(), ElementsAre());
+  // Device-selective context invalidation: everything unmapped, resynced
+  // from the tables (where 0x5000 is gone by now).
+  submit(0x1 | 3u << 4 | uint64_t{kDid} << 16 | uint64_t{kDevfn} << 32, 0);
+  EXPECT_THAT(rec_.Take(),
+              ElementsAre(Unmap(0x5000, 0xfff), Unmap(0x40'0000, 0x1f'ffff),
+                          Map(0x40'0000, 0x1f'ffff, 0x40'0000)));
+  // The context goes away; a global context invalidation unmaps the rest.
+  guest_->ClearContext(kDevfn);
+  submit(0x1 | 1u << 4, 0);
+  EXPECT_THAT(rec_.Take(), ElementsAre(Unmap(0x40'0000, 0x1f'ffff)));
+  EXPECT_EQ(guest_->ReadReg64(Reg64::kIqh), uint64_t{tail} << 4);
+  EXPECT_EQ(guest_->ReadReg32(Reg32::kFsts), 0u);  // no queue error
+}
+
 }  // namespace
 }  // namespace viommu::vtd
