@@ -11,6 +11,11 @@
 //   BM_VtdFullSyncUnchanged/1000000 >= 10M entries/s (items_per_second)
 // Every benchmark checks that it measured what it claims (hits, walks,
 // event counts) and fails with SkipWithError otherwise.
+// Measured (release, 2 vCPUs on a shared host, medians of 3): baseline
+// 2.24 ns, IOTLB hit 4.03 ns (1.8x), miss 202 ns (about two thirds of it in
+// the four 8-byte AddressSpace reads of the walk), replay 160 ns
+// (register + walk + replay 87 us), PSI 846 ns, full sync 9.9 ms = 101M
+// entries/s.
 #include <algorithm>
 #include <cstdint>
 #include <memory>
@@ -114,7 +119,8 @@ void BM_VtdTranslateIotlbHit(benchmark::State& state) {
   }
   box.guest->Enable();
   memory::IommuModel* model = box.model();
-  for (uint64_t iova : iovas) (void)model->Translate(iova, memory::kIommuRead, 0);
+  for (uint64_t iova : iovas)
+    (void)model->Translate(iova, memory::kIommuRead, 0);
   const uint64_t walks = box.m->vtd_engine()->stats().walks;
   const uint64_t misses = box.m->vtd_engine()->iotlb().stats().misses;
   size_t i = 0;
@@ -123,8 +129,7 @@ void BM_VtdTranslateIotlbHit(benchmark::State& state) {
         model->Translate(iovas[i++ & (kKeys - 1)], memory::kIommuRead, 0);
     benchmark::DoNotOptimize(e.translated_addr);
   }
-  if (walks != kKeys ||
-      box.m->vtd_engine()->stats().walks != walks ||
+  if (walks != kKeys || box.m->vtd_engine()->stats().walks != walks ||
       box.m->vtd_engine()->iotlb().stats().misses != misses) {
     state.SkipWithError("not every translation hit the IOTLB");
   }
@@ -151,7 +156,8 @@ void BM_VtdTranslateMiss4Level(benchmark::State& state) {
   }
   box.guest->Enable();
   memory::IommuModel* model = box.model();
-  for (uint64_t iova : iovas) (void)model->Translate(iova, memory::kIommuRead, 0);
+  for (uint64_t iova : iovas)
+    (void)model->Translate(iova, memory::kIommuRead, 0);
   const uint64_t walks = box.m->vtd_engine()->stats().walks;
   const uint64_t hits = box.m->vtd_engine()->iotlb().stats().hits;
   size_t i = 0;
@@ -341,12 +347,9 @@ void BM_VtdFullSyncUnchanged(benchmark::State& state) {
           static_cast<uint64_t>(state.iterations())) {
     state.SkipWithError("an unchanged sync emitted events or did not run");
   }
-  state.SetItemsProcessed(state.iterations() *
-                          static_cast<int64_t>(big->n()));
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(big->n()));
 }
-BENCHMARK(BM_VtdFullSyncUnchanged)
-    ->Arg(1000000)
-    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_VtdFullSyncUnchanged)->Arg(1000000)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace viommu::vtd

@@ -3,9 +3,9 @@
 #include "viommu/hw/iommu/vtd_iotlb.h"
 
 #include <algorithm>
+#include <bit>
 #include <thread>
 
-#include "absl/hash/hash.h"
 #include "viommu/util/check.h"
 
 namespace viommu::vtd {
@@ -93,18 +93,6 @@ inline void CpuRelax() {
 #endif
 }
 
-// Plain load + store: no locked instruction on the hit path. Exact when a
-// shard has one writing thread; concurrent writers of a shard may lose
-// counts.
-inline void Bump(std::atomic<uint64_t>& c) {
-  c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-}
-
-// Initial-exec TLS with constant initialisation: one %fs-relative load, no
-// __tls_get_addr call or init guard (these libraries are linked statically
-// into executables, never dlopen'd).
-constexpr size_t kNoShard = ~size_t{0};
-[[gnu::tls_model("initial-exec")]] thread_local size_t tls_shard = kNoShard;
 std::atomic<size_t> next_shard{0};
 
 }  // namespace
@@ -112,6 +100,7 @@ std::atomic<size_t> next_shard{0};
 Iotlb::Iotlb(size_t capacity)
     : capacity_(capacity),
       table_mask_(TableSize(capacity) - 1),
+      hash_shift_(64 - std::countr_zero(table_mask_ + 1)),
       table_(new Slot[table_mask_ + 1]),
       ref_(new std::atomic<uint8_t>[table_mask_ + 1]) {
   VIOMMU_CHECK(capacity >= 1 && capacity <= (size_t{1} << 31),
@@ -121,17 +110,11 @@ Iotlb::Iotlb(size_t capacity)
   ResetLocked();
 }
 
-inline size_t Iotlb::Home(uint64_t key) const {
-  return absl::Hash<uint64_t>{}(key)&table_mask_;
-}
-
-inline Iotlb::CounterShard& Iotlb::LocalShard() {
-  size_t shard = tls_shard;
-  if (__builtin_expect(shard == kNoShard, 0)) {
-    shard = next_shard.fetch_add(1, std::memory_order_relaxed) % kShards;
-    tls_shard = shard;
-  }
-  return shards_[shard];
+size_t Iotlb::PickShard() {
+  const size_t shard =
+      next_shard.fetch_add(1, std::memory_order_relaxed) % kShards;
+  tls_shard_ = shard;
+  return shard;
 }
 
 inline size_t Iotlb::ProbeRead(uint64_t key, uint64_t* value) const {
@@ -148,7 +131,8 @@ inline size_t Iotlb::ProbeRead(uint64_t key, uint64_t* value) const {
   return kNpos;
 }
 
-std::optional<IotlbEntry> Iotlb::Lookup(uint16_t sid, Iova iova) {
+std::optional<IotlbEntry> Iotlb::LookupSlow(uint16_t sid, Iova iova,
+                                            uint64_t missed_at) {
   if (iova >= kCacheableLimit) {
     Bump(LocalShard().misses);
     return std::nullopt;
@@ -164,9 +148,11 @@ std::optional<IotlbEntry> Iotlb::Lookup(uint16_t sid, Iova iova) {
       }
       continue;
     }
+    // The 4K probe Hit4K already did, unless a writer ran since: the
+    // seqlock check below then covers it as well.
     uint64_t key = MakeKey(sid, gfn, 1);
     uint64_t value = 0;
-    size_t slot = ProbeRead(key, &value);
+    size_t slot = s1 == missed_at ? kNpos : ProbeRead(key, &value);
     if (slot == kNpos) {
       key = MakeKey(sid, gfn, 2);
       slot = ProbeRead(key, &value);

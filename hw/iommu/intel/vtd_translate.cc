@@ -14,60 +14,92 @@ constexpr uint64_t kPageMask4k = 0xfff;
 
 memory::IommuTlbEntry VtdEngine::Translate(VtdDevice& dev, Iova iova,
                                            memory::IommuPerm access) {
-  memory::IommuTlbEntry out{.target_as = system_as_,
-                            .iova = iova & ~kPageMask4k,
-                            .translated_addr = iova & ~kPageMask4k,
-                            .addr_mask = kPageMask4k,
-                            .perm = memory::kIommuReadWrite};
+  // Everything but DMAR-off and a 4K IOTLB hit, out of line: the whole
+  // IOTLB lookup, the context, the walk, the fill, faults. A local class
+  // (not a file-static helper) for access to the engine's members, as the
+  // enclosing member function has; the fast path below calls it last and
+  // so keeps its own frame small.
+  struct SlowPath {
+    [[gnu::noinline]] static memory::IommuTlbEntry Run(VtdEngine& e,
+                                                       VtdDevice& d, Iova va,
+                                                       memory::IommuPerm acc) {
+      memory::IommuTlbEntry out{.target_as = e.system_as_,
+                                .iova = va & ~kPageMask4k,
+                                .translated_addr = va & ~kPageMask4k,
+                                .addr_mask = kPageMask4k,
+                                .perm = memory::kIommuReadWrite};
+      const bool is_write = (acc & memory::kIommuWrite) != 0;
+      const uint16_t sid = d.sid();
+      // No permission check on a hit (see below); also 2M/1G hits.
+      if (std::optional<IotlbEntry> hit = e.iotlb_.Lookup(sid, va)) {
+        out.addr_mask = hit->addr_mask;
+        out.iova = va & ~hit->addr_mask;
+        out.translated_addr = hit->page_base;
+        out.perm = hit->perm;
+        return out;
+      }
+      // Read before the tables: an invalidation during the walk drops the
+      // fill.
+      const uint64_t epoch = e.iotlb_.epoch();
+
+      ContextLookup ctx = e.GetContext(d);
+      if (!ctx.ok()) {
+        e.ReportFault(sid, *ctx.fault, ctx.entry.fpd(), va, is_write);
+        out.perm = memory::kIommuNone;
+        return out;
+      }
+      // Pass-through: identity, 4K, RW, nothing cached (as QEMU).
+      if (ctx.entry.translation_type() == ContextEntry::kTtPassThrough) {
+        return out;
+      }
+
+      e.walks_.fetch_add(1, std::memory_order_relaxed);
+      SlTranslation t = TranslateSl(e.mem_, e.cfg_, ctx.entry, va, is_write);
+      if (t.fault.has_value()) {
+        e.ReportFault(sid, *t.fault, ctx.entry.fpd(), va, is_write,
+                      IntelIommu::kNoPasidValue);
+        out.addr_mask = t.addr_mask > 0 ? t.addr_mask : kPageMask4k;
+        out.iova = va & ~out.addr_mask;
+        out.translated_addr = out.iova;
+        out.perm = memory::kIommuNone;
+        return out;
+      }
+      e.iotlb_.InsertIfCurrent(epoch, sid, va,
+                               IotlbEntry{.domain_id = ctx.entry.domain_id(),
+                                          .page_base = t.page_base,
+                                          .addr_mask = t.addr_mask,
+                                          .perm = t.perm});
+      out.addr_mask = t.addr_mask;
+      out.iova = va & ~t.addr_mask;
+      out.translated_addr = t.page_base;
+      // Deliberate: the stacked permissions for every access kind (see
+      // header).
+      out.perm = t.perm;
+      return out;
+    }
+  };
+
   // DMAR off: identity (the region is normally disabled then anyway).
-  if (!dmar_enabled_.load(std::memory_order_acquire)) return out;
-
-  const bool is_write = (access & memory::kIommuWrite) != 0;
-  const uint16_t sid = dev.sid();
-
+  if (!dmar_enabled_.load(std::memory_order_acquire)) [[unlikely]] {
+    return {.target_as = system_as_,
+            .iova = iova & ~kPageMask4k,
+            .translated_addr = iova & ~kPageMask4k,
+            .addr_mask = kPageMask4k,
+            .perm = memory::kIommuReadWrite};
+  }
   // IOTLB hit: no permission check and so no fault, as QEMU 7.2 (the
-  // access then fails on the cached permissions alone).
-  if (std::optional<IotlbEntry> hit = iotlb_.Lookup(sid, iova)) {
-    out.addr_mask = hit->addr_mask;
-    out.iova = iova & ~hit->addr_mask;
-    out.translated_addr = hit->page_base;
-    out.perm = hit->perm;
-    return out;
+  // access then fails on the cached permissions alone). A 4K hit completes
+  // inline here (Iotlb::LookupHit4K counts it); anything else goes to the
+  // slow path, which looks up again and counts the hit or miss there.
+  if (std::optional<IotlbEntry> hit = iotlb_.LookupHit4K(dev.sid(), iova))
+      [[likely]] {
+    return {.target_as = system_as_,
+            .iova = iova & ~kPageMask4k,
+            .translated_addr = hit->page_base,
+            .addr_mask = kPageMask4k,
+            .perm = hit->perm};
   }
-  // Read before the tables: an invalidation during the walk drops the fill.
-  const uint64_t epoch = iotlb_.epoch();
-
-  ContextLookup ctx = GetContext(dev);
-  if (!ctx.ok()) {
-    ReportFault(sid, *ctx.fault, ctx.entry.fpd(), iova, is_write);
-    out.perm = memory::kIommuNone;
-    return out;
-  }
-  // Pass-through: identity, 4K, RW, nothing cached (as QEMU).
-  if (ctx.entry.translation_type() == ContextEntry::kTtPassThrough) return out;
-
-  walks_.fetch_add(1, std::memory_order_relaxed);
-  SlTranslation t = TranslateSl(mem_, cfg_, ctx.entry, iova, is_write);
-  if (t.fault.has_value()) {
-    ReportFault(sid, *t.fault, ctx.entry.fpd(), iova, is_write,
-                IntelIommu::kNoPasidValue);
-    out.addr_mask = t.addr_mask > 0 ? t.addr_mask : kPageMask4k;
-    out.iova = iova & ~out.addr_mask;
-    out.translated_addr = out.iova;
-    out.perm = memory::kIommuNone;
-    return out;
-  }
-  iotlb_.InsertIfCurrent(epoch, sid, iova,
-                         IotlbEntry{.domain_id = ctx.entry.domain_id(),
-                                    .page_base = t.page_base,
-                                    .addr_mask = t.addr_mask,
-                                    .perm = t.perm});
-  out.addr_mask = t.addr_mask;
-  out.iova = iova & ~t.addr_mask;
-  out.translated_addr = t.page_base;
-  // Deliberate: the stacked permissions for every access kind (see header).
-  out.perm = t.perm;
-  return out;
+  return SlowPath::Run(*this, dev, iova, access);
 }
 
 ContextLookup VtdEngine::GetContext(VtdDevice& dev) {

@@ -15,7 +15,8 @@
 //
 // Keys. One uint64_t: bits 45:0 the 4K frame number of the entry's aligned
 // base (QEMU's "gfn at the entry's level"), bits 47:46 level-1 (0 = 4K,
-// 1 = 2M, 2 = 1G), bits 63:48 the source-id; hashed with absl::Hash. IOVAs
+// 1 = 2M, 2 = 1G), bits 63:48 the source-id; hashed by
+// multiplication (Fibonacci hashing: the top bits of key * 2^64/phi). IOVAs
 // at or above 2^58 (beyond any VT-d address width) and output pages at or
 // above 2^52 (beyond any host address width) are never cached: Lookup
 // misses and Insert does nothing.
@@ -46,13 +47,17 @@
 // (2 x capacity slots, 32 KiB at 1024), re-read the counter (retry if a
 // writer ran), then at most one relaxed byte store (the CLOCK bit, only
 // when clear) and a plain load+store on a per-thread-shard hit counter.
+// The 4K hit path is inline (LookupHit4K), so a hit costs no call; a 2M/1G
+// hit or a miss continues out of line without repeating the 4K probe
+// unless a writer ran meanwhile.
 // Measured in a release build (tests/bench/vtd_cache_bench.cc, 2 vCPUs,
-// shared host; medians): BM_FlatHashMapLookupBaseline 2.2-2.6 ns,
-// BM_VtdIotlbLookupHit 4.5-4.6 ns (1.7-2.1x), 2M hit 5.4-6.1 ns, miss
-// (three probes) 7.5-9.7 ns. The same baseline probe under the spinlock
-// costs 7.0-7.3 ns (its xchg is a full barrier that stops the pipelining
-// of independent lookups); under absl::Mutex, exclusive or reader, 45-47
-// ns; hence the seqlock. Insert with a CLOCK eviction: ~50 ns. Writers
+// shared host; medians): BM_FlatHashMapLookupBaseline 2.2 ns,
+// BM_VtdIotlbLookupHit 2.4 ns (1.1x), 2M hit 6.7 ns, miss (three probes)
+// 6.9 ns; through the engine (tests/bench/vtd_bench.cc,
+// IommuModel::Translate) a 4K hit is 4.0 ns. The same baseline probe under the
+// spinlock costs 7.0-7.3 ns (its xchg is a full barrier that stops the
+// pipelining of independent lookups); under absl::Mutex, exclusive or reader,
+// 45-47 ns; hence the seqlock. Insert with a CLOCK eviction: ~20 ns. Writers
 // keep readers spinning (pause, then yield) for their duration: an O(size)
 // scan is microseconds at 1024 entries. Under concurrent hits the hit/miss
 // counters may lose counts (they are exact single-threaded).
@@ -111,8 +116,21 @@ class Iotlb {
   Iotlb& operator=(const Iotlb&) = delete;
 
   // The entry whose page contains `iova` for requester `sid`, trying the
-  // 4K, then 2M, then 1G key. Counts a hit or a miss.
-  std::optional<IotlbEntry> Lookup(uint16_t sid, Iova iova);
+  // 4K, then 2M, then 1G key. Counts a hit or a miss. Inline: a 4K hit
+  // (the DMA fast path) completes here; anything else goes to LookupSlow.
+  std::optional<IotlbEntry> Lookup(uint16_t sid, Iova iova) {
+    uint64_t missed_at = kNoSeq;
+    if (std::optional<IotlbEntry> e = Hit4K(sid, iova, &missed_at)) return e;
+    return LookupSlow(sid, iova, missed_at);
+  }
+  // Lookup's inline 4K hit path alone, for callers that want no call on a
+  // hit: the 4K entry of (sid, iova), counted as a hit, when one is cached
+  // and was read without a concurrent writer; otherwise nullopt and nothing
+  // counted (a 2M/1G entry may still hit): call Lookup then.
+  std::optional<IotlbEntry> LookupHit4K(uint16_t sid, Iova iova) {
+    uint64_t missed_at;
+    return Hit4K(sid, iova, &missed_at);
+  }
 
   // Caches `e` for the page containing `iova`; the level comes from
   // e.addr_mask. An existing entry with the same key is replaced (keeps its
@@ -159,12 +177,40 @@ class Iotlb {
   };
   static constexpr size_t kShards = 8;
   static constexpr size_t kNpos = ~size_t{0};
+  static constexpr size_t kNoShard = ~size_t{0};
+  static constexpr uint64_t kFreeKey = ~uint64_t{0};  // an empty slot
+  // Fibonacci hashing: Home is the top bits of key * kHashMul.
+  static constexpr uint64_t kHashMul = 0x9e37'79b9'7f4a'7c15;
 
+  static constexpr uint64_t kNoSeq = 1;  // odd: never a quiescent seq_
+
+  // The 4K hit path (inline, below). When the 4K key was seen absent with
+  // no writer active at seqlock value s, sets *missed_at = s (not yet
+  // validated: LookupSlow's own seqlock check covers that probe too).
+  inline std::optional<IotlbEntry> Hit4K(uint16_t sid, Iova iova,
+                                         uint64_t* missed_at);
+  // The whole lookup, retries included; skips the 4K probe while seq_
+  // still reads `missed_at` (kNoSeq: never).
+  std::optional<IotlbEntry> LookupSlow(uint16_t sid, Iova iova,
+                                       uint64_t missed_at);
   // Optimistic probe of one key (no lock): the slot index, or kNpos. The
   // result (and *value) is valid only if the seqlock did not move meanwhile.
   size_t ProbeRead(uint64_t key, uint64_t* value) const;
-  size_t Home(uint64_t key) const;
-  CounterShard& LocalShard();
+  size_t Home(uint64_t key) const {
+    return static_cast<size_t>((key * kHashMul) >> hash_shift_);
+  }
+  CounterShard& LocalShard() {
+    size_t shard = tls_shard_;
+    if (__builtin_expect(shard == kNoShard, 0)) shard = PickShard();
+    return shards_[shard];
+  }
+  // Assigns the calling thread its counter shard.
+  static size_t PickShard();
+  // Plain load + store: no locked instruction on the hit path. Exact when a
+  // shard has one writing thread; concurrent writers may lose counts.
+  static void Bump(std::atomic<uint64_t>& c) {
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
 
   // Writers hold mu_ and bracket every table change with these.
   void BeginWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -185,8 +231,15 @@ class Iotlb {
   void ProbePsiLocked(uint16_t domain_id, Iova addr, uint8_t am)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // Initial-exec TLS with constant initialisation: one %fs-relative load,
+  // no __tls_get_addr call or init guard (this library is linked
+  // statically into executables, never dlopen'd).
+  static inline thread_local size_t tls_shard_
+      __attribute__((tls_model("initial-exec"))) = kNoShard;
+
   const size_t capacity_;
   const size_t table_mask_;  // table size - 1 (a power of two >= 2 x cap)
+  const int hash_shift_;     // 64 - log2(table size)
   // Odd while a writer changes the table (seqlock); readers retry.
   std::atomic<uint64_t> seq_{0};
   const std::unique_ptr<Slot[]> table_;
@@ -211,6 +264,47 @@ class Iotlb {
   // Written under mu_, read lock-free by epoch().
   std::atomic<uint64_t> epoch_{0};
 };
+
+// The 4K hit path, inline so a translation that hits costs no call: one
+// seqlock read, a probe of the 4K key's cluster, the seqlock re-read, the
+// CLOCK bit and the hit counter. On a 4K miss (also when a 2M/1G entry will
+// hit), a writer in progress or an uncacheable IOVA it counts nothing;
+// Lookup then takes LookupSlow, which starts over (so each Lookup counts
+// exactly one hit or miss).
+inline std::optional<IotlbEntry> Iotlb::Hit4K(uint16_t sid, Iova iova,
+                                              uint64_t* missed_at) {
+  if (iova < kCacheableLimit) [[likely]] {
+    const uint64_t s1 = seq_.load(std::memory_order_acquire);
+    // The level-1 key: 4K frame number, level field 0, source-id.
+    const uint64_t key = (iova >> 12) | static_cast<uint64_t>(sid) << 48;
+    size_t i = Home(key);
+    uint64_t k;
+    // Bounded: a torn view of a table being rewritten must not loop forever.
+    for (size_t n = 0;
+         (k = table_[i].key.load(std::memory_order_relaxed)) != key &&
+         k != kFreeKey && n < table_mask_;
+         ++n) {
+      i = (i + 1) & table_mask_;
+    }
+    const uint64_t v = table_[i].value.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (k == key && (s1 & 1) == 0 && seq_.load(std::memory_order_relaxed) == s1)
+        [[likely]] {
+      std::atomic<uint8_t>& ref = ref_[i];
+      if (ref.load(std::memory_order_relaxed) == 0) {
+        ref.store(1, std::memory_order_relaxed);
+      }
+      Bump(LocalShard().hits);
+      // Value word: frame 39:0, perm 41:40, domain 63:48.
+      return IotlbEntry{.domain_id = static_cast<uint16_t>(v >> 48),
+                        .page_base = (v & ((uint64_t{1} << 40) - 1)) << 12,
+                        .addr_mask = 0xfff,
+                        .perm = static_cast<memory::IommuPerm>((v >> 40) & 3)};
+    }
+    if (k == kFreeKey && (s1 & 1) == 0) *missed_at = s1;
+  }
+  return std::nullopt;
+}
 
 }  // namespace viommu::vtd
 
