@@ -161,7 +161,7 @@ std::optional<IotlbEntry> Iotlb::LookupSlow(uint16_t sid, Iova iova,
       key = MakeKey(sid, gfn, 3);
       slot = ProbeRead(key, &value);
     }
-    std::atomic_thread_fence(std::memory_order_acquire);
+    SeqlockReadFence();
     if (seq_.load(std::memory_order_relaxed) != s1) continue;
     if (slot == kNpos) {
       Bump(LocalShard().misses);
@@ -181,7 +181,7 @@ std::optional<IotlbEntry> Iotlb::LookupSlow(uint16_t sid, Iova iova,
 void Iotlb::BeginWriteLocked() {
   seq_.store(seq_.load(std::memory_order_relaxed) + 1,
              std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);
+  SeqlockWriteFence();
 }
 
 void Iotlb::EndWriteLocked() {

@@ -72,6 +72,14 @@
 #ifndef VIOMMU_HW_IOMMU_VTD_IOTLB_H_
 #define VIOMMU_HW_IOMMU_VTD_IOTLB_H_
 
+#if defined(__SANITIZE_THREAD__)
+#define VIOMMU_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define VIOMMU_TSAN 1
+#endif
+#endif
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -184,6 +192,25 @@ class Iotlb {
 
   static constexpr uint64_t kNoSeq = 1;  // odd: never a quiescent seq_
 
+  // The seqlock's fences: a reader's before its second seq_ load, a
+  // writer's after making seq_ odd. ThreadSanitizer does not model fences
+  // (GCC rejects them with -Werror=tsan), so there a read-modify-write of
+  // seq_ orders the accesses instead.
+  void SeqlockReadFence() {
+#ifdef VIOMMU_TSAN
+    (void)seq_.fetch_add(0, std::memory_order_acq_rel);
+#else
+    std::atomic_thread_fence(std::memory_order_acquire);
+#endif
+  }
+  void SeqlockWriteFence() {
+#ifdef VIOMMU_TSAN
+    (void)seq_.fetch_add(0, std::memory_order_acq_rel);
+#else
+    std::atomic_thread_fence(std::memory_order_release);
+#endif
+  }
+
   // The 4K hit path (inline, below). When the 4K key was seen absent with
   // no writer active at seqlock value s, sets *missed_at = s (not yet
   // validated: LookupSlow's own seqlock check covers that probe too).
@@ -287,7 +314,7 @@ inline std::optional<IotlbEntry> Iotlb::Hit4K(uint16_t sid, Iova iova,
       i = (i + 1) & table_mask_;
     }
     const uint64_t v = table_[i].value.load(std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_acquire);
+    SeqlockReadFence();
     if (k == key && (s1 & 1) == 0 && seq_.load(std::memory_order_relaxed) == s1)
         [[likely]] {
       std::atomic<uint8_t>& ref = ref_[i];
