@@ -22,6 +22,8 @@ PACKAGES=(
   libabsl-dev
   libfdt-dev
   libjson-glib-dev
+  # dtc: compiles the example host-platform .dts (docs/vfio-host-model.md) in tests.
+  device-tree-compiler
   # Tests and benchmarks.
   libgtest-dev
   libgmock-dev
