@@ -1,0 +1,138 @@
+// viommu/vfio/host/model/model_host.h — the model HostBackend: Linux VFIO's
+// legacy container/group/device uAPI answered in-process from a
+// HostPlatform, with type1 modelled by Type1Iommu and each host device by a
+// ModelDeviceOps from the factory.
+//
+//   ModelHost host(DefaultHostPlatform(), {.kernel = KernelVersion::k6_1});
+//   int c = host.Open("/dev/vfio/vfio");          // fds start at kFirstFd
+//   int g = host.Open("/dev/vfio/1");             // -ENOENT unknown group
+//   host.Ioctl(g, uapi::kVfioGroupSetContainer, AsArg(&c));
+//   host.Ioctl(c, uapi::kVfioSetIommu, uapi::kVfioType1v2Iommu);
+//   int d = host.Ioctl(g, uapi::kVfioGroupGetDeviceFd, AsArg("0000:01:00.0"));
+//
+// Paths: /dev/vfio/vfio (a new container per open), /dev/vfio/<group>
+// (single opener), device fds from GROUP_GET_DEVICE_FD (name = BDF).
+// /dev/iommu and /dev/vfio/devices/vfio<N> answer -ENODEV until the iommufd
+// model is wired (see the TODO in model_host.cc). Fds are small ints from
+// kFirstFd (1000) so they never look like real fds; the lowest free one is
+// reused. Thread-safety: not thread-safe; one control context calls it, and
+// simulated device DMA runs there too.
+#ifndef VIOMMU_VFIO_HOST_MODEL_MODEL_HOST_H_
+#define VIOMMU_VFIO_HOST_MODEL_MODEL_HOST_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "viommu/vfio/host/host_backend.h"
+#include "viommu/vfio/host/host_platform.h"
+#include "viommu/vfio/host/model/model_device_ops.h"
+#include "viommu/vfio/host/model/process_memory.h"
+#include "viommu/vfio/host/model/type1_iommu.h"
+
+namespace viommu::vfio::model {
+
+class VfioContainerModel;
+class VfioGroupModel;
+
+struct ModelHostOptions {
+  KernelVersion kernel = KernelVersion::k6_1;
+  // One ModelDeviceOps per platform device. Empty: device fds answer
+  // DEVICE_GET_INFO and RESET; region/irq calls give -EINVAL.
+  ModelDeviceFactory device_factory;
+};
+
+class ModelHost final : public HostBackend {
+ public:
+  static constexpr int kFirstFd = 1000;
+
+  explicit ModelHost(HostPlatform platform, ModelHostOptions options = {});
+  ~ModelHost() override;
+
+  std::string_view name() const override { return "model"; }
+  [[nodiscard]] int Open(std::string_view path) override;
+  int Close(int fd) override;
+  [[nodiscard]] int Ioctl(int fd, unsigned long request,
+                          uintptr_t arg) override;
+  [[nodiscard]] int64_t Pread(int fd, void* buf, uint64_t len,
+                              uint64_t offset) override;
+  [[nodiscard]] int64_t Pwrite(int fd, const void* buf, uint64_t len,
+                               uint64_t offset) override;
+  // REQUIRES for Munmap: addr/len as returned by / passed to Mmap.
+  [[nodiscard]] absl::StatusOr<void*> Mmap(int fd, uint64_t len,
+                                           uint64_t offset) override;
+  void Munmap(void* addr, uint64_t len) override;
+  absl::StatusOr<uint32_t> IommuGroupOf(const HostPciAddress& device) override;
+  absl::StatusOr<std::vector<ResvRegion>> GroupReservedRegions(
+      uint32_t group) override;
+  absl::StatusOr<std::string> DeviceCdevPath(
+      const HostPciAddress& device) override;
+
+  // Fault injection. The n-th MAP_DMA (n >= 1, counted from now over all
+  // containers, after argsz/flag checks) fails with -err and changes
+  // nothing; n = 0 disarms.
+  void FailNthMapDma(uint64_t n, int err);
+  // The next attach of `group` (SET_IOMMU or SET_CONTAINER) fails with -err,
+  // as a failing iommu_attach_group would.
+  void FailNextGroupAttach(uint32_t group, int err);
+
+  // Accessors for tests and QMP.
+  const HostPlatform& platform() const { return platform_; }
+  ProcessMemory& process_memory() { return mem_; }
+  uint64_t locked_pages() const { return mem_.locked_pages(); }
+  std::vector<int> ContainerFds() const;
+  // The container's type1 driver; nullptr for a non-container fd or before
+  // SET_IOMMU.
+  const Type1Iommu* ContainerIommu(int fd) const;
+  // Mappings (vfio_dma count) and pages charged of a container fd; 0 before
+  // SET_IOMMU; kNotFound for a non-container fd.
+  absl::StatusOr<uint64_t> ContainerMappingCount(int fd) const;
+  absl::StatusOr<uint64_t> ContainerLockedPages(int fd) const;
+  // The simulated device; nullptr without a factory or for unknown BDFs.
+  ModelDeviceOps* device(const HostPciAddress& address) const;
+
+ private:
+  enum class FdKind { kContainer, kGroup, kDevice };
+  struct FdEntry {
+    FdKind kind;
+    std::shared_ptr<VfioContainerModel> container;  // kContainer
+    VfioGroupModel* group = nullptr;                // kGroup, kDevice
+    size_t device = 0;                              // kDevice: devices_ index
+  };
+  struct DeviceSlot {
+    const HostDeviceDesc* desc;
+    std::unique_ptr<ModelDeviceOps> ops;
+    HostIommuDomain* attached = nullptr;
+  };
+  struct DeviceMapping {
+    ModelDeviceOps* ops;
+    uint64_t len;
+    int refs;
+  };
+
+  int NewFd(FdEntry entry);
+  int GroupIoctl(VfioGroupModel* group, unsigned long request, uintptr_t arg);
+  int DeviceIoctl(DeviceSlot& slot, unsigned long request, uintptr_t arg);
+  int GetDeviceFd(VfioGroupModel* group, uintptr_t arg);
+  void ReleaseGroupIfIdle(VfioGroupModel* group);
+  // Tells every device which domain its DMA now goes through.
+  void SyncDeviceDomains();
+  const FdEntry* Find(int fd) const;
+
+  HostPlatform platform_;
+  ModelHostOptions options_;
+  ProcessMemory mem_;
+  ModelFaults faults_;
+  std::vector<DeviceSlot> devices_;
+  std::map<uint32_t, std::unique_ptr<VfioGroupModel>> groups_;
+  std::map<int, FdEntry> fds_;
+  std::map<uint64_t, DeviceMapping> mmaps_;  // address -> mapping
+};
+
+}  // namespace viommu::vfio::model
+
+#endif  // VIOMMU_VFIO_HOST_MODEL_MODEL_HOST_H_

@@ -1,0 +1,52 @@
+#include "vfio/host/model/vfio_group_model.h"
+
+#include <cerrno>
+#include <cstring>
+
+namespace viommu::vfio::model {
+
+VfioGroupModel::~VfioGroupModel() {
+  if (container_ != nullptr) container_->RemoveGroup(this);
+}
+
+bool VfioGroupModel::HasDevice(std::string_view name) const {
+  for (const std::string& d : device_names_) {
+    if (d == name) return true;
+  }
+  return false;
+}
+
+int VfioGroupModel::GetStatus(uintptr_t arg) const {
+  if (arg == 0) return -EFAULT;
+  uapi::vfio_group_status st;
+  std::memcpy(&st, reinterpret_cast<const void*>(arg), sizeof(st));
+  if (st.argsz < sizeof(st)) return -EINVAL;
+  // The model's groups have no kernel driver bound: always viable.
+  st.flags = uapi::kGroupFlagsViable;
+  if (container_ != nullptr) st.flags |= uapi::kGroupFlagsContainerSet;
+  std::memcpy(reinterpret_cast<void*>(arg), &st, sizeof(st));
+  return 0;
+}
+
+int VfioGroupModel::SetContainer(std::shared_ptr<VfioContainerModel> c) {
+  if (container_ != nullptr) return -EINVAL;
+  if (int rc = c->AddGroup(this); rc < 0) return rc;
+  container_ = std::move(c);
+  return 0;
+}
+
+int VfioGroupModel::UnsetContainer() {
+  if (container_ == nullptr) return -EINVAL;
+  if (device_fds > 0) return -EBUSY;
+  container_->RemoveGroup(this);
+  container_.reset();
+  return 0;
+}
+
+int VfioGroupModel::CheckDeviceOpen(std::string_view name) const {
+  if (!HasDevice(name)) return -ENODEV;
+  if (container_ == nullptr || container_->iommu() == nullptr) return -EINVAL;
+  return 0;
+}
+
+}  // namespace viommu::vfio::model
