@@ -1,0 +1,74 @@
+// viommu/system/vfio_pci_host_info.h — what a vfio-pci device fd tells
+// about its host PCI function: DEVICE_GET_INFO, the GET_REGION_INFO of
+// every standard region, the INTx and MSI GET_IRQ_INFO, and the first
+// 256 bytes of its config region (index 7, read with pread).
+//
+//   VIOMMU_ASSIGN_OR_RETURN(VfioPciHostInfo info,
+//                           ReadVfioPciHostInfo(backend, device_fd));
+//   uint64_t bar0_size = info.regions[0].size;
+//
+// Every answer is bounds-checked (argsz, index echo, offset + size
+// overflow, config length); nothing here aborts. Errors from a host call
+// carry the errno (absl::ErrnoToStatusCode code, "(errno N)" in the message
+// and the "viommu.dev/errno" payload), the operation and its arguments.
+//
+// Threading: the backend's (one control context).
+#ifndef VIOMMU_SYSTEM_VFIO_PCI_HOST_INFO_H_
+#define VIOMMU_SYSTEM_VFIO_PCI_HOST_INFO_H_
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "viommu/vfio/host/host_backend.h"
+#include "viommu/vfio/host/vfio_uapi.h"
+
+namespace viommu::system {
+
+struct VfioRegionInfo {
+  bool present = false;  // size != 0
+  uint32_t flags = 0;    // uapi::kRegionInfoFlag*
+  uint64_t size = 0;
+  uint64_t offset = 0;    // file offset on the device fd
+  bool has_caps = false;  // the kernel asked for a larger argsz (ignored)
+};
+
+struct VfioIrqInfo {
+  uint32_t flags = 0;  // uapi::kIrqInfo*
+  uint32_t count = 0;  // 0: the index is absent
+};
+
+struct VfioPciHostInfo {
+  uint32_t device_flags = 0;  // uapi::kDeviceFlags*
+  uint32_t num_regions = 0;
+  uint32_t num_irqs = 0;
+  // Indexes 0..8 (BAR0..BAR5, ROM, config, VGA); absent past num_regions.
+  std::array<VfioRegionInfo, vfio::uapi::kPciNumRegions> regions{};
+  VfioIrqInfo intx;
+  VfioIrqInfo msi;
+  // The host's config bytes; those at and past config_len read as 0.
+  std::array<uint8_t, 256> config{};
+  uint32_t config_len = 0;  // 64..256
+};
+
+// Reads all of the above from the vfio-pci device `fd` of `backend`.
+// Errors: the host call's errno code for a failed ioctl or pread
+// ("VFIO_DEVICE_GET_REGION_INFO(fd=5, index=2): Invalid argument (errno
+// 22)"); kFailedPrecondition when the device is not vfio-pci, has no
+// config region or a config region under 64 bytes; kDataLoss when the
+// backend answers out of protocol (wrong index, argsz below the struct,
+// offset + size overflowing, a short config read).
+[[nodiscard]] absl::StatusOr<VfioPciHostInfo> ReadVfioPciHostInfo(
+    vfio::HostBackend& backend, int fd);
+
+// The Status for a host call that returned `rc` (-errno, or errno):
+// "<op>(<args>): <strerror> (errno N)" with the errno's status code and
+// the "viommu.dev/errno" payload.
+absl::Status VfioHostCallError(int64_t rc, std::string_view op,
+                               std::string_view args);
+
+}  // namespace viommu::system
+
+#endif  // VIOMMU_SYSTEM_VFIO_PCI_HOST_INFO_H_
