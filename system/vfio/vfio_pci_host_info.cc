@@ -120,9 +120,11 @@ absl::StatusOr<VfioPciHostInfo> ReadVfioPciHostInfo(vfio::HostBackend& backend,
   info.num_regions = di.num_regions;
   info.num_irqs = di.num_irqs;
 
-  // Only the standard vfio-pci regions: device-specific ones (index >= 9)
-  // are not used.
-  for (uint32_t i = 0; i < uapi::kPciNumRegions && i < di.num_regions; ++i) {
+  // BARs and config only. The ROM is not exposed, and vfio-pci answers
+  // -EINVAL for the VGA region of a function without VGA (QEMU asks only
+  // with x-vga); device-specific regions (index >= 9) are not used.
+  for (uint32_t i = 0; i <= uapi::kPciConfigRegionIndex; ++i) {
+    if (i == uapi::kPciRomRegionIndex) continue;
     absl::StatusOr<VfioRegionInfo> ri = ReadRegionInfo(backend, fd, i);
     if (!ri.ok()) return ri.status();
     info.regions[i] = *ri;

@@ -443,6 +443,16 @@ TEST_F(VfioPciDeviceTest, RegionInfoErrorFailsCreateWithErrno) {
   EXPECT_TRUE(dev.status().GetPayload("viommu.dev/errno").has_value());
 }
 
+TEST_F(VfioPciDeviceTest, VgaAndRomRegionInfoAreNotAsked) {
+  fake_.fail_region_info_index = uapi::kPciVgaRegionIndex;  // no VGA: EINVAL
+  absl::StatusOr<std::unique_ptr<VfioPciDevice>> dev =
+      VfioPciDevice::Create(&fake_, FakeVfioDeviceBackend::kDeviceFd, kHost);
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  fake_.fail_region_info_index = uapi::kPciRomRegionIndex;
+  dev = VfioPciDevice::Create(&fake_, FakeVfioDeviceBackend::kDeviceFd, kHost);
+  ASSERT_TRUE(dev.ok()) << dev.status();
+}
+
 TEST_F(VfioPciDeviceTest, RegionInfoOutOfProtocolIsDataLoss) {
   fake_.region_info_wrong_index = true;
   absl::StatusOr<std::unique_ptr<VfioPciDevice>> dev =

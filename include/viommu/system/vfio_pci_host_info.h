@@ -1,7 +1,7 @@
 // viommu/system/vfio_pci_host_info.h — what a vfio-pci device fd tells
 // about its host PCI function: DEVICE_GET_INFO, the GET_REGION_INFO of
-// every standard region, the INTx and MSI GET_IRQ_INFO, and the first
-// 256 bytes of its config region (index 7, read with pread).
+// BAR0..BAR5 and the config region, the INTx and MSI GET_IRQ_INFO, and
+// the first 256 bytes of the config region (index 7, read with pread).
 //
 //   VIOMMU_ASSIGN_OR_RETURN(VfioPciHostInfo info,
 //                           ReadVfioPciHostInfo(backend, device_fd));
@@ -44,7 +44,8 @@ struct VfioPciHostInfo {
   uint32_t device_flags = 0;  // uapi::kDeviceFlags*
   uint32_t num_regions = 0;
   uint32_t num_irqs = 0;
-  // Indexes 0..8 (BAR0..BAR5, ROM, config, VGA); absent past num_regions.
+  // Indexes 0..8 (BAR0..BAR5, ROM, config, VGA); only BAR0..BAR5 and the
+  // config region are read (the ROM and VGA entries stay absent).
   std::array<VfioRegionInfo, vfio::uapi::kPciNumRegions> regions{};
   VfioIrqInfo intx;
   VfioIrqInfo msi;
