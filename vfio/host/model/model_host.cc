@@ -81,9 +81,12 @@ int ModelHost::Open(std::string_view path) {
     return NewFd({.kind = FdKind::kContainer, .container = std::move(c)});
   }
   if (path == kIommufdPath || path.substr(0, kCdevPrefix.size()) == kCdevPrefix) {
-    // TODO(iommufd): hand /dev/iommu and the VFIO cdevs to IommufdCtx
-    // (vfio/host/model/iommufd_*.{h,cc}) once it exists; until then the
-    // model host behaves as a kernel without CONFIG_IOMMUFD.
+    // TODO(iommufd): the IommufdCtx hook. Wire it here: /dev/iommu opens a
+    // new fd kind owning an IommufdCtx(&mem_) whose Ioctl the fd forwards;
+    // /dev/vfio/devices/vfio<N> (N = platform index, see DeviceCdevPath)
+    // opens a device fd that BIND_IOMMUFD binds with IommufdCtx::BindDevice
+    // (domain callback -> ModelDeviceOps::AttachDomain). Until then the
+    // model host answers as a kernel without CONFIG_IOMMUFD.
     return -ENODEV;
   }
   if (path.substr(0, kGroupPrefix.size()) == kGroupPrefix) {
@@ -178,6 +181,8 @@ int ModelHost::GroupIoctl(VfioGroupModel* group, unsigned long request,
       std::memcpy(&cfd, reinterpret_cast<const void*>(arg), sizeof(cfd));
       const FdEntry* target = Find(cfd);
       if (target == nullptr) return -EBADF;
+      // "Already set" is checked before the fd's type.
+      if (group->container() != nullptr) return -EINVAL;
       if (target->kind != FdKind::kContainer) {
         return options_.kernel == KernelVersion::kLatest ? -EBADFD : -EINVAL;
       }

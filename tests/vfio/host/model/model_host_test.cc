@@ -110,6 +110,9 @@ TEST_F(ModelHostLatestTest, SetContainerWithANonContainerFdIsEbadfd) {
   const int g = host_.Open("/dev/vfio/1");
   const int g2 = host_.Open("/dev/vfio/2");
   EXPECT_EQ(SetContainer(g, g2), -EBADFD);
+  const int c = host_.Open("/dev/vfio/vfio");
+  ASSERT_EQ(SetContainer(g, c), 0);
+  EXPECT_EQ(SetContainer(g, g2), -EINVAL) << "already set is checked first";
 }
 
 TEST_F(ModelHostTest, SetContainerAttachesAtOnceWhenTheDriverIsSet) {

@@ -71,6 +71,19 @@ TEST_F(Type1IommuTest, ReplayOfABogusVaddrFailsTheAttach) {
   EXPECT_EQ(iommu->DomainOfGroup(1)->mapping_count(), 1u);
 }
 
+TEST_F(Type1IommuTest, ReplayOutsideTheApertureFailsInTheDomain) {
+  // With no domain the list is empty, so neither the window check at MAP
+  // nor the aperture-conflict check at attach sees the mapping; iommu_map
+  // into the new domain refuses it.
+  auto iommu = Make();
+  ASSERT_EQ(Type1Client::ForIommu(iommu.get()).Map(1ull << 50, 0x1000,
+                                                   ram_.addr()),
+            0);
+  EXPECT_EQ(iommu->AttachGroup(GroupDesc(1, 48, {MsiWindow()})), -EINVAL);
+  EXPECT_EQ(mem_.locked_pages(), 0u);
+  EXPECT_TRUE(iommu->iova_list().empty());
+}
+
 TEST_F(Type1IommuTest, ReplayOverTheRlimitIsEnomem) {
   auto iommu = Make();
   mem_.set_memlock_limit_pages(2);
