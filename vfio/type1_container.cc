@@ -98,7 +98,9 @@ absl::Status Type1Container::Setup(Type1Group group, std::string device) {
 
 absl::Status Type1Container::ReadIovaInfo() {
   HostBackend* b = host();
-  std::vector<uint8_t> buf(sizeof(uapi::vfio_iommu_type1_info));
+  // Start from the size the last reply needed: one ioctl per re-read.
+  std::vector<uint8_t> buf(
+      std::max<size_t>(info_argsz_, sizeof(uapi::vfio_iommu_type1_info)));
   for (int attempt = 0;; ++attempt) {
     std::fill(buf.begin(), buf.end(), 0);
     const uint32_t argsz = static_cast<uint32_t>(buf.size());
@@ -118,6 +120,7 @@ absl::Status Type1Container::ReadIovaInfo() {
     }
     buf.resize(want);
   }
+  info_argsz_ = static_cast<uint32_t>(buf.size());
   VIOMMU_ASSIGN_OR_RETURN(Type1Info info, ParseType1Info(buf));
   set_page_size_mask(info.pgsizes.value_or(host_page_size()));
   set_iova_ranges(info.iova_ranges.value_or(std::vector<Range>{}));

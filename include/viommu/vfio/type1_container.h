@@ -98,6 +98,7 @@ class Type1Container final : public VfioContainer {
   BackendFd fd_;
   unsigned long iommu_type_ = 0;
   bool unmap_all_ = false;
+  uint32_t info_argsz_ = 0;  // GET_INFO reply size last needed
   std::vector<Type1Group> groups_;
 };
 
