@@ -85,8 +85,20 @@ absl::StatusOr<std::unique_ptr<ModelHostDevice>> ModelHostDevice::Create(
                         desc.address.ToString(), size, std::strerror(errno)));
   }
   dev->bar2_ = static_cast<uint8_t*>(p);
-  memory->AddDeviceMemory(reinterpret_cast<uint64_t>(p), size);
+  if (memory != nullptr) {
+    memory->AddDeviceMemory(reinterpret_cast<uint64_t>(p), size);
+  }
   return dev;
+}
+
+ModelDeviceFactory ModelHostDevice::Factory(const Options& options) {
+  return
+      [options](const HostDeviceDesc& desc) -> std::unique_ptr<ModelDeviceOps> {
+        absl::StatusOr<std::unique_ptr<ModelHostDevice>> dev =
+            Create(desc, /*memory=*/nullptr, options);
+        if (!dev.ok()) return nullptr;
+        return std::move(*dev);
+      };
 }
 
 ModelHostDevice::ModelHostDevice(const HostDeviceDesc& desc,
@@ -102,7 +114,9 @@ ModelHostDevice::ModelHostDevice(const HostDeviceDesc& desc,
 ModelHostDevice::~ModelHostDevice() {
   engine_.reset();  // cancels the DMA timer before the rest goes
   if (bar2_ != nullptr) {
-    memory_->RemoveDeviceMemory(reinterpret_cast<uint64_t>(bar2_));
+    if (memory_ != nullptr) {
+      memory_->RemoveDeviceMemory(reinterpret_cast<uint64_t>(bar2_));
+    }
     munmap(bar2_, desc_.bar2_size);
   }
   if (bar2_fd_ >= 0) close(bar2_fd_);
@@ -238,12 +252,16 @@ absl::StatusOr<void*> ModelHostDevice::Mmap(uint64_t offset, uint64_t len) {
         "host device %s: mmap(len=0x%x, offset=0x%x): %s",
         desc_.address.ToString(), len, offset, std::strerror(errno)));
   }
-  memory_->AddDeviceMemory(reinterpret_cast<uint64_t>(p), pages);
+  if (memory_ != nullptr) {
+    memory_->AddDeviceMemory(reinterpret_cast<uint64_t>(p), pages);
+  }
   return p;
 }
 
 void ModelHostDevice::Munmap(void* addr, uint64_t len) {
-  memory_->RemoveDeviceMemory(reinterpret_cast<uint64_t>(addr));
+  if (memory_ != nullptr) {
+    memory_->RemoveDeviceMemory(reinterpret_cast<uint64_t>(addr));
+  }
   munmap(addr, RoundUpToPage(len));
 }
 

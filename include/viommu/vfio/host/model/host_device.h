@@ -39,8 +39,9 @@
 // edu registers and buffer zeroed, a pending DMA cancelled, INTx lowered;
 // config space, BAR2 contents, IRQ setup and fault counters kept.
 // BAR2 is a memfd mapped once for the device (registered as device memory
-// in ProcessMemory for its whole life) and once per Mmap (registered until
-// Munmap, idempotently with ModelHost's own registration).
+// in ProcessMemory, when given one, for its whole life) and once per Mmap
+// (registered until Munmap, idempotently with ModelHost's own
+// registration); after Munmap the address is really unmapped.
 // Thread-safety: not thread-safe; everything, including timer callbacks,
 // runs on the model host's control context.
 #ifndef VIOMMU_VFIO_HOST_MODEL_HOST_DEVICE_H_
@@ -78,13 +79,18 @@ class ModelHostDevice final : public ModelDeviceOps {
     uint64_t dma_mask = kDefaultDmaMask;  // edu's dma_mask
   };
 
-  // `memory` is not owned and outlives the device; so do the Options'
-  // pointers. Errors: kInvalidArgument for a bar2_size that is not a power
-  // of two >= 4 KiB; kResourceExhausted (with errno) when the BAR2 memory
-  // cannot be created.
+  // `memory` (may be null: nothing registered) is not owned and outlives
+  // the device; so do the Options' pointers. Errors: kInvalidArgument for
+  // a bar2_size that is not a power of two >= 4 KiB; kResourceExhausted
+  // (with errno) when the BAR2 memory cannot be created.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<ModelHostDevice>> Create(
       const HostDeviceDesc& desc, ProcessMemory* memory,
       const Options& options);
+  // A ModelHostOptions::device_factory making ModelHostDevices with
+  // `options` and no ProcessMemory of their own (ModelHost registers the
+  // BAR2 mmaps in its own). A device that cannot be created is nullptr
+  // (its fd then answers region/irq calls with -EINVAL).
+  static ModelDeviceFactory Factory(const Options& options);
   ~ModelHostDevice() override;
 
   // ---- ModelDeviceOps (the VFIO device fd) ----
@@ -145,7 +151,7 @@ class ModelHostDevice final : public ModelDeviceOps {
   int SetMsiIrqs(const uapi::vfio_irq_set& set, const uint8_t* data);
 
   HostDeviceDesc desc_;
-  ProcessMemory* memory_;  // not owned, outlives this
+  ProcessMemory* memory_;  // not owned, outlives this; may be null
   HostIrqSink* irq_sink_;  // not owned, may be null
   std::unique_ptr<Bus> bus_;
   std::unique_ptr<HostPciConfig> config_;
