@@ -36,11 +36,12 @@ ContainerOptions VfioManager::OptionsFor(uint32_t id) {
 
 absl::StatusOr<VfioContainer*> VfioManager::AttachDevice(
     memory::AddressSpace* as, const VfioDeviceSpec& spec) {
-  const std::string name = spec.host.ToString();
+  const std::string bdf = spec.host.ToString();
   if (ContainerOf(spec.host) != nullptr) {
     return absl::AlreadyExistsError(
-        absl::StrFormat("vfio: %s is already attached", name));
+        absl::StrFormat("vfio: %s is already attached", bdf));
   }
+  const std::string name = spec.name.empty() ? bdf : spec.name;
   auto dev = std::make_unique<Device>();
   dev->host = spec.host;
   dev->name = name;
@@ -49,7 +50,7 @@ absl::StatusOr<VfioContainer*> VfioManager::AttachDevice(
                            : AttachIommufd(as, spec, name);
   if (!c.ok()) {
     return Annotate(c.status(),
-                    absl::StrFormat("vfio: attaching %s to %s", name,
+                    absl::StrFormat("vfio: attaching %s to %s", bdf,
                                     as->name()));
   }
   dev->container = *c;
@@ -183,7 +184,7 @@ absl::StatusOr<int> VfioManager::DeviceFd(const HostPciAddress& host) {
     if (d->device_fd.valid()) return d->device_fd.get();
     const int gfd =
         static_cast<Type1Container*>(d->container)->GroupFd(d->group);
-    std::string bdf = d->name;  // NUL-terminated for the kernel
+    std::string bdf = d->host.ToString();  // NUL-terminated for the kernel
     int rc = backend_->Ioctl(gfd, uapi::kVfioGroupGetDeviceFd,
                              AsArg(bdf.data()));
     if (rc < 0) {

@@ -256,6 +256,17 @@ TEST_F(VfioManagerTest, HostIommuInfoAndQueryDescribeTheContainer) {
                                        0x8000000000000fffull, "bit63"}));
 }
 
+TEST_F(VfioManagerTest, QueryListsTheGivenDeviceName) {
+  MakeManager();
+  auto c = manager_->AttachDevice(
+      memory_.get(), {.host = Bdf("0000:02:00.0"), .name = "hostdev0"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_THAT(manager_->Query()[0].devices, ElementsAre("hostdev0"));
+  ASSERT_TRUE(manager_->DeviceFd(Bdf("0000:02:00.0")).ok());
+  ASSERT_TRUE(manager_->DetachDevice(Bdf("0000:02:00.0")).ok());
+  EXPECT_EQ(host_.open_fds(), 0u);
+}
+
 TEST_F(VfioManagerTest, DeviceFdComesFromTheGroup) {
   ASSERT_TRUE(Attach("0000:01:00.0").ok());
   auto fd = manager_->DeviceFd(Bdf("0000:01:00.0"));

@@ -54,6 +54,8 @@ struct VfioDeviceSpec {
   // Empty: legacy type1 through the device's group. Otherwise the id of the
   // `-object iommufd,id=ID` to bind the device's cdev to.
   std::string iommufd;
+  // The name x-query-vfio lists ("devices"); empty: the host BDF.
+  std::string name;
 };
 
 class VfioManager {
@@ -113,7 +115,7 @@ class VfioManager {
  private:
   struct Device {
     HostPciAddress host;
-    std::string name;
+    std::string name;  // VfioDeviceSpec::name or the BDF
     VfioContainer* container = nullptr;  // owned by containers_
     uint32_t group = 0;                  // type1 only
     BackendFd device_fd;                 // type1 GET_DEVICE_FD, lazily
