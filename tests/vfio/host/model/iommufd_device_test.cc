@@ -10,6 +10,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/vfio/host/model/iommufd_test_util.h"
+#include "viommu/vfio/host/host_backend.h"
 
 namespace viommu::vfio::model::testing {
 namespace {
@@ -222,6 +223,58 @@ TEST_F(IommufdDeviceTest, CloseNotifiesAttachedDevices) {
   }
   ASSERT_EQ(2u, events_.size());
   EXPECT_EQ(nullptr, events_[1]);
+}
+
+TEST_F(IommufdDeviceTest, CdevBindArgs) {
+  int32_t iommufd = -1;
+  bool token = false;
+  struct {
+    u::vfio_device_bind_iommufd b;
+    uint64_t tail;
+  } c{};
+  c.b.argsz = 15;
+  EXPECT_EQ(-EINVAL, IommufdCtx::CheckBindArgs(AsArg(&c), &iommufd, &token));
+  c.b.argsz = sizeof(c);
+  c.tail = 1;
+  EXPECT_EQ(-E2BIG, IommufdCtx::CheckBindArgs(AsArg(&c), &iommufd, &token));
+  c.tail = 0;
+  c.b.iommufd = -1;
+  EXPECT_EQ(-EINVAL, IommufdCtx::CheckBindArgs(AsArg(&c), &iommufd, &token));
+  c.b.iommufd = 5;
+  c.b.flags = 2;
+  EXPECT_EQ(-EINVAL, IommufdCtx::CheckBindArgs(AsArg(&c), &iommufd, &token));
+  c.b.flags = 1;
+  EXPECT_EQ(0, IommufdCtx::CheckBindArgs(AsArg(&c), &iommufd, &token));
+  EXPECT_EQ(5, iommufd);
+  EXPECT_TRUE(token);
+}
+
+TEST_F(IommufdDeviceTest, CdevAttachDetachArgs) {
+  const uint32_t ioas = fd_.IoasAlloc();
+  const uint32_t dev = Bind(Desc("0000:01:00.0"));
+  u::vfio_device_attach_iommufd_pt a{
+      .argsz = 11, .flags = 0, .pt_id = ioas, .pasid = 0};
+  EXPECT_EQ(-EINVAL, fd_.ctx.CdevAttachPt(dev, AsArg(&a)));
+  a.argsz = 12;
+  a.flags = 2;
+  EXPECT_EQ(-EINVAL, fd_.ctx.CdevAttachPt(dev, AsArg(&a)));
+  a.flags = 1;
+  EXPECT_EQ(-EOPNOTSUPP, fd_.ctx.CdevAttachPt(dev, AsArg(&a)));
+  a.flags = 0;
+  ASSERT_EQ(0, fd_.ctx.CdevAttachPt(dev, AsArg(&a)));
+  EXPECT_EQ(fd_.ctx.DeviceHwpt(dev), a.pt_id);  // the auto hwpt id
+  EXPECT_NE(ioas, a.pt_id);
+  u::vfio_device_detach_iommufd_pt d{.argsz = 7, .flags = 0, .pasid = 0};
+  EXPECT_EQ(-EINVAL, fd_.ctx.CdevDetachPt(dev, AsArg(&d)));
+  d.argsz = 8;
+  d.flags = 4;
+  EXPECT_EQ(-EINVAL, fd_.ctx.CdevDetachPt(dev, AsArg(&d)));
+  d.flags = 1;
+  EXPECT_EQ(-EOPNOTSUPP, fd_.ctx.CdevDetachPt(dev, AsArg(&d)));
+  d.flags = 0;
+  EXPECT_EQ(0, fd_.ctx.CdevDetachPt(dev, AsArg(&d)));
+  EXPECT_EQ(0u, fd_.ctx.DeviceHwpt(dev));
+  EXPECT_EQ(0, fd_.ctx.CdevDetachPt(dev, AsArg(&d)));  // not attached: 0
 }
 
 }  // namespace

@@ -306,6 +306,21 @@ TEST(IommufdMapRules, AutoIovaKeepsPageOffset) {
   EXPECT_EQ(0x234u, iova % kPage);
 }
 
+TEST(IommufdMapRules, AutoIovaAlignmentCappedAtHugePage) {
+  ProcessMemory mem;
+  IommufdFd fd(&mem);
+  const uint32_t ioas = fd.IoasAlloc();
+  // length 8 MiB, VA 1 GiB aligned: min(8M, 1G) capped to 2 MiB, so the
+  // first fit above page 0 is 2 MiB (not 8 MiB).
+  uint64_t iova = 0;
+  ASSERT_EQ(0, fd.Map(ioas, 1ull << 30, 8ull << 20, &iova));
+  EXPECT_EQ(kHugePage, iova);
+  // A VA whose lowest set bit is 8K limits the alignment to 8K.
+  uint64_t iova2 = 0;
+  ASSERT_EQ(0, fd.Map(ioas, (1ull << 30) + 0x2000, 0x10000, &iova2));
+  EXPECT_EQ(0x2000u, iova2);
+}
+
 TEST(IommufdObjects, IdsStartAtOneLowestFreeReusedWrongTypeEnoent) {
   ProcessMemory mem;
   IommufdFd fd(&mem);

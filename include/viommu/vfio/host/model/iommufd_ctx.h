@@ -111,6 +111,24 @@ class IommufdCtx final {
   // IOAS (ENODEV without one; then AttachDevice's errors).
   [[nodiscard]] int AttachDeviceToCompatIoas(uint32_t devid);
 
+  // ---- VFIO cdev ioctl helpers (§4.14) for the device fd ----
+  // Steps 1-3 of VFIO_DEVICE_BIND_IOMMUFD (no fd table needed): EINVAL
+  // (argsz < 16, iommufd < 0, unknown flags), E2BIG (non-zero tail past 24
+  // bytes). On 0, *iommufd is the fd to look up and *token whether the
+  // TOKEN flag is set. The fd table then does steps 4-6 (group fd path
+  // EINVAL, group open EBUSY, already bound EINVAL), answers EINVAL for
+  // *token (the model's drivers take no token), EBADF/EBADFD for the fd,
+  // calls BindDevice and writes out_devid at offset 12.
+  [[nodiscard]] static int CheckBindArgs(uintptr_t arg, int32_t* iommufd,
+                                         bool* token);
+  // VFIO_DEVICE_ATTACH_IOMMUFD_PT on a bound device: EINVAL (argsz < 12,
+  // unknown flags), EOPNOTSUPP (PASID), then AttachDevice's errors;
+  // pt_id is written back on success.
+  [[nodiscard]] int CdevAttachPt(uint32_t devid, uintptr_t arg);
+  // VFIO_DEVICE_DETACH_IOMMUFD_PT: EINVAL (argsz < 8, unknown flags),
+  // EOPNOTSUPP (PASID); otherwise detaches and returns 0.
+  [[nodiscard]] int CdevDetachPt(uint32_t devid, uintptr_t arg);
+
   // ---- introspection and selftest hooks ----
   // IOMMU_TEST_OP_ADD_RESERVED: EINVAL (length 0), EOVERFLOW, ENOENT,
   // EADDRINUSE.
