@@ -12,6 +12,7 @@
 #include "viommu/memory/address_space.h"
 #include "viommu/memory/memory_region.h"
 #include "viommu/memory/memory_system.h"
+#include "viommu/memory/table_iommu.h"
 #include "viommu/vfio/host/model/model_host.h"
 #include "viommu/vfio/type1_container.h"
 #include "viommu/vfio/vfio_manager.h"
@@ -127,6 +128,29 @@ TEST_F(ModelHostIntegrationTest, MapFailureBeforeInitFailsTheAttachCleanly) {
   // The group is free again: a retry works.
   EXPECT_TRUE(
       manager_->AttachDevice(memory_.get(), {.host = Bdf("0000:01:00.0")}).ok());
+}
+
+TEST_F(ModelHostIntegrationTest, GuestIommuMappingsReachTheModelType1) {
+  auto ram = AddRam(0, 0x400000);
+  memory::TableIommu table(memory_.get());
+  auto dmar = memory::MemoryRegion::CreateIommu(&sys_, "dmar", kSize2To64,
+                                                &table);
+  table.Attach(dmar->iommu());
+  memory::AddressSpace dev_as(&sys_, dmar, "dev0");
+  ASSERT_TRUE(table.Map(0x100000, 0x1000, 0x3000, memory::kIommuReadWrite).ok());
+  auto c = manager_->AttachDevice(&dev_as, {.host = Bdf("0000:01:00.0")});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(HostMappings(*c), 1u);  // replayed
+  ASSERT_TRUE(table.Map(0x200000, 0x200000, 0x200000, memory::kIommuRead).ok());
+  EXPECT_EQ(HostMappings(*c), 2u);
+  const model::Type1Iommu* iommu =
+      host_.ContainerIommu(static_cast<Type1Container*>(*c)->fd());
+  ASSERT_NE(iommu, nullptr);
+  ASSERT_TRUE(table.Unmap(0x100000, 0x1000).ok());
+  EXPECT_EQ(HostMappings(*c), 1u);
+  EXPECT_EQ((*c)->stats().errors, 0u);
+  manager_->DetachAll();
+  EXPECT_EQ(host_.locked_pages(), 0u);
 }
 
 TEST_F(ModelHostIntegrationTest, IommufdIsNotWiredInTheModelYet) {
