@@ -92,7 +92,9 @@ int ModelHost::Open(std::string_view path) {
   if (path.substr(0, kGroupPrefix.size()) == kGroupPrefix) {
     uint32_t id;
     const std::string_view num = path.substr(kGroupPrefix.size());
-    if (num.empty() || num[0] == '+' || !absl::SimpleAtoi(Absl(num), &id)) {
+    // Only the canonical name exists ("/dev/vfio/01" does not).
+    if (num.empty() || num.find_first_not_of("0123456789") != num.npos ||
+        (num.size() > 1 && num[0] == '0') || !absl::SimpleAtoi(Absl(num), &id)) {
       return -ENOENT;
     }
     auto it = groups_.find(id);

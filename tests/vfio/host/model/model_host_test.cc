@@ -54,6 +54,9 @@ TEST_F(ModelHostTest, OpenPaths) {
   EXPECT_EQ(host_.Open("/dev/vfio/9"), -ENOENT);
   EXPECT_EQ(host_.Open("/dev/vfio/abc"), -ENOENT);
   EXPECT_EQ(host_.Open("/dev/vfio/"), -ENOENT);
+  EXPECT_EQ(host_.Open("/dev/vfio/01"), -ENOENT);
+  EXPECT_EQ(host_.Open("/dev/vfio/+1"), -ENOENT);
+  EXPECT_EQ(host_.Open("/dev/vfio/ 1"), -ENOENT);
   EXPECT_EQ(host_.Open("/dev/null"), -ENOENT);
   EXPECT_EQ(host_.Open("/dev/iommu"), -ENODEV);
   EXPECT_EQ(host_.Open("/dev/vfio/devices/vfio0"), -ENODEV);
