@@ -393,5 +393,125 @@ TEST(IommufdCompat, CheckExtension) {
   EXPECT_EQ(-ENODEV, fd.ctx.Ioctl(u::kVfioSetIommu, u::kVfioType1v2Iommu));
 }
 
+// ---- §4.8 / §4.11 domain add: alignment, page size, pin rollback
+// ----------------
+
+TEST(IommufdDomainAdd, MisalignedAreaBlocksDomainWithEaddrinuse) {
+  ProcessMemory mem;
+  IommufdFd fd(&mem);
+  const uint32_t ioas = fd.IoasAlloc();
+  uint64_t iova = 0;
+  ASSERT_EQ(0, fd.Map(ioas, 0x10000000, 1, &iova));  // alignment 1 allows it
+  uint32_t dev = 0;
+  const size_t objects = fd.ctx.object_count();
+  EXPECT_EQ(-EADDRINUSE, fd.MockDomain(ioas, &dev, nullptr));
+  EXPECT_EQ(objects, fd.ctx.object_count());
+}
+
+TEST(IommufdDomainAdd, PageLargerThanPageSizeIsEinval) {
+  ProcessMemory mem;
+  IommufdFd fd(&mem);
+  const uint32_t ioas = fd.IoasAlloc();
+  IommufdDeviceDesc desc = IommufdDeviceDesc::Mock(1);
+  desc.pgsize_bitmap = 8192;
+  uint32_t dev = 0, pt = ioas;
+  ASSERT_EQ(0, fd.ctx.BindDevice(desc, {}, &dev));
+  EXPECT_EQ(-EINVAL, fd.ctx.AttachDevice(dev, &pt));
+}
+
+TEST(IommufdDomainAdd, PinFailureAtAttachRollsBack) {
+  ProcessMemory mem;
+  IommufdFd fd(&mem);
+  Buffer buf(kBufferSize);
+  const uint32_t ioas = fd.IoasAlloc();
+  ASSERT_EQ(0, fd.MapFixed(ioas, buf.addr(), 2 * kPage, kMockApertureStart));
+  ASSERT_EQ(0, fd.MapFixed(ioas, buf.addr(), 4 * kPage,
+                           kMockApertureStart + 8 * kPage));
+  mem.set_memlock_limit_pages(3);  // the first area pins, the second fails
+  uint32_t dev = 0;
+  const size_t objects = fd.ctx.object_count();
+  EXPECT_EQ(-ENOMEM, fd.MockDomain(ioas, &dev, nullptr));
+  EXPECT_EQ(objects, fd.ctx.object_count());
+  EXPECT_EQ(0u, mem.locked_pages());
+}
+
+TEST(IommufdDomainAdd, SecondDomainIsFilledWithoutRecharging) {
+  ProcessMemory mem;
+  IommufdFd fd(&mem);
+  Buffer buf(kBufferSize);
+  const uint32_t ioas = fd.IoasAlloc();
+  uint32_t d1 = 0, d2 = 0;
+  ASSERT_EQ(0, fd.MockDomain(ioas, &d1, nullptr));
+  uint64_t iova = 0;
+  ASSERT_EQ(0, fd.Map(ioas, buf.addr(), 4 * kPage, &iova));
+  // A second, separate domain on the same IOAS (explicit HWPT_ALLOC).
+  u::iommu_hwpt_alloc c{};
+  c.size = sizeof(c);
+  c.dev_id = d1;
+  c.pt_id = ioas;
+  ASSERT_EQ(0, fd.Io(u::kIommuHwptAlloc, &c));
+  ASSERT_EQ(0, fd.MockDomain(c.out_hwpt_id, &d2, nullptr));
+  EXPECT_NE(fd.ctx.DeviceDomain(d1), fd.ctx.DeviceDomain(d2));
+  EXPECT_TRUE(fd.DomainMaps(d2, iova, buf.addr(), 4 * kPage));
+  EXPECT_EQ(4u, mem.locked_pages());
+  c.flags = u::kHwptAllocDirtyTracking;  // no dirty tracking in the model
+  EXPECT_EQ(-EOPNOTSUPP, fd.Io(u::kIommuHwptAlloc, &c));
+  // HUGE_PAGES=0 with domains and areas.
+  uint64_t v = 0;
+  EXPECT_EQ(-EINVAL, fd.HugePages(ioas, u::kIommuOptionOpSet, &v));
+}
+
+// ---- §4.6 IOAS_COPY
+// ------------------------------------------------------------------
+
+TEST(IommufdCopyRules, ContiguousAreasAndPermissions) {
+  ProcessMemory mem;
+  IommufdFd fd(&mem);
+  Buffer buf(kBufferSize);
+  const uint32_t src = fd.IoasAlloc(), dst = fd.IoasAlloc();
+  ASSERT_EQ(0, fd.MapFixed(src, buf.addr(), 2 * kPage, 0x100000));
+  ASSERT_EQ(0, fd.MapFixed(src, buf.addr() + 8 * kPage, 2 * kPage, 0x102000));
+  const uint32_t W = u::kIoasMapWriteable, R = u::kIoasMapReadable;
+  uint64_t iova = 0;
+  // Spanning two contiguous areas works; into an auto IOVA.
+  EXPECT_EQ(0, fd.Copy(dst, &iova, src, 0x101000, 2 * kPage, W | R));
+  EXPECT_NE(0u, iova);
+  // A gap -> ENOENT; zero length -> EINVAL; overflow -> EOVERFLOW.
+  EXPECT_EQ(-ENOENT, fd.Copy(dst, &iova, src, 0x101000, 4 * kPage, R));
+  EXPECT_EQ(-EINVAL, fd.Copy(dst, &iova, src, 0x100000, 0, R));
+  EXPECT_EQ(-EOVERFLOW, fd.Copy(dst, &iova, src, UINT64_MAX - 1, 4, R));
+  EXPECT_EQ(-EINVAL, fd.Copy(dst, &iova, src, 0x100000, kPage, 0));
+  EXPECT_EQ(-EOPNOTSUPP, fd.Copy(dst, &iova, src, 0x100000, kPage, R | 8));
+  EXPECT_EQ(-ENOENT, fd.Copy(99, &iova, src, 0x100000, kPage, R));
+  EXPECT_EQ(-ENOENT, fd.Copy(dst, &iova, 99, 0x100000, kPage, R));
+  // Read-only source pages cannot be copied writeable.
+  uint64_t ro = 0x200000;
+  ASSERT_EQ(0, fd.Map(src, buf.addr(), kPage, &ro, R | u::kIoasMapFixedIova));
+  uint64_t out = 0;
+  EXPECT_EQ(-EPERM, fd.Copy(dst, &out, src, 0x200000, kPage, W));
+  EXPECT_EQ(0, fd.Copy(dst, &out, src, 0x200000, kPage, R));
+}
+
+// ---- §4.10 ALLOW_IOVAS argument rules
+// ---------------------------------------------------
+
+TEST(IommufdAllowRules, RangeChecks) {
+  ProcessMemory mem;
+  IommufdFd fd(&mem);
+  const uint32_t ioas = fd.IoasAlloc();
+  EXPECT_EQ(-EINVAL, fd.Allow(ioas, {{0x1000, 0x1000}}));  // one byte
+  EXPECT_EQ(-EINVAL, fd.Allow(ioas, {{0x1000, 0x1fff}, {0x1800, 0x2fff}}));
+  EXPECT_EQ(0, fd.Allow(ioas, {{0x1000, 0x1fff}, {0x2000, 0x2fff}}));
+  EXPECT_EQ(-ENOENT, fd.Allow(99, {}));
+  u::iommu_ioas_allow_iovas a{.size = sizeof(a),
+                              .ioas_id = ioas,
+                              .num_iovas = 1,
+                              .__reserved = 1,
+                              .allowed_iovas = 0};
+  EXPECT_EQ(-EOPNOTSUPP, fd.Io(u::kIommuIoasAllowIovas, &a));
+  a.__reserved = 0;
+  EXPECT_EQ(-EFAULT, fd.Io(u::kIommuIoasAllowIovas, &a));
+}
+
 }  // namespace
 }  // namespace viommu::vfio::model::testing
