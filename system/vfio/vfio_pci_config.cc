@@ -48,7 +48,7 @@ absl::Status VfioPciDevice::PlanBars() {
       plan.type = (reg & 0x6) == hw::pci::kBarMemType64 ? BarType::kMem64
                                                         : BarType::kMem32;
       plan.prefetchable = (reg & hw::pci::kBarMemPrefetch) != 0;
-      plan.mmap = (r.flags & uapi::kRegionInfoFlagMmap) != 0;
+      plan.mmap = !r.mmap_areas.empty();
     }
     const bool io = plan.type == BarType::kIo;
     const uint64_t max =

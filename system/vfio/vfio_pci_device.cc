@@ -184,22 +184,27 @@ void VfioPciDevice::RealizeBars() {
     const std::string name = absl::StrFormat("%s BAR %d", host_, i);
     bar.mmio =
         memory::MemoryRegion::CreateMmio(memory(), name, r.size, bar.ops.get());
-    if (plan.mmap) {
-      absl::StatusOr<void*> addr = backend_->Mmap(fd_, r.size, r.offset);
-      if (addr.ok() && *addr != nullptr) {
-        bar.mmap_addr = *addr;
-        bar.mmap_len = r.size;
-        bar.ram_device = memory::MemoryRegion::CreateRamDevice(
-            memory(), name + " mmaps[0]", r.size, *addr);
-        bar.mmio->AddSubregion(0, bar.ram_device);
-      } else {
+    for (size_t k = 0; plan.mmap && k < r.mmap_areas.size(); ++k) {
+      const VfioMmapArea& area = r.mmap_areas[k];
+      absl::StatusOr<void*> addr =
+          backend_->Mmap(fd_, area.size, r.offset + area.offset);
+      if (!addr.ok() || *addr == nullptr) {
         // QEMU carries on without the mmap, only slower.
         ++stats_.mmap_fallbacks;
-        RecordHostError(addr.ok()
-                            ? absl::InternalError(absl::StrFormat(
-                                  "mmap of %s BAR %d returned null", host_, i))
-                            : addr.status());
+        RecordHostError(addr.ok() ? absl::InternalError(absl::StrFormat(
+                                        "mmap of %s BAR %d area %d returned "
+                                        "null",
+                                        host_, i, k))
+                                  : addr.status());
+        continue;
       }
+      MmapState m{.ram_device = memory::MemoryRegion::CreateRamDevice(
+                      memory(), absl::StrFormat("%s mmaps[%d]", name, k),
+                      area.size, *addr),
+                  .addr = *addr,
+                  .len = area.size};
+      bar.mmio->AddSubregion(area.offset, m.ram_device);
+      bar.mmaps.push_back(std::move(m));
     }
     RegisterBar(i, plan.type, plan.prefetchable, bar.mmio);
   }
@@ -209,26 +214,26 @@ void VfioPciDevice::UnrealizeBars() {
   if (memory() != nullptr) {
     memory::MemorySystem::Transaction txn(memory());
     for (BarState& bar : bars_) {
-      if (bar.ram_device != nullptr && bar.ram_device->parent() != nullptr) {
-        bar.ram_device->parent()->RemoveSubregion(bar.ram_device.get());
+      for (MmapState& m : bar.mmaps) {
+        if (m.ram_device->parent() != nullptr) {
+          m.ram_device->parent()->RemoveSubregion(m.ram_device.get());
+        }
       }
     }
   }
   for (BarState& bar : bars_) {
-    bar.ram_device.reset();
-    bar.mmio.reset();
-    if (bar.mmap_addr != nullptr) {
-      backend_->Munmap(bar.mmap_addr, bar.mmap_len);
-      bar.mmap_addr = nullptr;
-      bar.mmap_len = 0;
+    for (MmapState& m : bar.mmaps) {
+      m.ram_device.reset();
+      backend_->Munmap(m.addr, m.len);
     }
+    bar.mmaps.clear();
+    bar.mmio.reset();
   }
 }
 
 bool VfioPciDevice::BarIsMmapped(int index) const {
   if (index < 0 || index >= hw::pci::kNumBars) return false;
-  const BarState& bar = bars_[index];
-  return bar.ram_device != nullptr && bar.ram_device->parent() != nullptr;
+  return !bars_[index].mmaps.empty();
 }
 
 // QEMU's vfio_pci_reset order: interrupts off and the host's I/O, memory

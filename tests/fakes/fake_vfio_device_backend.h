@@ -29,6 +29,7 @@
 #include <cstring>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -143,6 +144,10 @@ class FakeVfioDeviceBackend final : public HostBackend {
   int fail_set_irqs_errno = 0;           // every SET_IRQS fails
   int fail_pread_region = -1;            // pread of that region: -EIO
   bool fail_mmap = false;
+  // Non-empty: region 2 carries a sparse-mmap capability with these
+  // {offset, size} areas (the kernel's two-call argsz protocol).
+  std::vector<std::pair<uint64_t, uint64_t>> bar2_sparse_areas;
+  bool sparse_cap_loops = false;  // its `next` points at itself
 
   // --- records --------------------------------------------------------------
   std::vector<SetIrqsCall> set_irqs;
@@ -183,8 +188,10 @@ class FakeVfioDeviceBackend final : public HostBackend {
           return -fail_region_info_errno;
         }
         const uint32_t argsz = ri->argsz;
-        *ri = regions[ri->index];
+        const uint32_t index = ri->index;
+        *ri = regions[index];
         ri->argsz = argsz;
+        if (index == 2 && !bar2_sparse_areas.empty()) AddSparseCap(ri);
         if (region_info_wrong_index) ++ri->index;
         return 0;
       }
@@ -237,14 +244,15 @@ class FakeVfioDeviceBackend final : public HostBackend {
 
   absl::StatusOr<void*> Mmap(int fd, uint64_t len, uint64_t offset) override {
     const uapi::vfio_region_info& r2 = regions[2];
-    if (fd != kDeviceFd || fail_mmap || offset != r2.offset || len > r2.size ||
+    if (fd != kDeviceFd || fail_mmap || offset < r2.offset ||
+        offset - r2.offset + len > r2.size || r2.size > kBar2Size ||
         !(r2.flags & uapi::kRegionInfoFlagMmap)) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "mmap(fd=%d, len=0x%x, offset=0x%x): Invalid argument (errno 22)", fd,
           len, offset));
     }
     ++mmaps;
-    return static_cast<void*>(bar2_);
+    return static_cast<void*>(bar2_ + (offset - r2.offset));
   }
   void Munmap(void*, uint64_t) override { ++munmaps; }
 
@@ -290,6 +298,31 @@ class FakeVfioDeviceBackend final : public HostBackend {
       triggers[hdr.index] = call.fds;  // DATA_NONE with count 0: disable
     }
     return 0;
+  }
+
+  // What vfio-pci does for a region with capabilities: too small an argsz
+  // gets the needed size and cap_offset 0; enough gets the chain.
+  void AddSparseCap(uapi::vfio_region_info* ri) {
+    const uint32_t n = static_cast<uint32_t>(bar2_sparse_areas.size());
+    const uint32_t needed = sizeof(*ri) + 16 + 16 * n;
+    ri->flags |= uapi::kRegionInfoFlagCaps;
+    if (ri->argsz < needed) {
+      ri->argsz = needed;
+      ri->cap_offset = 0;
+      return;
+    }
+    ri->argsz = needed;
+    ri->cap_offset = sizeof(*ri);
+    uint8_t* cap = reinterpret_cast<uint8_t*>(ri) + sizeof(*ri);
+    const uapi::vfio_info_cap_header hdr{
+        .id = 1, .version = 1, .next = sparse_cap_loops ? ri->cap_offset : 0};
+    std::memcpy(cap, &hdr, sizeof(hdr));
+    std::memcpy(cap + 8, &n, 4);
+    std::memset(cap + 12, 0, 4);
+    for (uint32_t i = 0; i < n; ++i) {
+      std::memcpy(cap + 16 + 16 * i, &bar2_sparse_areas[i].first, 8);
+      std::memcpy(cap + 24 + 16 * i, &bar2_sparse_areas[i].second, 8);
+    }
   }
 
   int64_t Locate(int fd, uint64_t len, uint64_t offset, uint8_t** p) {

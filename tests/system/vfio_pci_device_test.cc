@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_vfio_device_backend.h"
@@ -105,8 +106,7 @@ class VfioPciDeviceTest : public ::testing::Test {
   VfioPciDevice* dev_ = nullptr;
 };
 
-// --- identity and configuration space
-// -----------------------------------------
+// --- identity and configuration space ---
 
 TEST_F(VfioPciDeviceTest, ConfigSpaceCarriesTheHostIdentity) {
   Plug();
@@ -193,8 +193,7 @@ TEST_F(VfioPciDeviceTest, DeviceSpecificBytesOutsideCapabilitiesPassThrough) {
   EXPECT_EQ(dev_->msi_cap(), 0);  // no MSI capability at the host
 }
 
-// --- BARs
-// ----------------------------------------------------------------------
+// --- BARs ---
 
 TEST_F(VfioPciDeviceTest, Bar0AccessesBecomePreadPwriteAtRegionOffset) {
   Plug();
@@ -283,8 +282,56 @@ TEST_F(VfioPciDeviceTest, FailedMmapFallsBackToPreadPwrite) {
   EXPECT_EQ(fake_.bar2()[0x40], 0x99);
 }
 
-// --- interrupts
-// ----------------------------------------------------------------
+TEST_F(VfioPciDeviceTest, SparseMmapAreasAreMappedAndTheGapStaysMmio) {
+  fake_.bar2_sparse_areas = {{0, 0x1000}, {0x2000, 0xfe000}};
+  Plug();
+  SectionLog log;
+  memory::ListenerHandle h = b_.system_as().RegisterListener(&log);
+  log.added.clear();
+  MapBars();
+  EXPECT_EQ(fake_.mmaps, 2);
+  std::vector<std::string> bar2;
+  for (const auto& s : log.added) {
+    if (s.gpa >= kBar2 && s.gpa < kBar2 + FakeVfioDeviceBackend::kBar2Size) {
+      bar2.push_back(absl::StrFormat("%s %d 0x%x+0x%x", s.name, s.ram_device,
+                                     s.gpa - kBar2, s.size));
+    }
+  }
+  EXPECT_THAT(bar2, ::testing::UnorderedElementsAre(
+                        "0000:01:00.0 BAR 2 mmaps[0] 1 0x0+0x1000",
+                        "0000:01:00.0 BAR 2 0 0x1000+0x1000",
+                        "0000:01:00.0 BAR 2 mmaps[1] 1 0x2000+0xfe000"));
+  const size_t before = fake_.accesses.size();
+  SetMem(kBar2 + 0x3000, 0x12, 1);  // in an area: direct
+  EXPECT_EQ(fake_.bar2()[0x3000], 0x12);
+  EXPECT_EQ(fake_.accesses.size(), before);
+  SetMem(kBar2 + 0x1800, 0x34, 1);  // in the gap: pwrite
+  ASSERT_EQ(fake_.accesses.size(), before + 1);
+  EXPECT_EQ(fake_.accesses.back().region, 2u);
+  EXPECT_EQ(fake_.accesses.back().offset, 0x1800u);
+  ASSERT_TRUE(b_.bus().Unplug(kDevfn).ok());
+  EXPECT_EQ(fake_.munmaps, 2);
+}
+
+TEST_F(VfioPciDeviceTest, LoopingRegionCapabilityChainIsDataLoss) {
+  fake_.bar2_sparse_areas = {{0, 0x1000}};
+  fake_.sparse_cap_loops = true;
+  absl::StatusOr<std::unique_ptr<VfioPciDevice>> dev =
+      VfioPciDevice::Create(&fake_, FakeVfioDeviceBackend::kDeviceFd, kHost);
+  ASSERT_FALSE(dev.ok());
+  EXPECT_EQ(dev.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(dev.status().message(), HasSubstr("region 2"));
+}
+
+TEST_F(VfioPciDeviceTest, SparseAreaOutsideItsRegionIsDataLoss) {
+  fake_.bar2_sparse_areas = {{0xff000, 0x2000}};
+  absl::StatusOr<std::unique_ptr<VfioPciDevice>> dev =
+      VfioPciDevice::Create(&fake_, FakeVfioDeviceBackend::kDeviceFd, kHost);
+  ASSERT_FALSE(dev.ok());
+  EXPECT_EQ(dev.status().code(), absl::StatusCode::kDataLoss);
+}
+
+// --- interrupts ---
 
 TEST_F(VfioPciDeviceTest, IntxEventfdIsRegisteredAtRealize) {
   Plug();
@@ -389,7 +436,7 @@ TEST_F(VfioPciDeviceTest, FailedMsiEnableFallsBackToIntxAndIsCounted) {
               HasSubstr("VFIO_DEVICE_SET_IRQS"));
 }
 
-// --- reset and teardown ------------------------------------------------------
+// --- reset and teardown ---
 
 TEST_F(VfioPciDeviceTest, ResetResetsTheHostAndTheEmulatedConfig) {
   Plug();
@@ -427,8 +474,7 @@ TEST_F(VfioPciDeviceTest, UnplugUnmapsBarsClosesEventfdsKeepsDeviceFd) {
   EXPECT_EQ(fake_.munmaps, 1);
 }
 
-// --- errors at creation
-// ----------------------------------------------------------
+// --- errors at creation ---
 
 TEST_F(VfioPciDeviceTest, RegionInfoErrorFailsCreateWithErrno) {
   fake_.fail_region_info_index = 2;

@@ -34,11 +34,13 @@
 //    (read from and written to the host).
 // BARs: each BAR is an MMIO region "<host> BAR <n>" whose accesses (1, 2,
 // 4 or 8 bytes, as the host allows) are pread/pwrite on the device fd at
-// region offset + address; a region with the MMAP flag is also mmap'd
-// from the fd whole and shown over it as the ram_device region
-// "<host> BAR <n> mmaps[0]", so the guest reaches host memory directly and
-// memory listeners (VFIO) see a ram_device section. A failed mmap falls
-// back to the MMIO path (counted). Sparse-mmap capabilities are ignored.
+// region offset + address. For a memory BAR whose region has the MMAP
+// flag, each mmap area (the whole region, or the areas of its sparse-mmap
+// capability) is mmap'd from the fd and shown over the MMIO path as the
+// ram_device region "<host> BAR <n> mmaps[<k>]", so guest accesses hit
+// host memory directly and memory listeners (VFIO) see ram_device
+// sections; the gaps between areas stay on the MMIO path. A failed mmap
+// leaves its area on the MMIO path (counted, as QEMU carries on slower).
 // Interrupts: INTx (eventfd, ACTION_TRIGGER) from realize while MSI is
 // off; when the guest enables MSI, INTx is torn down and one eventfd per
 // enabled vector is registered for MSI (and the reverse when it disables
@@ -159,12 +161,15 @@ class VfioPciDevice final : public hw::pci::PciDevice {
     bool prefetchable = false;
     bool mmap = false;  // the region has the MMAP flag
   };
+  struct MmapState {
+    std::shared_ptr<memory::MemoryRegion> ram_device;
+    void* addr = nullptr;
+    uint64_t len = 0;
+  };
   struct BarState {
     std::unique_ptr<BarOps> ops;  // lives as long as the device
     std::shared_ptr<memory::MemoryRegion> mmio;
-    std::shared_ptr<memory::MemoryRegion> ram_device;
-    void* mmap_addr = nullptr;
-    uint64_t mmap_len = 0;
+    std::vector<MmapState> mmaps;  // one per mapped area
   };
   enum class CapMode : uint8_t { kMsi, kPassReadOnly, kHidden };
   struct CapPlan {

@@ -7,8 +7,12 @@
 //                           ReadVfioPciHostInfo(backend, device_fd));
 //   uint64_t bar0_size = info.regions[0].size;
 //
-// Every answer is bounds-checked (argsz, index echo, offset + size
-// overflow, config length); nothing here aborts. Errors from a host call
+// GET_REGION_INFO follows the argsz protocol: an answer that wants a
+// larger argsz is asked again with that much room, and its capability
+// chain is walked for the sparse-mmap areas. Every answer is
+// bounds-checked (argsz, index echo, offset + size overflow, capability
+// headers and areas inside the answer, a chain that only moves forward,
+// config length); nothing here aborts. Errors from a host call
 // carry the errno (absl::ErrnoToStatusCode code, "(errno N)" in the message
 // and the "viommu.dev/errno" payload), the operation and its arguments.
 //
@@ -19,6 +23,7 @@
 #include <array>
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -27,12 +32,21 @@
 
 namespace viommu::system {
 
+// A part of a region that may be mmap'd, relative to the region.
+struct VfioMmapArea {
+  uint64_t offset = 0;
+  uint64_t size = 0;
+};
+
 struct VfioRegionInfo {
   bool present = false;  // size != 0
   uint32_t flags = 0;    // uapi::kRegionInfoFlag*
   uint64_t size = 0;
   uint64_t offset = 0;    // file offset on the device fd
-  bool has_caps = false;  // the kernel asked for a larger argsz (ignored)
+  bool has_caps = false;  // the first answer asked for a larger argsz
+  // With the MMAP flag: the sparse-mmap capability's areas (empty areas
+  // dropped), or the whole region without one. Empty without MMAP.
+  std::vector<VfioMmapArea> mmap_areas;
 };
 
 struct VfioIrqInfo {
@@ -59,8 +73,10 @@ struct VfioPciHostInfo {
 // ("VFIO_DEVICE_GET_REGION_INFO(fd=5, index=2): Invalid argument (errno
 // 22)"); kFailedPrecondition when the device is not vfio-pci, has no
 // config region or a config region under 64 bytes; kDataLoss when the
-// backend answers out of protocol (wrong index, argsz below the struct,
-// offset + size overflowing, a short config read).
+// backend answers out of protocol (wrong index, argsz below the struct or
+// over 64 KiB or growing twice, offset + size overflowing, a malformed
+// capability chain, a sparse-mmap area outside its region, a short config
+// read).
 [[nodiscard]] absl::StatusOr<VfioPciHostInfo> ReadVfioPciHostInfo(
     vfio::HostBackend& backend, int fd);
 
