@@ -1,6 +1,7 @@
 #include "vfio/container_listener.h"
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -32,7 +33,8 @@ class ContainerListener::GuestIommu final : public memory::IommuNotifier {
     const Size128 size = Size128(e.addr_mask) + 1;
     if (event.type == IommuEventType::kUnmap) {
       ++container_->stats_.giommu_unmap_events;
-      container_->ForgetSkipped(Range::FromBaseSize(iova, size));
+      std::optional<Range> r = Range::FromBaseSizeClipped(iova, size);
+      if (r.has_value()) container_->ForgetSkipped(*r);
       absl::Status s = container_->DmaUnmap(iova, size);
       if (!s.ok()) container_->ReportGuestError(s);
       return;
@@ -45,6 +47,11 @@ class ContainerListener::GuestIommu final : public memory::IommuNotifier {
       return;
     }
     const uint64_t len = e.addr_mask + 1;
+    if (iova + (len - 1) < iova) {
+      container_->ReportGuestError(absl::InvalidArgumentError(absl::StrFormat(
+          "vfio: IOMMU MAP iova=0x%x size=0x%x wraps past 2^64", iova, len)));
+      return;
+    }
     if (e.target_as == nullptr) {
       container_->ReportGuestError(absl::InvalidArgumentError(absl::StrFormat(
           "vfio: IOMMU MAP iova=0x%x has no target address space", iova)));

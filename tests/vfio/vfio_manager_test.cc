@@ -267,6 +267,20 @@ TEST_F(VfioManagerTest, QueryListsTheGivenDeviceName) {
   EXPECT_EQ(host_.open_fds(), 0u);
 }
 
+TEST_F(VfioManagerTest, MappingLimitIsReportedAndEnforcedByTheHost) {
+  host_.dma_limit = 2;
+  AddRam(0, 0x100000, "a");
+  auto c = Attach("0000:01:00.0");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ((*c)->dma_limit(), 2u);
+  EXPECT_EQ((*c)->dma_avail(), 1u);
+  AddRam(0x200000, 0x100000, "b");
+  EXPECT_EQ((*c)->dma_avail(), 0u);
+  AddRam(0x400000, 0x100000, "c");
+  EXPECT_EQ((*c)->stats().errors, 1u);
+  EXPECT_EQ(StatusErrno((*c)->last_error()), ENOSPC);
+}
+
 TEST_F(VfioManagerTest, DeviceFdComesFromTheGroup) {
   ASSERT_TRUE(Attach("0000:01:00.0").ok());
   auto fd = manager_->DeviceFd(Bdf("0000:01:00.0"));
