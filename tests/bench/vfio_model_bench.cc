@@ -24,7 +24,8 @@ void BM_Type1ModelMap(benchmark::State& state) {
   int container = host.Open("/dev/vfio/vfio");
   const int group = host.Open("/dev/vfio/1");
   if (host.Ioctl(group, uapi::kVfioGroupSetContainer, AsArg(&container)) != 0 ||
-      host.Ioctl(container, uapi::kVfioSetIommu, uapi::kVfioType1v2Iommu) != 0) {
+      host.Ioctl(container, uapi::kVfioSetIommu, uapi::kVfioType1v2Iommu) !=
+          0) {
     state.SkipWithError("container setup failed");
     return;
   }
@@ -50,8 +51,8 @@ void BM_Type1ModelMap(benchmark::State& state) {
   m.vaddr = vaddr + prefill * kPage;
   m.iova = iova;
   m.size = kPage;
-  uapi::vfio_iommu_type1_dma_unmap u{.argsz = sizeof(u), .iova = iova,
-                                     .size = kPage};
+  uapi::vfio_iommu_type1_dma_unmap u{
+      .argsz = sizeof(u), .iova = iova, .size = kPage};
   for (auto _ : state) {
     if (host.Ioctl(container, uapi::kVfioIommuMapDma, AsArg(&m)) != 0) {
       state.SkipWithError("map failed");

@@ -17,8 +17,8 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
-#include <string>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -76,8 +76,7 @@ class FakeModelDevice final : public ModelDeviceOps {
     std::memcpy(buf, p, len);
     return static_cast<int64_t>(len);
   }
-  int64_t RegionWrite(uint64_t offset, const void* buf,
-                      uint64_t len) override {
+  int64_t RegionWrite(uint64_t offset, const void* buf, uint64_t len) override {
     uint8_t* p = Locate(offset, len);
     if (p == nullptr) return -EINVAL;
     std::memcpy(p, buf, len);

@@ -39,7 +39,8 @@ ModelHost::ModelHost(HostPlatform platform, ModelHostOptions options)
     std::vector<std::string> names;
     std::vector<ResvRegion> resv;
     for (const HostDeviceDesc* member : platform_.GroupDevices(d.group)) {
-      desc.aperture_last = std::min(desc.aperture_last, member->aperture_last());
+      desc.aperture_last =
+          std::min(desc.aperture_last, member->aperture_last());
       names.push_back(member->address.ToString());
       resv.insert(resv.end(), member->reserved.begin(), member->reserved.end());
     }
@@ -80,7 +81,8 @@ int ModelHost::Open(std::string_view path) {
         options_.kernel, platform_.dma_entry_limit, &mem_, &faults_);
     return NewFd({.kind = FdKind::kContainer, .container = std::move(c)});
   }
-  if (path == kIommufdPath || path.substr(0, kCdevPrefix.size()) == kCdevPrefix) {
+  if (path == kIommufdPath ||
+      path.substr(0, kCdevPrefix.size()) == kCdevPrefix) {
     // TODO(iommufd): the IommufdCtx hook. Wire it here: /dev/iommu opens a
     // new fd kind owning an IommufdCtx(&mem_) whose Ioctl the fd forwards;
     // /dev/vfio/devices/vfio<N> (N = platform index, see DeviceCdevPath)
@@ -94,7 +96,8 @@ int ModelHost::Open(std::string_view path) {
     const std::string_view num = path.substr(kGroupPrefix.size());
     // Only the canonical name exists ("/dev/vfio/01" does not).
     if (num.empty() || num.find_first_not_of("0123456789") != num.npos ||
-        (num.size() > 1 && num[0] == '0') || !absl::SimpleAtoi(Absl(num), &id)) {
+        (num.size() > 1 && num[0] == '0') ||
+        !absl::SimpleAtoi(Absl(num), &id)) {
       return -ENOENT;
     }
     auto it = groups_.find(id);
@@ -273,7 +276,8 @@ int ModelHost::DeviceIoctl(DeviceSlot& slot, unsigned long request,
       uapi::vfio_irq_set set;
       std::memcpy(&set, reinterpret_cast<const void*>(arg), sizeof(set));
       if (set.argsz < sizeof(set) || ops == nullptr) return -EINVAL;
-      return ops->SetIrqs(set, reinterpret_cast<const uint8_t*>(arg) + sizeof(set));
+      return ops->SetIrqs(set,
+                          reinterpret_cast<const uint8_t*>(arg) + sizeof(set));
     }
     case uapi::kVfioDeviceReset:
       return ops == nullptr ? 0 : ops->Reset();
@@ -318,7 +322,8 @@ absl::StatusOr<void*> ModelHost::Mmap(int fd, uint64_t len, uint64_t offset) {
   if (!p.ok()) return p;
   const uint64_t addr = reinterpret_cast<uint64_t>(*p);
   const uint64_t pages_len = (len + kPageSize - 1) / kPageSize * kPageSize;
-  auto [it, inserted] = mmaps_.try_emplace(addr, DeviceMapping{ops, pages_len, 0});
+  auto [it, inserted] =
+      mmaps_.try_emplace(addr, DeviceMapping{ops, pages_len, 0});
   if (inserted) mem_.AddDeviceMemory(addr, pages_len);
   ++it->second.refs;
   return p;

@@ -93,8 +93,9 @@ std::vector<uint8_t> Type1Iommu::BuildCaps() const {
   // of the info buffer (caps go at offset 24); the last is 0.
   for (size_t i = 0; i + 1 < starts.size(); ++i) {
     const uint32_t next = static_cast<uint32_t>(kInfo + starts[i + 1]);
-    std::memcpy(buf.data() + starts[i] + offsetof(uapi::vfio_info_cap_header, next),
-                &next, sizeof(next));
+    std::memcpy(
+        buf.data() + starts[i] + offsetof(uapi::vfio_info_cap_header, next),
+        &next, sizeof(next));
   }
   return buf;
 }
@@ -157,7 +158,8 @@ int Type1Iommu::DirtyPages(uintptr_t arg) {
   } dirty;
   std::memcpy(&dirty, reinterpret_cast<const void*>(arg), sizeof(dirty));
   constexpr uint32_t kStart = 1, kStop = 2, kGetBitmap = 4;
-  if (dirty.argsz < sizeof(dirty) || (dirty.flags & ~(kStart | kStop | kGetBitmap))) {
+  if (dirty.argsz < sizeof(dirty) ||
+      (dirty.flags & ~(kStart | kStop | kGetBitmap))) {
     return -EINVAL;
   }
   if (dirty.flags == kStart) {

@@ -5,8 +5,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "viommu/util/check.h"
 #include "vfio/host/model/type1_iova_list.h"
+#include "viommu/util/check.h"
 
 namespace viommu::vfio::model {
 
@@ -112,8 +112,8 @@ int Type1Iommu::MapDma(uintptr_t arg) {
   if (arg == 0) return -EFAULT;
   uapi::vfio_iommu_type1_dma_map m;
   std::memcpy(&m, reinterpret_cast<const void*>(arg), sizeof(m));
-  constexpr uint32_t kMask = uapi::kDmaMapFlagRead | uapi::kDmaMapFlagWrite |
-                             uapi::kDmaMapFlagVaddr;
+  constexpr uint32_t kMask =
+      uapi::kDmaMapFlagRead | uapi::kDmaMapFlagWrite | uapi::kDmaMapFlagVaddr;
   if (m.argsz < sizeof(m) || (m.flags & ~kMask)) return -EINVAL;
   if (faults_ != nullptr && faults_->fail_map_countdown > 0 &&
       --faults_->fail_map_countdown == 0) {
@@ -122,9 +122,8 @@ int Type1Iommu::MapDma(uintptr_t arg) {
   const uint32_t perm = PermOf(m.flags);
   const bool set_vaddr = (m.flags & uapi::kDmaMapFlagVaddr) != 0;
   const bool latest = config_.kernel == KernelVersion::kLatest;
-  const bool wraps =
-      m.size != 0 && (m.iova + (m.size - 1) < m.iova ||
-                      m.vaddr + (m.size - 1) < m.vaddr);
+  const bool wraps = m.size != 0 && (m.iova + (m.size - 1) < m.iova ||
+                                     m.vaddr + (m.size - 1) < m.vaddr);
   if (latest) {
     if (m.size == 0) return -EINVAL;
     if (wraps) return -EOVERFLOW;
@@ -159,7 +158,8 @@ int Type1Iommu::MapDma(uintptr_t arg) {
     for (size_t i = 0; i < domains_.size(); ++i) {
       if (int rc = domains_[i].domain->Map(m.iova, m.vaddr, m.size, perm);
           rc < 0) {
-        for (size_t j = 0; j < i; ++j) domains_[j].domain->Unmap(m.iova, m.size);
+        for (size_t j = 0; j < i; ++j)
+          domains_[j].domain->Unmap(m.iova, m.size);
         mem_->Uncharge(static_cast<uint64_t>(charged));
         return rc;
       }
@@ -180,8 +180,7 @@ int Type1Iommu::UnmapDma(uintptr_t arg) {
   uapi::vfio_iommu_type1_dma_unmap u;
   std::memcpy(&u, user, sizeof(u));
   constexpr uint32_t kMask = uapi::kDmaUnmapFlagGetDirtyBitmap |
-                             uapi::kDmaUnmapFlagAll |
-                             uapi::kDmaUnmapFlagVaddr;
+                             uapi::kDmaUnmapFlagAll | uapi::kDmaUnmapFlagVaddr;
   const bool want_bitmap = (u.flags & uapi::kDmaUnmapFlagGetDirtyBitmap) != 0;
   const bool all = (u.flags & uapi::kDmaUnmapFlagAll) != 0;
   const bool invalidate = (u.flags & uapi::kDmaUnmapFlagVaddr) != 0;
@@ -283,7 +282,8 @@ bool Type1Iommu::AperConflict(uint64_t start, uint64_t last) const {
   return false;
 }
 
-int Type1Iommu::Replay(HostIommuDomain* domain, std::vector<uint64_t>* charged) {
+int Type1Iommu::Replay(HostIommuDomain* domain,
+                       std::vector<uint64_t>* charged) {
   for (auto& [iova, dma] : dmas_) {
     const uint64_t size = dma.last - iova + 1;
     uint64_t hva = dma.vaddr;

@@ -8,16 +8,15 @@ namespace viommu::vfio::model {
 std::vector<ResvRegion> MergeResvRegions(std::vector<ResvRegion> regions) {
   std::sort(regions.begin(), regions.end(),
             [](const ResvRegion& a, const ResvRegion& b) {
-              return a.start != b.start ? a.start < b.start
-                                        : a.type < b.type;
+              return a.start != b.start ? a.start < b.start : a.type < b.type;
             });
   std::vector<ResvRegion> out;
   for (const ResvRegion& r : regions) {
     // The last kept region of the same type: join when overlapping or
     // adjacent.
-    auto same = std::find_if(out.rbegin(), out.rend(), [&](const ResvRegion& o) {
-      return o.type == r.type;
-    });
+    auto same =
+        std::find_if(out.rbegin(), out.rend(),
+                     [&](const ResvRegion& o) { return o.type == r.type; });
     if (same != out.rend() &&
         (same->last == UINT64_MAX || r.start <= same->last + 1)) {
       same->last = std::max(same->last, r.last);

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cerrno>
 
-#include "viommu/util/check.h"
 #include "vfio/host/model/vfio_group_model.h"
+#include "viommu/util/check.h"
 
 namespace viommu::vfio::model {
 

@@ -58,8 +58,8 @@ class VfioContainerModel {
 
   const KernelVersion kernel_;
   const uint32_t dma_entry_limit_;
-  ProcessMemory* const mem_;   // not owned
-  ModelFaults* const faults_;  // not owned, nullable
+  ProcessMemory* const mem_;             // not owned
+  ModelFaults* const faults_;            // not owned, nullable
   std::vector<VfioGroupModel*> groups_;  // not owned; groups remove themselves
   std::unique_ptr<Type1Iommu> iommu_;
 };

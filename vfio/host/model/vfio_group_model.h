@@ -17,8 +17,8 @@
 #include <string_view>
 #include <vector>
 
-#include "viommu/vfio/host/model/type1_iommu.h"
 #include "vfio/host/model/vfio_container_model.h"
+#include "viommu/vfio/host/model/type1_iommu.h"
 
 namespace viommu::vfio::model {
 

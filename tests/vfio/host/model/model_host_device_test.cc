@@ -29,9 +29,9 @@ class ModelHostDeviceTest : public ::testing::Test {
     g3_ = host_.Open("/dev/vfio/3");
     EXPECT_EQ(SetContainer(g1_), 0);
     EXPECT_EQ(SetContainer(g3_), 0);
-    EXPECT_EQ(host_.Ioctl(container_, uapi::kVfioSetIommu,
-                          uapi::kVfioType1v2Iommu),
-              0);
+    EXPECT_EQ(
+        host_.Ioctl(container_, uapi::kVfioSetIommu, uapi::kVfioType1v2Iommu),
+        0);
     d1_ = host_.Ioctl(g1_, uapi::kVfioGroupGetDeviceFd, AsArg("0000:01:00.0"));
     d3_ = host_.Ioctl(g3_, uapi::kVfioGroupGetDeviceFd, AsArg("0000:03:00.0"));
     EnableMaster(d1_);
@@ -100,9 +100,9 @@ TEST_F(ModelHostDeviceTest, PeerToPeerIntoAnotherDevicesBar2) {
 
 TEST_F(ModelHostDeviceTest, LeavingTheContainerBlocksDma) {
   AnonBuffer ram(1 << 16);
-  ASSERT_EQ(Type1Client::ForFd(&host_, container_).Map(0x100000, 1 << 16,
-                                                         ram.addr()),
-            0);
+  ASSERT_EQ(
+      Type1Client::ForFd(&host_, container_).Map(0x100000, 1 << 16, ram.addr()),
+      0);
   ASSERT_EQ(host_.Close(d3_), 0);
   ASSERT_EQ(host_.Ioctl(g3_, uapi::kVfioGroupUnsetContainer, 0), 0);
   EXPECT_EQ(dev("0000:03:00.0")->domain(), nullptr);

@@ -16,8 +16,10 @@ namespace {
 class ModelHostTest : public ::testing::Test {
  protected:
   explicit ModelHostTest(KernelVersion k = KernelVersion::k6_1)
-      : host_(DefaultHostPlatform(),
-              {.kernel = k, .device_factory = FakeModelDevice::Factory(&devs_)}) {}
+      : host_(
+            DefaultHostPlatform(),
+            {.kernel = k, .device_factory = FakeModelDevice::Factory(&devs_)}) {
+  }
 
   int SetContainer(int group_fd, int container_fd) {
     return host_.Ioctl(group_fd, uapi::kVfioGroupSetContainer,
@@ -167,8 +169,7 @@ TEST_F(ModelHostTest, UnsetContainerRules) {
   EXPECT_EQ(host_.Ioctl(g, uapi::kVfioGroupUnsetContainer, 0), -EBUSY);
   EXPECT_EQ(host_.Close(d), 0);
   AnonBuffer ram(1 << 20);
-  ASSERT_EQ(Type1Client::ForFd(&host_, c).Map(0x100000, 0x4000, ram.addr()),
-            0);
+  ASSERT_EQ(Type1Client::ForFd(&host_, c).Map(0x100000, 0x4000, ram.addr()), 0);
   EXPECT_EQ(host_.Ioctl(g, uapi::kVfioGroupUnsetContainer, 0), 0);
   EXPECT_EQ(host_.locked_pages(), 0u) << "the last group released the driver";
   EXPECT_EQ(host_.ContainerIommu(c), nullptr);
@@ -194,8 +195,7 @@ TEST_F(ModelHostTest, ContainerOutlivesItsFdWhileGroupsHoldIt) {
   int c, g;
   Legacy(&c, &g);
   AnonBuffer ram(1 << 20);
-  ASSERT_EQ(Type1Client::ForFd(&host_, c).Map(0x100000, 0x4000, ram.addr()),
-            0);
+  ASSERT_EQ(Type1Client::ForFd(&host_, c).Map(0x100000, 0x4000, ram.addr()), 0);
   ASSERT_EQ(host_.Close(c), 0);
   EXPECT_EQ(host_.locked_pages(), 4u);
   FakeModelDevice* dev = devs_["0000:01:00.0"];
@@ -238,10 +238,11 @@ TEST_F(ModelHostTest, DeviceInfoRegionsIrqsReset) {
   ii.index = 5;
   EXPECT_EQ(host_.Ioctl(d, uapi::kVfioDeviceGetIrqInfo, AsArg(&ii)), -EINVAL);
 
-  uapi::vfio_irq_set set{.argsz = sizeof(set),
-                         .flags = uapi::kIrqSetDataNone |
-                                  uapi::kIrqSetActionTrigger,
-                         .index = 1, .count = 0};
+  uapi::vfio_irq_set set{
+      .argsz = sizeof(set),
+      .flags = uapi::kIrqSetDataNone | uapi::kIrqSetActionTrigger,
+      .index = 1,
+      .count = 0};
   EXPECT_EQ(host_.Ioctl(d, uapi::kVfioDeviceSetIrqs, AsArg(&set)), 0);
   EXPECT_EQ(devs_["0000:01:00.0"]->last_irq_set.index, 1u);
   EXPECT_EQ(host_.Ioctl(d, uapi::kVfioDeviceReset, 0), 0);
@@ -297,10 +298,12 @@ TEST_F(ModelHostTest, SysfsFacts) {
 
 TEST(ModelHostPlatformTest, GroupOfSeveralDevicesMergesTheirRegions) {
   HostPlatform p;
-  p.devices.push_back({.address = {0, 5, 0, 0}, .group = 5,
-                       .reserved = {{0x1000, 0x1fff, ResvType::kReserved},
-                                    MsiWindow()}});
-  p.devices.push_back({.address = {0, 5, 0, 1}, .group = 5,
+  p.devices.push_back(
+      {.address = {0, 5, 0, 0},
+       .group = 5,
+       .reserved = {{0x1000, 0x1fff, ResvType::kReserved}, MsiWindow()}});
+  p.devices.push_back({.address = {0, 5, 0, 1},
+                       .group = 5,
                        .aperture_bits = 39,
                        .reserved = {{0x2000, 0x2fff, ResvType::kReserved}}});
   ModelHost host(p);

@@ -25,9 +25,9 @@ class Attached {
       : host_(std::move(platform), ModelHostOptions{.kernel = kernel}) {
     container_ = host_.Open("/dev/vfio/vfio");
     group_ = host_.Open("/dev/vfio/" + std::to_string(group));
-    EXPECT_EQ(host_.Ioctl(group_, uapi::kVfioGroupSetContainer,
-                          AsArg(&container_)),
-              0);
+    EXPECT_EQ(
+        host_.Ioctl(group_, uapi::kVfioGroupSetContainer, AsArg(&container_)),
+        0);
     EXPECT_EQ(host_.Ioctl(container_, uapi::kVfioSetIommu, type), 0);
   }
   ModelHost& host() { return host_; }
@@ -56,8 +56,7 @@ TEST(Type1ConformanceTest, ApiVersionAndExtensionsBeforeSetIommu) {
   EXPECT_EQ(host.Ioctl(c, uapi::kVfioGetApiVersion, 0), 0);
   const int expected[] = {1, 0, 1, 0, 0, 1, 0, 0, 1, 0};
   for (unsigned long ext = 1; ext <= 10; ++ext) {
-    EXPECT_EQ(host.Ioctl(c, uapi::kVfioCheckExtension, ext),
-              expected[ext - 1])
+    EXPECT_EQ(host.Ioctl(c, uapi::kVfioCheckExtension, ext), expected[ext - 1])
         << "extension " << ext;
   }
 }
@@ -80,9 +79,9 @@ TEST(Type1ConformanceTest, SetIommuBeforeAnyGroupIsEinval) {
 TEST(Type1ConformanceTest, SecondSetContainerIsEinval) {
   Attached a(3);
   const int other = a.host().Open("/dev/vfio/vfio");
-  EXPECT_EQ(a.host().Ioctl(a.group(), uapi::kVfioGroupSetContainer,
-                           AsArg(&other)),
-            -EINVAL);
+  EXPECT_EQ(
+      a.host().Ioctl(a.group(), uapi::kVfioGroupSetContainer, AsArg(&other)),
+      -EINVAL);
 }
 
 TEST(Type1ConformanceTest, GetInfoArgsz8IsEinval) {
@@ -223,8 +222,8 @@ TEST(Type1ConformanceTest, MapOfAnMmappedBarIsAcceptedUncharged) {
   const int g = host.Open("/dev/vfio/3");
   ASSERT_EQ(host.Ioctl(g, uapi::kVfioGroupSetContainer, AsArg(&c)), 0);
   ASSERT_EQ(host.Ioctl(c, uapi::kVfioSetIommu, uapi::kVfioType1v2Iommu), 0);
-  const int d = host.Ioctl(g, uapi::kVfioGroupGetDeviceFd,
-                           AsArg("0000:03:00.0"));
+  const int d =
+      host.Ioctl(g, uapi::kVfioGroupGetDeviceFd, AsArg("0000:03:00.0"));
   ASSERT_GE(d, 0);
   auto bar = host.Mmap(d, FakeModelDevice::kBar2Size,
                        uapi::PciIndexToOffset(uapi::kPciBar2RegionIndex));
@@ -274,9 +273,8 @@ TEST(Type1ConformanceTest, SetIommuSurfacesTheSameConflictOnlyWithMappings) {
   int g2;
   ASSERT_EQ(a.Join(2, &g2), 0);
   EXPECT_EQ(a.iommu().domain_count(), 1u) << "same hardware: domain reused";
-  const std::vector<IovaWindow> want = {{0, 0x0effffff},
-                                        {0x0f100000, 0xfedfffff},
-                                        {0xfef00000, 0xffffffffffff}};
+  const std::vector<IovaWindow> want = {
+      {0, 0x0effffff}, {0x0f100000, 0xfedfffff}, {0xfef00000, 0xffffffffffff}};
   EXPECT_EQ(a.iommu().iova_list(), want);
   AnonBuffer ram(kMiB);
   EXPECT_EQ(a.client().Map(0x0f000000, 0x1000, ram.addr()), -EINVAL);
@@ -418,7 +416,8 @@ TEST(Type1ConformanceTest, RefusedAttachRollsSetIommuBack) {
   EXPECT_EQ(host.ContainerIommu(c)->group_count(), 2u);
 }
 
-// ---- §2.12 / §3.1 extensions and SET_IOMMU types -------------------------------
+// ---- §2.12 / §3.1 extensions and SET_IOMMU types
+// -------------------------------
 
 TEST(Type1ConformanceTest, ExtensionsWithTheDriverSet) {
   Attached a(1);

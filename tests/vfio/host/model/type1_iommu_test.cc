@@ -39,9 +39,9 @@ TEST_F(Type1IommuTest, WithoutADomainMapPinsNothing) {
   EXPECT_EQ(LoadAt<uint32_t>(buf, 60), 0u) << "DMA_AVAIL ends the chain";
   EXPECT_EQ(LoadAt<uint32_t>(buf, 64), 65534u);
   auto latest = Make(true, KernelVersion::kLatest);
-  EXPECT_EQ(LoadAt<uint32_t>(
-                Type1Client::ForIommu(latest.get()).GetInfo(24, &rc), 0),
-            72u);
+  EXPECT_EQ(
+      LoadAt<uint32_t>(Type1Client::ForIommu(latest.get()).GetInfo(24, &rc), 0),
+      72u);
 }
 
 TEST_F(Type1IommuTest, GetInfoShortArgszCopiesBack16Bytes) {
@@ -76,9 +76,9 @@ TEST_F(Type1IommuTest, ReplayOutsideTheApertureFailsInTheDomain) {
   // nor the aperture-conflict check at attach sees the mapping; iommu_map
   // into the new domain refuses it.
   auto iommu = Make();
-  ASSERT_EQ(Type1Client::ForIommu(iommu.get()).Map(1ull << 50, 0x1000,
-                                                   ram_.addr()),
-            0);
+  ASSERT_EQ(
+      Type1Client::ForIommu(iommu.get()).Map(1ull << 50, 0x1000, ram_.addr()),
+      0);
   EXPECT_EQ(iommu->AttachGroup(GroupDesc(1, 48, {MsiWindow()})), -EINVAL);
   EXPECT_EQ(mem_.locked_pages(), 0u);
   EXPECT_TRUE(iommu->iova_list().empty());
@@ -87,9 +87,8 @@ TEST_F(Type1IommuTest, ReplayOutsideTheApertureFailsInTheDomain) {
 TEST_F(Type1IommuTest, ReplayOverTheRlimitIsEnomem) {
   auto iommu = Make();
   mem_.set_memlock_limit_pages(2);
-  ASSERT_EQ(Type1Client::ForIommu(iommu.get()).Map(0x100000, 0x4000,
-                                                   ram_.addr()),
-            0);
+  ASSERT_EQ(
+      Type1Client::ForIommu(iommu.get()).Map(0x100000, 0x4000, ram_.addr()), 0);
   EXPECT_EQ(iommu->AttachGroup(GroupDesc(1, 48, {MsiWindow()})), -ENOMEM);
   EXPECT_EQ(mem_.locked_pages(), 0u);
 }
@@ -198,12 +197,14 @@ TEST_F(Type1IommuTest, MapCheckOrderPerKernel) {
   for (KernelVersion k : {KernelVersion::k6_1, KernelVersion::kLatest}) {
     auto iommu = Make(true, k);
     ASSERT_EQ(iommu->AttachGroup(GroupDesc(1, 48, {MsiWindow()})), 0);
-    ASSERT_EQ(Type1Client::ForIommu(iommu.get()).Map(0x100000, 0x1000,
-                                                     ram_.addr()),
-              0);
+    ASSERT_EQ(
+        Type1Client::ForIommu(iommu.get()).Map(0x100000, 0x1000, ram_.addr()),
+        0);
     for (const CheckRow& r : rows) {
-      uapi::vfio_iommu_type1_dma_map m{.argsz = r.argsz, .flags = r.flags,
-                                       .vaddr = ram_.addr(), .iova = r.iova,
+      uapi::vfio_iommu_type1_dma_map m{.argsz = r.argsz,
+                                       .flags = r.flags,
+                                       .vaddr = ram_.addr(),
+                                       .iova = r.iova,
                                        .size = r.size};
       EXPECT_EQ(iommu->Ioctl(uapi::kVfioIommuMapDma, AsArg(&m)),
                 k == KernelVersion::k6_1 ? r.expect_6_1 : r.expect_latest)
@@ -261,9 +262,9 @@ TEST_F(Type1IommuTest, VaddrInvalidateAndUpdate) {
   EXPECT_EQ(c.Map(0x200000, 0x2000, ram_.addr(), uapi::kDmaMapFlagVaddr),
             -EINVAL)
       << "size must match";
-  EXPECT_EQ(c.Map(0x200000, 0x1000, ram_.addr() + 2 * kPage,
-                  uapi::kDmaMapFlagVaddr),
-            0);
+  EXPECT_EQ(
+      c.Map(0x200000, 0x1000, ram_.addr() + 2 * kPage, uapi::kDmaMapFlagVaddr),
+      0);
   EXPECT_EQ(iommu->AttachGroup(GroupDesc(3, 39, {MsiWindow()})), 0);
 }
 
@@ -283,9 +284,12 @@ TEST_F(Type1IommuTest, DirtyPages) {
   ASSERT_EQ(iommu->AttachGroup(GroupDesc(1, 48, {MsiWindow()})), 0);
   Type1Client c = Type1Client::ForIommu(iommu.get());
   ASSERT_EQ(c.Map(0x102000, 0x3000, ram_.addr()), 0);
-  auto dirty = [&](uint32_t argsz, uint32_t flags, uint64_t iova,
-                   uint64_t size, uint64_t pgsize, uint64_t* bits) {
-    req = {argsz, flags, iova, size,
+  auto dirty = [&](uint32_t argsz, uint32_t flags, uint64_t iova, uint64_t size,
+                   uint64_t pgsize, uint64_t* bits) {
+    req = {argsz,
+           flags,
+           iova,
+           size,
            {pgsize, sizeof(uint64_t), reinterpret_cast<uint64_t>(bits)}};
     return iommu->Ioctl(uapi::kVfioIommuDirtyPages, AsArg(&req));
   };
@@ -331,9 +335,9 @@ TEST_F(Type1IommuTest, MixedPfnMapAndRamChargesOnlyRam) {
   auto iommu = Make();
   ASSERT_EQ(iommu->AttachGroup(GroupDesc(1, 48, {MsiWindow()})), 0);
   mem_.AddDeviceMemory(ram_.addr() + kPage, 2 * kPage);
-  EXPECT_EQ(Type1Client::ForIommu(iommu.get()).Map(0x100000, 4 * kPage,
-                                                   ram_.addr()),
-            0);
+  EXPECT_EQ(
+      Type1Client::ForIommu(iommu.get()).Map(0x100000, 4 * kPage, ram_.addr()),
+      0);
   EXPECT_EQ(mem_.locked_pages(), 2u);
   mem_.RemoveDeviceMemory(ram_.addr() + kPage);
 }

@@ -51,22 +51,20 @@ struct UnmapResult {
   uint64_t size;  // the size field after the call
   friend bool operator==(const UnmapResult&, const UnmapResult&) = default;
   friend std::ostream& operator<<(std::ostream& os, const UnmapResult& r) {
-    return os << "{rc " << r.rc << ", size 0x" << std::hex << r.size
-              << std::dec << "}";
+    return os << "{rc " << r.rc << ", size 0x" << std::hex << r.size << std::dec
+              << "}";
   }
 };
 
-inline constexpr uint32_t kRW =
-    uapi::kDmaMapFlagRead | uapi::kDmaMapFlagWrite;
+inline constexpr uint32_t kRW = uapi::kDmaMapFlagRead | uapi::kDmaMapFlagWrite;
 
 class Type1Client {
  public:
   using IoctlFn = std::function<int(unsigned long, uintptr_t)>;
   explicit Type1Client(IoctlFn fn) : fn_(std::move(fn)) {}
   static Type1Client ForIommu(Type1Iommu* iommu) {
-    return Type1Client([iommu](unsigned long r, uintptr_t a) {
-      return iommu->Ioctl(r, a);
-    });
+    return Type1Client(
+        [iommu](unsigned long r, uintptr_t a) { return iommu->Ioctl(r, a); });
   }
   static Type1Client ForFd(HostBackend* host, int fd) {
     return Type1Client([host, fd](unsigned long r, uintptr_t a) {
@@ -79,16 +77,18 @@ class Type1Client {
   }
   int Map(uint64_t iova, uint64_t size, uint64_t vaddr,
           uint32_t flags = kRW) const {
-    uapi::vfio_iommu_type1_dma_map m{.argsz = sizeof(m), .flags = flags,
-                                     .vaddr = vaddr, .iova = iova,
+    uapi::vfio_iommu_type1_dma_map m{.argsz = sizeof(m),
+                                     .flags = flags,
+                                     .vaddr = vaddr,
+                                     .iova = iova,
                                      .size = size};
     return fn_(uapi::kVfioIommuMapDma, AsArg(&m));
   }
   // Returns the rc and what the call left in the size field (the request's
   // size when nothing was copied back).
   UnmapResult Unmap(uint64_t iova, uint64_t size, uint32_t flags = 0) const {
-    uapi::vfio_iommu_type1_dma_unmap u{.argsz = sizeof(u), .flags = flags,
-                                       .iova = iova, .size = size};
+    uapi::vfio_iommu_type1_dma_unmap u{
+        .argsz = sizeof(u), .flags = flags, .iova = iova, .size = size};
     const int rc = fn_(uapi::kVfioIommuUnmapDma, AsArg(&u));
     return {rc, u.size};
   }

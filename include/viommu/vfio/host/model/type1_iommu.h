@@ -11,7 +11,7 @@
 //   Type1Iommu iommu({.v2 = true}, &mem, /*faults=*/nullptr);
 //   int rc = iommu.AttachGroup(group_desc);            // 0 or -EINVAL, ...
 //   uapi::vfio_iommu_type1_dma_map m{.argsz = sizeof(m), .flags = 3,
-//                                    .vaddr = hva, .iova = 0x100000, .size = 0x1000};
+//       .vaddr = hva, .iova = 0x100000, .size = 0x1000};
 //   rc = iommu.Ioctl(uapi::kVfioIommuMapDma, AsArg(&m));
 //
 // Ioctl takes the kernel's user pointer (a pointer into this process) and
