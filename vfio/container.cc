@@ -61,7 +61,8 @@ HostIommuDeviceInfo VfioContainer::HostIommuInfo() const {
   info.iova_ranges = iova_ranges_;
   uint64_t top = UINT64_MAX;
   if (!iova_ranges_.empty()) top = iova_ranges_.back().last;
-  info.aw_bits = static_cast<uint8_t>(top == 0 ? 1 : 64 - absl::countl_zero(top));
+  info.aw_bits =
+      static_cast<uint8_t>(top == 0 ? 1 : 64 - absl::countl_zero(top));
   return info;
 }
 
@@ -184,8 +185,8 @@ absl::Status VfioContainer::MapPieces(Iova iova, uint64_t last, Hva hva,
   }
   absl::Status first;
   for (const Range& p : pieces) {
-    absl::Status s = MapOne(p.first, p.last - p.first + 1,
-                            hva + (p.first - iova), readonly);
+    absl::Status s =
+        MapOne(p.first, p.last - p.first + 1, hva + (p.first - iova), readonly);
     if (!s.ok()) {
       if (StatusErrno(s) == EINVAL) *einval = true;
       if (first.ok()) first = s;
@@ -242,9 +243,9 @@ absl::Status VfioContainer::RefreshIovaRanges(bool* changed) {
   if (iova_ranges_ == before) return absl::OkStatus();
   *changed = true;
   ++stats_.iova_range_changes;
-  last_error_ = absl::FailedPreconditionError(absl::StrFormat(
-      "vfio: iova ranges changed (container %u, %d ranges now)", id_,
-      static_cast<int>(iova_ranges_.size())));
+  last_error_ = absl::FailedPreconditionError(
+      absl::StrFormat("vfio: iova ranges changed (container %u, %d ranges now)",
+                      id_, static_cast<int>(iova_ranges_.size())));
   if (options_.on_iova_ranges_changed) {
     options_.on_iova_ranges_changed(iova_ranges_);
   }
@@ -286,11 +287,10 @@ absl::Status VfioContainer::DmaUnmap(Iova iova, Size128 size) {
   return first;
 }
 
-absl::Status VfioContainer::UnmapAll() {
-  return DmaUnmap(0, kSize2To64);
-}
+absl::Status VfioContainer::UnmapAll() { return DmaUnmap(0, kSize2To64); }
 
-// ---- lifecycle ---------------------------------------------------------------
+// ---- lifecycle
+// ---------------------------------------------------------------
 
 absl::Status VfioContainer::StartListening() {
   listener_ = std::make_unique<ContainerListener>(this);

@@ -69,8 +69,8 @@ class ContainerListener::GuestIommu final : public memory::IommuNotifier {
           len, e.translated_addr, e.target_as->name())));
       return;
     }
-    const Hva hva = reinterpret_cast<uintptr_t>(t.mr->host()) +
-                    t.offset_in_region;
+    const Hva hva =
+        reinterpret_cast<uintptr_t>(t.mr->host()) + t.offset_in_region;
     const bool ro = (e.perm & memory::kIommuWrite) == 0 || t.readonly;
     absl::Status s = container_->DmaMap(iova, len, hva, ro);
     if (!s.ok()) container_->ReportGuestError(s);
@@ -137,15 +137,15 @@ void ContainerListener::AddIommuSection(const MemoryRegionSection& section) {
   memory::IommuNotifierChains* chains = mr->iommu();
   const int idx =
       mr->iommu_model()->AttrsToIndex(memory::MemTxAttrs::Unspecified());
-  absl::StatusOr<memory::IommuNotifierHandle> h = chains->Register(
-      giommu.get(), {.flags = memory::kNotifyIotlbEvents,
-                     .range = *in_region,
-                     .iommu_idx = idx});
+  absl::StatusOr<memory::IommuNotifierHandle> h =
+      chains->Register(giommu.get(), {.flags = memory::kNotifyIotlbEvents,
+                                      .range = *in_region,
+                                      .iommu_idx = idx});
   if (!h.ok()) {
-    container_->ReportError(Annotate(
-        h.status(),
-        absl::StrFormat("vfio: registering the IOMMU notifier on %s",
-                        mr->name())));
+    container_->ReportError(
+        Annotate(h.status(),
+                 absl::StrFormat("vfio: registering the IOMMU notifier on %s",
+                                 mr->name())));
     return;
   }
   giommu->handle() = std::move(*h);
@@ -153,8 +153,8 @@ void ContainerListener::AddIommuSection(const MemoryRegionSection& section) {
   giommus_.push_back(std::move(giommu));
   absl::Status s = chains->Replay(g->handle());
   if (!s.ok()) {
-    container_->ReportError(Annotate(
-        s, absl::StrFormat("vfio: replaying IOMMU %s", mr->name())));
+    container_->ReportError(
+        Annotate(s, absl::StrFormat("vfio: replaying IOMMU %s", mr->name())));
   }
 }
 
@@ -202,8 +202,8 @@ void ContainerListener::RegionDel(const MemoryRegionSection& section) {
       section.offset_within_address_space, section.size);
   if (!r.has_value()) return;
   if (section.mr->IsIommu()) {
-    auto it = std::find_if(
-        giommus_.begin(), giommus_.end(), [&](const auto& g) {
+    auto it =
+        std::find_if(giommus_.begin(), giommus_.end(), [&](const auto& g) {
           return g->mr() == section.mr &&
                  g->section_start() == section.offset_within_region;
         });

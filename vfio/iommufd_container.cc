@@ -22,8 +22,8 @@ absl::StatusOr<IommufdDevice> IommufdContainer::BindDevice(
                                       .iommufd = iommufd,
                                       .out_devid = 0,
                                       .token_uuid_ptr = 0};
-  int rc = backend->Ioctl(d.fd.get(), uapi::kVfioDeviceBindIommufd,
-                          AsArg(&bind));
+  int rc =
+      backend->Ioctl(d.fd.get(), uapi::kVfioDeviceBindIommufd, AsArg(&bind));
   if (rc < 0) {
     return HostCallError(rc, "VFIO_DEVICE_BIND_IOMMUFD",
                          absl::StrFormat("%s iommufd=%d", cdev, iommufd));
@@ -52,8 +52,8 @@ absl::StatusOr<std::unique_ptr<IommufdContainer>> IommufdContainer::Create(
 }
 
 absl::Status IommufdContainer::Setup(IommufdDevice device) {
-  uapi::iommu_ioas_alloc alloc{.size = sizeof(alloc), .flags = 0,
-                               .out_ioas_id = 0};
+  uapi::iommu_ioas_alloc alloc{
+      .size = sizeof(alloc), .flags = 0, .out_ioas_id = 0};
   int rc = host()->Ioctl(iommufd_, uapi::kIommuIoasAlloc, AsArg(&alloc));
   if (rc < 0) {
     return HostCallError(rc, "IOMMU_IOAS_ALLOC",
@@ -67,8 +67,9 @@ absl::Status IommufdContainer::Setup(IommufdDevice device) {
   absl::Status s = ReadIovaInfo();
   if (!s.ok()) {
     // QEMU: fall back to the whole 64-bit space and 4 KiB pages.
-    ReportWarning(Annotate(s, "vfio: falling back to the default 64-bit IOVA "
-                              "range and 4K page size"));
+    ReportWarning(Annotate(s,
+                           "vfio: falling back to the default 64-bit IOVA "
+                           "range and 4K page size"));
     set_iova_ranges({});
     set_page_size_mask(4096);
   }
@@ -93,8 +94,8 @@ void IommufdContainer::Detach(IommufdDevice& device) {
   int rc = host()->Ioctl(device.fd.get(), uapi::kVfioDeviceDetachIommufdPt,
                          AsArg(&dt));
   if (rc < 0) {
-    ReportError(HostCallError(rc, "VFIO_DEVICE_DETACH_IOMMUFD_PT",
-                              device.name));
+    ReportError(
+        HostCallError(rc, "VFIO_DEVICE_DETACH_IOMMUFD_PT", device.name));
   }
   device.fd.Reset();  // closing the cdev unbinds it
 }
@@ -144,9 +145,9 @@ absl::Status IommufdContainer::ReadIovaInfo() {
       continue;
     }
     if (rc < 0) {
-      return HostCallError(rc, "IOMMU_IOAS_IOVA_RANGES",
-                           absl::StrFormat("ioas=%u num_iovas=%u", ioas_id_,
-                                           q.num_iovas));
+      return HostCallError(
+          rc, "IOMMU_IOAS_IOVA_RANGES",
+          absl::StrFormat("ioas=%u num_iovas=%u", ioas_id_, q.num_iovas));
     }
     break;
   }
@@ -173,15 +174,15 @@ absl::Status IommufdContainer::ReadIovaInfo() {
 
 absl::Status IommufdContainer::HostMap(Iova iova, uint64_t size, Hva hva,
                                        bool readonly) {
-  uapi::iommu_ioas_map map{
-      .size = sizeof(map),
-      .flags = uapi::kIoasMapFixedIova | uapi::kIoasMapReadable |
-               (readonly ? 0u : uapi::kIoasMapWriteable),
-      .ioas_id = ioas_id_,
-      .__reserved = 0,
-      .user_va = hva,
-      .length = size,
-      .iova = iova};
+  uapi::iommu_ioas_map map{.size = sizeof(map),
+                           .flags = uapi::kIoasMapFixedIova |
+                                    uapi::kIoasMapReadable |
+                                    (readonly ? 0u : uapi::kIoasMapWriteable),
+                           .ioas_id = ioas_id_,
+                           .__reserved = 0,
+                           .user_va = hva,
+                           .length = size,
+                           .iova = iova};
   int rc = host()->Ioctl(iommufd_, uapi::kIommuIoasMap, AsArg(&map));
   if (rc < 0) {
     return HostCallError(
@@ -195,14 +196,12 @@ absl::Status IommufdContainer::HostMap(Iova iova, uint64_t size, Hva hva,
 
 absl::Status IommufdContainer::HostUnmap(Iova iova, uint64_t size) {
   uapi::iommu_ioas_unmap unmap{
-      .size = sizeof(unmap), .ioas_id = ioas_id_, .iova = iova,
-      .length = size};
+      .size = sizeof(unmap), .ioas_id = ioas_id_, .iova = iova, .length = size};
   int rc = host()->Ioctl(iommufd_, uapi::kIommuIoasUnmap, AsArg(&unmap));
   if (rc < 0 && rc != -ENOENT) {
     return HostCallError(
         rc, "IOMMU_IOAS_UNMAP",
-        absl::StrFormat("ioas=%u iova=0x%x length=0x%x", ioas_id_, iova,
-                        size));
+        absl::StrFormat("ioas=%u iova=0x%x length=0x%x", ioas_id_, iova, size));
   }
   return absl::OkStatus();
 }

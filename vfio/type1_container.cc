@@ -78,9 +78,9 @@ absl::Status Type1Container::Setup(Type1Group group, std::string device) {
   int cfd = fd_.get();
   rc = b->Ioctl(group.fd.get(), uapi::kVfioGroupSetContainer, AsArg(&cfd));
   if (rc < 0) {
-    return HostCallError(rc, "VFIO_GROUP_SET_CONTAINER",
-                         absl::StrFormat("group=%u container fd=%d",
-                                         group.number, cfd));
+    return HostCallError(
+        rc, "VFIO_GROUP_SET_CONTAINER",
+        absl::StrFormat("group=%u container fd=%d", group.number, cfd));
   }
   group.devices.push_back(device);
   groups_.push_back(std::move(group));
@@ -91,8 +91,8 @@ absl::Status Type1Container::Setup(Type1Group group, std::string device) {
                          absl::StrFormat("type=%u", iommu_type_));
   }
   VIOMMU_RETURN_IF_ERROR(ReadIovaInfo());
-  unmap_all_ = b->Ioctl(fd_.get(), uapi::kVfioCheckExtension,
-                        uapi::kVfioUnmapAll) > 0;
+  unmap_all_ =
+      b->Ioctl(fd_.get(), uapi::kVfioCheckExtension, uapi::kVfioUnmapAll) > 0;
   return StartListening();
 }
 
@@ -132,8 +132,8 @@ absl::Status Type1Container::ReadIovaInfo() {
 
 absl::Status Type1Container::TryAddGroup(Type1Group& group) {
   int cfd = fd_.get();
-  int rc = host()->Ioctl(group.fd.get(), uapi::kVfioGroupSetContainer,
-                         AsArg(&cfd));
+  int rc =
+      host()->Ioctl(group.fd.get(), uapi::kVfioGroupSetContainer, AsArg(&cfd));
   if (rc < 0) {
     return HostCallError(rc, "VFIO_GROUP_SET_CONTAINER",
                          absl::StrFormat("group=%u container=%u fd=%d",
@@ -189,8 +189,7 @@ absl::Status Type1Container::HostMap(Iova iova, uint64_t size, Hva hva,
                                      bool readonly) {
   uapi::vfio_iommu_type1_dma_map map{
       .argsz = sizeof(map),
-      .flags = uapi::kDmaMapFlagRead |
-               (readonly ? 0u : uapi::kDmaMapFlagWrite),
+      .flags = uapi::kDmaMapFlagRead | (readonly ? 0u : uapi::kDmaMapFlagWrite),
       .vaddr = hva,
       .iova = iova,
       .size = size};
@@ -198,8 +197,8 @@ absl::Status Type1Container::HostMap(Iova iova, uint64_t size, Hva hva,
   if (rc < 0) {
     return HostCallError(
         rc, "VFIO_IOMMU_MAP_DMA",
-        absl::StrFormat("container=%u iova=0x%x size=0x%x vaddr=0x%x %s",
-                        id(), iova, size, hva, readonly ? "ro" : "rw"));
+        absl::StrFormat("container=%u iova=0x%x size=0x%x vaddr=0x%x %s", id(),
+                        iova, size, hva, readonly ? "ro" : "rw"));
   }
   return absl::OkStatus();
 }

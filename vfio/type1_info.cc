@@ -66,8 +66,8 @@ absl::StatusOr<Type1Info> ParseType1Info(absl::Span<const uint8_t> buffer) {
       constexpr size_t kFixed =
           sizeof(uapi::vfio_iommu_type1_info_cap_iova_range);
       if (offset + kFixed > len) {
-        return Malformed(absl::StrFormat(
-            "IOVA_RANGE capability at %u truncated", offset));
+        return Malformed(
+            absl::StrFormat("IOVA_RANGE capability at %u truncated", offset));
       }
       const auto nr = Load<uint32_t>(data, offset + 8);
       const size_t need = offset + kFixed + size_t{nr} * 16;
@@ -95,8 +95,8 @@ absl::StatusOr<Type1Info> ParseType1Info(absl::Span<const uint8_t> buffer) {
       info.iova_ranges = std::move(ranges);
     } else if (hdr.version == 1 && hdr.id == uapi::kIommuTypeCapDmaAvail) {
       if (offset + sizeof(uapi::vfio_iommu_type1_info_dma_avail) > len) {
-        return Malformed(absl::StrFormat(
-            "DMA_AVAIL capability at %u truncated", offset));
+        return Malformed(
+            absl::StrFormat("DMA_AVAIL capability at %u truncated", offset));
       }
       info.dma_avail = Load<uint32_t>(data, offset + 8);
     }

@@ -49,9 +49,8 @@ absl::StatusOr<VfioContainer*> VfioManager::AttachDevice(
       spec.iommufd.empty() ? AttachType1(as, spec.host, name, &dev->group)
                            : AttachIommufd(as, spec, name);
   if (!c.ok()) {
-    return Annotate(c.status(),
-                    absl::StrFormat("vfio: attaching %s to %s", bdf,
-                                    as->name()));
+    return Annotate(c.status(), absl::StrFormat("vfio: attaching %s to %s", bdf,
+                                                as->name()));
   }
   dev->container = *c;
   devices_.push_back(std::move(dev));
@@ -91,10 +90,9 @@ absl::StatusOr<VfioContainer*> VfioManager::AttachType1(
   }
   g.devices.clear();  // Create lists `name` itself
   const uint32_t id = next_id_++;
-  VIOMMU_ASSIGN_OR_RETURN(
-      std::unique_ptr<Type1Container> created,
-      Type1Container::Create(backend_, as, id, std::move(g), name,
-                             OptionsFor(id)));
+  VIOMMU_ASSIGN_OR_RETURN(std::unique_ptr<Type1Container> created,
+                          Type1Container::Create(backend_, as, id, std::move(g),
+                                                 name, OptionsFor(id)));
   containers_.push_back(std::move(created));
   return containers_.back().get();
 }
@@ -185,8 +183,8 @@ absl::StatusOr<int> VfioManager::DeviceFd(const HostPciAddress& host) {
     const int gfd =
         static_cast<Type1Container*>(d->container)->GroupFd(d->group);
     std::string bdf = d->host.ToString();  // NUL-terminated for the kernel
-    int rc = backend_->Ioctl(gfd, uapi::kVfioGroupGetDeviceFd,
-                             AsArg(bdf.data()));
+    int rc =
+        backend_->Ioctl(gfd, uapi::kVfioGroupGetDeviceFd, AsArg(bdf.data()));
     if (rc < 0) {
       return HostCallError(rc, "VFIO_GROUP_GET_DEVICE_FD",
                            absl::StrFormat("group=%u %s", d->group, bdf));

@@ -34,10 +34,9 @@ std::optional<int> StatusErrno(const absl::Status& status) {
 absl::Status Annotate(const absl::Status& status, absl::string_view context) {
   if (status.ok()) return status;
   absl::Status s(status.code(), absl::StrCat(context, ": ", status.message()));
-  status.ForEachPayload(
-      [&](absl::string_view url, const absl::Cord& payload) {
-        s.SetPayload(url, payload);
-      });
+  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
+    s.SetPayload(url, payload);
+  });
   return s;
 }
 

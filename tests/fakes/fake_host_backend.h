@@ -92,7 +92,8 @@ class FakeHostBackend final : public HostBackend {
   // Every host mapping of every container / IOAS, by iova.
   std::map<uint64_t, HostMapping> AllMappings() const {
     std::map<uint64_t, HostMapping> out;
-    for (const auto& [fd, c] : containers_) out.insert(c.maps.begin(), c.maps.end());
+    for (const auto& [fd, c] : containers_)
+      out.insert(c.maps.begin(), c.maps.end());
     for (const auto& [id, i] : ioas_) out.insert(i.maps.begin(), i.maps.end());
     return out;
   }
@@ -151,11 +152,16 @@ class FakeHostBackend final : public HostBackend {
     if (it == fds_.end()) return -EBADF;
     Fd& f = it->second;
     switch (f.kind) {
-      case Kind::kContainer: return ContainerIoctl(fd, request, arg);
-      case Kind::kGroup: return GroupIoctl(f, request, arg);
-      case Kind::kIommufd: return IommufdIoctl(request, arg);
-      case Kind::kCdev: return CdevIoctl(fd, f, request, arg);
-      case Kind::kDevice: return -ENOTTY;
+      case Kind::kContainer:
+        return ContainerIoctl(fd, request, arg);
+      case Kind::kGroup:
+        return GroupIoctl(f, request, arg);
+      case Kind::kIommufd:
+        return IommufdIoctl(request, arg);
+      case Kind::kCdev:
+        return CdevIoctl(fd, f, request, arg);
+      case Kind::kDevice:
+        return -ENOTTY;
     }
     return -ENOTTY;
   }
@@ -186,7 +192,8 @@ class FakeHostBackend final : public HostBackend {
     for (const auto& [path, b] : cdev_bdf_) {
       if (b == bdf) return path;
     }
-    std::string path = "/dev/vfio/devices/vfio" + std::to_string(cdev_bdf_.size());
+    std::string path =
+        "/dev/vfio/devices/vfio" + std::to_string(cdev_bdf_.size());
     cdev_bdf_[path] = bdf;
     return path;
   }
@@ -212,7 +219,9 @@ class FakeHostBackend final : public HostBackend {
   };
 
   template <typename T>
-  static T* Ptr(uintptr_t arg) { return reinterpret_cast<T*>(arg); }
+  static T* Ptr(uintptr_t arg) {
+    return reinterpret_cast<T*>(arg);
+  }
 
   bool InRanges(uint64_t iova, uint64_t size) const {
     const uint64_t last = iova + (size - 1);
@@ -242,8 +251,8 @@ class FakeHostBackend final : public HostBackend {
   }
 
   // Removes mappings inside [iova, iova+size); -EINVAL if one is cut.
-  int Unmap(std::map<uint64_t, HostMapping>& maps, uint64_t iova,
-            uint64_t size, uint64_t* unmapped) {
+  int Unmap(std::map<uint64_t, HostMapping>& maps, uint64_t iova, uint64_t size,
+            uint64_t* unmapped) {
     ++unmap_calls;
     if (size == 0) return -EINVAL;
     const uint64_t last = iova + (size - 1);
@@ -323,7 +332,8 @@ class FakeHostBackend final : public HostBackend {
   int ContainerIoctl(int fd, unsigned long request, uintptr_t arg) {
     Container& c = containers_[fd];
     switch (request) {
-      case uapi::kVfioGetApiVersion: return uapi::kVfioApiVersion;
+      case uapi::kVfioGetApiVersion:
+        return uapi::kVfioApiVersion;
       case uapi::kVfioCheckExtension:
         if (arg == uapi::kVfioType1v2Iommu) return has_type1v2 ? 1 : 0;
         if (arg == uapi::kVfioType1Iommu) return 1;
@@ -339,7 +349,8 @@ class FakeHostBackend final : public HostBackend {
         uint32_t argsz = 0;
         std::memcpy(&argsz, user, 4);
         if (argsz < uapi::kIommuType1InfoMinsz) return -EINVAL;
-        std::vector<uint8_t> reply = get_info_reply ? *get_info_reply : BuildInfo();
+        std::vector<uint8_t> reply =
+            get_info_reply ? *get_info_reply : BuildInfo();
         uint32_t need = 0;
         std::memcpy(&need, reply.data(), 4);
         if (!get_info_reply && argsz < need) {
@@ -382,8 +393,9 @@ class FakeHostBackend final : public HostBackend {
     switch (request) {
       case uapi::kVfioGroupGetStatus: {
         auto* st = Ptr<uapi::vfio_group_status>(arg);
-        st->flags = (nonviable_groups.count(g.group) ? 0 : uapi::kGroupFlagsViable) |
-                    (g.container >= 0 ? uapi::kGroupFlagsContainerSet : 0);
+        st->flags =
+            (nonviable_groups.count(g.group) ? 0 : uapi::kGroupFlagsViable) |
+            (g.container >= 0 ? uapi::kGroupFlagsContainerSet : 0);
         return 0;
       }
       case uapi::kVfioGroupSetContainer: {
@@ -471,7 +483,8 @@ class FakeHostBackend final : public HostBackend {
         auto it = ioas_.find(u->ioas_id);
         if (it == ioas_.end()) return -ENOENT;
         uint64_t done = 0;
-        if (int rc = Unmap(it->second.maps, u->iova, u->length, &done); rc != 0) {
+        if (int rc = Unmap(it->second.maps, u->iova, u->length, &done);
+            rc != 0) {
           return rc;
         }
         if (done == 0) return -ENOENT;
@@ -488,7 +501,8 @@ class FakeHostBackend final : public HostBackend {
         auto* b = Ptr<uapi::vfio_device_bind_iommufd>(arg);
         if (d.devid != 0) return -EINVAL;
         auto it = fds_.find(b->iommufd);
-        if (it == fds_.end() || it->second.kind != Kind::kIommufd) return -EBADF;
+        if (it == fds_.end() || it->second.kind != Kind::kIommufd)
+          return -EBADF;
         d.devid = next_devid_++;
         b->out_devid = d.devid;
         return 0;

@@ -44,8 +44,8 @@ TEST_F(ContainerListenerTest, SectionIsRoundedToHostPages) {
   auto ram = *memory::MemoryRegion::CreateRam(&sys_, "ram", 0x10000);
   // Shows ram[0x800, 0x3800) at GPA 0x10800: same page offset, partial
   // pages at both ends.
-  Add(0x10800, memory::MemoryRegion::CreateAlias(&sys_, "part", ram, 0x800,
-                                                 0x3000));
+  Add(0x10800,
+      memory::MemoryRegion::CreateAlias(&sys_, "part", ram, 0x800, 0x3000));
   ASSERT_TRUE(Attach("0000:01:00.0").ok());
   auto m = host_.AllMappings();
   ASSERT_EQ(m.size(), 1u);
@@ -56,8 +56,8 @@ TEST_F(ContainerListenerTest, SectionIsRoundedToHostPages) {
 
 TEST_F(ContainerListenerTest, SectionSmallerThanAPageMapsNothing) {
   auto ram = *memory::MemoryRegion::CreateRam(&sys_, "ram", 0x10000);
-  Add(0x20800, memory::MemoryRegion::CreateAlias(&sys_, "tiny", ram, 0x800,
-                                                 0x400));
+  Add(0x20800,
+      memory::MemoryRegion::CreateAlias(&sys_, "tiny", ram, 0x800, 0x400));
   auto c = Attach("0000:01:00.0");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(host_.CallCount(uapi::kVfioIommuMapDma), 0);
@@ -78,7 +78,8 @@ TEST_F(ContainerListenerTest, ReadonlySectionGetsReadOnlyMapping) {
 
 class RamDeviceTest : public ContainerListenerTest {
  protected:
-  RamDeviceTest() : bar_(static_cast<uint8_t*>(std::aligned_alloc(0x10000, 0x10000))) {}
+  RamDeviceTest()
+      : bar_(static_cast<uint8_t*>(std::aligned_alloc(0x10000, 0x10000))) {}
   ~RamDeviceTest() override {
     manager_.reset();
     for (auto& mr : added_) root_->RemoveSubregion(mr.get());
@@ -131,8 +132,8 @@ TEST_F(RamDeviceTest, RamDeviceMapFailureIsAWarningNotAnAttachFailure) {
 
 TEST_F(ContainerListenerTest, MmioAndBit63SectionsAreSkippedAndReported) {
   memory::testing::FakeMmioDevice regs(0x1000);
-  Add(0xfed00000, memory::MemoryRegion::CreateMmio(&sys_, "regs", 0x1000,
-                                                    &regs));
+  Add(0xfed00000,
+      memory::MemoryRegion::CreateMmio(&sys_, "regs", 0x1000, &regs));
   AddRam(0x8000000000000000ull, 0x1000, "high");
   auto c = Attach("0000:01:00.0");
   ASSERT_TRUE(c.ok()) << c.status();
@@ -146,14 +147,13 @@ TEST_F(ContainerListenerTest, MmioAndBit63SectionsAreSkippedAndReported) {
 
 TEST_F(ContainerListenerTest, PageOffsetMismatchIsSkippedAndReported) {
   auto ram = *memory::MemoryRegion::CreateRam(&sys_, "ram", 0x10000);
-  Add(0x20000, memory::MemoryRegion::CreateAlias(&sys_, "shifted", ram,
-                                                 0x800, 0x2000));
+  Add(0x20000,
+      memory::MemoryRegion::CreateAlias(&sys_, "shifted", ram, 0x800, 0x2000));
   auto c = Attach("0000:01:00.0");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(host_.HostMappingCount(), 0u);
-  EXPECT_THAT((*c)->skipped(),
-              ElementsAre(SkippedRange{0x20000, 0x21fff,
-                                       "page-offset-mismatch"}));
+  EXPECT_THAT((*c)->skipped(), ElementsAre(SkippedRange{
+                                   0x20000, 0x21fff, "page-offset-mismatch"}));
   EXPECT_EQ((*c)->stats().warnings, 1u);
 }
 
@@ -167,9 +167,9 @@ TEST_F(ContainerListenerTest, RamCrossingAHoleIsSplitAndTheHoleReported) {
   EXPECT_EQ(m[0xfe000000].size, 0xe00000u);
   EXPECT_EQ(m[0xfef00000].size, 0x1100000u);
   EXPECT_EQ(m[0xfef00000].vaddr, HostOf(ram) + 0xf00000);
-  EXPECT_THAT((*c)->skipped(),
-              ElementsAre(SkippedRange{0xfee00000, 0xfeefffff,
-                                       "outside-iova-ranges"}));
+  EXPECT_THAT(
+      (*c)->skipped(),
+      ElementsAre(SkippedRange{0xfee00000, 0xfeefffff, "outside-iova-ranges"}));
   Remove(ram);
   EXPECT_EQ(host_.HostMappingCount(), 0u);
   EXPECT_THAT((*c)->skipped(), IsEmpty());

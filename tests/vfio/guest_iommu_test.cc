@@ -14,16 +14,16 @@
 namespace viommu::vfio::testing {
 namespace {
 
+using memory::IommuEventType;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
-using memory::IommuEventType;
 
 class GuestIommuTest : public VfioTestEnv {
  protected:
   GuestIommuTest() {
     ram_ = AddRam(0, 0x1000000, "ram");  // 16 MiB
-    dmar_ = memory::MemoryRegion::CreateIommu(&sys_, "dmar", kSize2To64,
-                                              &table_);
+    dmar_ =
+        memory::MemoryRegion::CreateIommu(&sys_, "dmar", kSize2To64, &table_);
     table_.Attach(dmar_->iommu());
     dev_as_ = std::make_unique<memory::AddressSpace>(&sys_, dmar_, "dev0");
   }
@@ -52,8 +52,10 @@ TEST_F(GuestIommuTest, IommuSectionRegistersOneNotifierOnEachChain) {
 }
 
 TEST_F(GuestIommuTest, ExistingGuestMappingsAreReplayedAtAttach) {
-  ASSERT_TRUE(table_.Map(0x10000, 0x1000, 0x5000, memory::kIommuReadWrite).ok());
-  ASSERT_TRUE(table_.Map(0x200000, 0x200000, 0x400000, memory::kIommuRead).ok());
+  ASSERT_TRUE(
+      table_.Map(0x10000, 0x1000, 0x5000, memory::kIommuReadWrite).ok());
+  ASSERT_TRUE(
+      table_.Map(0x200000, 0x200000, 0x400000, memory::kIommuRead).ok());
   auto c = Attach("0000:01:00.0", dev_as_.get());
   ASSERT_TRUE(c.ok()) << c.status();
   auto m = host_.AllMappings();
@@ -70,7 +72,8 @@ TEST_F(GuestIommuTest, ExistingGuestMappingsAreReplayedAtAttach) {
 TEST_F(GuestIommuTest, GuestMapAndUnmapEventsReachTheHost) {
   auto c = Attach("0000:01:00.0", dev_as_.get());
   ASSERT_TRUE(c.ok()) << c.status();
-  ASSERT_TRUE(table_.Map(0x30000, 0x1000, 0x7000, memory::kIommuReadWrite).ok());
+  ASSERT_TRUE(
+      table_.Map(0x30000, 0x1000, 0x7000, memory::kIommuReadWrite).ok());
   auto m = host_.AllMappings();
   ASSERT_EQ(m.size(), 1u);
   EXPECT_EQ(m[0x30000].vaddr, Host(0x7000));
@@ -84,8 +87,10 @@ TEST_F(GuestIommuTest, GuestMapAndUnmapEventsReachTheHost) {
 TEST_F(GuestIommuTest, InPlaceChangeUnmapsThenMaps) {
   auto c = Attach("0000:01:00.0", dev_as_.get());
   ASSERT_TRUE(c.ok()) << c.status();
-  ASSERT_TRUE(table_.Map(0x30000, 0x1000, 0x7000, memory::kIommuReadWrite).ok());
-  ASSERT_TRUE(table_.Map(0x30000, 0x1000, 0x9000, memory::kIommuReadWrite).ok());
+  ASSERT_TRUE(
+      table_.Map(0x30000, 0x1000, 0x7000, memory::kIommuReadWrite).ok());
+  ASSERT_TRUE(
+      table_.Map(0x30000, 0x1000, 0x9000, memory::kIommuReadWrite).ok());
   auto m = host_.AllMappings();
   ASSERT_EQ(m.size(), 1u);
   EXPECT_EQ(m[0x30000].vaddr, Host(0x9000));
@@ -100,9 +105,8 @@ TEST_F(GuestIommuTest, MapToNonRamIsReportedButTheContainerKeepsWorking) {
   EXPECT_EQ((*c)->stats().errors, 1u);
   ASSERT_EQ(errors_.size(), 1u);
   EXPECT_EQ(errors_[0].code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT((*c)->skipped(),
-              ElementsAre(SkippedRange{0x50000, 0x50fff,
-                                       "iommu-target-not-ram"}));
+  EXPECT_THAT((*c)->skipped(), ElementsAre(SkippedRange{
+                                   0x50000, 0x50fff, "iommu-target-not-ram"}));
   ASSERT_TRUE(table_.Map(0x60000, 0x1000, 0x1000, memory::kIommuRead).ok());
   EXPECT_EQ(host_.HostMappingCount(), 1u);
   // The UNMAP forgets the skipped record.
@@ -114,17 +118,19 @@ TEST_F(GuestIommuTest, HostMapFailureOfAGuestMappingIsCountedNotFatal) {
   auto c = Attach("0000:01:00.0", dev_as_.get());
   ASSERT_TRUE(c.ok()) << c.status();
   host_.fail_map_nth = host_.map_calls + 1;
-  ASSERT_TRUE(table_.Map(0x30000, 0x1000, 0x7000, memory::kIommuReadWrite).ok());
+  ASSERT_TRUE(
+      table_.Map(0x30000, 0x1000, 0x7000, memory::kIommuReadWrite).ok());
   EXPECT_EQ((*c)->stats().errors, 1u);
   EXPECT_EQ(StatusErrno((*c)->last_error()), EIO);
-  ASSERT_TRUE(table_.Map(0x40000, 0x1000, 0x8000, memory::kIommuReadWrite).ok());
+  ASSERT_TRUE(
+      table_.Map(0x40000, 0x1000, 0x8000, memory::kIommuReadWrite).ok());
   EXPECT_EQ(host_.HostMappingCount(), 1u);
 }
 
 TEST_F(GuestIommuTest, NotifierRangeIsCroppedToTheSection) {
   // The IOMMU region shows only [0x100000, 0x1fffff] of itself at 0.
-  auto root = memory::MemoryRegion::CreateContainer(&sys_, "dev1-root",
-                                                    kSize2To64);
+  auto root =
+      memory::MemoryRegion::CreateContainer(&sys_, "dev1-root", kSize2To64);
   root->AddSubregion(0, memory::MemoryRegion::CreateAlias(
                             &sys_, "window", dmar_, 0x100000, 0x100000));
   memory::AddressSpace as(&sys_, root, "dev1");
@@ -151,7 +157,8 @@ TEST_F(GuestIommuTest, VetoedRegistrationFailsTheAttachCleanly) {
 }
 
 TEST_F(GuestIommuTest, DetachDropsTheNotifiersAndEveryMapping) {
-  ASSERT_TRUE(table_.Map(0x10000, 0x1000, 0x5000, memory::kIommuReadWrite).ok());
+  ASSERT_TRUE(
+      table_.Map(0x10000, 0x1000, 0x5000, memory::kIommuReadWrite).ok());
   ASSERT_TRUE(Attach("0000:01:00.0", dev_as_.get()).ok());
   ASSERT_TRUE(manager_->DetachDevice(Bdf("0000:01:00.0")).ok());
   EXPECT_EQ(host_.HostMappingCount(), 0u);

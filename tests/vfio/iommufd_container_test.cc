@@ -1,6 +1,8 @@
 // IommufdContainer through VfioManager against FakeHostBackend: IOAS
 // allocation, cdev bind/attach, IOVA_RANGES with the EMSGSIZE retry,
 // sharing and the EINVAL fallback, ENOENT-tolerant unmap, teardown.
+#include "viommu/vfio/iommufd_container.h"
+
 #include <cerrno>
 #include <cstdint>
 #include <memory>
@@ -8,7 +10,6 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/vfio/vfio_test_env.h"
-#include "viommu/vfio/iommufd_container.h"
 #include "viommu/vfio/vfio_status.h"
 
 namespace viommu::vfio::testing {

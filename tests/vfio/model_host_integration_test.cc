@@ -61,20 +61,21 @@ TEST_F(ModelHostIntegrationTest, MsiWindowBecomesASkippedHole) {
   AddRam(0xfe000000, 0x2000000);  // crosses 0xfee00000-0xfeefffff
   auto c = manager_->AttachDevice(memory_.get(), {.host = Bdf("0000:01:00.0")});
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ((*c)->iova_ranges(),
-            (std::vector<Range>{{0, 0xfedfffff},
-                                {0xfef00000, (1ull << 48) - 1}}));
+  EXPECT_EQ(
+      (*c)->iova_ranges(),
+      (std::vector<Range>{{0, 0xfedfffff}, {0xfef00000, (1ull << 48) - 1}}));
   EXPECT_EQ((*c)->HostIommuInfo().aw_bits, 48);
   EXPECT_EQ((*c)->page_size_mask(), (1ull << 12) | (1ull << 21) | (1ull << 30));
   EXPECT_EQ((*c)->dma_limit(), 65535u);
   EXPECT_EQ(HostMappings(*c), 3u);
-  EXPECT_THAT((*c)->skipped(),
-              ElementsAre(SkippedRange{0xfee00000, 0xfeefffff,
-                                       "outside-iova-ranges"}));
+  EXPECT_THAT(
+      (*c)->skipped(),
+      ElementsAre(SkippedRange{0xfee00000, 0xfeefffff, "outside-iova-ranges"}));
   EXPECT_GT(host_.locked_pages(), 0u);
 }
 
-TEST_F(ModelHostIntegrationTest, ConflictingReservedRegionFallsBackToANewContainer) {
+TEST_F(ModelHostIntegrationTest,
+       ConflictingReservedRegionFallsBackToANewContainer) {
   // RAM where group 2 has a direct-mapped reserved region.
   AddRam(0x0f000000, 0x200000);
   auto a = manager_->AttachDevice(memory_.get(), {.host = Bdf("0000:01:00.0")});
@@ -83,14 +84,15 @@ TEST_F(ModelHostIntegrationTest, ConflictingReservedRegionFallsBackToANewContain
   ASSERT_TRUE(b.ok()) << b.status();
   EXPECT_NE(*a, *b);
   // The new container learned the reserved range and skips it.
-  EXPECT_THAT((*b)->skipped(),
-              ElementsAre(SkippedRange{0x0f000000, 0x0f0fffff,
-                                       "outside-iova-ranges"}));
+  EXPECT_THAT(
+      (*b)->skipped(),
+      ElementsAre(SkippedRange{0x0f000000, 0x0f0fffff, "outside-iova-ranges"}));
   EXPECT_EQ(HostMappings(*b), 1u);
   EXPECT_EQ((*b)->mappings().begin()->first, 0x0f100000u);
 }
 
-TEST_F(ModelHostIntegrationTest, CompatibleGroupJoinsAndTeardownUnpinsEverything) {
+TEST_F(ModelHostIntegrationTest,
+       CompatibleGroupJoinsAndTeardownUnpinsEverything) {
   AddRam(0, 0x400000);
   auto a = manager_->AttachDevice(memory_.get(), {.host = Bdf("0000:01:00.0")});
   auto b = manager_->AttachDevice(memory_.get(), {.host = Bdf("0000:02:00.0")});
@@ -127,17 +129,19 @@ TEST_F(ModelHostIntegrationTest, MapFailureBeforeInitFailsTheAttachCleanly) {
   EXPECT_TRUE(host_.ContainerFds().empty());
   // The group is free again: a retry works.
   EXPECT_TRUE(
-      manager_->AttachDevice(memory_.get(), {.host = Bdf("0000:01:00.0")}).ok());
+      manager_->AttachDevice(memory_.get(), {.host = Bdf("0000:01:00.0")})
+          .ok());
 }
 
 TEST_F(ModelHostIntegrationTest, GuestIommuMappingsReachTheModelType1) {
   auto ram = AddRam(0, 0x400000);
   memory::TableIommu table(memory_.get());
-  auto dmar = memory::MemoryRegion::CreateIommu(&sys_, "dmar", kSize2To64,
-                                                &table);
+  auto dmar =
+      memory::MemoryRegion::CreateIommu(&sys_, "dmar", kSize2To64, &table);
   table.Attach(dmar->iommu());
   memory::AddressSpace dev_as(&sys_, dmar, "dev0");
-  ASSERT_TRUE(table.Map(0x100000, 0x1000, 0x3000, memory::kIommuReadWrite).ok());
+  ASSERT_TRUE(
+      table.Map(0x100000, 0x1000, 0x3000, memory::kIommuReadWrite).ok());
   auto c = manager_->AttachDevice(&dev_as, {.host = Bdf("0000:01:00.0")});
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(HostMappings(*c), 1u);  // replayed
@@ -166,9 +170,9 @@ TEST_F(ModelHostIntegrationTest, IommufdContainerOnTheModel) {
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ((*c)->backend(), ContainerBackend::kIommufd);
   EXPECT_EQ((*c)->mappings().size(), 3u);
-  EXPECT_THAT((*c)->skipped(),
-              ElementsAre(SkippedRange{0xfee00000, 0xfeefffff,
-                                       "outside-iova-ranges"}));
+  EXPECT_THAT(
+      (*c)->skipped(),
+      ElementsAre(SkippedRange{0xfee00000, 0xfeefffff, "outside-iova-ranges"}));
   EXPECT_GT(host_.locked_pages(), 0u);
   auto b = manager_->AttachDevice(
       memory_.get(), {.host = Bdf("0000:03:00.0"), .iommufd = "iommufd0"});

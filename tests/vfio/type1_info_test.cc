@@ -51,25 +51,33 @@ constexpr uint32_t kBoth = uapi::kIommuInfoPgsizes | uapi::kIommuInfoCaps;
 TEST(Type1InfoTest, ParsesIovaRangesAndDmaAvail) {
   auto buf = Reply(kBoth, 0x40201000, 24)
                  .Header(uapi::kIommuTypeCapIovaRange, 24 + 48)
-                 .U32(2).U32(0)
-                 .U64(0).U64(0xfedfffff)
-                 .U64(0xfef00000).U64(0xffffffffffff)
+                 .U32(2)
+                 .U32(0)
+                 .U64(0)
+                 .U64(0xfedfffff)
+                 .U64(0xfef00000)
+                 .U64(0xffffffffffff)
                  .Header(uapi::kIommuTypeCapDmaAvail, 0)
-                 .U32(1234).U32(0)
+                 .U32(1234)
+                 .U32(0)
                  .Done();
   auto info = ParseType1Info(buf);
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->pgsizes, 0x40201000u);
   ASSERT_TRUE(info->iova_ranges.has_value());
-  EXPECT_EQ(*info->iova_ranges,
-            (std::vector<Range>{{0, 0xfedfffff}, {0xfef00000, 0xffffffffffff}}));
+  EXPECT_EQ(
+      *info->iova_ranges,
+      (std::vector<Range>{{0, 0xfedfffff}, {0xfef00000, 0xffffffffffff}}));
   EXPECT_EQ(info->dma_avail, 1234u);
 }
 
 TEST(Type1InfoTest, UnknownCapabilitiesAreSkipped) {
   auto buf = Reply(kBoth, 0x1000, 24)
-                 .Header(0x77, 24 + 16).U64(0)
-                 .Header(uapi::kIommuTypeCapDmaAvail, 0).U32(7).U32(0)
+                 .Header(0x77, 24 + 16)
+                 .U64(0)
+                 .Header(uapi::kIommuTypeCapDmaAvail, 0)
+                 .U32(7)
+                 .U32(0)
                  .Done();
   auto info = ParseType1Info(buf);
   ASSERT_TRUE(info.ok()) << info.status();
@@ -79,7 +87,9 @@ TEST(Type1InfoTest, UnknownCapabilitiesAreSkipped) {
 
 TEST(Type1InfoTest, NoCapsFlagMeansNoChain) {
   auto buf = Reply(uapi::kIommuInfoPgsizes, 0x1000, 24)
-                 .Header(uapi::kIommuTypeCapDmaAvail, 0).U32(7).U32(0)
+                 .Header(uapi::kIommuTypeCapDmaAvail, 0)
+                 .U32(7)
+                 .U32(0)
                  .Done();
   auto info = ParseType1Info(buf);
   ASSERT_TRUE(info.ok());
@@ -103,7 +113,9 @@ TEST(Type1InfoTest, CapabilityOffsetIntoTheHeaderIsRefused) {
 
 TEST(Type1InfoTest, ChainLoopIsRefused) {
   auto buf = Reply(kBoth, 0x1000, 24)
-                 .Header(uapi::kIommuTypeCapDmaAvail, 24).U32(1).U32(0)
+                 .Header(uapi::kIommuTypeCapDmaAvail, 24)
+                 .U32(1)
+                 .U32(0)
                  .Done();
   EXPECT_EQ(ParseType1Info(buf).status().code(), absl::StatusCode::kDataLoss);
 }
@@ -111,8 +123,10 @@ TEST(Type1InfoTest, ChainLoopIsRefused) {
 TEST(Type1InfoTest, RangeCountRunningPastTheDataIsRefused) {
   auto buf = Reply(kBoth, 0x1000, 24)
                  .Header(uapi::kIommuTypeCapIovaRange, 0)
-                 .U32(0x10000000).U32(0)
-                 .U64(0).U64(0xfff)
+                 .U32(0x10000000)
+                 .U32(0)
+                 .U64(0)
+                 .U64(0xfff)
                  .Done();
   EXPECT_EQ(ParseType1Info(buf).status().code(), absl::StatusCode::kDataLoss);
 }
@@ -120,14 +134,21 @@ TEST(Type1InfoTest, RangeCountRunningPastTheDataIsRefused) {
 TEST(Type1InfoTest, InvertedOrUnorderedRangesAreRefused) {
   auto inverted = Reply(kBoth, 0x1000, 24)
                       .Header(uapi::kIommuTypeCapIovaRange, 0)
-                      .U32(1).U32(0).U64(0x2000).U64(0x1000)
+                      .U32(1)
+                      .U32(0)
+                      .U64(0x2000)
+                      .U64(0x1000)
                       .Done();
   EXPECT_EQ(ParseType1Info(inverted).status().code(),
             absl::StatusCode::kDataLoss);
   auto unordered = Reply(kBoth, 0x1000, 24)
                        .Header(uapi::kIommuTypeCapIovaRange, 0)
-                       .U32(2).U32(0)
-                       .U64(0x10000).U64(0x1ffff).U64(0).U64(0xfff)
+                       .U32(2)
+                       .U32(0)
+                       .U64(0x10000)
+                       .U64(0x1ffff)
+                       .U64(0)
+                       .U64(0xfff)
                        .Done();
   EXPECT_EQ(ParseType1Info(unordered).status().code(),
             absl::StatusCode::kDataLoss);
@@ -135,7 +156,9 @@ TEST(Type1InfoTest, InvertedOrUnorderedRangesAreRefused) {
 
 TEST(Type1InfoTest, BytesBeyondArgszAreNotData) {
   auto buf = Reply(kBoth, 0x1000, 24)
-                 .Header(uapi::kIommuTypeCapDmaAvail, 0).U32(9).U32(0)
+                 .Header(uapi::kIommuTypeCapDmaAvail, 0)
+                 .U32(9)
+                 .U32(0)
                  .Done();
   // argsz claims only the fixed header: the cap lies beyond it.
   const uint32_t argsz = 24;
@@ -144,9 +167,8 @@ TEST(Type1InfoTest, BytesBeyondArgszAreNotData) {
 }
 
 TEST(Type1InfoTest, TruncatedDmaAvailIsRefused) {
-  auto buf = Reply(kBoth, 0x1000, 24)
-                 .Header(uapi::kIommuTypeCapDmaAvail, 0)
-                 .Done();
+  auto buf =
+      Reply(kBoth, 0x1000, 24).Header(uapi::kIommuTypeCapDmaAvail, 0).Done();
   EXPECT_EQ(ParseType1Info(buf).status().code(), absl::StatusCode::kDataLoss);
 }
 

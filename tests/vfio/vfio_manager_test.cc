@@ -4,9 +4,9 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
-#include <memory>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -212,9 +212,9 @@ TEST_F(VfioManagerTest, EinvalMapRereadsTheIovaRangesOnceAndSplits) {
   ASSERT_EQ(range_changes_.size(), 1u);
   EXPECT_EQ(range_changes_[0], host_.iova_ranges);
   EXPECT_EQ(host_.HostMappingCount(), 2u);
-  EXPECT_THAT((*c)->skipped(),
-              ElementsAre(SkippedRange{0xfee00000, 0xfeefffff,
-                                       "outside-iova-ranges"}));
+  EXPECT_THAT(
+      (*c)->skipped(),
+      ElementsAre(SkippedRange{0xfee00000, 0xfeefffff, "outside-iova-ranges"}));
   EXPECT_EQ((*c)->stats().errors, 0u);
   EXPECT_THAT(std::string((*c)->last_error().message()),
               HasSubstr("iova ranges changed"));

@@ -44,8 +44,7 @@ class VfioTestEnv : public ::testing::Test {
     o.on_error = [this](uint32_t, const absl::Status& s) {
       errors_.push_back(s);
     };
-    o.on_iova_ranges_changed = [this](uint32_t,
-                                      const std::vector<Range>& r) {
+    o.on_iova_ranges_changed = [this](uint32_t, const std::vector<Range>& r) {
       range_changes_.push_back(r);
     };
     manager_ = std::make_unique<VfioManager>(&host_, std::move(o));

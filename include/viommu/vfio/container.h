@@ -168,8 +168,8 @@ class VfioContainer {
   absl::Status MapOne(Iova iova, uint64_t size, Hva hva, bool readonly);
 
   const ContainerBackend backend_;
-  HostBackend* const host_;          // not owned; outlives this
-  memory::AddressSpace* const as_;   // not owned; outlives this
+  HostBackend* const host_;         // not owned; outlives this
+  memory::AddressSpace* const as_;  // not owned; outlives this
   const uint32_t id_;
   ContainerOptions options_;
   uint64_t host_page_;

@@ -45,12 +45,12 @@ struct SkippedRange {
 };
 
 struct ContainerStats {
-  uint64_t maps = 0;              // successful host map calls
-  uint64_t unmaps = 0;            // successful host unmap calls
-  uint64_t map_errors = 0;        // failed host map calls
-  uint64_t unmap_errors = 0;      // failed host unmap calls
-  uint64_t errors = 0;            // errors reported after initialisation
-  uint64_t warnings = 0;          // ram_device map failures, misalignment
+  uint64_t maps = 0;          // successful host map calls
+  uint64_t unmaps = 0;        // successful host unmap calls
+  uint64_t map_errors = 0;    // failed host map calls
+  uint64_t unmap_errors = 0;  // failed host unmap calls
+  uint64_t errors = 0;        // errors reported after initialisation
+  uint64_t warnings = 0;      // ram_device map failures, misalignment
   uint64_t iova_range_rereads = 0;
   uint64_t iova_range_changes = 0;  // QMP VFIO_IOVA_RANGES_CHANGED count
   uint64_t giommu_map_events = 0;

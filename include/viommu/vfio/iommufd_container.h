@@ -56,8 +56,8 @@ class IommufdContainer final : public VfioContainer {
   // Errors: the first host error or listener error; everything done so
   // far is undone (the device fd is closed).
   static absl::StatusOr<std::unique_ptr<IommufdContainer>> Create(
-      HostBackend* backend, memory::AddressSpace* as, uint32_t id,
-      int iommufd, IommufdDevice device, ContainerOptions options);
+      HostBackend* backend, memory::AddressSpace* as, uint32_t id, int iommufd,
+      IommufdDevice device, ContainerOptions options);
 
   ~IommufdContainer() override;
 
@@ -83,8 +83,8 @@ class IommufdContainer final : public VfioContainer {
   void ReleaseHost() override;
 
  private:
-  IommufdContainer(HostBackend* backend, memory::AddressSpace* as,
-                   uint32_t id, int iommufd, ContainerOptions options);
+  IommufdContainer(HostBackend* backend, memory::AddressSpace* as, uint32_t id,
+                   int iommufd, ContainerOptions options);
   absl::Status Setup(IommufdDevice device);
   absl::Status Attach(IommufdDevice& device);
   void Detach(IommufdDevice& device);

@@ -115,7 +115,7 @@ class VfioManager {
  private:
   struct Device {
     HostPciAddress host;
-    std::string name;  // VfioDeviceSpec::name or the BDF
+    std::string name;                    // VfioDeviceSpec::name or the BDF
     VfioContainer* container = nullptr;  // owned by containers_
     uint32_t group = 0;                  // type1 only
     BackendFd device_fd;                 // type1 GET_DEVICE_FD, lazily
