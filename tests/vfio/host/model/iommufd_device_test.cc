@@ -6,6 +6,8 @@
 //   0000:03:00.0 group 3, 39-bit, msi
 #include <cerrno>
 #include <memory>
+#include <random>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -275,6 +277,90 @@ TEST_F(IommufdDeviceTest, CdevAttachDetachArgs) {
   EXPECT_EQ(0, fd_.ctx.CdevDetachPt(dev, AsArg(&d)));
   EXPECT_EQ(0u, fd_.ctx.DeviceHwpt(dev));
   EXPECT_EQ(0, fd_.ctx.CdevDetachPt(dev, AsArg(&d)));  // not attached: 0
+}
+
+// Random map/copy/unmap/attach/detach: every domain mirrors the areas and
+// closing the ctx leaves no pinned page (the selftest teardown check).
+TEST(IommufdRandomOps, DomainsMirrorAreasAndNoPinsLeak) {
+  ProcessMemory mem;
+  Buffer buf(kBufferSize);
+  std::mt19937 rng(7);
+  {
+    IommufdFd fd(&mem);
+    const uint32_t ioas = fd.IoasAlloc();
+    uint32_t d1 = 0, d2 = 0, hwpt2 = 0;
+    ASSERT_EQ(0, fd.ctx.BindDevice(IommufdDeviceDesc::Mock(1), {}, &d1));
+    ASSERT_EQ(0, fd.ctx.BindDevice(IommufdDeviceDesc::Mock(2), {}, &d2));
+    // Keep automatic IOVAs inside the mock aperture (else EADDRINUSE).
+    ASSERT_EQ(0, fd.Allow(ioas, {{kMockApertureStart, kMockApertureLast}}));
+    std::vector<std::pair<uint64_t, uint64_t>> areas;  // iova, length
+    uint64_t total = 0;
+    for (int step = 0; step < 2000; ++step) {
+      const uint64_t off = (rng() % 16) * kPage;
+      const uint64_t len = (1 + rng() % (16 - off / kPage)) * kPage;
+      uint64_t iova = 0;
+      switch (rng() % 6) {
+        case 0:
+        case 1:
+          if (fd.Map(ioas, buf.addr() + off, len, &iova) == 0) {
+            areas.push_back({iova, len});
+            total += len;
+          }
+          break;
+        case 2:
+          if (!areas.empty()) {
+            const size_t i = rng() % areas.size();
+            uint64_t out = 0;
+            ASSERT_EQ(0, fd.Unmap(ioas, areas[i].first, areas[i].second, &out));
+            ASSERT_EQ(areas[i].second, out);
+            total -= out;
+            areas.erase(areas.begin() + i);
+          }
+          break;
+        case 3:
+          if (!areas.empty()) {
+            const auto [src, src_len] = areas[rng() % areas.size()];
+            if (fd.Copy(ioas, &iova, ioas, src, src_len, kRW) == 0) {
+              areas.push_back({iova, src_len});
+              total += src_len;
+            }
+          }
+          break;
+        case 4:
+          if (fd.ctx.DeviceHwpt(d1) != 0) {
+            fd.ctx.DetachDevice(d1);
+          } else {
+            uint32_t pt = ioas;
+            ASSERT_EQ(0, fd.ctx.AttachDevice(d1, &pt));
+          }
+          break;
+        case 5:
+          if (hwpt2 != 0) {
+            fd.ctx.DetachDevice(d2);
+            ASSERT_EQ(0, fd.Destroy(hwpt2));
+            hwpt2 = 0;
+          } else {
+            u::iommu_hwpt_alloc c{};
+            c.size = sizeof(c);
+            c.dev_id = d2;
+            c.pt_id = ioas;
+            ASSERT_EQ(0, fd.Io(u::kIommuHwptAlloc, &c));
+            hwpt2 = c.out_hwpt_id;
+            uint32_t pt = hwpt2;
+            ASSERT_EQ(0, fd.ctx.AttachDevice(d2, &pt));
+          }
+          break;
+      }
+      for (uint32_t d : {d1, d2}) {
+        if (HostIommuDomain* dom = fd.ctx.DeviceDomain(d)) {
+          ASSERT_EQ(total, dom->mapped_bytes()) << step;
+        }
+      }
+      const bool any_domain = fd.ctx.DeviceHwpt(d1) || hwpt2;
+      ASSERT_EQ(any_domain && total > 0, mem.locked_pages() > 0) << step;
+    }
+  }
+  EXPECT_EQ(0u, mem.locked_pages());
 }
 
 }  // namespace
