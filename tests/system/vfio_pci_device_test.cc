@@ -436,6 +436,27 @@ TEST_F(VfioPciDeviceTest, FailedMsiEnableFallsBackToIntxAndIsCounted) {
               HasSubstr("VFIO_DEVICE_SET_IRQS"));
 }
 
+TEST_F(VfioPciDeviceTest, MultiVectorMsiRegistersOneEventfdPerVector) {
+  fake_.msi_count = 4;
+  fake_.Put(0x42, 0x0084, 2);  // 64-bit, 4 vectors capable
+  Plug();
+  MapBars();
+  EXPECT_EQ(Cfg(dev_->msi_cap() + 2, 2) & hw::pci::kMsiFlagsQmask, 0x4u);
+  const uint8_t cap = dev_->msi_cap();
+  Set(cap + 4, 0xfee00000);
+  Set(cap + 12, 0x0040, 2);
+  Set(cap + 2, 0x0021, 2);  // enable, 4 vectors
+  ASSERT_EQ(fake_.set_irqs.back().index, uapi::kPciMsiIrqIndex);
+  EXPECT_EQ(fake_.set_irqs.back().count, 4u);
+  EXPECT_EQ(dev_->InterruptEventFds().size(), 4u);
+  ASSERT_TRUE(fake_.Signal(uapi::kPciMsiIrqIndex, 2));
+  dev_->PollInterrupts();
+  std::optional<hw::MsiMessage> m = b_.msi().Last(dev_->requester_id());
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->data, 0x42u);  // vector 2 in the low bits
+  EXPECT_EQ(b_.msi().TotalCount(), 1u);
+}
+
 // --- reset and teardown ---
 
 TEST_F(VfioPciDeviceTest, ResetResetsTheHostAndTheEmulatedConfig) {
@@ -472,6 +493,27 @@ TEST_F(VfioPciDeviceTest, UnplugUnmapsBarsClosesEventfdsKeepsDeviceFd) {
   gone->reset();
   EXPECT_EQ(fake_.closes, 0);
   EXPECT_EQ(fake_.munmaps, 1);
+}
+
+TEST_F(VfioPciDeviceTest, ReplugRealizesAgain) {
+  Plug();
+  absl::StatusOr<std::unique_ptr<hw::pci::PciDevice>> gone =
+      b_.bus().Unplug(kDevfn);
+  ASSERT_TRUE(gone.ok());
+  absl::StatusOr<hw::pci::PciDevice*> p =
+      b_.bus().Plug(*std::move(gone), kDevfn);
+  ASSERT_TRUE(p.ok()) << p.status();
+  dev_ = static_cast<VfioPciDevice*>(*p);
+  EXPECT_EQ(Cfg(0x00, 4), 0x11e81234u);
+  EXPECT_EQ(dev_->msi_cap(), 0x40);
+  EXPECT_EQ(Cfg(0x50, 1), 0x01u);  // PM passed again
+  EXPECT_EQ(fake_.mmaps, 2);
+  EXPECT_EQ(fake_.munmaps, 1);
+  EXPECT_TRUE(dev_->BarIsMmapped(2));
+  EXPECT_EQ(dev_->irq_mode(), VfioPciDevice::IrqMode::kIntx);
+  MapBars();
+  SetMem(kBar2, 0x77, 1);
+  EXPECT_EQ(fake_.bar2()[0], 0x77);
 }
 
 // --- errors at creation ---
