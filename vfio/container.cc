@@ -151,6 +151,18 @@ absl::Status VfioContainer::MapOne(Iova iova, uint64_t size, Hva hva,
     return s;
   }
   ++stats_.maps;
+  // The host accepted the range, so any table entry overlapping it is stale
+  // (e.g. removed by type1's EBUSY unmap-and-retry): drop it.
+  const uint64_t last = iova + (size - 1);
+  auto it = mappings_.upper_bound(iova);
+  if (it != mappings_.begin()) --it;
+  while (it != mappings_.end() && it->first <= last) {
+    if (it->first + (it->second.size - 1) >= iova) {
+      it = mappings_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   mappings_[iova] = {size, hva, readonly};
   return absl::OkStatus();
 }

@@ -194,6 +194,11 @@ absl::Status Type1Container::HostMap(Iova iova, uint64_t size, Hva hva,
       .iova = iova,
       .size = size};
   int rc = host()->Ioctl(fd_.get(), uapi::kVfioIommuMapDma, AsArg(&map));
+  if (rc == -EBUSY && HostUnmap(iova, size).ok()) {
+    // As QEMU: something stale (e.g. the VGA ROM space) holds the range;
+    // unmap it and retry once.
+    rc = host()->Ioctl(fd_.get(), uapi::kVfioIommuMapDma, AsArg(&map));
+  }
   if (rc < 0) {
     return HostCallError(
         rc, "VFIO_IOMMU_MAP_DMA",

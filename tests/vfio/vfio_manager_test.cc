@@ -281,6 +281,22 @@ TEST_F(VfioManagerTest, MappingLimitIsReportedAndEnforcedByTheHost) {
   EXPECT_EQ(StatusErrno((*c)->last_error()), ENOSPC);
 }
 
+TEST_F(VfioManagerTest, Type1MapEbusyUnmapsAndRetriesOnce) {
+  auto c = Attach("0000:01:00.0");
+  ASSERT_TRUE(c.ok());
+  int busy = 1;
+  host_.map_hook = [&busy](uint64_t, uint64_t, uint64_t) {
+    return busy-- > 0 ? -EBUSY : 0;
+  };
+  host_.calls.clear();
+  AddRam(0, 0x100000, "ram");
+  EXPECT_EQ(host_.CallCount(uapi::kVfioIommuMapDma), 2);
+  EXPECT_EQ(host_.CallCount(uapi::kVfioIommuUnmapDma), 1);
+  EXPECT_EQ(host_.HostMappingCount(), 1u);
+  EXPECT_EQ((*c)->stats().errors, 0u);
+  host_.map_hook = nullptr;
+}
+
 TEST_F(VfioManagerTest, DeviceFdComesFromTheGroup) {
   ASSERT_TRUE(Attach("0000:01:00.0").ok());
   auto fd = manager_->DeviceFd(Bdf("0000:01:00.0"));

@@ -12,9 +12,9 @@
 // VFIO_GET_API_VERSION, VFIO_CHECK_EXTENSION(TYPE1v2, else TYPE1),
 // VFIO_GROUP_SET_CONTAINER, VFIO_SET_IOMMU, VFIO_IOMMU_GET_INFO (argsz
 // retry; capability chain IOVA_RANGE + DMA_AVAIL), CHECK_EXTENSION(UNMAP_ALL),
-// then the listener. Teardown (destructor): listener off (unmaps), any
-// remaining mapping unmapped, VFIO_GROUP_UNSET_CONTAINER + close per group,
-// close the container.
+// then the listener. MAP_DMA's EBUSY unmaps the range and retries once.
+// Teardown (destructor): listener off (unmaps), any remaining mapping unmapped,
+// VFIO_GROUP_UNSET_CONTAINER + close per group, close the container.
 //
 // Thread-safety: control context only. The HostBackend and AddressSpace
 // are not owned and must outlive the container.
