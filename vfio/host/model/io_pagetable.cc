@@ -125,18 +125,18 @@ std::vector<IovaSpan> IoPagetable::UsableRanges() const {
 bool IoPagetable::FindHole(uint64_t lo, uint64_t hi, uint64_t length,
                            uint64_t align, uint64_t page_offset,
                            uint64_t* iova) const {
-  std::vector<IovaSpan> used;
+  // Reserved ranges (few) sorted up front; areas (possibly many) walked in
+  // IOVA order and merged lazily, so a first fit near `lo` stops early.
+  std::vector<IovaSpan> res;
   for (const Reserved& r : reserved_) {
-    if (Intersects(r.start, r.last, lo, hi)) used.push_back({r.start, r.last});
+    if (Intersects(r.start, r.last, lo, hi)) res.push_back({r.start, r.last});
   }
-  auto it = areas_.lower_bound(lo);
-  if (it != areas_.begin() && std::prev(it)->second.last >= lo) --it;
-  for (; it != areas_.end() && it->first <= hi; ++it) {
-    used.push_back({it->first, it->second.last});
-  }
-  std::sort(used.begin(), used.end(), [](const IovaSpan& a, const IovaSpan& b) {
+  std::sort(res.begin(), res.end(), [](const IovaSpan& a, const IovaSpan& b) {
     return a.start < b.start;
   });
+  auto it = areas_.lower_bound(lo);
+  if (it != areas_.begin() && std::prev(it)->second.last >= lo) --it;
+  size_t ri = 0;
   // The kernel's candidate check for one hole [start, last].
   auto fits = [&](uint64_t start, uint64_t last) {
     uint64_t aligned;
@@ -148,7 +148,17 @@ bool IoPagetable::FindHole(uint64_t lo, uint64_t hi, uint64_t length,
     return true;
   };
   uint64_t cur = lo;
-  for (const IovaSpan& u : used) {
+  for (;;) {
+    const bool have_area = it != areas_.end() && it->first <= hi;
+    const bool have_res = ri < res.size();
+    if (!have_area && !have_res) break;
+    IovaSpan u;
+    if (have_area && (!have_res || it->first < res[ri].start)) {
+      u = {it->first, it->second.last};
+      ++it;
+    } else {
+      u = res[ri++];
+    }
     if (u.start > cur && fits(cur, std::min(u.start - 1, hi))) return true;
     if (u.last >= hi) return false;
     cur = std::max(cur, u.last + 1);

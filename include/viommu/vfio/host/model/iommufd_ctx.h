@@ -83,7 +83,9 @@ class IommufdCtx final {
   // ioctl(2) on the /dev/iommu fd: the iommufd commands of §4.2-§4.11
   // and the VFIO container numbers of §4.12. `arg` is a pointer into this
   // process (AsArg) or an integer for CHECK_EXTENSION / SET_IOMMU.
-  // Returns >= 0 or -errno. Not modelled (→ -ENOTTY): GET_HW_INFO,
+  // Returns >= 0 or -errno. As with the kernel's user pointers, `arg` must
+  // point to at least the `size` (or argsz) bytes it claims; only NULL is
+  // detected (EFAULT). Not modelled (→ -ENOTTY): GET_HW_INFO,
   // HWPT_SET_DIRTY_TRACKING..HW_QUEUE_ALLOC, IOMMU_TEST_CMD.
   [[nodiscard]] int Ioctl(unsigned long request, uintptr_t arg);
 
