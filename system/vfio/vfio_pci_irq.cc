@@ -84,6 +84,7 @@ absl::Status VfioPciDevice::EnableIntx() {
   if (!st.ok()) return st;
   irq_fds_.clear();
   irq_fds_.push_back(*std::move(efd));
+  ++irq_fds_generation_;
   irq_mode_ = IrqMode::kIntx;
   intx_pending_ = false;
   return absl::OkStatus();
@@ -103,6 +104,7 @@ absl::Status VfioPciDevice::EnableMsi(unsigned vectors) {
       uapi::kIrqSetDataEventfd | uapi::kIrqSetActionTrigger, vectors, raw);
   if (!st.ok()) return st;
   irq_fds_ = std::move(fds);
+  ++irq_fds_generation_;
   irq_mode_ = IrqMode::kMsi;
   msi_vectors_ = vectors;
   return absl::OkStatus();
@@ -118,6 +120,7 @@ void VfioPciDevice::DisableIrqs() {
     absl::Status st = SetIrqs(uapi::kPciMsiIrqIndex, none, 0, {});
     if (!st.ok()) RecordHostError(std::move(st));
   }
+  if (!irq_fds_.empty()) ++irq_fds_generation_;
   irq_fds_.clear();
   irq_mode_ = IrqMode::kNone;
   intx_pending_ = false;

@@ -138,6 +138,7 @@ TEST_F(VfioPciModelHostTest, GuestSeesTheHostEduThroughTheLegacyGroupFlow) {
 // with the guest's address/data.
 TEST_F(VfioPciModelHostTest, HostEduMsiReachesTheGuestMsiWindow) {
   PlugAndMap();
+  const uint64_t intx_generation = dev_->interrupt_fds_generation();
   const uint8_t cap = dev_->msi_cap();
   b_.SetCfg(kDevfn, cap + 4, 0xfee02000, 4);
   b_.SetCfg(kDevfn, cap + 8, 0, 4);
@@ -145,6 +146,7 @@ TEST_F(VfioPciModelHostTest, HostEduMsiReachesTheGuestMsiWindow) {
   b_.SetCfg(kDevfn, cap + 2, 0x1, 2);
   ASSERT_EQ(dev_->irq_mode(), VfioPciDevice::IrqMode::kMsi)
       << dev_->last_host_error();
+  EXPECT_NE(dev_->interrupt_fds_generation(), intx_generation);
   Bar0Write(0x60, 0x1);
   dev_->PollInterrupts();
   const uint16_t rid = dev_->requester_id();

@@ -123,6 +123,9 @@ class VfioPciDevice final : public hw::pci::PciDevice {
   // guest toggles MSI and on reset: re-read it after every ConfigWrite,
   // Reset and PollInterrupts.
   std::vector<int> InterruptEventFds() const;
+  // Changes whenever the InterruptEventFds() set changes, so a poll loop
+  // can rebuild its watch list only then.
+  uint64_t interrupt_fds_generation() const { return irq_fds_generation_; }
   IrqMode irq_mode() const { return irq_mode_; }
   // Whether BAR `index` is shown through an mmap (ram_device) now.
   bool BarIsMmapped(int index) const;
@@ -217,6 +220,7 @@ class VfioPciDevice final : public hw::pci::PciDevice {
 
   IrqMode irq_mode_ = IrqMode::kNone;
   std::vector<EventFd> irq_fds_;
+  uint64_t irq_fds_generation_ = 0;
   bool intx_pending_ = false;
   unsigned msi_vectors_ = 0;  // enabled at the host
 
