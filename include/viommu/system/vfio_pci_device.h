@@ -25,13 +25,16 @@
 //  * Capabilities (the host list walked at Create, loops and bad pointers
 //    ending the walk): MSI is emulated by PciDevice (per-vector masking
 //    not offered; placed at the first free dword from 0x40 after the other
-//    capabilities, which is the host's offset when MSI is first there);
+//    capabilities, which is the host's offset when MSI is first there,
+//    and heading the list);
 //    MSI-X and PCI Express are hidden (this bus is conventional PCI and
 //    MSI-X is not modelled); every other capability is passed read-only:
 //    its id/next bytes are emulated to rebuild the list, its body is read
 //    live from the host, writes to it are dropped. Hidden capabilities read
 //    as 0. Bytes 0x40..0xff outside every capability are passed through
-//    (read from and written to the host).
+//    (read from and written to the host); as in QEMU a capability is taken
+//    to run up to the next one (the last to 0xff), so these are the bytes
+//    between 0x40 and the first capability.
 // BARs: each BAR is an MMIO region "<host> BAR <n>" whose accesses (1, 2,
 // 4 or 8 bytes, as the host allows) are pread/pwrite on the device fd at
 // region offset + address. For a memory BAR whose region has the MMAP
@@ -62,7 +65,9 @@
 // host, closes the eventfds and unmaps the BAR mmaps (after removing their
 // ram_device regions from the topology, so no later view shows them).
 // Threading: control context only, like every PciDevice; BAR accesses from
-// another thread would race the backend.
+// another thread would race the backend. There is no RCU grace period:
+// the embedder must not let accesses on other threads (which may hold an
+// older view showing a ram_device region) run across an unplug.
 #ifndef VIOMMU_SYSTEM_VFIO_PCI_DEVICE_H_
 #define VIOMMU_SYSTEM_VFIO_PCI_DEVICE_H_
 
@@ -89,14 +94,15 @@ class VfioPciDevice final : public hw::pci::PciDevice {
     uint64_t msi_delivered = 0;   // MsiNotify calls that sent a message
     uint64_t intx_asserted = 0;   // INTx eventfd signals
     uint64_t intx_unmasked = 0;   // EOIs (ACTION_UNMASK) after a BAR access
-    uint64_t mmap_fallbacks = 0;  // MMAP regions served by pread/pwrite
+    uint64_t mmap_fallbacks = 0;  // mmap areas left on pread/pwrite
   };
 
   // Reads the device's info, regions, irqs and config (see
   // ReadVfioPciHostInfo) and plans the BARs and capabilities; nothing is
   // mapped or registered until the device is plugged. `host` names the
   // function in region names and messages ("0000:01:00.0").
-  // Errors: those of ReadVfioPciHostInfo; kFailedPrecondition for a host
+  // Errors: those of ReadVfioPciHostInfo (host errno codes, kDataLoss,
+  // kFailedPrecondition); kFailedPrecondition for a host
   // function that is not type 0, or a BAR this bus cannot emulate (size
   // not a power of two, under 16 bytes (4 for I/O), a 32-bit BAR over
   // 4 GiB, a 64-bit BAR in slot 5).
@@ -162,7 +168,7 @@ class VfioPciDevice final : public hw::pci::PciDevice {
     bool present = false;
     hw::pci::BarType type = hw::pci::BarType::kMem32;
     bool prefetchable = false;
-    bool mmap = false;  // the region has the MMAP flag
+    bool mmap = false;  // memory BAR with mmap areas
   };
   struct MmapState {
     std::shared_ptr<memory::MemoryRegion> ram_device;
