@@ -32,31 +32,89 @@ IoPagetable::~IoPagetable() {
 
 // ---- pinning ---------------------------------------------------------------
 
-int IoPagetable::PinPages(IoptPages* p) {
-  if (p->pin_users > 0) {
-    ++p->pin_users;
-    return 0;
+namespace {
+
+using PinMap = absl::btree_map<uint64_t, IoptPages::PinSeg>;
+
+// Makes a segment start at `idx` if a segment covers it.
+void SplitAt(PinMap& m, uint64_t idx) {
+  auto it = m.upper_bound(idx);
+  if (it == m.begin()) return;
+  --it;
+  if (it->first < idx && it->second.last >= idx) {
+    const IoptPages::PinSeg tail = it->second;
+    it->second.last = idx - 1;
+    m.emplace(idx, tail);
   }
-  // FOLL_LONGTERM GUP: only ordinary memory pins; PFNMAP, holes and mixed
-  // ranges fail with EFAULT (§4.13).
-  if (memory_->Classify(p->uva, p->length) != VaddrKind::kAnonymous) {
-    return -EFAULT;
+}
+
+// The unpinned page-index ranges inside [a, b].
+std::vector<IovaSpan> Gaps(const PinMap& m, uint64_t a, uint64_t b) {
+  std::vector<IovaSpan> gaps;
+  auto it = m.upper_bound(a);
+  if (it != m.begin() && std::prev(it)->second.last >= a) --it;
+  uint64_t cur = a;
+  for (; it != m.end() && it->first <= b; ++it) {
+    if (it->first > cur) gaps.push_back({cur, it->first - 1});
+    cur = std::max(cur, it->second.last + 1);
   }
-  const uint64_t first = p->uva & ~(kIoptPageSize - 1);
-  const uint64_t last = (p->uva + (p->length - 1)) & ~(kIoptPageSize - 1);
-  const uint64_t npages = (last - first) / kIoptPageSize + 1;
-  if (int rc = memory_->Charge(npages); rc < 0) return rc;
-  p->charged_pages = npages;
-  p->pin_users = 1;
+  if (cur <= b) gaps.push_back({cur, b});
+  return gaps;
+}
+
+}  // namespace
+
+int IoPagetable::PinSpan(IoptPages* p, uint64_t offset, uint64_t len) {
+  const uint64_t base = p->uva / kIoptPageSize;
+  const uint64_t a = (p->uva + offset) / kIoptPageSize - base;
+  const uint64_t b = (p->uva + offset + (len - 1)) / kIoptPageSize - base;
+  // FOLL_LONGTERM GUP of the pages not pinned yet: only ordinary memory
+  // pins; PFNMAP, holes and mixed ranges fail with EFAULT (§4.13).
+  const std::vector<IovaSpan> gaps = Gaps(p->pins, a, b);
+  uint64_t fresh = 0;
+  for (const IovaSpan& g : gaps) {
+    const uint64_t va = std::max(p->uva, (base + g.start) * kIoptPageSize);
+    const uint64_t va_last =
+        std::min(p->uva + (p->length - 1),
+                 (base + g.last) * kIoptPageSize + kIoptPageSize - 1);
+    if (memory_->Classify(va, va_last - va + 1) != VaddrKind::kAnonymous) {
+      return -EFAULT;
+    }
+    fresh += g.last - g.start + 1;
+  }
+  if (fresh > 0) {
+    if (int rc = memory_->Charge(fresh); rc < 0) return rc;
+  }
+  SplitAt(p->pins, a);
+  SplitAt(p->pins, b + 1);
+  for (auto it = p->pins.lower_bound(a); it != p->pins.end() && it->first <= b;
+       ++it) {
+    ++it->second.count;
+  }
+  for (const IovaSpan& g : gaps)
+    p->pins.emplace(g.start, IoptPages::PinSeg{g.last, 1});
   return 0;
 }
 
-void IoPagetable::UnpinPages(IoptPages* p) {
-  VIOMMU_CHECK(p->pin_users > 0);
-  if (--p->pin_users == 0) {
-    memory_->Uncharge(p->charged_pages);
-    p->charged_pages = 0;
+void IoPagetable::UnpinSpan(IoptPages* p, uint64_t offset, uint64_t len) {
+  const uint64_t base = p->uva / kIoptPageSize;
+  const uint64_t a = (p->uva + offset) / kIoptPageSize - base;
+  const uint64_t b = (p->uva + offset + (len - 1)) / kIoptPageSize - base;
+  SplitAt(p->pins, a);
+  SplitAt(p->pins, b + 1);
+  uint64_t released = 0, covered = 0;
+  for (auto it = p->pins.lower_bound(a);
+       it != p->pins.end() && it->first <= b;) {
+    covered += it->second.last - it->first + 1;
+    if (--it->second.count == 0) {
+      released += it->second.last - it->first + 1;
+      it = p->pins.erase(it);
+    } else {
+      ++it;
+    }
   }
+  VIOMMU_CHECK(covered == b - a + 1, "unpin of pages that are not pinned");
+  if (released > 0) memory_->Uncharge(released);
 }
 
 int IoPagetable::MapAreaIntoDomains(uint64_t iova, const Area& a) {
@@ -73,7 +131,7 @@ int IoPagetable::MapAreaIntoDomains(uint64_t iova, const Area& a) {
 void IoPagetable::RemoveArea(absl::btree_map<uint64_t, Area>::iterator it) {
   const uint64_t len = it->second.last - it->first + 1;
   for (const IoptDomain& d : domains_) d.domain->Unmap(it->first, len);
-  if (!domains_.empty()) UnpinPages(it->second.pages.get());
+  if (!domains_.empty()) UnpinArea(it->first, it->second);
   areas_.erase(it);
 }
 
@@ -238,10 +296,10 @@ int IoPagetable::Map(const std::vector<IoptPagesSlice>& slices, uint32_t perm,
   if (domains_.empty()) return 0;
   for (size_t i = 0; i < inserted.size(); ++i) {
     Area& a = areas_.at(inserted[i]);
-    rc = PinPages(a.pages.get());
+    rc = PinArea(inserted[i], a);
     if (rc == 0) {
       rc = MapAreaIntoDomains(inserted[i], a);
-      if (rc < 0) UnpinPages(a.pages.get());
+      if (rc < 0) UnpinArea(inserted[i], a);
     }
     if (rc < 0) {
       for (size_t j = 0; j < inserted.size(); ++j) {
@@ -314,8 +372,15 @@ int IoPagetable::CutAfter(uint64_t iova) {
     return -EINVAL;
   }
   Area tail{a.last, a.pages, new_offset, a.perm};
+  if (!domains_.empty()) {
+    // Pin both halves before dropping the whole: every page is already
+    // pinned, so this neither fails nor charges.
+    Area head{iova, a.pages, a.offset, a.perm};
+    VIOMMU_CHECK(PinArea(it->first, head) == 0);
+    VIOMMU_CHECK(PinArea(new_start, tail) == 0);
+    UnpinArea(it->first, a);
+  }
   a.last = iova;
-  if (!domains_.empty()) ++tail.pages->pin_users;  // already pinned
   areas_.emplace(new_start, std::move(tail));
   return 0;
 }
@@ -384,19 +449,19 @@ int IoPagetable::AddDomain(const IoptDomain& d) {
     }
   }
   const bool first = domains_.empty();
-  std::vector<IoptPages*> pinned;
+  std::vector<uint64_t> pinned;
   int rc = 0;
   for (const auto& [iova, a] : areas_) {
     if (first) {
-      rc = PinPages(a.pages.get());
+      rc = PinArea(iova, a);
       if (rc < 0) break;
-      pinned.push_back(a.pages.get());
+      pinned.push_back(iova);
     }
     rc = d.domain->Map(iova, a.uva(), a.last - iova + 1, a.perm);
     if (rc < 0) break;
   }
   if (rc < 0) {
-    for (IoptPages* p : pinned) UnpinPages(p);
+    for (uint64_t iova : pinned) UnpinArea(iova, areas_.at(iova));
     d.domain->UnmapAll();
     RemoveReservations(d.domain);
     return rc;
@@ -415,7 +480,7 @@ void IoPagetable::RemoveDomain(HostIommuDomain* domain) {
   RemoveReservations(domain);
   domains_.erase(it);
   if (domains_.empty()) {
-    for (auto& [iova, a] : areas_) UnpinPages(a.pages.get());
+    for (auto& [iova, a] : areas_) UnpinArea(iova, a);
   }
   alignment_ = ComputeAlignment(disable_large_pages_, 0);
 }

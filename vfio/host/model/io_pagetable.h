@@ -9,12 +9,11 @@
 //   int rc = iopt.Map({{pages, 0, len}}, kPermRead | kPermWrite,
 //                     /*fixed=*/false, &iova);   // 0 or -errno
 //
-// Pinning is lazy as in the kernel: an IoptPages is pinned (classified and
-// charged to ProcessMemory) only while an area referencing it lives in an
-// io_pagetable with at least one domain. One charge per IoptPages, however
-// many areas/domains share it. The whole IoptPages range is pinned, not
-// only the part an area uses (the kernel pins per area span); the charge
-// therefore can exceed the kernel's for sub-range COPYs.
+// Pinning is lazy as in the kernel: the pages an area spans are pinned
+// (GUP-classified and charged to ProcessMemory) only while the area lives in
+// an io_pagetable with at least one domain. Pins are counted per page of
+// the IoptPages, so a page shared by several areas (COPY, cuts, sub-page
+// areas) or domains is charged once, when its count leaves 0.
 // Thread-safety: none; the owning IommufdCtx serialises all calls.
 #ifndef VIOMMU_VFIO_HOST_MODEL_IO_PAGETABLE_H_
 #define VIOMMU_VFIO_HOST_MODEL_IO_PAGETABLE_H_
@@ -38,9 +37,13 @@ struct IoptPages {
   uint64_t uva = 0;
   uint64_t length = 0;
   bool writable = false;
-  // Areas in domain-backed io_pagetables that use these pages.
-  uint64_t pin_users = 0;
-  uint64_t charged_pages = 0;
+  // Pin counts per page index (0 = the page holding `uva`): start index ->
+  // segment; pages absent from the map are not pinned.
+  struct PinSeg {
+    uint64_t last;  // inclusive page index
+    uint64_t count;
+  };
+  absl::btree_map<uint64_t, PinSeg> pins;
 };
 
 // One element of a map request: `length` bytes of `pages` from `offset`.
@@ -142,8 +145,16 @@ class IoPagetable {
                 uint64_t page_offset, uint64_t* iova) const;
   uint64_t ComputeAlignment(bool disable_large, uint64_t extra) const;
   bool AreasAligned(uint64_t align) const;
-  int PinPages(IoptPages* p);
-  void UnpinPages(IoptPages* p);
+  // Pins/unpins the pages of [offset, offset + len) of `p`: EFAULT (not
+  // ordinary memory), ENOMEM (rlimit); nothing changes on error.
+  int PinSpan(IoptPages* p, uint64_t offset, uint64_t len);
+  void UnpinSpan(IoptPages* p, uint64_t offset, uint64_t len);
+  int PinArea(uint64_t iova, const Area& a) {
+    return PinSpan(a.pages.get(), a.offset, a.last - iova + 1);
+  }
+  void UnpinArea(uint64_t iova, const Area& a) {
+    UnpinSpan(a.pages.get(), a.offset, a.last - iova + 1);
+  }
   int MapAreaIntoDomains(uint64_t iova, const Area& a);
   void RemoveArea(absl::btree_map<uint64_t, Area>::iterator it);
 

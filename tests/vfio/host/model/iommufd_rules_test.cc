@@ -146,10 +146,13 @@ TEST_P(VfioCompatMockDomainTest, HugeMap) {
   for (uint64_t i = 0; i < 16; ++i) order.push_back(i);
   std::shuffle(order.begin(), order.end(), std::mt19937(2));
   const uint64_t chunk = size / 16;
+  uint64_t pinned = size / kPage;
   for (uint64_t i : order) {
     uint64_t out = 0;
     EXPECT_EQ(v2() ? -ENOENT : 0,
               UnmapDma(kMockApertureStart + i * chunk, chunk, 0, &out));
+    if (!v2()) pinned -= chunk / kPage;  // each cut piece unpins its pages
+    EXPECT_EQ(pinned, mem_.locked_pages());
   }
   if (!v2()) {
     EXPECT_EQ(0u, mem_.locked_pages());
@@ -211,6 +214,40 @@ TEST_F(IommufdPinTest, PfnMapRefused) {
   EXPECT_EQ(-EFAULT, fd_.Map(ioas, buf_.addr(), 4 * kPage, &iova));  // kPfnMap
   EXPECT_EQ(-EFAULT, fd_.Map(ioas, buf_.addr(), 8 * kPage, &iova));  // kMixed
   EXPECT_EQ(0, fd_.Map(ioas, buf_.addr() + 4 * kPage, 4 * kPage, &iova));
+}
+
+TEST_F(IommufdPinTest, CopyPinsOnlyTheCopiedPages) {
+  const uint32_t src = fd_.IoasAlloc(), dst = fd_.IoasAlloc();
+  ASSERT_EQ(0, fd_.MapFixed(src, buf_.addr(), 8 * kPage, kMockApertureStart));
+  buf_.Unmap(4 * kPage, 4 * kPage);  // the source's lazy pages half gone
+  uint32_t dev = 0;
+  ASSERT_EQ(0, fd_.MockDomain(dst, &dev, nullptr));
+  uint64_t iova = 0;
+  EXPECT_EQ(0, fd_.Copy(dst, &iova, src, kMockApertureStart, 2 * kPage, kRW));
+  EXPECT_EQ(2u, mem_.locked_pages());
+  EXPECT_EQ(-EFAULT, fd_.Copy(dst, &iova, src, kMockApertureStart + 3 * kPage,
+                              2 * kPage, kRW));
+  // The same pages copied again are shared: no new charge.
+  uint64_t iova2 = 0;
+  EXPECT_EQ(0, fd_.Copy(dst, &iova2, src, kMockApertureStart, kPage, kRW));
+  EXPECT_EQ(2u, mem_.locked_pages());
+}
+
+TEST_F(IommufdPinTest, SubPageAreasShareOnePin) {
+  // Two half-page COPYs of one mapping share its page: charged once.
+  const uint32_t src = fd_.IoasAlloc(), dst = fd_.IoasAlloc();
+  ASSERT_EQ(0, fd_.MapFixed(src, buf_.addr(), kPage, kMockApertureStart));
+  uint32_t dev = 0;
+  ASSERT_EQ(0, fd_.MockDomain(dst, &dev, nullptr));
+  uint64_t a = 0, b = 0;
+  ASSERT_EQ(0, fd_.Copy(dst, &a, src, kMockApertureStart, kMockPageSize, kRW));
+  ASSERT_EQ(0, fd_.Copy(dst, &b, src, kMockApertureStart + kMockPageSize,
+                        kMockPageSize, kRW));
+  EXPECT_EQ(1u, mem_.locked_pages());
+  ASSERT_EQ(0, fd_.Unmap(dst, a, kMockPageSize));
+  EXPECT_EQ(1u, mem_.locked_pages());
+  ASSERT_EQ(0, fd_.Unmap(dst, b, kMockPageSize));
+  EXPECT_EQ(0u, mem_.locked_pages());
 }
 
 // ---- §4.5 IOAS_MAP check order: input -> errno
