@@ -476,6 +476,35 @@ TEST_F(IommufdMockDomainTest, AllAligns) {
   }
 }
 
+TEST_F(IommufdMockDomainTest, AllAlignsCopy) {
+  // As all_aligns, with a second domain added and destroyed while each
+  // area exists: it must be filled from the areas and change no charge.
+  Buffer buf(2 * kPage);
+  for (uint64_t start = 0; start < buf.size(); start += kMockPageSize) {
+    for (uint64_t end = start + kMockPageSize; end <= buf.size();
+         end += kMockPageSize) {
+      const uint64_t len = end - start;
+      uint64_t iova = 0;
+      ASSERT_EQ(0, fd_.Map(ioas_, buf.addr() + start, len, &iova));
+      const uint64_t locked = mem_.locked_pages();
+      u::iommu_hwpt_alloc c{};
+      c.size = sizeof(c);
+      c.dev_id = devid_;
+      c.pt_id = ioas_;
+      ASSERT_EQ(0, fd_.Io(u::kIommuHwptAlloc, &c));
+      uint32_t d2 = 0;
+      ASSERT_EQ(0, fd_.MockDomain(c.out_hwpt_id, &d2, nullptr));
+      ASSERT_TRUE(fd_.DomainMaps(d2, iova, buf.addr() + start, len));
+      ASSERT_EQ(locked, mem_.locked_pages());
+      fd_.ctx.UnbindDevice(d2);
+      ASSERT_EQ(0, fd_.Destroy(c.out_hwpt_id));
+      ASSERT_EQ(locked, mem_.locked_pages());
+      ASSERT_EQ(0, fd_.Unmap(ioas_, iova, len));
+      ASSERT_EQ(0u, mem_.locked_pages());
+    }
+  }
+}
+
 TEST_F(IommufdMockDomainTest, Replace) {
   const uint32_t ioas2 = fd_.IoasAlloc();
   uint32_t pt = ioas2;
