@@ -402,4 +402,18 @@ int IommufdCtx::Ioctl(unsigned long request, uintptr_t arg) {
 
 size_t IommufdCtx::object_count() const { return impl_->objects_.size(); }
 
+std::vector<uint32_t> IommufdCtx::IoasIds() const {
+  std::vector<uint32_t> ids;
+  for (const auto& [id, obj] : impl_->objects_) {
+    if (obj->type == IommufdObjType::kIoas) ids.push_back(id);
+  }
+  return ids;
+}
+
+int64_t IommufdCtx::IoasAreaCount(uint32_t ioas_id) const {
+  const IommufdIoas* ioas = impl_->FindIoas(ioas_id);
+  if (ioas == nullptr) return -ENOENT;
+  return static_cast<int64_t>(ioas->iopt.area_count());
+}
+
 }  // namespace viommu::vfio::model

@@ -51,7 +51,9 @@ ModelHost::ModelHost(HostPlatform platform, ModelHostOptions options)
 }
 
 ModelHost::~ModelHost() {
-  fds_.clear();
+  // Close as a process exit does, so cdevs unbind and iommufd ctxs (held by
+  // fds, bound devices and groups) die while the devices still exist.
+  while (!fds_.empty()) Close(fds_.begin()->first);
   groups_.clear();  // detaches; the last group of a container releases it
   for (DeviceSlot& slot : devices_) {
     if (slot.ops != nullptr && slot.attached != nullptr) {
@@ -81,16 +83,8 @@ int ModelHost::Open(std::string_view path) {
         options_.kernel, platform_.dma_entry_limit, &mem_, &faults_);
     return NewFd({.kind = FdKind::kContainer, .container = std::move(c)});
   }
-  if (path == kIommufdPath ||
-      path.substr(0, kCdevPrefix.size()) == kCdevPrefix) {
-    // TODO(iommufd): the IommufdCtx hook. Wire it here: /dev/iommu opens a
-    // new fd kind owning an IommufdCtx(&mem_) whose Ioctl the fd forwards;
-    // /dev/vfio/devices/vfio<N> (N = platform index, see DeviceCdevPath)
-    // opens a device fd that BIND_IOMMUFD binds with IommufdCtx::BindDevice
-    // (domain callback -> ModelDeviceOps::AttachDomain). Until then the
-    // model host answers as a kernel without CONFIG_IOMMUFD.
-    return -ENODEV;
-  }
+  if (path == kIommufdPath) return OpenIommufd();
+  if (path.substr(0, kCdevPrefix.size()) == kCdevPrefix) return OpenCdev(path);
   if (path.substr(0, kGroupPrefix.size()) == kGroupPrefix) {
     uint32_t id;
     const std::string_view num = path.substr(kGroupPrefix.size());
@@ -103,8 +97,10 @@ int ModelHost::Open(std::string_view path) {
     auto it = groups_.find(id);
     if (it == groups_.end()) return -ENOENT;
     VfioGroupModel* group = it->second.get();
-    // Single opener; a group fd closed while its device fds are open is
-    // still held by them.
+    // A device of the group bound through its cdev blocks the group; then
+    // single opener (a group fd closed while its device fds are open is
+    // still held by them).
+    if (GroupHasBoundCdev(id)) return -EBUSY;
     if (group->fd_open || group->device_fds > 0) return -EBUSY;
     group->fd_open = true;
     return NewFd({.kind = FdKind::kGroup, .group = group});
@@ -114,7 +110,7 @@ int ModelHost::Open(std::string_view path) {
 
 void ModelHost::ReleaseGroupIfIdle(VfioGroupModel* group) {
   if (group->fd_open || group->device_fds > 0) return;
-  if (group->container() != nullptr) {
+  if (group->has_container()) {
     const int rc = group->UnsetContainer();
     (void)rc;  // cannot fail: a container is set and no device fd is open
   }
@@ -134,8 +130,14 @@ int ModelHost::Close(int fd) {
       ReleaseGroupIfIdle(entry.group);
       break;
     case FdKind::kDevice:
+      CloseGroupPathDevice(entry);
       --entry.group->device_fds;
       ReleaseGroupIfIdle(entry.group);
+      break;
+    case FdKind::kIommufd:
+      break;  // the ctx lives on while a bound device or group holds it
+    case FdKind::kCdev:
+      CloseCdev(entry);
       break;
   }
   return 0;
@@ -143,6 +145,7 @@ int ModelHost::Close(int fd) {
 
 void ModelHost::SyncDeviceDomains() {
   for (DeviceSlot& slot : devices_) {
+    if (slot.cdev_bound_fd >= 0 || slot.group_ctx != nullptr) continue;
     HostIommuDomain* domain = nullptr;
     auto g = groups_.find(slot.desc->group);
     if (g != groups_.end() && g->second->container() != nullptr &&
@@ -170,7 +173,18 @@ int ModelHost::Ioctl(int fd, unsigned long request, uintptr_t arg) {
     case FdKind::kGroup:
       return GroupIoctl(entry.group, request, arg);
     case FdKind::kDevice:
+      // BIND_IOMMUFD checks its arguments, then refuses group-path fds.
+      if (request == uapi::kVfioDeviceBindIommufd) {
+        return BindIommufd(fd, entry, arg);
+      }
       return DeviceIoctl(devices_[entry.device], request, arg);
+    case FdKind::kIommufd: {
+      // Hold the ctx across the call, as the kernel holds the file.
+      std::shared_ptr<IommufdCtx> ctx = entry.iommufd;
+      return ctx->Ioctl(request, arg);
+    }
+    case FdKind::kCdev:
+      return CdevIoctl(fd, entry, request, arg);
   }
   return -ENOTTY;
 }
@@ -180,21 +194,8 @@ int ModelHost::GroupIoctl(VfioGroupModel* group, unsigned long request,
   switch (request) {
     case uapi::kVfioGroupGetStatus:
       return group->GetStatus(arg);
-    case uapi::kVfioGroupSetContainer: {
-      if (arg == 0) return -EFAULT;
-      int cfd;
-      std::memcpy(&cfd, reinterpret_cast<const void*>(arg), sizeof(cfd));
-      const FdEntry* target = Find(cfd);
-      if (target == nullptr) return -EBADF;
-      // "Already set" is checked before the fd's type.
-      if (group->container() != nullptr) return -EINVAL;
-      if (target->kind != FdKind::kContainer) {
-        return options_.kernel == KernelVersion::kLatest ? -EBADFD : -EINVAL;
-      }
-      const int rc = group->SetContainer(target->container);
-      SyncDeviceDomains();
-      return rc;
-    }
+    case uapi::kVfioGroupSetContainer:
+      return SetContainer(group, arg);
     case uapi::kVfioGroupUnsetContainer: {
       const int rc = group->UnsetContainer();
       SyncDeviceDomains();
@@ -217,11 +218,59 @@ int ModelHost::GetDeviceFd(VfioGroupModel* group, uintptr_t arg) {
   for (size_t i = 0; i < devices_.size(); ++i) {
     if (devices_[i].desc->group == group->id() &&
         devices_[i].desc->address.ToString() == bdf) {
+      if (group->iommufd() != nullptr) {
+        if (int rc = GroupPathBind(group, i); rc < 0) return rc;
+      }
       ++group->device_fds;
+      ++devices_[i].group_path_fds;
       return NewFd({.kind = FdKind::kDevice, .group = group, .device = i});
     }
   }
   return -ENODEV;
+}
+
+int ModelHost::SetContainer(VfioGroupModel* group, uintptr_t arg) {
+  if (arg == 0) return -EFAULT;
+  int cfd;
+  std::memcpy(&cfd, reinterpret_cast<const void*>(arg), sizeof(cfd));
+  const FdEntry* target = Find(cfd);
+  if (target == nullptr) return -EBADF;
+  // "Already set" is checked before the fd's type.
+  if (group->has_container()) return -EINVAL;
+  if (target->kind == FdKind::kIommufd) {
+    return group->SetIommufd(target->iommufd);  // no DMA ownership yet
+  }
+  if (target->kind != FdKind::kContainer) {
+    return options_.kernel == KernelVersion::kLatest ? -EBADFD : -EINVAL;
+  }
+  // iommu_group_claim_dma_owner: a device still bound to an iommufd (its
+  // group-path fd outlived an UNSET_CONTAINER) owns the group's DMA.
+  for (const DeviceSlot& slot : devices_) {
+    if (slot.desc->group == group->id() && slot.group_ctx != nullptr) {
+      return -EPERM;
+    }
+  }
+  const int rc = group->SetContainer(target->container);
+  SyncDeviceDomains();
+  return rc;
+}
+
+ModelHost::DeviceSlot* ModelHost::DeviceOfFd(int fd, int not_device, int* err) {
+  auto it = fds_.find(fd);
+  if (it == fds_.end()) {
+    *err = -EBADF;
+    return nullptr;
+  }
+  const FdEntry& e = it->second;
+  if (e.kind == FdKind::kCdev && e.iommufd == nullptr) {
+    *err = -EINVAL;  // read/write/mmap before BIND_IOMMUFD
+    return nullptr;
+  }
+  if (e.kind != FdKind::kDevice && e.kind != FdKind::kCdev) {
+    *err = not_device;
+    return nullptr;
+  }
+  return &devices_[e.device];
 }
 
 int ModelHost::DeviceIoctl(DeviceSlot& slot, unsigned long request,
@@ -287,35 +336,39 @@ int ModelHost::DeviceIoctl(DeviceSlot& slot, unsigned long request,
 }
 
 int64_t ModelHost::Pread(int fd, void* buf, uint64_t len, uint64_t offset) {
-  const FdEntry* e = Find(fd);
-  if (e == nullptr) return -EBADF;
-  if (e->kind != FdKind::kDevice) return -EINVAL;
-  ModelDeviceOps* ops = devices_[e->device].ops.get();
+  int err = 0;
+  DeviceSlot* slot = DeviceOfFd(fd, -EINVAL, &err);
+  if (slot == nullptr) return err;
+  ModelDeviceOps* ops = slot->ops.get();
   if (ops == nullptr) return -EINVAL;
   return ops->RegionRead(offset, buf, len);
 }
 
 int64_t ModelHost::Pwrite(int fd, const void* buf, uint64_t len,
                           uint64_t offset) {
-  const FdEntry* e = Find(fd);
-  if (e == nullptr) return -EBADF;
-  if (e->kind != FdKind::kDevice) return -EINVAL;
-  ModelDeviceOps* ops = devices_[e->device].ops.get();
+  int err = 0;
+  DeviceSlot* slot = DeviceOfFd(fd, -EINVAL, &err);
+  if (slot == nullptr) return err;
+  ModelDeviceOps* ops = slot->ops.get();
   if (ops == nullptr) return -EINVAL;
   return ops->RegionWrite(offset, buf, len);
 }
 
 absl::StatusOr<void*> ModelHost::Mmap(int fd, uint64_t len, uint64_t offset) {
-  const FdEntry* e = Find(fd);
-  auto fail = [&](int err, absl::string_view why) {
+  int err = 0;
+  DeviceSlot* slot = DeviceOfFd(fd, -ENODEV, &err);
+  auto fail = [&](int errnum, absl::string_view why) {
     return absl::Status(
-        absl::ErrnoToStatusCode(err),
+        absl::ErrnoToStatusCode(errnum),
         absl::StrCat("model mmap(fd=", fd, ", len=", len, ", offset=", offset,
-                     "): ", why, " (errno ", err, ")"));
+                     "): ", why, " (errno ", errnum, ")"));
   };
-  if (e == nullptr) return fail(EBADF, "bad fd");
-  if (e->kind != FdKind::kDevice) return fail(ENODEV, "not a device fd");
-  ModelDeviceOps* ops = devices_[e->device].ops.get();
+  if (slot == nullptr) {
+    return fail(-err, err == -EBADF    ? "bad fd"
+                      : err == -EINVAL ? "cdev not bound"
+                                       : "not a device fd");
+  }
+  ModelDeviceOps* ops = slot->ops.get();
   if (ops == nullptr) return fail(EINVAL, "no simulated device");
   if (len == 0 || (offset % kPageSize) != 0) return fail(EINVAL, "bad range");
   absl::StatusOr<void*> p = ops->Mmap(offset, len);

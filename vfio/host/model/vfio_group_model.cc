@@ -23,29 +23,41 @@ int VfioGroupModel::GetStatus(uintptr_t arg) const {
   if (st.argsz < sizeof(st)) return -EINVAL;
   // The model's groups have no kernel driver bound: always viable.
   st.flags = uapi::kGroupFlagsViable;
-  if (container_ != nullptr) st.flags |= uapi::kGroupFlagsContainerSet;
+  if (has_container()) st.flags |= uapi::kGroupFlagsContainerSet;
   std::memcpy(reinterpret_cast<void*>(arg), &st, sizeof(st));
   return 0;
 }
 
 int VfioGroupModel::SetContainer(std::shared_ptr<VfioContainerModel> c) {
-  if (container_ != nullptr) return -EINVAL;
+  if (has_container()) return -EINVAL;
   if (int rc = c->AddGroup(this); rc < 0) return rc;
   container_ = std::move(c);
   return 0;
 }
 
+int VfioGroupModel::SetIommufd(std::shared_ptr<IommufdCtx> ctx) {
+  if (has_container()) return -EINVAL;
+  uint32_t ioas_id = 0;
+  if (int rc = ctx->GetOrCreateCompatIoas(&ioas_id); rc < 0) return rc;
+  iommufd_ = std::move(ctx);
+  return 0;
+}
+
 int VfioGroupModel::UnsetContainer() {
-  if (container_ == nullptr) return -EINVAL;
-  if (device_fds > 0) return -EBUSY;
-  container_->RemoveGroup(this);
-  container_.reset();
+  if (!has_container()) return -EINVAL;
+  if (container_ != nullptr) {
+    if (device_fds > 0) return -EBUSY;
+    container_->RemoveGroup(this);
+    container_.reset();
+  }
+  iommufd_.reset();
   return 0;
 }
 
 int VfioGroupModel::CheckDeviceOpen(std::string_view name) const {
   if (!HasDevice(name)) return -ENODEV;
-  if (container_ == nullptr || container_->iommu() == nullptr) return -EINVAL;
+  if (!has_container()) return -EINVAL;
+  if (container_ != nullptr && container_->iommu() == nullptr) return -EINVAL;
   return 0;
 }
 

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "vfio/host/model/vfio_container_model.h"
+#include "viommu/vfio/host/model/iommufd_ctx.h"
 #include "viommu/vfio/host/model/type1_iommu.h"
 
 namespace viommu::vfio::model {
@@ -37,18 +38,26 @@ class VfioGroupModel {
   // GROUP_GET_STATUS on the user struct at `arg`: -EFAULT, -EINVAL
   // (argsz < 8), else 0 with flags VIABLE (| CONTAINER_SET).
   [[nodiscard]] int GetStatus(uintptr_t arg) const;
-  // GROUP_SET_CONTAINER: -EINVAL if one is set; the container's attach
-  // errors otherwise.
+  // GROUP_SET_CONTAINER: -EINVAL if a container or an iommufd is set; the
+  // container's attach errors otherwise.
   [[nodiscard]] int SetContainer(std::shared_ptr<VfioContainerModel> c);
-  // GROUP_UNSET_CONTAINER: -EINVAL when none is set, -EBUSY with device
-  // fds open.
+  // GROUP_SET_CONTAINER with an iommufd (6.2+): -EINVAL if a container or
+  // an iommufd is set; else the ctx's compat IOAS is created if missing.
+  [[nodiscard]] int SetIommufd(std::shared_ptr<IommufdCtx> ctx);
+  // GROUP_UNSET_CONTAINER: -EINVAL when neither is set; -EBUSY with device
+  // fds open on a container (an iommufd is dropped regardless: bound
+  // devices keep their own reference).
   [[nodiscard]] int UnsetContainer();
   // The checks of GROUP_GET_DEVICE_FD in order: -ENODEV (no such device),
-  // -EINVAL (no container, or SET_IOMMU not done). 0 when a device fd may
-  // be created.
+  // -EINVAL (no container nor iommufd, or SET_IOMMU not done). 0 when a
+  // device fd may be created.
   [[nodiscard]] int CheckDeviceOpen(std::string_view name) const;
 
   VfioContainerModel* container() const { return container_.get(); }
+  const std::shared_ptr<IommufdCtx>& iommufd() const { return iommufd_; }
+  bool has_container() const {
+    return container_ != nullptr || iommufd_ != nullptr;
+  }
 
   // Bookkeeping maintained by the model host.
   bool fd_open = false;  // the group fd is open (single opener)
@@ -58,6 +67,7 @@ class VfioGroupModel {
   Type1Group desc_;
   std::vector<std::string> device_names_;
   std::shared_ptr<VfioContainerModel> container_;
+  std::shared_ptr<IommufdCtx> iommufd_;
 };
 
 }  // namespace viommu::vfio::model

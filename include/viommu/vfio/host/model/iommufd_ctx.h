@@ -142,6 +142,11 @@ class IommufdCtx final {
   uint32_t DeviceHwpt(uint32_t devid) const;
   // Number of live objects (all types).
   size_t object_count() const;
+  // The live IOAS ids, ascending (x-query for ModelHost).
+  std::vector<uint32_t> IoasIds() const;
+  // Areas (IOAS mappings, after COPY/v1 cuts) of an IOAS; -ENOENT for an
+  // id that is not an IOAS.
+  [[nodiscard]] int64_t IoasAreaCount(uint32_t ioas_id) const;
 
   class Impl;
 

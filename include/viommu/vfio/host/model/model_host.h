@@ -10,13 +10,24 @@
 //   host.Ioctl(c, uapi::kVfioSetIommu, uapi::kVfioType1v2Iommu);
 //   int d = host.Ioctl(g, uapi::kVfioGroupGetDeviceFd, AsArg("0000:01:00.0"));
 //
+//   int ictx = host.Open("/dev/iommu");            // an IommufdCtx per open
+//   int cdev = host.Open("/dev/vfio/devices/vfio0");  // see DeviceCdevPath
+//   uapi::vfio_device_bind_iommufd b{.argsz = 24, .iommufd = ictx};
+//   host.Ioctl(cdev, uapi::kVfioDeviceBindIommufd, AsArg(&b));
+//
 // Paths: /dev/vfio/vfio (a new container per open), /dev/vfio/<group>
-// (single opener), device fds from GROUP_GET_DEVICE_FD (name = BDF).
-// /dev/iommu and /dev/vfio/devices/vfio<N> answer -ENODEV until the iommufd
-// model is wired (see the TODO in model_host.cc). Fds are small ints from
-// kFirstFd (1000) so they never look like real fds; the lowest free one is
-// reused. Thread-safety: not thread-safe; one control context calls it, and
-// simulated device DMA runs there too.
+// (single opener), device fds from GROUP_GET_DEVICE_FD (name = BDF),
+// /dev/iommu (an IommufdCtx on process_memory(); ioctls forwarded) and
+// /dev/vfio/devices/vfio<N> (VFIO cdev, N = platform index; §4.14 of
+// reference/linux-vfio.md, see model_host_iommufd.cc). Both iommufd paths
+// exist for every KernelVersion (6.1 has neither: a deliberate superset);
+// the version only selects SET_CONTAINER's errno for a foreign fd. An
+// IommufdCtx lives while its fd, a bound device or a group set to it
+// references it (Linux's file reference). A device's DMA domain follows
+// its type1 container or its iommufd binding (ModelDeviceOps::AttachDomain).
+// Fds are small ints from kFirstFd (1000) so they never look like real fds;
+// the lowest free one is reused. Thread-safety: not thread-safe; one
+// control context calls it, and simulated device DMA runs there too.
 #ifndef VIOMMU_VFIO_HOST_MODEL_MODEL_HOST_H_
 #define VIOMMU_VFIO_HOST_MODEL_MODEL_HOST_H_
 
@@ -30,6 +41,7 @@
 #include "absl/status/statusor.h"
 #include "viommu/vfio/host/host_backend.h"
 #include "viommu/vfio/host/host_platform.h"
+#include "viommu/vfio/host/model/iommufd_ctx.h"
 #include "viommu/vfio/host/model/model_device_ops.h"
 #include "viommu/vfio/host/model/process_memory.h"
 #include "viommu/vfio/host/model/type1_iommu.h"
@@ -94,19 +106,41 @@ class ModelHost final : public HostBackend {
   absl::StatusOr<uint64_t> ContainerLockedPages(int fd) const;
   // The simulated device; nullptr without a factory or for unknown BDFs.
   ModelDeviceOps* device(const HostPciAddress& address) const;
+  // The domain the device's DMA goes through now (type1 or iommufd), or
+  // nullptr (blocked / unknown BDF).
+  HostIommuDomain* DeviceDmaDomain(const HostPciAddress& address) const;
+
+  // iommufd accessors (x-query). Open /dev/iommu fds, ascending.
+  std::vector<int> IommufdFds() const;
+  // The ctx of a /dev/iommu fd, or nullptr.
+  const IommufdCtx* Iommufd(int fd) const;
+  // IOAS ids of a /dev/iommu fd; kNotFound for another fd.
+  absl::StatusOr<std::vector<uint32_t>> IoasIds(int fd) const;
+  // Mappings (areas) of an IOAS; kNotFound for a non-iommufd fd or an id
+  // that is not an IOAS.
+  absl::StatusOr<uint64_t> IoasMappingCount(int fd, uint32_t ioas_id) const;
 
  private:
-  enum class FdKind { kContainer, kGroup, kDevice };
+  enum class FdKind { kContainer, kGroup, kDevice, kIommufd, kCdev };
   struct FdEntry {
     FdKind kind;
     std::shared_ptr<VfioContainerModel> container;  // kContainer
-    VfioGroupModel* group = nullptr;                // kGroup, kDevice
-    size_t device = 0;                              // kDevice: devices_ index
+    VfioGroupModel* group = nullptr;                // kGroup, kDevice, kCdev
+    size_t device = 0;  // kDevice, kCdev: devices_ index
+    // kIommufd: its ctx. kCdev: the ctx it is bound to (null before BIND).
+    std::shared_ptr<IommufdCtx> iommufd;
+    uint32_t devid = 0;  // kCdev once bound
   };
   struct DeviceSlot {
     const HostDeviceDesc* desc;
     std::unique_ptr<ModelDeviceOps> ops;
     HostIommuDomain* attached = nullptr;
+    int group_path_fds = 0;  // open GET_DEVICE_FD fds of this device
+    int cdev_bound_fd = -1;  // the cdev fd that bound it, or -1
+    // Legacy group + iommufd: bound at the first GET_DEVICE_FD, unbound
+    // at the last close.
+    std::shared_ptr<IommufdCtx> group_ctx;
+    uint32_t group_devid = 0;
   };
   struct DeviceMapping {
     ModelDeviceOps* ops;
@@ -116,12 +150,34 @@ class ModelHost final : public HostBackend {
 
   int NewFd(FdEntry entry);
   int GroupIoctl(VfioGroupModel* group, unsigned long request, uintptr_t arg);
+  int SetContainer(VfioGroupModel* group, uintptr_t arg);
   int DeviceIoctl(DeviceSlot& slot, unsigned long request, uintptr_t arg);
   int GetDeviceFd(VfioGroupModel* group, uintptr_t arg);
   void ReleaseGroupIfIdle(VfioGroupModel* group);
-  // Tells every device which domain its DMA now goes through.
+  // Tells every type1 device which domain its DMA now goes through
+  // (iommufd-bound devices follow their IommufdDomainFn instead).
   void SyncDeviceDomains();
+  void SetDeviceDomain(size_t device, HostIommuDomain* domain);
   const FdEntry* Find(int fd) const;
+  // The device behind a device or bound cdev fd; *err is the errno of
+  // anything else (-EBADF, -EINVAL for an unbound cdev, `not_device`).
+  DeviceSlot* DeviceOfFd(int fd, int not_device, int* err);
+
+  // iommufd (model_host_iommufd.cc).
+  int OpenIommufd();
+  int OpenCdev(std::string_view path);
+  int CdevIoctl(int fd, FdEntry& entry, unsigned long request, uintptr_t arg);
+  int BindIommufd(int fd, FdEntry& entry, uintptr_t arg);
+  // iommufd_device_bind's DMA-owner rule: EPERM when a group-mate is bound
+  // to another ctx.
+  int CheckDmaOwner(size_t device, const IommufdCtx* ctx) const;
+  IommufdDomainFn DomainFnFor(size_t device);
+  // GET_DEVICE_FD on a group set to an iommufd: bind (first open) and
+  // attach to the compat IOAS.
+  int GroupPathBind(VfioGroupModel* group, size_t device);
+  void CloseCdev(FdEntry& entry);
+  void CloseGroupPathDevice(FdEntry& entry);
+  bool GroupHasBoundCdev(uint32_t group) const;
 
   HostPlatform platform_;
   ModelHostOptions options_;
