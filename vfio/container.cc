@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/numeric/bits.h"
 #include "absl/strings/str_format.h"
 #include "vfio/container_listener.h"
@@ -163,7 +164,8 @@ absl::Status VfioContainer::MapOne(Iova iova, uint64_t size, Hva hva,
       ++it;
     }
   }
-  mappings_[iova] = {size, hva, readonly};
+  // `it` is now the first entry past `last`: the new one goes right before.
+  mappings_.insert_or_assign(it, iova, DmaMapping{size, hva, readonly});
   return absl::OkStatus();
 }
 
@@ -171,8 +173,9 @@ absl::Status VfioContainer::MapPieces(Iova iova, uint64_t last, Hva hva,
                                       bool readonly, bool record_holes,
                                       bool* einval) {
   *einval = false;
-  std::vector<Range> pieces;
-  std::vector<Range> holes;
+  // Inline storage: a guest-IOMMU MAP (one per PSI) allocates nothing here.
+  absl::InlinedVector<Range, 2> pieces;
+  absl::InlinedVector<Range, 2> holes;
   if (iova_ranges_.empty()) {
     pieces.push_back({iova, last});
   } else {
