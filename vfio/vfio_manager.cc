@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_format.h"
@@ -128,7 +129,12 @@ absl::StatusOr<VfioContainer*> VfioManager::AttachIommufd(
     if (ic->iommufd() != iommufd) continue;
     absl::Status s = ic->TryAttachDevice(dev);
     if (s.ok()) return c.get();
-    if (StatusErrno(s) != EINVAL) return s;
+    // iommufd answers a conflict (a reserved region or the aperture against
+    // this IOAS's areas) with EADDRINUSE where type1 says EINVAL; a fresh
+    // IOAS has no areas, so try the next container for both (QEMU tries it
+    // on any error).
+    const std::optional<int> err = StatusErrno(s);
+    if (err != EINVAL && err != EADDRINUSE) return s;
   }
   const uint32_t id = next_id_++;
   VIOMMU_ASSIGN_OR_RETURN(

@@ -63,8 +63,9 @@ class IommufdContainer final : public VfioContainer {
 
   // VFIO_DEVICE_ATTACH_IOMMUFD_PT to this IOAS. On success the device
   // moves in and the IOVA ranges are re-read. Errors: the ioctl's; errno
-  // EINVAL means incompatible (try the next). On error `device` is left
-  // untouched.
+  // EINVAL means incompatible, EADDRINUSE conflicting (a reserved region
+  // or the aperture against this IOAS's areas): try the next. On error
+  // `device` is left untouched.
   [[nodiscard]] absl::Status TryAttachDevice(IommufdDevice& device);
   // VFIO_DEVICE_DETACH_IOMMUFD_PT and close. False if unknown.
   bool DetachDevice(const std::string& name);

@@ -16,7 +16,8 @@
 // it to each existing type1 container of the same AddressSpace in creation
 // order (VFIO_GROUP_SET_CONTAINER); iommufd binds the cdev and offers it to
 // each iommufd container of the same AddressSpace and iommufd object
-// (VFIO_DEVICE_ATTACH_IOMMUFD_PT). EINVAL means incompatible: try the next.
+// (VFIO_DEVICE_ATTACH_IOMMUFD_PT). EINVAL means incompatible (for iommufd
+// also EADDRINUSE: a reserved region or aperture clash): try the next.
 // Any other error fails the attach. None accepted: a new container, whose
 // listener maps the AddressSpace before AttachDevice returns; its first
 // error fails the attach and leaves nothing behind. With a vIOMMU each
