@@ -14,6 +14,7 @@
 #include "viommu/memory/address_space.h"
 #include "viommu/memory/memory_region.h"
 #include "viommu/memory/memory_system.h"
+#include "viommu/memory/table_iommu.h"
 #include "viommu/vfio/host/model/host_device.h"
 #include "viommu/vfio/host/model/model_host.h"
 #include "viommu/vfio/iommufd_container.h"
@@ -169,6 +170,57 @@ TEST_F(ModelHostIommufdIntegrationTest,
       ElementsAre(SkippedRange{0x0f000000, 0x0f0fffff, "outside-iova-ranges"}));
   EXPECT_EQ(IoasMappings(*b), 1u);
   EXPECT_EQ((*b)->mappings().begin()->first, 0x0f100000u);
+  manager_->DetachAll();
+  EXPECT_EQ(host_.locked_pages(), 0u);
+}
+
+TEST_F(ModelHostIommufdIntegrationTest, PassthroughBarIsSkippedWithAWarning) {
+  // iommufd cannot pin VM_PFNMAP memory (§4.13): a BAR mmap'd into the guest
+  // as a ram_device region is a warning, not an error.
+  AddRam(0, 0x100000);
+  auto c = Attach("0000:02:00.0");
+  ASSERT_TRUE(c.ok()) << c.status();
+  absl::StatusOr<int> fd = manager_->DeviceFd(Bdf("0000:02:00.0"));
+  ASSERT_TRUE(fd.ok()) << fd.status();
+  absl::StatusOr<void*> bar = host_.Mmap(*fd, 1 << 20, uint64_t{2} << 40);
+  ASSERT_TRUE(bar.ok()) << bar.status();
+  auto mr = memory::MemoryRegion::CreateRamDevice(&sys_, "bar2", 1 << 20, *bar);
+  root_->AddSubregion(0xe0000000, mr);
+  EXPECT_THAT((*c)->skipped(),
+              ElementsAre(SkippedRange{0xe0000000, 0xe00fffff,
+                                       "ram-device-map-failed"}));
+  EXPECT_EQ((*c)->stats().warnings, 1u);
+  EXPECT_EQ((*c)->stats().errors, 0u);
+  EXPECT_EQ(IoasMappings(*c), 1u);
+  root_->RemoveSubregion(mr.get());
+  host_.Munmap(*bar, 1 << 20);
+}
+
+TEST_F(ModelHostIommufdIntegrationTest, GuestIommuMappingsReachTheIoas) {
+  auto ram = AddRam(0, 0x400000);
+  memory::TableIommu table(memory_.get());
+  auto dmar =
+      memory::MemoryRegion::CreateIommu(&sys_, "dmar", kSize2To64, &table);
+  table.Attach(dmar->iommu());
+  memory::AddressSpace dev_as(&sys_, dmar, "dev0");
+  ASSERT_TRUE(
+      table.Map(0x100000, 0x1000, 0x3000, memory::kIommuReadWrite).ok());
+  auto c = manager_->AttachDevice(
+      &dev_as, {.host = Bdf("0000:01:00.0"), .iommufd = "iommufd0"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(IoasMappings(*c), 1u) << "replayed";
+  ASSERT_TRUE(
+      table.Map(0x200000, 0x1000, 0x5000, memory::kIommuReadWrite).ok());
+  EXPECT_EQ(IoasMappings(*c), 2u);
+  // IOVA 0x100000 -> GPA 0x3000, IOVA 0x200000 -> GPA 0x5000.
+  std::memcpy(ram->host() + 0x3000, "viommu", 7);
+  EduCopy("0000:01:00.0", 0x100000, 0x200000, 7);
+  EXPECT_STREQ(reinterpret_cast<char*>(ram->host() + 0x5000), "viommu");
+  ASSERT_TRUE(table.Unmap(0x100000, 0x1000).ok());
+  EXPECT_EQ(IoasMappings(*c), 1u);
+  EduCopy("0000:01:00.0", 0x100000, 0x200000, 7);
+  EXPECT_EQ(Dev("0000:01:00.0")->iommu_fault_count(), 1u);
+  EXPECT_EQ((*c)->stats().errors, 0u);
   manager_->DetachAll();
   EXPECT_EQ(host_.locked_pages(), 0u);
 }
