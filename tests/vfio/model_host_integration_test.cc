@@ -1,8 +1,8 @@
 // The container layer against the real model backend (ModelHost, type1) on
 // the default host platform (ARCHITECTURE.md §4): reserved regions become
 // holes, a conflicting group falls back to a new container, teardown
-// leaves no host mapping or pinned page. The iommufd test skips itself
-// while ModelHost answers /dev/iommu with -ENODEV.
+// leaves no host mapping or pinned page; one iommufd container (more in
+// model_host_iommufd_integration_test.cc).
 #include <cerrno>
 #include <cstdint>
 #include <memory>
@@ -157,16 +157,11 @@ TEST_F(ModelHostIntegrationTest, GuestIommuMappingsReachTheModelType1) {
   EXPECT_EQ(host_.locked_pages(), 0u);
 }
 
-// Runs once ModelHost answers /dev/iommu; until then (-ENODEV) it is
-// skipped, so wiring the iommufd model needs no change here.
 TEST_F(ModelHostIntegrationTest, IommufdContainerOnTheModel) {
   AddRam(0, 0x100000);
   AddRam(0xfe000000, 0x2000000);
   auto c = manager_->AttachDevice(
       memory_.get(), {.host = Bdf("0000:01:00.0"), .iommufd = "iommufd0"});
-  if (!c.ok() && StatusErrno(c.status()) == ENODEV) {
-    GTEST_SKIP() << "ModelHost has no iommufd yet: " << c.status();
-  }
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ((*c)->backend(), ContainerBackend::kIommufd);
   EXPECT_EQ((*c)->mappings().size(), 3u);
