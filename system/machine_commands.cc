@@ -1,6 +1,7 @@
 #include "viommu/system/machine_commands.h"
 
 #include "absl/strings/str_cat.h"
+#include "viommu/system/vfio_commands.h"
 #include "viommu/util/status_macros.h"
 
 namespace viommu::system {
@@ -65,6 +66,7 @@ void RegisterMachineCommands(QmpDispatcher* qmp, Vm* vm,
                   qmp->EmitEvent("DEVICE_DELETED", DeviceDeletedData(id));
                   return QmpValue::EmptyObject();
                 });
+  RegisterVfioCommands(qmp, vm);
 }
 
 }  // namespace viommu::system

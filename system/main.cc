@@ -71,6 +71,29 @@ absl::StatusOr<std::vector<std::unique_ptr<QmpEndpoint>>> QmpEndpoints(
   return out;
 }
 
+// Delivers passthrough interrupts on every main-loop iteration (QMP
+// commands and anything else the loop dispatches); qtest commands deliver
+// them themselves before answering.
+struct PollSource {
+  GSource base;
+  Vm* vm;
+};
+
+gboolean PollPrepare(GSource*, gint* timeout) {
+  *timeout = -1;
+  return FALSE;
+}
+
+gboolean PollCheck(GSource* source) {
+  reinterpret_cast<PollSource*>(source)->vm->PollInterrupts();
+  return FALSE;
+}
+
+gboolean PollDispatch(GSource*, GSourceFunc, gpointer) { return TRUE; }
+
+GSourceFuncs kPollFuncs = {PollPrepare, PollCheck, PollDispatch, nullptr,
+                           nullptr, nullptr};
+
 int Serve(const std::vector<std::string>& args) {
   absl::StatusOr<VmConfig> config = ParseCommandLine(args);
   if (!config.ok()) return Die(config.status());
@@ -79,6 +102,9 @@ int Serve(const std::vector<std::string>& args) {
 
   GMainContext* context = g_main_context_default();
   GMainLoop* loop = g_main_loop_new(context, FALSE);
+  GSource* poll = g_source_new(&kPollFuncs, sizeof(PollSource));
+  reinterpret_cast<PollSource*>(poll)->vm = vm->get();
+  g_source_attach(poll, context);
   QmpDispatcher qmp;
   RegisterMachineCommands(&qmp, vm->get(), [loop] { g_main_loop_quit(loop); });
   auto endpoints = QmpEndpoints(*config, &qmp);
@@ -95,6 +121,8 @@ int Serve(const std::vector<std::string>& args) {
     qtest->Attach(context);
   }
   g_main_loop_run(loop);
+  g_source_destroy(poll);
+  g_source_unref(poll);
   qtest.reset();
   endpoints->clear();
   g_main_loop_unref(loop);

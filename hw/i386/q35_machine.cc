@@ -206,6 +206,14 @@ absl::Status Q35Machine::AddIntelIommu(const DeviceSpec& spec) {
       [engine = vtd_engine_.get()](pci::PciBus* bus, uint8_t devfn) {
         return engine->DeviceRoot(bus->bus_number(), devfn);
       });
+  pci_bus_->SetIommuDeviceHooks(
+      [engine = vtd_engine_.get()](pci::PciBus* bus, uint8_t devfn,
+                                   const pci::HostIommuDevice& hiod) {
+        return engine->SetHostIommuDevice(bus->bus_number(), devfn, hiod);
+      },
+      [engine = vtd_engine_.get()](pci::PciBus* bus, uint8_t devfn) {
+        engine->UnsetHostIommuDevice(bus->bus_number(), devfn);
+      });
   return ReplugForIommu();
 }
 

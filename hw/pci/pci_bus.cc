@@ -40,6 +40,22 @@ PciBus::~PciBus() {
 
 void PciBus::SetIommu(IommuFn iommu) { iommu_ = std::move(iommu); }
 
+void PciBus::SetIommuDeviceHooks(SetIommuDeviceFn set,
+                                 UnsetIommuDeviceFn unset) {
+  set_iommu_device_ = std::move(set);
+  unset_iommu_device_ = std::move(unset);
+}
+
+absl::Status PciBus::SetIommuDevice(uint8_t devfn,
+                                    const HostIommuDevice& hiod) {
+  if (!set_iommu_device_) return absl::OkStatus();
+  return set_iommu_device_(this, devfn, hiod);
+}
+
+void PciBus::UnsetIommuDevice(uint8_t devfn) {
+  if (unset_iommu_device_) unset_iommu_device_(this, devfn);
+}
+
 void PciBus::SetIntxSink(IrqSink* sink, IntxRouteFn route) {
   intx_sink_ = sink;
   intx_route_ = std::move(route);

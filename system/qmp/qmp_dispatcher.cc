@@ -48,7 +48,14 @@ absl::StatusOr<QmpValue> QmpValue::Parse(absl::string_view json) {
   return QmpValue(json_node_copy(root));
 }
 
+absl::StatusOr<QmpValue> QmpValue::FromJsonText(std::string json) {
+  absl::StatusOr<QmpValue> v = Parse(json);
+  if (v.ok()) v->text_ = std::move(json);
+  return v;
+}
+
 std::string QmpValue::ToString() const {
+  if (!text_.empty()) return text_;
   return node_ == nullptr ? "null" : NodeToString(node_);
 }
 

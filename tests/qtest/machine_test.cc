@@ -140,8 +140,21 @@ TEST_F(MachineTest, CommandLineErrorsNameTheProblem) {
                 "slot 4 function 0 not available"},
            Case{"-m 64Q", "Parameter 'size' expects"},
            Case{"-m 100T", "cannot allocate"},
-           Case{"-object iommufd,id=i0",
-                "object type 'iommufd' is not supported"},
+           Case{"-object memory-backend-ram,id=m0",
+                "object type 'memory-backend-ram' is not supported"},
+           Case{"-machine q35,vfio-host=linux",
+                "Linux VFIO host backend (real /dev/vfio and /dev/iommu) is "
+                "not built"},
+           Case{"-device vfio-pci,host=0000:09:00.0,id=v9",
+                "vfio-pci 'v9' (host 0000:09:00.0): host device 0000:09:00.0 "
+                "does not exist"},
+           Case{"-device vfio-pci,host=0000:01:00.0 -device "
+                "vfio-pci,host=0000:01:00.0",
+                "0000:01:00.0 is already attached"},
+           Case{"-device vfio-pci,host=0000:01:00.0,iommufd=nope",
+                "Property 'vfio-pci.iommufd' can't find value 'nope'"},
+           Case{"-object vfio-host-model,id=h0,dtb=/nonexistent.dtb",
+                "-object vfio-host-model,id=h0,dtb=/nonexistent.dtb: "},
            Case{"-qtest tcp:1", "only 'stdio' and 'unix:PATH'"},
        }) {
     FILE* p =

@@ -65,6 +65,7 @@
 #include "viommu/hw/iommu/vtd_invalidation_queue.h"
 #include "viommu/hw/iommu/vtd_iotlb.h"
 #include "viommu/hw/iommu/vtd_observer.h"
+#include "viommu/hw/pci/host_iommu_device.h"
 #include "viommu/memory/address_space.h"
 #include "viommu/memory/iommu.h"
 #include "viommu/memory/memory_region.h"
@@ -96,6 +97,19 @@ class VtdEngine final : public Observer, public InvalidationSink {
   std::shared_ptr<memory::MemoryRegion> DeviceRoot(uint8_t bus, uint8_t devfn);
   // The address space of (bus, devfn), or nullptr if never asked for.
   VtdAddressSpace* FindAddressSpace(uint8_t bus, uint8_t devfn) const;
+
+  // QEMU's vtd_dev_set_iommu_device for a passthrough function at
+  // (bus, devfn): refuses it without caching mode (the only way VT-d
+  // learns of new mappings) and when the guest address width (aw-bits) is
+  // wider than the host IOMMU's. Errors: kFailedPrecondition (caching-mode
+  // off), kInvalidArgument (aw-bits), kAlreadyExists (set twice); each
+  // names hiod.name and the intel-iommu property. (vtd_host_iommu.cc)
+  absl::Status SetHostIommuDevice(uint8_t bus, uint8_t devfn,
+                                  const hw::pci::HostIommuDevice& hiod);
+  void UnsetHostIommuDevice(uint8_t bus, uint8_t devfn);
+  // nullptr when none is set for (bus, devfn).
+  const hw::pci::HostIommuDevice* HostIommuDeviceOf(uint8_t bus,
+                                                uint8_t devfn) const;
 
   VtdEngineStats stats() const;
   const Iotlb& iotlb() const { return iotlb_; }
@@ -180,6 +194,7 @@ class VtdEngine final : public Observer, public InvalidationSink {
   InvalidationQueue queue_;
 
   absl::flat_hash_map<uint16_t, std::unique_ptr<VtdDevice>> devices_;
+  absl::flat_hash_map<uint16_t, hw::pci::HostIommuDevice> host_devices_;
   // Serialises fault recording from DMA threads.
   absl::Mutex fault_mu_;
   std::atomic<uint64_t> walks_{0};

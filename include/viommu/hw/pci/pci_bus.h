@@ -34,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "viommu/hw/core/irq.h"
 #include "viommu/hw/core/virtual_clock.h"
+#include "viommu/hw/pci/host_iommu_device.h"
 #include "viommu/hw/pci/pci_device.h"
 #include "viommu/memory/memory_region.h"
 #include "viommu/memory/memory_system.h"
@@ -48,6 +49,11 @@ class PciBus {
       PciBus* bus, uint8_t devfn)>;
   // The sink line for INTx `pin` (1 = INTA# .. 4 = INTD#) of `devfn`.
   using IntxRouteFn = std::function<int(uint8_t devfn, int pin)>;
+  // QEMU's PCIIOMMUOps set_iommu_device / unset_iommu_device: the IOMMU
+  // checks (and may refuse) a passthrough function's host IOMMU facts.
+  using SetIommuDeviceFn = std::function<absl::Status(
+      PciBus* bus, uint8_t devfn, const HostIommuDevice& hiod)>;
+  using UnsetIommuDeviceFn = std::function<void(PciBus* bus, uint8_t devfn)>;
 
   // `memory`, `clock`: not owned, outlive the bus. `memory_space_root`:
   // where memory BARs are mapped (priority 1, as QEMU); `io_space_root`:
@@ -63,6 +69,15 @@ class PciBus {
 
   // Sets (or with an empty function clears) the IOMMU hook.
   void SetIommu(IommuFn iommu);
+  // Sets (or with empty functions clears) the host-IOMMU-device hooks.
+  void SetIommuDeviceHooks(SetIommuDeviceFn set, UnsetIommuDeviceFn unset);
+  // Hands `hiod` for the function at `devfn` to the IOMMU (QEMU's
+  // pci_device_set_iommu_device). OK when no IOMMU hook is set. Errors:
+  // the IOMMU's (e.g. kFailedPrecondition, kInvalidArgument naming the
+  // device and the offending property).
+  absl::Status SetIommuDevice(uint8_t devfn, const HostIommuDevice& hiod);
+  // Forgets it (no-op without a hook or when none was set).
+  void UnsetIommuDevice(uint8_t devfn);
   // Connects every device's INTx pin, present and future, to
   // sink->SetIrq(route(devfn, pin), level). `sink` is not owned and must
   // outlive the bus (or be replaced); nullptr disconnects.
@@ -124,6 +139,8 @@ class PciBus {
   std::shared_ptr<memory::MemoryRegion> io_space_;
   std::shared_ptr<memory::MemoryRegion> default_dma_root_;
   IommuFn iommu_;
+  SetIommuDeviceFn set_iommu_device_;
+  UnsetIommuDeviceFn unset_iommu_device_;
   IrqSink* intx_sink_ = nullptr;  // not owned
   IntxRouteFn intx_route_;
   std::array<std::unique_ptr<PciDevice>, 256> devices_;

@@ -41,9 +41,10 @@ class QmpValue {
   QmpValue() = default;
   explicit QmpValue(JsonNode* adopted) : node_(adopted) {}
   QmpValue(const QmpValue& o)
-      : node_(o.node_ ? json_node_ref(o.node_) : nullptr) {}
+      : node_(o.node_ ? json_node_ref(o.node_) : nullptr), text_(o.text_) {}
   QmpValue& operator=(QmpValue o) {
     std::swap(node_, o.node_);
+    std::swap(text_, o.text_);
     return *this;
   }
   ~QmpValue() {
@@ -52,11 +53,17 @@ class QmpValue {
   static QmpValue EmptyObject();
   // Errors: kInvalidArgument with json-glib's message.
   static absl::StatusOr<QmpValue> Parse(absl::string_view json);
+  // A value sent exactly as `json` (which must be valid JSON): json-glib
+  // holds integers as int64, so unsigned 64-bit numbers above INT64_MAX
+  // (addresses) survive only as text. node() is the parsed form, in which
+  // such numbers wrap. Errors: Parse's.
+  static absl::StatusOr<QmpValue> FromJsonText(std::string json);
   JsonNode* node() const { return node_; }
   std::string ToString() const;
 
  private:
   JsonNode* node_ = nullptr;
+  std::string text_;  // non-empty: the exact text to send
 };
 
 // A command's "arguments" object, with QEMU's parameter errors.

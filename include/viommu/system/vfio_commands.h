@@ -1,0 +1,40 @@
+// viommu/system/vfio_commands.h — the QMP side of VFIO passthrough:
+// `x-query-vfio` (ARCHITECTURE.md §5, a CONTRACT), the
+// VFIO_IOVA_RANGES_CHANGED event, and the debug command
+// `x-debug-vfio-host` (model host state for tests; not a contract).
+//
+//   QmpDispatcher qmp;
+//   RegisterVfioCommands(&qmp, vm.get());   // RegisterMachineCommands does it
+//
+// x-query-vfio returns {"containers": [{"id", "backend" ("type1" |
+// "iommufd"), "address-space", "devices" (host BDFs), "iova-ranges"
+// [{"start","end"}], "mappings", "dma-avail", "skipped" [{"start","end",
+// "reason"}]}]} in container id order; every number is a JSON integer,
+// addresses unsigned 64-bit (inclusive ends).
+// VFIO_IOVA_RANGES_CHANGED data: {"container": ID, "iova-ranges": [...]}.
+// x-debug-vfio-host returns {"host-mappings" (type1 DMA mappings the model
+// host holds over every container), "locked-pages", "errors" (container
+// errors after initialisation), "last-error" (text, "" if none),
+// "devices": [{"host", "dma-completed", "iommu-faults", "last-fault-iova"
+// (-1 if none)}]}.
+#ifndef VIOMMU_SYSTEM_VFIO_COMMANDS_H_
+#define VIOMMU_SYSTEM_VFIO_COMMANDS_H_
+
+#include <string>
+#include <vector>
+
+#include "viommu/system/qmp/qmp_dispatcher.h"
+#include "viommu/system/vm.h"
+#include "viommu/vfio/container_types.h"
+
+namespace viommu::system {
+
+// `qmp` and `vm` are not owned and outlive the registration's use.
+void RegisterVfioCommands(QmpDispatcher* qmp, Vm* vm);
+
+// The x-query-vfio "return" value as JSON text.
+std::string VfioQueryJson(const std::vector<vfio::ContainerQuery>& q);
+
+}  // namespace viommu::system
+
+#endif  // VIOMMU_SYSTEM_VFIO_COMMANDS_H_

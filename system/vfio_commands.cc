@@ -1,0 +1,103 @@
+#include "viommu/system/vfio_commands.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "viommu/util/status_macros.h"
+#include "viommu/vfio/host/model/host_device.h"
+
+namespace viommu::system {
+namespace {
+
+std::string Quote(absl::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      absl::StrAppendFormat(&out, "\\u%04x", c);
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string RangesJson(const std::vector<Range>& ranges) {
+  std::string out = "[";
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    absl::StrAppend(&out, i ? ", " : "", "{\"start\": ", ranges[i].first,
+                    ", \"end\": ", ranges[i].last, "}");
+  }
+  return out + "]";
+}
+
+}  // namespace
+
+std::string VfioQueryJson(const std::vector<vfio::ContainerQuery>& q) {
+  std::string out = "{\"containers\": [";
+  for (size_t i = 0; i < q.size(); ++i) {
+    const vfio::ContainerQuery& c = q[i];
+    absl::StrAppend(&out, i ? ", " : "", "{\"id\": ", c.id,
+                    ", \"backend\": ", Quote(c.backend),
+                    ", \"address-space\": ", Quote(c.address_space),
+                    ", \"devices\": [");
+    for (size_t d = 0; d < c.devices.size(); ++d) {
+      absl::StrAppend(&out, d ? ", " : "", Quote(c.devices[d]));
+    }
+    absl::StrAppend(&out, "], \"iova-ranges\": ", RangesJson(c.iova_ranges),
+                    ", \"mappings\": ", c.mappings,
+                    ", \"dma-avail\": ", c.dma_avail, ", \"skipped\": [");
+    for (size_t s = 0; s < c.skipped.size(); ++s) {
+      absl::StrAppend(&out, s ? ", " : "", "{\"start\": ", c.skipped[s].start,
+                      ", \"end\": ", c.skipped[s].end,
+                      ", \"reason\": ", Quote(c.skipped[s].reason), "}");
+    }
+    out += "]}";
+  }
+  return out + "]}";
+}
+
+void RegisterVfioCommands(QmpDispatcher* qmp, Vm* vm) {
+  qmp->Register("x-query-vfio", [vm](const QmpArgs&) {
+    return QmpValue::FromJsonText(VfioQueryJson(vm->vfio().Query()));
+  });
+  qmp->Register("x-debug-vfio-host", [vm](const QmpArgs&) {
+    VfioPassthrough& v = vm->vfio();
+    vfio::model::ModelHost& host = v.host();
+    uint64_t mappings = 0;
+    for (int fd : host.ContainerFds()) {
+      mappings += host.ContainerMappingCount(fd).value_or(0);
+    }
+    std::string out = absl::StrCat(
+        "{\"host-mappings\": ", mappings,
+        ", \"locked-pages\": ", host.locked_pages(),
+        ", \"errors\": ", v.errors(), ", \"last-error\": ",
+        Quote(v.last_error().ok() ? "" : v.last_error().message()),
+        ", \"devices\": [");
+    bool first = true;
+    for (const vfio::HostDeviceDesc& d : host.platform().devices) {
+      auto* dev =
+          static_cast<vfio::model::ModelHostDevice*>(host.device(d.address));
+      if (dev == nullptr) continue;
+      const std::optional<uint64_t> fault = dev->last_fault_iova();
+      absl::StrAppend(&out, first ? "" : ", ",
+                      "{\"host\": ", Quote(d.address.ToString()),
+                      ", \"dma-completed\": ", dev->completed_dma_count(),
+                      ", \"iommu-faults\": ", dev->iommu_fault_count(),
+                      ", \"last-fault-iova\": ",
+                      fault ? absl::StrCat(*fault) : "-1", "}");
+      first = false;
+    }
+    return QmpValue::FromJsonText(out + "]}");
+  });
+  vm->vfio().set_iova_ranges_changed_handler(
+      [qmp](uint32_t id, const std::vector<Range>& ranges) {
+        absl::StatusOr<QmpValue> data = QmpValue::FromJsonText(absl::StrCat(
+            "{\"container\": ", id, ", \"iova-ranges\": ", RangesJson(ranges),
+            "}"));
+        if (data.ok()) qmp->EmitEvent("VFIO_IOVA_RANGES_CHANGED", *data);
+      });
+}
+
+}  // namespace viommu::system
