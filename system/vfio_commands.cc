@@ -1,5 +1,8 @@
 #include "viommu/system/vfio_commands.h"
 
+#include <map>
+
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "viommu/util/status_macros.h"
@@ -91,6 +94,20 @@ void RegisterVfioCommands(QmpDispatcher* qmp, Vm* vm) {
     }
     return QmpValue::FromJsonText(out + "]}");
   });
+  qmp->Register(
+      "x-debug-vfio-fail-map",
+      [vm](const QmpArgs& args) -> absl::StatusOr<QmpValue> {
+        std::map<std::string, std::string> a = args.AsStringMap();
+        uint64_t n = 0;
+        int err = 0;
+        if (!absl::SimpleAtoi(a["n"], &n) ||
+            !absl::SimpleAtoi(a.count("errno") ? a["errno"] : "12", &err)) {
+          return absl::InvalidArgumentError(
+              "x-debug-vfio-fail-map: expects integers 'n' (and 'errno')");
+        }
+        vm->vfio().host().FailNthMapDma(n, err);
+        return QmpValue::EmptyObject();
+      });
   vm->vfio().set_iova_ranges_changed_handler(
       [qmp](uint32_t id, const std::vector<Range>& ranges) {
         absl::StatusOr<QmpValue> data = QmpValue::FromJsonText(absl::StrCat(

@@ -355,6 +355,63 @@ TEST_F(VfioVtdTest, ContainerFollowsTheGuestPageTables) {
   EXPECT_EQ(qts().Readl(0x31'0000), 0u);
 }
 
+TEST_F(VfioVtdTest, AMapErrorAfterInitIsCountedAndTheVmKeepsRunning) {
+  StartWithQmp({"-m", "256M", "-device", "intel-iommu,caching-mode=on",
+                "-device", "vfio-pci,host=0000:01:00.0,addr=04.0,id=v0"});
+  VtdGuest vtd(&qts(), 3);
+  vtd.SetContext(kDevfn, kDid);
+  vtd.Map(kDevfn, 0x0800'0000, 0x30'0000, VtdGuest::k4K, VtdGuest::kRw);
+  vtd.Enable();
+  ASSERT_EQ(MappingsOf(Query()), 1u);
+  EXPECT_EQ(qmp_->Command(R"({"execute": "x-debug-vfio-fail-map", )"
+                          R"("arguments": {"n": 1, "errno": 12}})"),
+            R"({"return": {}})");
+  vtd.Map(kDevfn, 0x0800'1000, 0x31'0000, VtdGuest::k4K, VtdGuest::kRw);
+  vtd.InvalidateIotlbPage(kDid, 0x0800'1000, 0);
+  EXPECT_EQ(MappingsOf(Query()), 1u);
+  std::string host = HostState();
+  EXPECT_EQ(Num(host, "errors"), 1u) << host;
+  EXPECT_TRUE(absl::StrContains(host, "vfio container")) << host;
+  // Still running: the next mapping reaches the host.
+  vtd.Map(kDevfn, 0x0800'2000, 0x32'0000, VtdGuest::k4K, VtdGuest::kRw);
+  vtd.InvalidateIotlbPage(kDid, 0x0800'2000, 0);
+  EXPECT_EQ(MappingsOf(Query()), 2u);
+}
+
+TEST_F(VfioVtdTest, HotplugWithoutCachingModeFailsAndUnplugCleansUp) {
+  StartWithQmp({"-m", "256M", "-device", "intel-iommu"});
+  const std::string r = qmp_->Command(
+      R"({"execute": "device_add", "arguments": {"driver": "vfio-pci", )"
+      R"("host": "0000:01:00.0", "id": "hp"}})");
+  EXPECT_TRUE(absl::StrContains(r, "GenericError")) << r;
+  EXPECT_TRUE(absl::StrContains(r, "caching-mode=on")) << r;
+  EXPECT_EQ(Query(), R"({"return": {"containers": []}})");
+  EXPECT_EQ(Num(HostState(), "host-mappings"), 0u);
+  EXPECT_EQ(qts().Readl(0), 0u);  // still running
+}
+
+TEST_F(VfioVtdTest, HotUnplugBehindVtdLeavesNoHostMapping) {
+  StartWithQmp({"-m", "256M", "-device", "intel-iommu,caching-mode=on"});
+  EXPECT_EQ(qmp_->Command(
+                R"({"execute": "device_add", "arguments": {"driver": )"
+                R"("vfio-pci", "host": "0000:02:00.0", "id": "hp", )"
+                R"("addr": "04.0"}})"),
+            R"({"return": {}})");
+  VtdGuest vtd(&qts(), 3);
+  vtd.SetContext(kDevfn, kDid);
+  vtd.Map(kDevfn, 0x0800'0000, 0x30'0000, VtdGuest::k4K, VtdGuest::kRw);
+  vtd.Enable();
+  EXPECT_EQ(MappingsOf(Query()), 1u);
+  EXPECT_EQ(Num(HostState(), "host-mappings"), 1u);
+  EXPECT_EQ(qmp_->Command(
+                R"({"execute": "device_del", "arguments": {"id": "hp"}})"),
+            R"({"return": {}})");
+  EXPECT_EQ(Query(), R"({"return": {"containers": []}})");
+  const std::string host = HostState();
+  EXPECT_EQ(Num(host, "host-mappings"), 0u) << host;
+  EXPECT_EQ(Num(host, "locked-pages"), 0u) << host;
+}
+
 TEST(VfioCommandLineTest, VtdRefusesPassthroughWithoutCachingMode) {
   for (const char* order :
        {"-device intel-iommu -device vfio-pci,host=0000:01:00.0,id=v0",

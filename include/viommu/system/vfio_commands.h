@@ -1,7 +1,8 @@
 // viommu/system/vfio_commands.h — the QMP side of VFIO passthrough:
 // `x-query-vfio` (ARCHITECTURE.md §5, a CONTRACT), the
 // VFIO_IOVA_RANGES_CHANGED event, and the debug command
-// `x-debug-vfio-host` (model host state for tests; not a contract).
+// `x-debug-vfio-host` / `x-debug-vfio-fail-map` (model host state and
+// fault injection for tests; not a contract).
 //
 //   QmpDispatcher qmp;
 //   RegisterVfioCommands(&qmp, vm.get());   // RegisterMachineCommands does it
@@ -17,6 +18,9 @@
 // errors after initialisation), "last-error" (text, "" if none),
 // "devices": [{"host", "dma-completed", "iommu-faults", "last-fault-iova"
 // (-1 if none)}]}.
+// x-debug-vfio-fail-map {"n": N, "errno": E (default 12, ENOMEM)}: the
+// model host's N-th type1 MAP_DMA from now fails with E (n = 0 disarms);
+// for tests of the error policy after initialisation.
 #ifndef VIOMMU_SYSTEM_VFIO_COMMANDS_H_
 #define VIOMMU_SYSTEM_VFIO_COMMANDS_H_
 
