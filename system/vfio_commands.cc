@@ -72,24 +72,23 @@ void RegisterVfioCommands(QmpDispatcher* qmp, Vm* vm) {
     for (int fd : host.ContainerFds()) {
       mappings += host.ContainerMappingCount(fd).value_or(0);
     }
-    std::string out = absl::StrCat(
-        "{\"host-mappings\": ", mappings,
-        ", \"locked-pages\": ", host.locked_pages(),
-        ", \"errors\": ", v.errors(), ", \"last-error\": ",
-        Quote(v.last_error().ok() ? "" : v.last_error().message()),
-        ", \"devices\": [");
+    std::string out =
+        absl::StrCat("{\"host-mappings\": ", mappings,
+                     ", \"locked-pages\": ", host.locked_pages(),
+                     ", \"errors\": ", v.errors(), ", \"last-error\": ",
+                     Quote(v.last_error().ok() ? "" : v.last_error().message()),
+                     ", \"devices\": [");
     bool first = true;
     for (const vfio::HostDeviceDesc& d : host.platform().devices) {
       auto* dev =
           static_cast<vfio::model::ModelHostDevice*>(host.device(d.address));
       if (dev == nullptr) continue;
       const std::optional<uint64_t> fault = dev->last_fault_iova();
-      absl::StrAppend(&out, first ? "" : ", ",
-                      "{\"host\": ", Quote(d.address.ToString()),
-                      ", \"dma-completed\": ", dev->completed_dma_count(),
-                      ", \"iommu-faults\": ", dev->iommu_fault_count(),
-                      ", \"last-fault-iova\": ",
-                      fault ? absl::StrCat(*fault) : "-1", "}");
+      absl::StrAppend(
+          &out, first ? "" : ", ", "{\"host\": ", Quote(d.address.ToString()),
+          ", \"dma-completed\": ", dev->completed_dma_count(),
+          ", \"iommu-faults\": ", dev->iommu_fault_count(),
+          ", \"last-fault-iova\": ", fault ? absl::StrCat(*fault) : "-1", "}");
       first = false;
     }
     return QmpValue::FromJsonText(out + "]}");
@@ -110,9 +109,9 @@ void RegisterVfioCommands(QmpDispatcher* qmp, Vm* vm) {
       });
   vm->vfio().set_iova_ranges_changed_handler(
       [qmp](uint32_t id, const std::vector<Range>& ranges) {
-        absl::StatusOr<QmpValue> data = QmpValue::FromJsonText(absl::StrCat(
-            "{\"container\": ", id, ", \"iova-ranges\": ", RangesJson(ranges),
-            "}"));
+        absl::StatusOr<QmpValue> data = QmpValue::FromJsonText(
+            absl::StrCat("{\"container\": ", id,
+                         ", \"iova-ranges\": ", RangesJson(ranges), "}"));
         if (data.ok()) qmp->EmitEvent("VFIO_IOVA_RANGES_CHANGED", *data);
       });
 }

@@ -69,8 +69,8 @@ absl::StatusOr<std::unique_ptr<VfioPassthrough>> VfioPassthrough::Create(
               [self](uint32_t id, const absl::Status& s) {
                 ++self->errors_;
                 self->last_error_ = absl::Status(
-                    s.code(), absl::StrFormat("vfio container %u: %s", id,
-                                              s.message()));
+                    s.code(),
+                    absl::StrFormat("vfio container %u: %s", id, s.message()));
               },
           .on_iova_ranges_changed =
               [self](uint32_t id, const std::vector<Range>& r) {
@@ -93,9 +93,8 @@ VfioPciDevice* VfioPassthrough::Device(const Attached& a) const {
 }
 
 bool VfioPassthrough::Owns(const std::string& id) const {
-  return !id.empty() &&
-         std::any_of(devices_.begin(), devices_.end(),
-                     [&](const auto& a) { return a->id == id; });
+  return !id.empty() && std::any_of(devices_.begin(), devices_.end(),
+                                    [&](const auto& a) { return a->id == id; });
 }
 
 absl::Status VfioPassthrough::Add(const hw::DeviceSpec& spec) {
@@ -120,9 +119,9 @@ absl::Status VfioPassthrough::Attach(const hw::DeviceSpec& spec) {
       VIOMMU_ASSIGN_OR_RETURN(devfn, ParseDevfn(v));
     } else if (k == "iommufd") {
       if (!iommufds_.contains(v)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "Property 'vfio-pci.iommufd' can't find value '", v,
-            "' (no -object iommufd,id=", v, ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("Property 'vfio-pci.iommufd' can't find value '", v,
+                         "' (no -object iommufd,id=", v, ")"));
       }
       iommufd = v;
     } else {

@@ -8,8 +8,8 @@ namespace {
 class ClockTimer final : public vfio::model::DeviceTimer {
  public:
   ClockTimer(hw::VirtualClock* clock, absl::AnyInvocable<void()> callback)
-      : callback_(std::make_shared<absl::AnyInvocable<void()>>(
-            std::move(callback))),
+      : callback_(
+            std::make_shared<absl::AnyInvocable<void()>>(std::move(callback))),
         timer_(clock, [cb = callback_] { (*cb)(); }) {}
   void ArmAt(int64_t deadline_ns) override { timer_.ArmAt(deadline_ns); }
   void Cancel() override { timer_.Cancel(); }

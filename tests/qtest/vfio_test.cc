@@ -97,7 +97,8 @@ std::vector<std::string> Containers(const std::string& json) {
   size_t at = json.find("{\"id\": ");
   while (at != std::string::npos) {
     size_t next = json.find("{\"id\": ", at + 1);
-    out.push_back(json.substr(at, next == std::string::npos ? next : next - at));
+    out.push_back(
+        json.substr(at, next == std::string::npos ? next : next - at));
     at = next;
   }
   return out;
@@ -157,8 +158,8 @@ class VfioTest : public ViommuTest {
 // Runs build/viommu with `args` and returns (exit status, output).
 std::pair<int, std::string> RunToExit(const std::string& args) {
   const char* bin = std::getenv("VIOMMU_BINARY");
-  FILE* p = popen((std::string(bin) + " " + args + " </dev/null 2>&1").c_str(),
-                  "r");
+  FILE* p =
+      popen((std::string(bin) + " " + args + " </dev/null 2>&1").c_str(), "r");
   std::string out;
   char buf[512];
   while (p != nullptr && std::fgets(buf, sizeof(buf), p) != nullptr) out += buf;
@@ -167,8 +168,8 @@ std::pair<int, std::string> RunToExit(const std::string& args) {
 }
 
 TEST_F(VfioTest, Type1WithoutIommuMapsGuestRamAndSkipsTheMsiWindow) {
-  StartWithQmp({"-m", "256M", "-device",
-                "vfio-pci,host=0000:01:00.0,addr=04.0,id=v0"});
+  StartWithQmp(
+      {"-m", "256M", "-device", "vfio-pci,host=0000:01:00.0,addr=04.0,id=v0"});
   const std::string q = Query();
   std::vector<std::string> c = Containers(q);
   ASSERT_EQ(c.size(), 1u) << q;
@@ -189,8 +190,8 @@ TEST_F(VfioTest, Type1WithoutIommuMapsGuestRamAndSkipsTheMsiWindow) {
 }
 
 TEST_F(VfioTest, HostEduDmaLandsInGuestRamOnClockStep) {
-  StartWithQmp({"-m", "256M", "-device",
-                "vfio-pci,host=0000:01:00.0,addr=04.0,id=v0"});
+  StartWithQmp(
+      {"-m", "256M", "-device", "vfio-pci,host=0000:01:00.0,addr=04.0,id=v0"});
   QPciDevice dev(&bus(), 0x20);
   EXPECT_EQ(dev.ConfigReadl(0), 0x11e81234u);
   uint64_t bar0 = 0;
@@ -225,9 +226,9 @@ TEST_F(VfioTest, ReservedDirectRangeFallsBackToASecondContainer) {
   ASSERT_EQ(c.size(), 2u) << q;
   EXPECT_TRUE(absl::StrContains(c[0], R"("devices": ["0000:01:00.0"])")) << q;
   EXPECT_TRUE(absl::StrContains(c[1], R"("devices": ["0000:02:00.0"])")) << q;
-  EXPECT_TRUE(absl::StrContains(
-      c[1], R"({"start": 251658240, "end": 252706815, )"
-            R"("reason": "outside-iova-ranges"})"))
+  EXPECT_TRUE(absl::StrContains(c[1],
+                                R"({"start": 251658240, "end": 252706815, )"
+                                R"("reason": "outside-iova-ranges"})"))
       << q;
   EXPECT_FALSE(absl::StrContains(c[0], "outside-iova-ranges")) << q;
   EXPECT_EQ(Num(c[1], "mappings"), 2u) << q;  // RAM around the hole
@@ -236,11 +237,11 @@ TEST_F(VfioTest, ReservedDirectRangeFallsBackToASecondContainer) {
 TEST_F(VfioTest, HotplugAndUnplugLeaveNoHostMapping) {
   StartWithQmp({"-m", "256M"});
   EXPECT_EQ(Query(), R"({"return": {"containers": []}})");
-  EXPECT_EQ(qmp_->Command(
-                R"({"execute": "device_add", "arguments": {"driver": )"
-                R"("vfio-pci", "host": "0000:01:00.0", "id": "hp", )"
-                R"("addr": "06.0"}})"),
-            R"({"return": {}})");
+  EXPECT_EQ(
+      qmp_->Command(R"({"execute": "device_add", "arguments": {"driver": )"
+                    R"("vfio-pci", "host": "0000:01:00.0", "id": "hp", )"
+                    R"("addr": "06.0"}})"),
+      R"({"return": {}})");
   EXPECT_EQ(QPciDevice(&bus(), 0x30).ConfigReadl(0), 0x11e81234u);
   EXPECT_EQ(Containers(Query()).size(), 1u);
   std::string host = HostState();
@@ -251,9 +252,9 @@ TEST_F(VfioTest, HotplugAndUnplugLeaveNoHostMapping) {
       qmp_->Command(R"({"execute": "device_add", "arguments": {"driver": )"
                     R"("vfio-pci", "host": "0000:01:00.0"}})"),
       "already attached"));
-  EXPECT_EQ(qmp_->Command(
-                R"({"execute": "device_del", "arguments": {"id": "hp"}})"),
-            R"({"return": {}})");
+  EXPECT_EQ(
+      qmp_->Command(R"({"execute": "device_del", "arguments": {"id": "hp"}})"),
+      R"({"return": {}})");
   ASSERT_FALSE(qmp_->events().empty());
   EXPECT_TRUE(absl::StrContains(qmp_->events().back(), "DEVICE_DELETED"));
   EXPECT_TRUE(absl::StrContains(qmp_->events().back(), R"("device":"hp")"));
@@ -265,8 +266,8 @@ TEST_F(VfioTest, HotplugAndUnplugLeaveNoHostMapping) {
 }
 
 TEST_F(VfioTest, Type1MapsAPassthroughBarForPeerToPeer) {
-  StartWithQmp({"-m", "256M", "-device",
-                "vfio-pci,host=0000:01:00.0,addr=04.0", "-device",
+  StartWithQmp({"-m", "256M", "-device", "vfio-pci,host=0000:01:00.0,addr=04.0",
+                "-device",
                 "vfio-pci,host=0000:03:00.0,addr=05.0"});  // compatible
   const uint64_t before = *Num(Containers(Query())[0], "mappings");
   uint64_t bar0 = 0, bar2 = 0;
@@ -392,20 +393,20 @@ TEST_F(VfioVtdTest, HotplugWithoutCachingModeFailsAndUnplugCleansUp) {
 
 TEST_F(VfioVtdTest, HotUnplugBehindVtdLeavesNoHostMapping) {
   StartWithQmp({"-m", "256M", "-device", "intel-iommu,caching-mode=on"});
-  EXPECT_EQ(qmp_->Command(
-                R"({"execute": "device_add", "arguments": {"driver": )"
-                R"("vfio-pci", "host": "0000:02:00.0", "id": "hp", )"
-                R"("addr": "04.0"}})"),
-            R"({"return": {}})");
+  EXPECT_EQ(
+      qmp_->Command(R"({"execute": "device_add", "arguments": {"driver": )"
+                    R"("vfio-pci", "host": "0000:02:00.0", "id": "hp", )"
+                    R"("addr": "04.0"}})"),
+      R"({"return": {}})");
   VtdGuest vtd(&qts(), 3);
   vtd.SetContext(kDevfn, kDid);
   vtd.Map(kDevfn, 0x0800'0000, 0x30'0000, VtdGuest::k4K, VtdGuest::kRw);
   vtd.Enable();
   EXPECT_EQ(MappingsOf(Query()), 1u);
   EXPECT_EQ(Num(HostState(), "host-mappings"), 1u);
-  EXPECT_EQ(qmp_->Command(
-                R"({"execute": "device_del", "arguments": {"id": "hp"}})"),
-            R"({"return": {}})");
+  EXPECT_EQ(
+      qmp_->Command(R"({"execute": "device_del", "arguments": {"id": "hp"}})"),
+      R"({"return": {}})");
   EXPECT_EQ(Query(), R"({"return": {"containers": []}})");
   const std::string host = HostState();
   EXPECT_EQ(Num(host, "host-mappings"), 0u) << host;
@@ -437,9 +438,8 @@ TEST(VfioCommandLineTest, VtdRefusesAWiderGuestAddressWidthThanTheHost) {
 TEST(VfioCommandLineTest, ABadHostPlatformBlobIsAClearError) {
   const std::string path = TempPath("bad.dtb");
   std::ofstream(path) << "this is not a device tree";
-  auto [rc, out] =
-      RunToExit("-object vfio-host-model,id=h0,dtb=" + path +
-                " -device vfio-pci,host=0000:01:00.0");
+  auto [rc, out] = RunToExit("-object vfio-host-model,id=h0,dtb=" + path +
+                             " -device vfio-pci,host=0000:01:00.0");
   unlink(path.c_str());
   EXPECT_EQ(rc, 1);
   EXPECT_TRUE(absl::StrContains(out, "-object vfio-host-model,id=h0,dtb="))

@@ -12,8 +12,8 @@ uint16_t Sid(uint8_t bus, uint8_t devfn) {
 
 }  // namespace
 
-absl::Status VtdEngine::SetHostIommuDevice(uint8_t bus, uint8_t devfn,
-                                           const hw::pci::HostIommuDevice& hiod) {
+absl::Status VtdEngine::SetHostIommuDevice(
+    uint8_t bus, uint8_t devfn, const hw::pci::HostIommuDevice& hiod) {
   const Properties& p = iommu_->properties();
   if (!p.caching_mode) {
     return absl::FailedPreconditionError(absl::StrFormat(
@@ -30,9 +30,9 @@ absl::Status VtdEngine::SetHostIommuDevice(uint8_t bus, uint8_t devfn,
   }
   const uint16_t sid = Sid(bus, devfn);
   if (host_devices_.contains(sid)) {
-    return absl::AlreadyExistsError(absl::StrFormat(
-        "%s: %02x:%02x.%x already has a host IOMMU device", hiod.name, bus,
-        devfn >> 3, devfn & 7));
+    return absl::AlreadyExistsError(
+        absl::StrFormat("%s: %02x:%02x.%x already has a host IOMMU device",
+                        hiod.name, bus, devfn >> 3, devfn & 7));
   }
   host_devices_.emplace(sid, hiod);
   return absl::OkStatus();
@@ -42,8 +42,8 @@ void VtdEngine::UnsetHostIommuDevice(uint8_t bus, uint8_t devfn) {
   host_devices_.erase(Sid(bus, devfn));
 }
 
-const hw::pci::HostIommuDevice* VtdEngine::HostIommuDeviceOf(uint8_t bus,
-                                                         uint8_t devfn) const {
+const hw::pci::HostIommuDevice* VtdEngine::HostIommuDeviceOf(
+    uint8_t bus, uint8_t devfn) const {
   auto it = host_devices_.find(Sid(bus, devfn));
   return it == host_devices_.end() ? nullptr : &it->second;
 }
