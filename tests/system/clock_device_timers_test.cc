@@ -1,0 +1,72 @@
+// ClockDeviceTimers: a simulated host device's timers on the machine's
+// virtual clock meet the DeviceTimers contract.
+#include "viommu/system/clock_device_timers.h"
+
+#include <memory>
+
+#include "gtest/gtest.h"
+
+namespace viommu::system {
+namespace {
+
+TEST(ClockDeviceTimersTest, FiresWhenTheClockReachesTheDeadline) {
+  hw::VirtualClock clock;
+  ClockDeviceTimers timers(&clock);
+  int fired = 0;
+  int64_t seen = -1;
+  auto t = timers.CreateTimer([&] {
+    ++fired;
+    seen = timers.NowNs();
+  });
+  t->ArmAt(100'000'000);
+  EXPECT_TRUE(t->pending());
+  clock.Step(99'999'999);
+  EXPECT_EQ(fired, 0);
+  clock.Step(1);
+  EXPECT_EQ(fired, 1);
+  EXPECT_EQ(seen, 100'000'000);
+  EXPECT_FALSE(t->pending());
+}
+
+TEST(ClockDeviceTimersTest, PastDeadlineFiresAtTheNextStepNotInArmAt) {
+  hw::VirtualClock clock;
+  clock.Step(1000);
+  ClockDeviceTimers timers(&clock);
+  int fired = 0;
+  auto t = timers.CreateTimer([&] { ++fired; });
+  t->ArmAt(10);
+  EXPECT_EQ(fired, 0);
+  clock.Step(0);
+  EXPECT_EQ(fired, 1);
+}
+
+TEST(ClockDeviceTimersTest, CancelAndDestroyStopTheCallback) {
+  hw::VirtualClock clock;
+  ClockDeviceTimers timers(&clock);
+  int fired = 0;
+  auto t = timers.CreateTimer([&] { ++fired; });
+  t->ArmAt(10);
+  t->Cancel();
+  clock.Step(20);
+  EXPECT_EQ(fired, 0);
+  t->ArmAt(30);
+  t.reset();
+  clock.Step(20);
+  EXPECT_EQ(fired, 0);
+}
+
+TEST(ClockDeviceTimersTest, CallbackMayRearmItsOwnTimer) {
+  hw::VirtualClock clock;
+  ClockDeviceTimers timers(&clock);
+  int fired = 0;
+  std::unique_ptr<vfio::model::DeviceTimer> t;
+  t = timers.CreateTimer([&] {
+    if (++fired < 3) t->ArmAt(timers.NowNs() + 10);
+  });
+  t->ArmAt(10);
+  clock.Step(100);
+  EXPECT_EQ(fired, 3);
+}
+
+}  // namespace
+}  // namespace viommu::system
