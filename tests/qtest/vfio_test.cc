@@ -302,6 +302,29 @@ TEST_F(VfioTest, IommufdBackendMapsRamAndSkipsAPassthroughBar) {
   EXPECT_EQ(qts().Readl(0x300000), 0x04030201u);
 }
 
+TEST_F(VfioTest, AJoiningGroupThatShrinksTheRangesEmitsTheEvent) {
+  StartWithQmp(
+      {"-m", "256M", "-device", "vfio-pci,host=0000:01:00.0,addr=04.0"});
+  EXPECT_TRUE(absl::StrContains(Query(), R"("end": 281474976710655}])"));
+  // 0000:03:00.0 (39-bit aperture) joins the same container.
+  EXPECT_EQ(
+      qmp_->Command(R"({"execute": "device_add", "arguments": {"driver": )"
+                    R"("vfio-pci", "host": "0000:03:00.0", "id": "narrow"}})"),
+      R"({"return": {}})");
+  ASSERT_EQ(qmp_->events().size(), 1u);
+  const std::string& e = qmp_->events()[0];
+  EXPECT_TRUE(absl::StrContains(e, R"("event": "VFIO_IOVA_RANGES_CHANGED")"))
+      << e;
+  EXPECT_TRUE(absl::StrContains(
+      e, R"("data": {"container": 1, "iova-ranges": [{"start": 0, )"
+         R"("end": 4276092927}, {"start": 4277141504, )"
+         R"("end": 549755813887}]})"))
+      << e;
+  const std::string q = Query();
+  EXPECT_EQ(Containers(q).size(), 1u) << q;
+  EXPECT_TRUE(absl::StrContains(q, R"("end": 549755813887}])")) << q;
+}
+
 class VfioVtdTest : public VfioTest {
  protected:
   static constexpr uint8_t kDevfn = 0x20;  // 04.0
@@ -354,6 +377,28 @@ TEST_F(VfioVtdTest, ContainerFollowsTheGuestPageTables) {
   EXPECT_EQ(Num(host, "iommu-faults"), 1u) << host;
   EXPECT_EQ(Num(host, "last-fault-iova"), 0x0800'1000u) << host;
   EXPECT_EQ(qts().Readl(0x31'0000), 0u);
+}
+
+TEST_F(VfioVtdTest, IommufdContainerFollowsTheGuestPageTables) {
+  StartWithQmp({"-m", "256M", "-device", "intel-iommu,caching-mode=on",
+                "-object", "iommufd,id=fd0", "-device",
+                "vfio-pci,host=0000:01:00.0,addr=04.0,iommufd=fd0"});
+  std::string q = Query();
+  EXPECT_TRUE(absl::StrContains(q, R"("backend": "iommufd")")) << q;
+  VtdGuest vtd(&qts(), 3);
+  vtd.SetContext(kDevfn, kDid);
+  vtd.Map(kDevfn, 0x0800'0000, 0x30'0000, VtdGuest::k4K, VtdGuest::kRw);
+  vtd.Enable();
+  EXPECT_EQ(MappingsOf(Query()), 1u);
+  vtd.Map(kDevfn, 0x0800'1000, 0x31'0000, VtdGuest::k4K, VtdGuest::kRw);
+  vtd.InvalidateIotlbPage(kDid, 0x0800'1000, 0);
+  EXPECT_EQ(MappingsOf(Query()), 2u);
+  uint64_t bar0 = 0;
+  PlugBars(kDevfn, &bar0);
+  qts().Memwrite(0x31'0000, {5, 6, 7, 8});
+  Dma(bar0, 0x0800'1000, 4, /*to_ram=*/false);
+  Dma(bar0, 0x0800'0000, 4, /*to_ram=*/true);
+  EXPECT_EQ(qts().Readl(0x30'0000), 0x08070605u);
 }
 
 TEST_F(VfioVtdTest, AMapErrorAfterInitIsCountedAndTheVmKeepsRunning) {
