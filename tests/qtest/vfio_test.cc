@@ -379,6 +379,22 @@ TEST_F(VfioVtdTest, ContainerFollowsTheGuestPageTables) {
   EXPECT_EQ(qts().Readl(0x31'0000), 0u);
 }
 
+TEST_F(VfioVtdTest, DevicesBeforeIntelIommuMoveIntoTheirVtdSpaces) {
+  StartWithQmp({"-m", "256M", "-device", "vfio-pci,host=0000:01:00.0",
+                "-device", "edu", "-device", "vfio-pci,host=0000:02:00.0",
+                "-device", "intel-iommu,caching-mode=on"});
+  const std::string q = Query();
+  std::vector<std::string> c = Containers(q);
+  ASSERT_EQ(c.size(), 2u) << q;
+  // Slots as given by command-line order: 01.0, edu 02.0, 03.0.
+  EXPECT_TRUE(absl::StrContains(c[0], R"("address-space": "vtd-01.0")")) << q;
+  EXPECT_TRUE(absl::StrContains(c[1], R"("address-space": "vtd-03.0")")) << q;
+  EXPECT_EQ(QPciDevice(&bus(), 0x08).ConfigReadl(0), 0x11e81234u);
+  EXPECT_EQ(QPciDevice(&bus(), 0x10).ConfigReadl(0), 0x11e81234u);
+  EXPECT_EQ(QPciDevice(&bus(), 0x18).ConfigReadl(0), 0x11e81234u);
+  EXPECT_EQ(Num(HostState(), "host-mappings"), 3u);  // RAM; 2 around the hole
+}
+
 TEST_F(VfioVtdTest, IommufdContainerFollowsTheGuestPageTables) {
   StartWithQmp({"-m", "256M", "-device", "intel-iommu,caching-mode=on",
                 "-object", "iommufd,id=fd0", "-device",
