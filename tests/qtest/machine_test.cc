@@ -176,6 +176,12 @@ TEST_F(MachineTest, DefaultWorkloadPasses) {
   while (std::fgets(buf, sizeof(buf), p) != nullptr) out += buf;
   EXPECT_EQ(WEXITSTATUS(pclose(p)), 0) << out;
   EXPECT_TRUE(absl::StrContains(out, "all passed")) << out;
+  // The default machine has a passthrough device behind caching-mode VT-d,
+  // and the workload hot-plugs and unplugs a second one.
+  EXPECT_TRUE(absl::StrContains(out, "intel-iommu,caching-mode=on")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "vfio-pci,host=0000:01:00.0")) << out;
+  EXPECT_TRUE(absl::StrContains(out, R"("address-space": "vtd-07.0")")) << out;
+  EXPECT_TRUE(absl::StrContains(out, R"("device":"hp")")) << out;
 }
 
 TEST_F(MachineTest, QmpQuitEndsTheProcess) {
