@@ -11,6 +11,7 @@
 
 #include "absl/strings/match.h"
 #include "gtest/gtest.h"
+#include "tests/qtest/qmp_client.h"
 #include "tests/qtest/unix_socket.h"
 #include "tests/qtest/viommu_fixture.h"
 
@@ -22,38 +23,6 @@ std::string TempSocketPath(const char* tag) {
           (std::string("viommu-qmp-") + tag + "-" + std::to_string(getpid())))
       .string();
 }
-
-// One JSON line per call (QMP lines end with \r\n).
-class QmpClient {
- public:
-  explicit QmpClient(int fd) : fd_(fd) {}
-  ~QmpClient() { close(fd_); }
-  std::string ReadLine() {
-    for (;;) {
-      size_t nl = buf_.find('\n');
-      if (nl != std::string::npos) {
-        std::string line = buf_.substr(0, nl);
-        buf_.erase(0, nl + 1);
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        return line;
-      }
-      pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, 5000) <= 0) return "<timeout>";
-      char tmp[4096];
-      ssize_t n = read(fd_, tmp, sizeof(tmp));
-      if (n <= 0) return "<eof>";
-      buf_.append(tmp, static_cast<size_t>(n));
-    }
-  }
-  std::string Command(const std::string& json) {
-    (void)!write(fd_, json.data(), json.size());
-    return ReadLine();
-  }
-
- private:
-  int fd_;
-  std::string buf_;
-};
 
 class QmpTest : public ViommuTest {};
 

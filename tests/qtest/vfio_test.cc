@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/qtest/qmp_client.h"
 #include "tests/qtest/unix_socket.h"
 #include "tests/qtest/viommu_fixture.h"
 #include "tests/qtest/vtd_guest.h"
@@ -36,47 +37,6 @@ std::string TempPath(const char* tag) {
           absl::StrCat("viommu-vfio-", tag, "-", getpid()))
       .string();
 }
-
-class QmpClient {
- public:
-  explicit QmpClient(int fd) : fd_(fd) {}
-  ~QmpClient() { close(fd_); }
-  std::string ReadLine() {
-    for (;;) {
-      size_t nl = buf_.find('\n');
-      if (nl != std::string::npos) {
-        std::string line = buf_.substr(0, nl);
-        buf_.erase(0, nl + 1);
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        return line;
-      }
-      pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, 5000) <= 0) return "<timeout>";
-      char tmp[4096];
-      ssize_t n = read(fd_, tmp, sizeof(tmp));
-      if (n <= 0) return "<eof>";
-      buf_.append(tmp, static_cast<size_t>(n));
-    }
-  }
-  // The answer to `json`; events before it are kept in events().
-  std::string Command(const std::string& json) {
-    (void)!write(fd_, json.data(), json.size());
-    for (;;) {
-      std::string line = ReadLine();
-      if (absl::StrContains(line, "\"event\"")) {
-        events_.push_back(line);
-        continue;
-      }
-      return line;
-    }
-  }
-  const std::vector<std::string>& events() const { return events_; }
-
- private:
-  int fd_;
-  std::string buf_;
-  std::vector<std::string> events_;
-};
 
 // The number after `"key": ` at or after `from` in `json`.
 std::optional<uint64_t> Num(const std::string& json, const std::string& key,
@@ -117,7 +77,7 @@ class VfioTest : public ViommuTest {
     ASSERT_GE(fd, 0);
     qmp_ = std::make_unique<QmpClient>(fd);
     qmp_->ReadLine();  // greeting
-    ASSERT_EQ(qmp_->Command(R"({"execute": "qmp_capabilities"})"),
+    ASSERT_EQ(qmp_->Execute(R"({"execute": "qmp_capabilities"})"),
               R"({"return": {}})");
   }
   void TearDown() override {
@@ -126,10 +86,10 @@ class VfioTest : public ViommuTest {
     ViommuTest::TearDown();
   }
   std::string Query() {
-    return qmp_->Command(R"({"execute": "x-query-vfio"})");
+    return qmp_->Execute(R"({"execute": "x-query-vfio"})");
   }
   std::string HostState() {
-    return qmp_->Command(R"({"execute": "x-debug-vfio-host"})");
+    return qmp_->Execute(R"({"execute": "x-debug-vfio-host"})");
   }
   // The passthrough function at `devfn` with BAR0 (and BAR2) placed and
   // memory decoding and bus mastering on.
@@ -238,7 +198,7 @@ TEST_F(VfioTest, HotplugAndUnplugLeaveNoHostMapping) {
   StartWithQmp({"-m", "256M"});
   EXPECT_EQ(Query(), R"({"return": {"containers": []}})");
   EXPECT_EQ(
-      qmp_->Command(R"({"execute": "device_add", "arguments": {"driver": )"
+      qmp_->Execute(R"({"execute": "device_add", "arguments": {"driver": )"
                     R"("vfio-pci", "host": "0000:01:00.0", "id": "hp", )"
                     R"("addr": "06.0"}})"),
       R"({"return": {}})");
@@ -249,11 +209,11 @@ TEST_F(VfioTest, HotplugAndUnplugLeaveNoHostMapping) {
   EXPECT_GT(*Num(host, "locked-pages"), 0u) << host;
   // A second add of the same host device fails cleanly.
   EXPECT_TRUE(absl::StrContains(
-      qmp_->Command(R"({"execute": "device_add", "arguments": {"driver": )"
+      qmp_->Execute(R"({"execute": "device_add", "arguments": {"driver": )"
                     R"("vfio-pci", "host": "0000:01:00.0"}})"),
       "already attached"));
   EXPECT_EQ(
-      qmp_->Command(R"({"execute": "device_del", "arguments": {"id": "hp"}})"),
+      qmp_->Execute(R"({"execute": "device_del", "arguments": {"id": "hp"}})"),
       R"({"return": {}})");
   ASSERT_FALSE(qmp_->events().empty());
   EXPECT_TRUE(absl::StrContains(qmp_->events().back(), "DEVICE_DELETED"));
@@ -308,7 +268,7 @@ TEST_F(VfioTest, AJoiningGroupThatShrinksTheRangesEmitsTheEvent) {
   EXPECT_TRUE(absl::StrContains(Query(), R"("end": 281474976710655}])"));
   // 0000:03:00.0 (39-bit aperture) joins the same container.
   EXPECT_EQ(
-      qmp_->Command(R"({"execute": "device_add", "arguments": {"driver": )"
+      qmp_->Execute(R"({"execute": "device_add", "arguments": {"driver": )"
                     R"("vfio-pci", "host": "0000:03:00.0", "id": "narrow"}})"),
       R"({"return": {}})");
   ASSERT_EQ(qmp_->events().size(), 1u);
@@ -425,7 +385,7 @@ TEST_F(VfioVtdTest, AMapErrorAfterInitIsCountedAndTheVmKeepsRunning) {
   vtd.Map(kDevfn, 0x0800'0000, 0x30'0000, VtdGuest::k4K, VtdGuest::kRw);
   vtd.Enable();
   ASSERT_EQ(MappingsOf(Query()), 1u);
-  EXPECT_EQ(qmp_->Command(R"({"execute": "x-debug-vfio-fail-map", )"
+  EXPECT_EQ(qmp_->Execute(R"({"execute": "x-debug-vfio-fail-map", )"
                           R"("arguments": {"n": 1, "errno": 12}})"),
             R"({"return": {}})");
   vtd.Map(kDevfn, 0x0800'1000, 0x31'0000, VtdGuest::k4K, VtdGuest::kRw);
@@ -442,7 +402,7 @@ TEST_F(VfioVtdTest, AMapErrorAfterInitIsCountedAndTheVmKeepsRunning) {
 
 TEST_F(VfioVtdTest, HotplugWithoutCachingModeFailsAndUnplugCleansUp) {
   StartWithQmp({"-m", "256M", "-device", "intel-iommu"});
-  const std::string r = qmp_->Command(
+  const std::string r = qmp_->Execute(
       R"({"execute": "device_add", "arguments": {"driver": "vfio-pci", )"
       R"("host": "0000:01:00.0", "id": "hp"}})");
   EXPECT_TRUE(absl::StrContains(r, "GenericError")) << r;
@@ -455,7 +415,7 @@ TEST_F(VfioVtdTest, HotplugWithoutCachingModeFailsAndUnplugCleansUp) {
 TEST_F(VfioVtdTest, HotUnplugBehindVtdLeavesNoHostMapping) {
   StartWithQmp({"-m", "256M", "-device", "intel-iommu,caching-mode=on"});
   EXPECT_EQ(
-      qmp_->Command(R"({"execute": "device_add", "arguments": {"driver": )"
+      qmp_->Execute(R"({"execute": "device_add", "arguments": {"driver": )"
                     R"("vfio-pci", "host": "0000:02:00.0", "id": "hp", )"
                     R"("addr": "04.0"}})"),
       R"({"return": {}})");
@@ -466,7 +426,7 @@ TEST_F(VfioVtdTest, HotUnplugBehindVtdLeavesNoHostMapping) {
   EXPECT_EQ(MappingsOf(Query()), 1u);
   EXPECT_EQ(Num(HostState(), "host-mappings"), 1u);
   EXPECT_EQ(
-      qmp_->Command(R"({"execute": "device_del", "arguments": {"id": "hp"}})"),
+      qmp_->Execute(R"({"execute": "device_del", "arguments": {"id": "hp"}})"),
       R"({"return": {}})");
   EXPECT_EQ(Query(), R"({"return": {"containers": []}})");
   const std::string host = HostState();
