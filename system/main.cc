@@ -91,8 +91,8 @@ gboolean PollCheck(GSource* source) {
 
 gboolean PollDispatch(GSource*, GSourceFunc, gpointer) { return TRUE; }
 
-GSourceFuncs kPollFuncs = {PollPrepare, PollCheck, PollDispatch, nullptr,
-                           nullptr, nullptr};
+GSourceFuncs kPollFuncs = {PollPrepare, PollCheck, PollDispatch,
+                           nullptr,     nullptr,   nullptr};
 
 int Serve(const std::vector<std::string>& args) {
   absl::StatusOr<VmConfig> config = ParseCommandLine(args);

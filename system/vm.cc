@@ -4,8 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "viommu/vfio/host/host_platform_dtb.h"
 #include "viommu/util/status_macros.h"
+#include "viommu/vfio/host/host_platform_dtb.h"
 
 namespace viommu::system {
 
@@ -47,8 +47,8 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config) {
     if (o.head == "iommufd") {
       for (const auto& [k, v] : o.props) {
         if (k != "id" && k != "fd") {
-          return absl::InvalidArgumentError(absl::StrCat(
-              where, "Property 'iommufd.", k, "' not found"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(where, "Property 'iommufd.", k, "' not found"));
         }
       }
       if (!iommufds.insert(id).second) {
@@ -82,11 +82,10 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config) {
   VIOMMU_ASSIGN_OR_RETURN(
       vm->machine_, hw::Q35Machine::Create({.ram_size = config.ram_size}));
   VIOMMU_ASSIGN_OR_RETURN(
-      vm->vfio_,
-      VfioPassthrough::Create(vm->machine_.get(),
-                              platform ? *std::move(platform)
-                                       : vfio::DefaultHostPlatform(),
-                              std::move(iommufds)));
+      vm->vfio_, VfioPassthrough::Create(vm->machine_.get(),
+                                         platform ? *std::move(platform)
+                                                  : vfio::DefaultHostPlatform(),
+                                         std::move(iommufds)));
   for (const OptionList& d : config.devices) {
     absl::Status s = vm->AddColdDevice(d);
     if (!s.ok()) {

@@ -44,7 +44,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   absl::StatusOr<std::vector<uint8_t>> blob =
       viommu::vfio::HostPlatformToDtb(*p);
   if (!blob.ok()) abort();  // what parsed must be writable
-  absl::StatusOr<HostPlatform> again = viommu::vfio::ParseHostPlatformDtb(*blob);
+  absl::StatusOr<HostPlatform> again =
+      viommu::vfio::ParseHostPlatformDtb(*blob);
   if (!again.ok() || !SamePlatform(*p, *again)) abort();
   return 0;
 }

@@ -134,9 +134,9 @@ class Program {
       default:
         return in.U64();
     }
-    uint64_t v = addr | ((k >> 2) & 3);  // R, W
-    if (k & 0x10) v |= 1u << 7;          // PS
-    if ((k & 0xe0) == 0x20) v |= 1u << 11;  // SNP (reserved)
+    uint64_t v = addr | ((k >> 2) & 3);              // R, W
+    if (k & 0x10) v |= 1u << 7;                      // PS
+    if ((k & 0xe0) == 0x20) v |= 1u << 11;           // SNP (reserved)
     if ((k & 0xe0) == 0x40) v |= uint64_t{1} << 62;  // TM
     if ((k & 0xe0) == 0x60) v |= uint64_t{1} << (39 + (t & 15));  // > HAW
     return v;
@@ -217,7 +217,8 @@ void Program::QueueWrite(Input& in) {
   switch ((k >> 3) & 7) {
     case 0:  // context cache: G 5:4, DID 31:16, SID 47:32, FM 49:48
       lo = 1 | uint64_t{g & 3u} << 4 | uint64_t{(g >> 2) & 3u} << 16 |
-           uint64_t{kDevfns[(g >> 4) & 1]} << 32 | static_cast<uint64_t>(g >> 6) << 48;
+           uint64_t{kDevfns[(g >> 4) & 1]} << 32 |
+           static_cast<uint64_t>(g >> 6) << 48;
       break;
     case 1:
     case 2:  // IOTLB: G 5:4, DID 31:16; ADDR hi 63:12, IH 6, AM 5:0
@@ -253,7 +254,7 @@ void Program::RegWrite(Input& in) {
       off = Offset(Reg32::kGcmd);
       size = 4;
       const uint8_t c = in.U8();
-      static constexpr uint32_t kBits[8] = {kGcmdTe,  kGcmdSrtp, kGcmdQie,
+      static constexpr uint32_t kBits[8] = {kGcmdTe,  kGcmdSrtp,  kGcmdQie,
                                             kGcmdIre, kGcmdSirtp, kGcmdWbf,
                                             kGcmdSfl, kGcmdCfi};
       v = ReadReg(Offset(Reg32::kGsts), 4) & (kGstsTes | kGstsQies | kGstsIres);
@@ -389,8 +390,8 @@ void Program::RegisterNotifier(Input& in) {
   if (!caching_mode_) return;  // the engine vetoes MAP notifiers
   VtdAddressSpace* as = m_->vtd_engine()->FindAddressSpace(0, kDevfns[i]);
   if (as == nullptr) return;
-  auto h = as->notifiers()->Register(
-      &recorders_[i], {.flags = memory::kNotifyIotlbEvents});
+  auto h = as->notifiers()->Register(&recorders_[i],
+                                     {.flags = memory::kNotifyIotlbEvents});
   if (!h.ok()) Fail("MAP+UNMAP registration refused with caching-mode", i, 0);
   handles_[i] = std::move(*h);
   if (!as->notifiers()->Replay(handles_[i]).ok()) Fail("replay failed", i, 0);

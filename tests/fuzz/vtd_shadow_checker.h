@@ -32,8 +32,9 @@
 namespace viommu::vtd::fuzz {
 
 [[noreturn]] inline void Fail(const char* what, uint64_t a, uint64_t b) {
-  std::fprintf(stderr, "vtd_fuzzer invariant: %s (0x%" PRIx64 ", 0x%" PRIx64
-               ")\n", what, a, b);
+  std::fprintf(stderr,
+               "vtd_fuzzer invariant: %s (0x%" PRIx64 ", 0x%" PRIx64 ")\n",
+               what, a, b);
   std::abort();
 }
 
@@ -105,8 +106,8 @@ inline void CheckRecorderMatchesWalk(const MappingRecorder& rec,
       const bool same = w.perm != memory::kIommuNone && it->first == w.iova &&
                         it->second.last == last && it->second.gpa == w.gpa &&
                         it->second.perm == w.perm;
-      if (!same) Fail("recorded mapping differs from the tables", it->first,
-                      w.iova);
+      if (!same)
+        Fail("recorded mapping differs from the tables", it->first, w.iova);
       found_leaf = true;
     }
     if (w.perm != memory::kIommuNone && !found_leaf) {

@@ -36,8 +36,8 @@ uint64_t VtdGuest::TopTable(uint8_t devfn) {
 }
 
 void VtdGuest::SetContext(uint8_t devfn, uint16_t did, uint8_t tt, bool fpd) {
-  const uint64_t lo = TopTable(devfn) | (uint64_t{tt} << 2) |
-                      (fpd ? 2u : 0u) | kPresent;
+  const uint64_t lo =
+      TopTable(devfn) | (uint64_t{tt} << 2) | (fpd ? 2u : 0u) | kPresent;
   const uint64_t hi = (uint64_t{did} << 8) | static_cast<uint64_t>(levels_ - 2);
   SetRawContext(devfn, lo, hi);
 }
@@ -127,10 +127,9 @@ void VtdGuest::Submit(uint64_t lo, uint64_t hi) {
   qts_->Writeq(kRegBase + kIqt, uint64_t{tail_} << 4);
 }
 
-void VtdGuest::SubmitWait(uint64_t status_addr, uint32_t data,
-                          bool interrupt) {
-  const uint64_t lo = 0x5 | (1u << 5) | (interrupt ? 1u << 4 : 0u) |
-                      (uint64_t{data} << 32);
+void VtdGuest::SubmitWait(uint64_t status_addr, uint32_t data, bool interrupt) {
+  const uint64_t lo =
+      0x5 | (1u << 5) | (interrupt ? 1u << 4 : 0u) | (uint64_t{data} << 32);
   Submit(lo, status_addr);
 }
 

@@ -34,9 +34,9 @@ class VtdGuest {
   // Register offsets.
   static constexpr uint64_t kGcmd = 0x18, kGsts = 0x1c, kRtaddr = 0x20,
                             kCcmd = 0x28, kFsts = 0x34, kFectl = 0x38,
-                            kIqh = 0x80, kIqt = 0x88, kIqa = 0x90,
-                            kIcs = 0x9c, kIotlb = 0xf8, kIva = 0xf0,
-                            kFrcdLo = 0x220, kFrcdHi = 0x228;
+                            kIqh = 0x80, kIqt = 0x88, kIqa = 0x90, kIcs = 0x9c,
+                            kIotlb = 0xf8, kIva = 0xf0, kFrcdLo = 0x220,
+                            kFrcdHi = 0x228;
 
   // Page sizes a leaf can have.
   static constexpr uint64_t k4K = 1ull << 12, k2M = 1ull << 21,

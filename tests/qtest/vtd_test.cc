@@ -14,12 +14,11 @@
 namespace viommu::qtest {
 namespace {
 
-constexpr uint8_t kTestdev = 0x28;  // 00:05.0
-constexpr uint8_t kEdu = 0x20;      // 00:04.0
+constexpr uint8_t kTestdev = 0x28;               // 00:05.0
+constexpr uint8_t kEdu = 0x20;                   // 00:04.0
 constexpr uint32_t kDmaRead = 1, kDmaWrite = 2;  // memory -> buffer, back
 constexpr uint32_t kResultOk = 0, kResultDecodeError = 2;
-constexpr uint8_t kFrContextP = 2, kFrBeyondMgaw = 4, kFrWrite = 5,
-                  kFrRead = 6;
+constexpr uint8_t kFrContextP = 2, kFrBeyondMgaw = 4, kFrWrite = 5, kFrRead = 6;
 constexpr uint32_t kGstsTes = 1u << 31;
 constexpr uint32_t kFstsPpf = 1u << 1;
 constexpr uint32_t kFectlIp = 1u << 30;

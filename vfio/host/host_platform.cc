@@ -88,8 +88,7 @@ std::string HostPciAddress::ToString() const {
 
 absl::StatusOr<ResvRegion> ParseResvRegionLine(std::string_view line) {
   const absl::string_view l(line.data(), line.size());
-  std::vector<absl::string_view> f =
-      absl::StrSplit(l, ' ', absl::SkipEmpty());
+  std::vector<absl::string_view> f = absl::StrSplit(l, ' ', absl::SkipEmpty());
   auto bad = [&] {
     return absl::InvalidArgumentError(
         absl::StrCat("invalid reserved_regions line '", l,
@@ -98,7 +97,8 @@ absl::StatusOr<ResvRegion> ParseResvRegionLine(std::string_view line) {
   if (f.size() != 3) return bad();
   uint64_t start, last;
   for (auto [text, out] : {std::pair{f[0], &start}, std::pair{f[1], &last}}) {
-    if (text.size() < 3 || text[0] != '0' || (text[1] != 'x' && text[1] != 'X') ||
+    if (text.size() < 3 || text[0] != '0' ||
+        (text[1] != 'x' && text[1] != 'X') ||
         !ParseHex({text.data() + 2, text.size() - 2}, 16, UINT64_MAX, out)) {
       return bad();
     }

@@ -188,8 +188,8 @@ TEST(VtdConcurrencyStressTest, DmaSeesOldOrNewPageWhileGuestRemaps) {
   stop.store(true, std::memory_order_release);
   for (auto& th : threads) th.join();
 
-  std::printf("%d control rounds, %llu DMA reads (%llu of new pages)\n",
-              rounds, static_cast<unsigned long long>(reads.load()),
+  std::printf("%d control rounds, %llu DMA reads (%llu of new pages)\n", rounds,
+              static_cast<unsigned long long>(reads.load()),
               static_cast<unsigned long long>(new_reads.load()));
   EXPECT_EQ(bad.load(), 0u);
   EXPECT_EQ(failed.load(), 0u);

@@ -42,9 +42,9 @@ uint64_t HostIommuDomain::Unmap(uint64_t iova, uint64_t len) {
     prev->second.last = head_last;
     if (tail.last > last) {  // and its tail beyond the range
       const uint64_t tail_start = last + 1;
-      map_.emplace(tail_start,
-                   Mapping{tail.last, tail.hva + (tail_start - prev->first),
-                           tail.perm});
+      map_.emplace(
+          tail_start,
+          Mapping{tail.last, tail.hva + (tail_start - prev->first), tail.perm});
       removed += len;
       mapped_bytes_ -= removed;
       return removed;

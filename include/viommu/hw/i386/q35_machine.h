@@ -170,7 +170,7 @@ class Q35Machine {
   std::unique_ptr<memory::AddressSpace> system_as_;
   std::unique_ptr<memory::AddressSpace> io_as_;
   std::unique_ptr<pci::PciBus> pci_bus_;
-  std::unique_ptr<vtd::IntelIommu> iommu_;  // null: none
+  std::unique_ptr<vtd::IntelIommu> iommu_;      // null: none
   std::unique_ptr<vtd::VtdEngine> vtd_engine_;  // with iommu_
   std::string iommu_id_;
   std::shared_ptr<memory::MemoryRegion> iommu_region_;

@@ -109,7 +109,7 @@ class VtdEngine final : public Observer, public InvalidationSink {
   void UnsetHostIommuDevice(uint8_t bus, uint8_t devfn);
   // nullptr when none is set for (bus, devfn).
   const hw::pci::HostIommuDevice* HostIommuDeviceOf(uint8_t bus,
-                                                uint8_t devfn) const;
+                                                    uint8_t devfn) const;
 
   VtdEngineStats stats() const;
   const Iotlb& iotlb() const { return iotlb_; }

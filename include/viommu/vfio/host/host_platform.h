@@ -3,10 +3,12 @@
 //
 // The model backend is built from a HostPlatform: the embedded default
 // (ARCHITECTURE.md §4, a contract) or one read from a device-tree blob
-// (`-object vfio-host-model,id=ID,dtb=FILE`; binding in docs/vfio-host-model.md).
+// (`-object vfio-host-model,id=ID,dtb=FILE`; binding in
+// docs/vfio-host-model.md).
 //
 //   const HostPlatform& p = DefaultHostPlatform();
-//   const HostDeviceDesc* d = p.FindDevice(*HostPciAddress::Parse("0000:02:00.0"));
+//   const HostDeviceDesc* d =
+//   p.FindDevice(*HostPciAddress::Parse("0000:02:00.0"));
 //   // d->group == 2, d->reserved has the MSI window and the direct range.
 #ifndef VIOMMU_VFIO_HOST_HOST_PLATFORM_H_
 #define VIOMMU_VFIO_HOST_HOST_PLATFORM_H_
@@ -48,7 +50,7 @@ absl::StatusOr<ResvRegion> ParseResvRegionLine(std::string_view line);
 struct HostPciAddress {
   uint16_t domain = 0;
   uint8_t bus = 0;
-  uint8_t slot = 0;  // 0..31
+  uint8_t slot = 0;      // 0..31
   uint8_t function = 0;  // 0..7
 
   // Accepts "SSSS:BB:DD.F" (hex, as lspci -D prints) and "BB:DD.F"
@@ -64,8 +66,8 @@ struct HostPciAddress {
 // engine (BAR0) plus `bar2_size` bytes of mmap-able device memory (BAR2).
 struct HostDeviceDesc {
   HostPciAddress address;
-  uint32_t group = 0;           // IOMMU group number (/dev/vfio/<group>)
-  uint8_t aperture_bits = 48;   // host IOMMU aperture [0, 2^bits - 1]
+  uint32_t group = 0;                // IOMMU group number (/dev/vfio/<group>)
+  uint8_t aperture_bits = 48;        // host IOMMU aperture [0, 2^bits - 1]
   std::vector<ResvRegion> reserved;  // sorted by start
   uint16_t vendor_id = 0x1234;
   uint16_t device_id = 0x11e8;

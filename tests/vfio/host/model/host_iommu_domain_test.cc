@@ -50,7 +50,8 @@ TEST_F(HostIommuDomainTest, TranslateChecksPermissionAndCoverage) {
   EXPECT_EQ(d_.IovaToHva(0x12000), std::nullopt);
 }
 
-TEST_F(HostIommuDomainTest, TranslateSpansAdjacentMappingsOnlyIfHostContiguous) {
+TEST_F(HostIommuDomainTest,
+       TranslateSpansAdjacentMappingsOnlyIfHostContiguous) {
   ASSERT_EQ(d_.Map(0x10000, 0x700000, 0x1000, kRw), 0);
   ASSERT_EQ(d_.Map(0x11000, 0x701000, 0x1000, kRw), 0);  // contiguous
   ASSERT_EQ(d_.Map(0x12000, 0x900000, 0x1000, kRw), 0);  // not

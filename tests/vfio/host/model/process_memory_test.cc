@@ -13,8 +13,8 @@ namespace {
 class MmapBuffer {
  public:
   explicit MmapBuffer(uint64_t len) : len_(len) {
-    p_ = mmap(nullptr, len, PROT_READ | PROT_WRITE,
-              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    p_ = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+              -1, 0);
   }
   ~MmapBuffer() {
     if (p_ != MAP_FAILED) munmap(p_, len_);
@@ -50,8 +50,7 @@ TEST(ProcessMemoryTest, DeviceMemoryIsPfnMapAndMixedRangesAreMixed) {
             VaddrKind::kPfnMap);
   EXPECT_EQ(mem.Classify(buf.addr(), 4 * kHostPageSize), VaddrKind::kMixed);
   mem.RemoveDeviceMemory(buf.addr() + kHostPageSize);
-  EXPECT_EQ(mem.Classify(buf.addr(), 4 * kHostPageSize),
-            VaddrKind::kAnonymous);
+  EXPECT_EQ(mem.Classify(buf.addr(), 4 * kHostPageSize), VaddrKind::kAnonymous);
 }
 
 TEST(ProcessMemoryTest, ChargeEnforcesTheLimitWithoutCapIpcLock) {

@@ -7,9 +7,10 @@
 // DMA here; an IOVA with no mapping (or without the needed permission) is a
 // host IOMMU fault that the device counts.
 //
-//   HostIommuDomain d(/*aperture_last=*/(1ull << 48) - 1, platform.pgsize_bitmap);
-//   d.Map(0x100000, hva, 0x10000, kPermRead | kPermWrite);
-//   std::optional<uint64_t> hva2 = d.Translate(0x100040, 64, /*write=*/true);
+//   HostIommuDomain d(/*aperture_last=*/(1ull << 48) - 1,
+//   platform.pgsize_bitmap); d.Map(0x100000, hva, 0x10000, kPermRead |
+//   kPermWrite); std::optional<uint64_t> hva2 = d.Translate(0x100040, 64,
+//   /*write=*/true);
 //
 // Mappings are stored as ranges (one btree node per Map call), so a domain
 // with 100k mappings costs 100k nodes and Translate is O(log n).
