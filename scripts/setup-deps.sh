@@ -28,8 +28,10 @@ PACKAGES=(
   libgtest-dev
   libgmock-dev
   libbenchmark-dev
-  # The conformance peer (tests/conformance, ARCHITECTURE.md §7).
+  # The conformance peer (tests/conformance, ARCHITECTURE.md §7); also boots
+  # the real-kernel tests (tests/host), whose initramfs needs cpio.
   qemu-system-x86
+  cpio
   # Sanitizer and libFuzzer builds.
   clang
   libclang-rt-14-dev

@@ -1,0 +1,76 @@
+#!/bin/busybox sh
+# /init of the real-kernel test VM (tests/host/run_real_kernel.sh builds the
+# initramfs; docs/real-kernel-tests.md describes the whole suite).
+#
+# Brings up a Linux 6.1 VFIO stack (the six modules, edu bound to vfio-pci)
+# and runs the named STEPS below. Each step's output is framed on the
+# console by
+#   @@VIOMMU-BEGIN <name>
+#   ...
+#   @@VIOMMU-END <name> rc=<exit code>
+# and the host script splits it into <builddir>/tests/host/out/<name>.txt.
+# Steps see:
+#   VIOMMU_BDF    the edu device bound to vfio-pci (e.g. 0000:00:01.0)
+#   VIOMMU_GROUP  its IOMMU group number (e.g. 1)
+#   VIOMMU_BIN    the root of the viommu binaries: a build-dir-relative path
+#                 P is at $VIOMMU_BIN/P (e.g. tests/host/type1_differential)
+# The VM powers off after the last step whatever the results.
+
+/bin/busybox --install -s /bin
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+exec </dev/console >/dev/console 2>&1
+mount -t tmpfs tmp /tmp
+
+# Keep kernel messages off the console so they cannot split a step's lines.
+echo 1 > /proc/sys/kernel/printk
+
+setup_failed() {
+  echo "@@VIOMMU-SETUP-FAILED $*"
+  poweroff -f
+}
+
+for m in irqbypass vfio vfio_iommu_type1 vfio_virqfd vfio-pci-core vfio-pci; do
+  insmod "/modules/$m.ko" || setup_failed "insmod $m"
+done
+
+VIOMMU_BDF=
+for d in /sys/bus/pci/devices/*; do
+  if [ "$(cat "$d/vendor"):$(cat "$d/device")" = "0x1234:0x11e8" ]; then
+    VIOMMU_BDF=$(basename "$d")
+  fi
+done
+[ -n "$VIOMMU_BDF" ] || setup_failed "no edu device (1234:11e8)"
+echo vfio-pci > "/sys/bus/pci/devices/$VIOMMU_BDF/driver_override"
+echo "$VIOMMU_BDF" > /sys/bus/pci/drivers_probe
+VIOMMU_GROUP=$(basename "$(readlink "/sys/bus/pci/devices/$VIOMMU_BDF/iommu_group")")
+[ -c "/dev/vfio/$VIOMMU_GROUP" ] || setup_failed "no /dev/vfio/$VIOMMU_GROUP"
+VIOMMU_BIN=/viommu
+export VIOMMU_BDF VIOMMU_GROUP VIOMMU_BIN
+echo
+echo "@@VIOMMU-SETUP bdf=$VIOMMU_BDF group=$VIOMMU_GROUP kernel=$(uname -r)"
+
+# run_step NAME CMD [ARGS...]: runs CMD with stdout and stderr on the
+# console between the markers.
+run_step() {
+  name=$1
+  shift
+  echo "@@VIOMMU-BEGIN $name"
+  "$@" 2>&1
+  rc=$?
+  echo "@@VIOMMU-END $name rc=$rc"
+}
+
+# ---- STEPS: add new steps here, one run_step line each. ----------------
+# A step whose output should match a model run on the build host is also
+# listed in MODEL_DIFFS in run_real_kernel.sh (same name).
+run_step sysfs_facts sh -c \
+  'cat /sys/kernel/iommu_groups/$VIOMMU_GROUP/reserved_regions; ls /dev/vfio'
+run_step type1_differential "$VIOMMU_BIN/tests/host/type1_differential" \
+  --backend=linux --group="$VIOMMU_GROUP" --bdf="$VIOMMU_BDF"
+# ---- end of STEPS --------------------------------------------------------
+
+echo "@@VIOMMU-DONE"
+poweroff -f
