@@ -61,38 +61,55 @@ std::string VfioQueryJson(const std::vector<vfio::ContainerQuery>& q) {
   return out + "]}";
 }
 
+namespace {
+
+// The debug commands look inside the model host; a real kernel has no such
+// window.
+absl::Status NotModelError(const char* command) {
+  return absl::FailedPreconditionError(
+      absl::StrCat(command,
+                   ": only with -machine vfio-host=model (this machine passes "
+                   "real devices through: vfio-host=linux)"));
+}
+
+}  // namespace
+
 void RegisterVfioCommands(QmpDispatcher* qmp, Vm* vm) {
   qmp->Register("x-query-vfio", [vm](const QmpArgs&) {
     return QmpValue::FromJsonText(VfioQueryJson(vm->vfio().Query()));
   });
-  qmp->Register("x-debug-vfio-host", [vm](const QmpArgs&) {
-    VfioPassthrough& v = vm->vfio();
-    vfio::model::ModelHost& host = v.host();
-    uint64_t mappings = 0;
-    for (int fd : host.ContainerFds()) {
-      mappings += host.ContainerMappingCount(fd).value_or(0);
-    }
-    std::string out =
-        absl::StrCat("{\"host-mappings\": ", mappings,
-                     ", \"locked-pages\": ", host.locked_pages(),
-                     ", \"errors\": ", v.errors(), ", \"last-error\": ",
-                     Quote(v.last_error().ok() ? "" : v.last_error().message()),
-                     ", \"devices\": [");
-    bool first = true;
-    for (const vfio::HostDeviceDesc& d : host.platform().devices) {
-      auto* dev =
-          static_cast<vfio::model::ModelHostDevice*>(host.device(d.address));
-      if (dev == nullptr) continue;
-      const std::optional<uint64_t> fault = dev->last_fault_iova();
-      absl::StrAppend(
-          &out, first ? "" : ", ", "{\"host\": ", Quote(d.address.ToString()),
-          ", \"dma-completed\": ", dev->completed_dma_count(),
-          ", \"iommu-faults\": ", dev->iommu_fault_count(),
-          ", \"last-fault-iova\": ", fault ? absl::StrCat(*fault) : "-1", "}");
-      first = false;
-    }
-    return QmpValue::FromJsonText(out + "]}");
-  });
+  qmp->Register(
+      "x-debug-vfio-host", [vm](const QmpArgs&) -> absl::StatusOr<QmpValue> {
+        VfioPassthrough& v = vm->vfio();
+        if (v.model_host() == nullptr)
+          return NotModelError("x-debug-vfio-host");
+        vfio::model::ModelHost& host = *v.model_host();
+        uint64_t mappings = 0;
+        for (int fd : host.ContainerFds()) {
+          mappings += host.ContainerMappingCount(fd).value_or(0);
+        }
+        std::string out = absl::StrCat(
+            "{\"host-mappings\": ", mappings,
+            ", \"locked-pages\": ", host.locked_pages(),
+            ", \"errors\": ", v.errors(), ", \"last-error\": ",
+            Quote(v.last_error().ok() ? "" : v.last_error().message()),
+            ", \"devices\": [");
+        bool first = true;
+        for (const vfio::HostDeviceDesc& d : host.platform().devices) {
+          auto* dev = static_cast<vfio::model::ModelHostDevice*>(
+              host.device(d.address));
+          if (dev == nullptr) continue;
+          const std::optional<uint64_t> fault = dev->last_fault_iova();
+          absl::StrAppend(&out, first ? "" : ", ",
+                          "{\"host\": ", Quote(d.address.ToString()),
+                          ", \"dma-completed\": ", dev->completed_dma_count(),
+                          ", \"iommu-faults\": ", dev->iommu_fault_count(),
+                          ", \"last-fault-iova\": ",
+                          fault ? absl::StrCat(*fault) : "-1", "}");
+          first = false;
+        }
+        return QmpValue::FromJsonText(out + "]}");
+      });
   qmp->Register(
       "x-debug-vfio-fail-map",
       [vm](const QmpArgs& args) -> absl::StatusOr<QmpValue> {
@@ -104,7 +121,9 @@ void RegisterVfioCommands(QmpDispatcher* qmp, Vm* vm) {
           return absl::InvalidArgumentError(
               "x-debug-vfio-fail-map: expects integers 'n' (and 'errno')");
         }
-        vm->vfio().host().FailNthMapDma(n, err);
+        vfio::model::ModelHost* host = vm->vfio().model_host();
+        if (host == nullptr) return NotModelError("x-debug-vfio-fail-map");
+        host->FailNthMapDma(n, err);
         return QmpValue::EmptyObject();
       });
   vm->vfio().set_iova_ranges_changed_handler(

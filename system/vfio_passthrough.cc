@@ -54,16 +54,33 @@ absl::StatusOr<std::unique_ptr<VfioPassthrough>> VfioPassthrough::Create(
     hw::Q35Machine* machine, vfio::HostPlatform platform,
     std::set<std::string> iommufds) {
   std::unique_ptr<VfioPassthrough> p(new VfioPassthrough(machine));
-  p->iommufds_ = std::move(iommufds);
   p->timers_ = std::make_unique<ClockDeviceTimers>(&machine->clock());
-  p->host_ = std::make_unique<vfio::model::ModelHost>(
+  auto model = std::make_unique<vfio::model::ModelHost>(
       std::move(platform),
       vfio::model::ModelHostOptions{
           .device_factory = vfio::model::ModelHostDevice::Factory(
               {.timers = p->timers_.get(), .irq_sink = &p->eventfds_})});
-  VfioPassthrough* self = p.get();
-  p->vfio_ = std::make_unique<vfio::VfioManager>(
-      p->host_.get(),
+  p->model_ = model.get();
+  p->Init(std::move(model), std::move(iommufds));
+  return p;
+}
+
+absl::StatusOr<std::unique_ptr<VfioPassthrough>> VfioPassthrough::CreateLinux(
+    hw::Q35Machine* machine, std::set<std::string> iommufds,
+    vfio::LinuxHostOptions options) {
+  std::unique_ptr<VfioPassthrough> p(new VfioPassthrough(machine));
+  p->Init(std::make_unique<vfio::LinuxHost>(std::move(options)),
+          std::move(iommufds));
+  return p;
+}
+
+void VfioPassthrough::Init(std::unique_ptr<vfio::HostBackend> host,
+                           std::set<std::string> iommufds) {
+  iommufds_ = std::move(iommufds);
+  host_ = std::move(host);
+  VfioPassthrough* self = this;
+  vfio_ = std::make_unique<vfio::VfioManager>(
+      host_.get(),
       vfio::VfioManager::Options{
           .on_error =
               [self](uint32_t id, const absl::Status& s) {
@@ -76,7 +93,6 @@ absl::StatusOr<std::unique_ptr<VfioPassthrough>> VfioPassthrough::Create(
               [self](uint32_t id, const std::vector<Range>& r) {
                 if (self->ranges_changed_) self->ranges_changed_(id, r);
               }});
-  return p;
 }
 
 VfioPassthrough::~VfioPassthrough() {
@@ -85,6 +101,7 @@ VfioPassthrough::~VfioPassthrough() {
     devices_.pop_back();
   }
   vfio_.reset();  // every container torn down before the host goes
+  model_ = nullptr;
   host_.reset();
 }
 
@@ -133,10 +150,17 @@ absl::Status VfioPassthrough::Attach(const hw::DeviceSpec& spec) {
     return absl::InvalidArgumentError(
         "Parameter 'host' is missing (host=SSSS:BB:DD.F)");
   }
-  if (host_->platform().FindDevice(*host) == nullptr) {
+  if (model_ != nullptr && model_->platform().FindDevice(*host) == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("host device ", host->ToString(),
+                     " does not exist on the model host (see -object "
+                     "vfio-host-model)"));
+  }
+  if (absl::StatusOr<uint32_t> group = host_->IommuGroupOf(*host);
+      !group.ok()) {
     return absl::NotFoundError(absl::StrCat(
-        "host device ", host->ToString(), " does not exist on the ",
-        std::string(host_->name()), " host (see -object vfio-host-model)"));
+        group.status().message(),
+        "; is it bound to vfio-pci (driver_override, drivers_probe)?"));
   }
   if (!spec.id.empty() && bus.FindById(spec.id) != nullptr) {
     return absl::AlreadyExistsError(

@@ -33,12 +33,6 @@ std::string ObjectText(const OptionList& o) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config) {
-  if (config.vfio_host == "linux") {
-    return absl::InvalidArgumentError(
-        "-machine vfio-host=linux: the Linux VFIO host backend (real "
-        "/dev/vfio and /dev/iommu) is not built into this viommu yet (a later "
-        "issue); use vfio-host=model");
-  }
   std::optional<vfio::HostPlatform> platform;
   std::set<std::string> iommufds;
   for (const OptionList& o : config.objects) {
@@ -56,6 +50,12 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config) {
             absl::StrCat(where, "duplicate object id '", id, "'"));
       }
     } else if (o.head == "vfio-host-model") {
+      if (config.vfio_host == "linux") {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where,
+            "describes the model host; it cannot be used with -machine "
+            "vfio-host=linux (the real kernel's devices)"));
+      }
       std::optional<std::string> dtb = o.Get("dtb");
       if (!dtb) {
         return absl::InvalidArgumentError(
@@ -81,11 +81,18 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config) {
   std::unique_ptr<Vm> vm(new Vm());
   VIOMMU_ASSIGN_OR_RETURN(
       vm->machine_, hw::Q35Machine::Create({.ram_size = config.ram_size}));
-  VIOMMU_ASSIGN_OR_RETURN(
-      vm->vfio_, VfioPassthrough::Create(vm->machine_.get(),
-                                         platform ? *std::move(platform)
-                                                  : vfio::DefaultHostPlatform(),
-                                         std::move(iommufds)));
+  if (config.vfio_host == "linux") {
+    VIOMMU_ASSIGN_OR_RETURN(
+        vm->vfio_,
+        VfioPassthrough::CreateLinux(vm->machine_.get(), std::move(iommufds)));
+  } else {
+    VIOMMU_ASSIGN_OR_RETURN(
+        vm->vfio_,
+        VfioPassthrough::Create(
+            vm->machine_.get(),
+            platform ? *std::move(platform) : vfio::DefaultHostPlatform(),
+            std::move(iommufds)));
+  }
   for (const OptionList& d : config.devices) {
     absl::Status s = vm->AddColdDevice(d);
     if (!s.ok()) {

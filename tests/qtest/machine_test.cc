@@ -142,9 +142,13 @@ TEST_F(MachineTest, CommandLineErrorsNameTheProblem) {
            Case{"-m 100T", "cannot allocate"},
            Case{"-object memory-backend-ram,id=m0",
                 "object type 'memory-backend-ram' is not supported"},
-           Case{"-machine q35,vfio-host=linux",
-                "Linux VFIO host backend (real /dev/vfio and /dev/iommu) is "
-                "not built"},
+           Case{"-machine q35,vfio-host=linux -device "
+                "vfio-pci,host=0000:7f:1f.7,id=r0",
+                "vfio-pci 'r0' (host 0000:7f:1f.7): host device 0000:7f:1f.7 "
+                "has no IOMMU group"},
+           Case{"-machine q35,vfio-host=linux -object "
+                "vfio-host-model,id=h0,dtb=x.dtb",
+                "cannot be used with -machine vfio-host=linux"},
            Case{"-device vfio-pci,host=0000:09:00.0,id=v9",
                 "vfio-pci 'v9' (host 0000:09:00.0): host device 0000:09:00.0 "
                 "does not exist"},

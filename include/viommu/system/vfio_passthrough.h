@@ -1,10 +1,12 @@
 // viommu/system/vfio_passthrough.h — VFIO passthrough wired into a q35
-// machine: the host backend (ModelHost over a HostPlatform, its simulated
-// devices' DMA on the machine's virtual clock), the VfioManager (containers)
-// and the vfio-pci devices on the bus. Vm owns one.
+// machine: the host backend (vfio-host=model: ModelHost over a HostPlatform,
+// its simulated devices' DMA on the machine's virtual clock; vfio-host=linux:
+// LinuxHost, the running kernel's /dev/vfio and /dev/iommu), the VfioManager
+// (containers) and the vfio-pci devices on the bus. Vm owns one.
 //
 //   VIOMMU_ASSIGN_OR_RETURN(auto vfio, VfioPassthrough::Create(
 //       machine, vfio::DefaultHostPlatform(), {"fd0"}));
+//   // or VfioPassthrough::CreateLinux(machine, {"fd0"}) for real devices
 //   VIOMMU_RETURN_IF_ERROR(vfio->Add({.driver = "vfio-pci", .id = "nic0",
 //       .props = {{"host", "0000:01:00.0"}, {"addr", "4"}}}));
 //   vfio->PollInterrupts();          // after every guest-visible step
@@ -38,7 +40,9 @@
 #include "viommu/memory/address_space.h"
 #include "viommu/system/clock_device_timers.h"
 #include "viommu/system/vfio_pci_device.h"
+#include "viommu/vfio/host/host_backend.h"
 #include "viommu/vfio/host/host_platform.h"
+#include "viommu/vfio/host/linux/linux_host.h"
 #include "viommu/vfio/host/model/host_irq_sink.h"
 #include "viommu/vfio/host/model/model_host.h"
 #include "viommu/vfio/vfio_manager.h"
@@ -56,6 +60,10 @@ class VfioPassthrough {
   static absl::StatusOr<std::unique_ptr<VfioPassthrough>> Create(
       hw::Q35Machine* machine, vfio::HostPlatform platform,
       std::set<std::string> iommufds);
+  // The same over the real kernel (LinuxHost with `options`).
+  static absl::StatusOr<std::unique_ptr<VfioPassthrough>> CreateLinux(
+      hw::Q35Machine* machine, std::set<std::string> iommufds,
+      vfio::LinuxHostOptions options = {});
   VfioPassthrough(const VfioPassthrough&) = delete;
   VfioPassthrough& operator=(const VfioPassthrough&) = delete;
   ~VfioPassthrough();
@@ -87,7 +95,9 @@ class VfioPassthrough {
     ranges_changed_ = std::move(fn);
   }
 
-  vfio::model::ModelHost& host() { return *host_; }
+  vfio::HostBackend& host() { return *host_; }
+  // The model host behind host(), or null with vfio-host=linux.
+  vfio::model::ModelHost* model_host() { return model_; }
   vfio::VfioManager& manager() { return *vfio_; }
   // Errors reported by containers after their initialisation.
   uint64_t errors() const { return errors_; }
@@ -107,6 +117,8 @@ class VfioPassthrough {
 
  private:
   explicit VfioPassthrough(hw::Q35Machine* machine) : machine_(machine) {}
+  void Init(std::unique_ptr<vfio::HostBackend> host,
+            std::set<std::string> iommufds);
   absl::Status Attach(const hw::DeviceSpec& spec);
   void Remove(Attached& a);
 
@@ -114,7 +126,8 @@ class VfioPassthrough {
   std::set<std::string> iommufds_;
   vfio::model::EventfdIrqSink eventfds_;
   std::unique_ptr<ClockDeviceTimers> timers_;
-  std::unique_ptr<vfio::model::ModelHost> host_;
+  std::unique_ptr<vfio::HostBackend> host_;
+  vfio::model::ModelHost* model_ = nullptr;  // host_ when it is the model
   std::unique_ptr<vfio::VfioManager> vfio_;
   std::vector<std::unique_ptr<Attached>> devices_;
   std::function<void(uint32_t, const std::vector<Range>&)> ranges_changed_;
