@@ -279,6 +279,20 @@ absl::Status VfioContainer::DmaUnmap(Iova iova, Size128 size) {
     Range m{it->first, it->first + (it->second.size - 1)};
     if (m.Overlaps(*req)) hit.emplace_back(it->first, it->second);
   }
+  // The request covers the whole table (an IOMMU region going away, a
+  // teardown): one unmap-all call instead of one per mapping, when the
+  // host has it. If it fails, the per-mapping path below still runs.
+  if (hit.size() > 1 && hit.size() == mappings_.size() &&
+      req->first <= hit.front().first &&
+      req->last >= hit.back().first + (hit.back().second.size - 1)) {
+    absl::Status s = HostUnmapAll();
+    if (s.ok()) {
+      ++stats_.unmaps;
+      mappings_.clear();
+      return s;
+    }
+    if (!absl::IsUnimplemented(s)) ++stats_.unmap_errors;
+  }
   absl::Status first;
   for (const auto& [start, m] : hit) {
     Range mr{start, start + (m.size - 1)};

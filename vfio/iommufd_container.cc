@@ -206,6 +206,21 @@ absl::Status IommufdContainer::HostUnmap(Iova iova, uint64_t size) {
   return absl::OkStatus();
 }
 
+absl::Status IommufdContainer::HostUnmapAll() {
+  uapi::iommu_ioas_unmap unmap{.size = sizeof(unmap),
+                               .ioas_id = ioas_id_,
+                               .iova = 0,
+                               .length = UINT64_MAX};
+  int rc = host()->Ioctl(iommufd_, uapi::kIommuIoasUnmap, AsArg(&unmap));
+  if (rc < 0 && rc != -ENOENT) {
+    return HostCallError(
+        rc, "IOMMU_IOAS_UNMAP",
+        absl::StrFormat("ioas=%u iova=0 length=0xffffffffffffffff (all)",
+                        ioas_id_));
+  }
+  return absl::OkStatus();
+}
+
 void IommufdContainer::ReleaseHost() {
   for (IommufdDevice& d : attached_) Detach(d);
   attached_.clear();

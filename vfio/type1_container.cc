@@ -220,6 +220,21 @@ absl::Status Type1Container::HostUnmap(Iova iova, uint64_t size) {
   return absl::OkStatus();
 }
 
+absl::Status Type1Container::HostUnmapAll() {
+  if (!unmap_all_) return absl::UnimplementedError("no VFIO_UNMAP_ALL");
+  uapi::vfio_iommu_type1_dma_unmap unmap{.argsz = sizeof(unmap),
+                                         .flags = uapi::kDmaUnmapFlagAll,
+                                         .iova = 0,
+                                         .size = 0};
+  int rc = host()->Ioctl(fd_.get(), uapi::kVfioIommuUnmapDma, AsArg(&unmap));
+  if (rc < 0) {
+    return HostCallError(
+        rc, "VFIO_IOMMU_UNMAP_DMA",
+        absl::StrFormat("container=%u flags=ALL iova=0 size=0", id()));
+  }
+  return absl::OkStatus();
+}
+
 void Type1Container::ReleaseHost() {
   for (Type1Group& g : groups_) {
     int rc = host()->Ioctl(g.fd.get(), uapi::kVfioGroupUnsetContainer, 0);

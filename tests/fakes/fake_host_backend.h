@@ -380,6 +380,15 @@ class FakeHostBackend final : public HostBackend {
       case uapi::kVfioIommuUnmapDma: {
         auto* u = Ptr<uapi::vfio_iommu_type1_dma_unmap>(arg);
         if (!c.iommu_set) return -EINVAL;
+        if (u->flags & uapi::kDmaUnmapFlagAll) {
+          ++unmap_calls;
+          if (!has_unmap_all || u->iova != 0 || u->size != 0) return -EINVAL;
+          uint64_t all = 0;
+          for (const auto& [start, m] : c.maps) all += m.size;
+          c.maps.clear();
+          u->size = all;
+          return 0;
+        }
         uint64_t done = 0;
         if (int rc = Unmap(c.maps, u->iova, u->size, &done); rc != 0) return rc;
         u->size = done;

@@ -306,5 +306,40 @@ TEST_F(VfioManagerTest, DeviceFdComesFromTheGroup) {
   EXPECT_EQ(host_.CallCount(uapi::kVfioGroupGetDeviceFd), 1);
 }
 
+TEST_F(VfioManagerTest, UnmappingTheWholeTableIsOneUnmapAllCall) {
+  AddRam(0, 0x100000, "a");
+  AddRam(0x200000, 0x100000, "b");
+  AddRam(0x100000000, 0x100000, "c");
+  auto c = Attach("0000:01:00.0");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ((*c)->mappings().size(), 3u);
+  const int before = host_.CallCount(uapi::kVfioIommuUnmapDma);
+  ASSERT_TRUE((*c)->DmaUnmap(0, kSize2To64).ok());
+  EXPECT_EQ(host_.CallCount(uapi::kVfioIommuUnmapDma), before + 1);
+  EXPECT_TRUE((*c)->mappings().empty());
+  EXPECT_EQ(host_.HostMappingCount(), 0u);
+}
+
+TEST_F(VfioManagerTest, WithoutUnmapAllTheTableIsUnmappedMappingByMapping) {
+  host_.has_unmap_all = false;
+  AddRam(0, 0x100000, "a");
+  AddRam(0x200000, 0x100000, "b");
+  AddRam(0x100000000, 0x100000, "c");
+  auto c = Attach("0000:01:00.0");
+  ASSERT_TRUE(c.ok()) << c.status();
+  const int before = host_.CallCount(uapi::kVfioIommuUnmapDma);
+  ASSERT_TRUE((*c)->DmaUnmap(0, kSize2To64).ok());
+  EXPECT_EQ(host_.CallCount(uapi::kVfioIommuUnmapDma), before + 3);
+  EXPECT_EQ(host_.HostMappingCount(), 0u);
+  // A part of the table is never an unmap-all, even with the extension.
+  host_.has_unmap_all = true;
+  AddRam(0x400000, 0x100000, "d");
+  AddRam(0x600000, 0x100000, "e");
+  const int mid = host_.CallCount(uapi::kVfioIommuUnmapDma);
+  ASSERT_TRUE((*c)->DmaUnmap(0x400000, 0x100000).ok());
+  EXPECT_EQ(host_.CallCount(uapi::kVfioIommuUnmapDma), mid + 1);
+  EXPECT_EQ(host_.HostMappingCount(), 1u);
+}
+
 }  // namespace
 }  // namespace viommu::vfio::testing

@@ -107,10 +107,17 @@ class VfioContainer {
                                     bool readonly);
   // Unmaps every table mapping that overlaps [iova, iova + size): whole
   // mappings with one host call each, partly covered ones only in the
-  // intersection. Nothing mapped there is not an error.
+  // intersection; when the request covers every mapping of the table and
+  // the host can unmap everything at once (HostUnmapAll), with one call.
+  // Nothing mapped there is not an error.
   // Errors: the first host error (the others are still attempted).
   [[nodiscard]] absl::Status DmaUnmap(Iova iova, Size128 size);
-  // Unmaps everything in the table.
+  // Unmaps everything in the table (DmaUnmap of the 2^64 span): one host
+  // call when the host can unmap everything at once (type1
+  // VFIO_DMA_UNMAP_FLAG_ALL, iommufd iova 0 length 2^64-1), else one per
+  // mapping. A 2^64-byte span never reaches the host as one size: QEMU
+  // splits it in two halves because it does not know what is mapped; this
+  // table does, so it unmaps what is there.
   [[nodiscard]] absl::Status UnmapAll();
 
   // Error policy hooks (see file comment).
@@ -133,6 +140,11 @@ class VfioContainer {
   virtual absl::Status HostMap(Iova iova, uint64_t size, Hva hva,
                                bool readonly) = 0;
   virtual absl::Status HostUnmap(Iova iova, uint64_t size) = 0;
+  // Unmaps everything at the host in one call. kUnimplemented when this
+  // host cannot (the table is then unmapped mapping by mapping).
+  virtual absl::Status HostUnmapAll() {
+    return absl::UnimplementedError("no unmap-all");
+  }
   // Re-reads the valid IOVA ranges (and page sizes) into the setters below.
   virtual absl::Status ReadIovaInfo() = 0;
   // Detaches every device/group and closes host objects. Called once by

@@ -80,6 +80,7 @@ class IommufdContainer final : public VfioContainer {
   absl::Status HostMap(Iova iova, uint64_t size, Hva hva,
                        bool readonly) override;
   absl::Status HostUnmap(Iova iova, uint64_t size) override;
+  absl::Status HostUnmapAll() override;
   absl::Status ReadIovaInfo() override;
   void ReleaseHost() override;
 
