@@ -67,7 +67,11 @@ Type1Iommu::DmaMap::const_iterator Type1Iommu::FindDma(uint64_t start,
   return const_cast<Type1Iommu*>(this)->FindDma(start, last);
 }
 
-int64_t Type1Iommu::Pin(uint64_t vaddr, uint64_t size) {
+int64_t Type1Iommu::Pin(uint64_t vaddr, uint64_t size, uint32_t perm) {
+  // GUP pins RAM with FOLL_WRITE when the mapping is writable by the device
+  // and fails (EFAULT) on a page the process may not access that way — a
+  // read-only mapping for a READ|WRITE map (seen on Linux 6.1.192).
+  const bool write = (perm & kPermWrite) != 0;
   uint64_t pages = 0;
   switch (mem_->Classify(vaddr, size)) {
     case VaddrKind::kUnmapped:
@@ -75,6 +79,7 @@ int64_t Type1Iommu::Pin(uint64_t vaddr, uint64_t size) {
     case VaddrKind::kPfnMap:
       return 0;  // reserved/invalid pfns: mapped, never charged
     case VaddrKind::kAnonymous:
+      if (!mem_->Pinnable(vaddr, size, write)) return -EFAULT;
       pages = size / kHostPageSize;
       break;
     case VaddrKind::kMixed:
@@ -82,6 +87,9 @@ int64_t Type1Iommu::Pin(uint64_t vaddr, uint64_t size) {
       for (uint64_t off = 0; off < size; off += kHostPageSize) {
         if (mem_->Classify(vaddr + off, kHostPageSize) ==
             VaddrKind::kAnonymous) {
+          if (!mem_->Pinnable(vaddr + off, kHostPageSize, write)) {
+            return -EFAULT;
+          }
           ++pages;
         }
       }
@@ -153,7 +161,7 @@ int Type1Iommu::MapDma(uintptr_t arg) {
 
   Dma dma{.last = last, .vaddr = m.vaddr, .perm = perm};
   if (!domains_.empty()) {
-    const int64_t charged = Pin(m.vaddr, m.size);
+    const int64_t charged = Pin(m.vaddr, m.size, perm);
     if (charged < 0) return static_cast<int>(charged);
     for (size_t i = 0; i < domains_.size(); ++i) {
       if (int rc = domains_[i].domain->Map(m.iova, m.vaddr, m.size, perm);
@@ -292,7 +300,7 @@ int Type1Iommu::Replay(HostIommuDomain* domain,
       // Already pinned for an existing domain: copy its translation.
       if (auto h = domains_.front().domain->IovaToHva(iova)) hva = *h;
     } else {
-      const int64_t rc = Pin(dma.vaddr, size);
+      const int64_t rc = Pin(dma.vaddr, size, dma.perm);
       if (rc < 0) return static_cast<int>(rc);
       pages = static_cast<uint64_t>(rc);
     }

@@ -53,6 +53,27 @@ TEST(ProcessMemoryTest, DeviceMemoryIsPfnMapAndMixedRangesAreMixed) {
   EXPECT_EQ(mem.Classify(buf.addr(), 4 * kHostPageSize), VaddrKind::kAnonymous);
 }
 
+TEST(ProcessMemoryTest, PinnableFollowsTheMappingPermissions) {
+  ProcessMemory mem;
+  MmapBuffer buf(4 * kHostPageSize);
+  char* p = reinterpret_cast<char*>(buf.addr());
+  // Page 1 read-only, page 2 inaccessible, before the first query (kernels
+  // without PROCMAP_QUERY cache a yes).
+  ASSERT_EQ(mprotect(p + kHostPageSize, kHostPageSize, PROT_READ), 0);
+  ASSERT_EQ(mprotect(p + 2 * kHostPageSize, kHostPageSize, PROT_NONE), 0);
+  EXPECT_FALSE(mem.Pinnable(buf.addr() + kHostPageSize, 8, true));
+  EXPECT_TRUE(mem.Pinnable(buf.addr() + kHostPageSize, 8, false));
+  EXPECT_FALSE(mem.Pinnable(buf.addr() + 2 * kHostPageSize, 8, false));
+  EXPECT_FALSE(mem.Pinnable(buf.addr(), 2 * kHostPageSize, true));
+  EXPECT_TRUE(mem.Pinnable(buf.addr(), 2 * kHostPageSize, false));
+  EXPECT_TRUE(
+      mem.Pinnable(buf.addr() + 3 * kHostPageSize, kHostPageSize, true));
+  // An upgrade is seen at once (a "no" always re-reads the mappings).
+  ASSERT_EQ(mprotect(p, 4 * kHostPageSize, PROT_READ | PROT_WRITE), 0);
+  EXPECT_TRUE(mem.Pinnable(buf.addr(), 4 * kHostPageSize, true));
+  EXPECT_FALSE(mem.Pinnable(0x1000, kHostPageSize, false)) << "unmapped";
+}
+
 TEST(ProcessMemoryTest, ChargeEnforcesTheLimitWithoutCapIpcLock) {
   ProcessMemory mem;
   mem.set_memlock_limit_pages(10);

@@ -342,6 +342,28 @@ TEST_F(Type1IommuTest, MixedPfnMapAndRamChargesOnlyRam) {
   mem_.RemoveDeviceMemory(ram_.addr() + kPage);
 }
 
+// Linux 6.1.192 (tests/host real-kernel diff): GUP pins with FOLL_WRITE for
+// a writable mapping, so read-only memory maps READ only; the failed MAP
+// charges nothing and leaves no mapping.
+TEST_F(Type1IommuTest, ReadOnlyMemoryMapsForReadOnly) {
+  auto iommu = Make();
+  ASSERT_EQ(iommu->AttachGroup(GroupDesc(1, 48, {MsiWindow()})), 0);
+  AnonBuffer ro(2 * kPage);
+  ASSERT_EQ(mprotect(ro.data(), 2 * kPage, PROT_READ), 0);
+  Type1Client c = Type1Client::ForIommu(iommu.get());
+  EXPECT_EQ(c.Map(0x100000, 2 * kPage, ro.addr()), -EFAULT);
+  EXPECT_EQ(c.Map(0x100000, 2 * kPage, ro.addr(), uapi::kDmaMapFlagWrite),
+            -EFAULT);
+  EXPECT_EQ(mem_.locked_pages(), 0u);
+  EXPECT_EQ(iommu->mapping_count(), 0u);
+  EXPECT_EQ(c.Map(0x100000, 2 * kPage, ro.addr(), uapi::kDmaMapFlagRead), 0);
+  EXPECT_EQ(mem_.locked_pages(), 2u);
+  // One writable page is not enough: every page must allow the write.
+  ASSERT_EQ(mprotect(ro.data(), kPage, PROT_READ | PROT_WRITE), 0);
+  EXPECT_EQ(c.Map(0x200000, 2 * kPage, ro.addr()), -EFAULT);
+  EXPECT_EQ(c.Map(0x200000, kPage, ro.addr()), 0);
+}
+
 // ---- IOVA list primitives --------------------------------------------------
 
 TEST(Type1IovaListTest, AperResizeDropsWindowsTouchingTheNewEdges) {

@@ -11,7 +11,9 @@
 // Classification: ranges registered with AddDeviceMemory are kPfnMap; other
 // addresses are probed with mincore(2), so anything this process really
 // has mapped (heap, mmap'd guest RAM) is kAnonymous and anything else is
-// kUnmapped. Thread-safety: control context only.
+// kUnmapped. Pinnable adds GUP's permission check (a read-only mapping
+// cannot be pinned for a device write). Thread-safety: control context
+// only.
 #ifndef VIOMMU_VFIO_HOST_MODEL_PROCESS_MEMORY_H_
 #define VIOMMU_VFIO_HOST_MODEL_PROCESS_MEMORY_H_
 
@@ -34,11 +36,23 @@ enum class VaddrKind {
 class ProcessMemory {
  public:
   ProcessMemory() = default;
+  ~ProcessMemory();
   ProcessMemory(const ProcessMemory&) = delete;
   ProcessMemory& operator=(const ProcessMemory&) = delete;
 
   // REQUIRES: len >= 1 and vaddr + len - 1 does not wrap.
   VaddrKind Classify(uint64_t vaddr, uint64_t len) const;
+
+  // Whether GUP could pin every page of [vaddr, vaddr + len) for reading,
+  // or for writing when `write` (pin_user_pages with FOLL_WRITE): each page
+  // lies in a readable, and then writable, mapping of this process. Asked
+  // of the kernel with PROCMAP_QUERY (Linux >= 6.11), exact. On older
+  // kernels /proc/self/maps is read and cached, and re-read whenever the
+  // cache cannot answer yes: new mappings and upgrades are always seen, a
+  // later downgrade of a range already answered yes may go unseen until a
+  // query misses. True when neither source can be read.
+  // REQUIRES: len >= 1 and vaddr + len - 1 does not wrap.
+  bool Pinnable(uint64_t vaddr, uint64_t len, bool write) const;
 
   // Marks [vaddr, vaddr + len) as device memory (the model's BAR mmaps).
   // REQUIRES: page aligned, not overlapping an existing device range.
@@ -58,7 +72,20 @@ class ProcessMemory {
   bool cap_ipc_lock() const { return cap_ipc_lock_; }
 
  private:
+  struct Vma {
+    uint64_t end;  // exclusive
+    bool read;
+    bool write;
+  };
+  enum class Answer { kYes, kNo, kUnknown };
+  Answer PinnableByQuery(uint64_t vaddr, uint64_t last, bool write) const;
+  bool PinnableCached(uint64_t vaddr, uint64_t last, bool write) const;
+  bool ReloadVmas() const;
+
   absl::btree_map<uint64_t, uint64_t> device_ranges_;  // start -> len
+  mutable absl::btree_map<uint64_t, Vma> vmas_;        // start -> vma
+  mutable int maps_fd_ = -1;  // /proc/self/maps for PROCMAP_QUERY, lazily
+  mutable bool query_unsupported_ = false;
   uint64_t locked_pages_ = 0;
   uint64_t limit_pages_ = UINT64_MAX;
   bool cap_ipc_lock_ = false;

@@ -141,9 +141,10 @@ class Type1Iommu {
   // The lowest dma overlapping [start, last], or dmas_.end().
   DmaMap::iterator FindDma(uint64_t start, uint64_t last);
   DmaMap::const_iterator FindDma(uint64_t start, uint64_t last) const;
-  // Pins and charges [vaddr, vaddr + size): pages charged, or -EFAULT /
-  // -ENOMEM with nothing charged.
-  int64_t Pin(uint64_t vaddr, uint64_t size);
+  // Pins and charges [vaddr, vaddr + size) for a mapping with `perm`
+  // (kPerm*): pages charged, or -EFAULT (unmapped, or RAM the process
+  // cannot read / write as perm asks) / -ENOMEM with nothing charged.
+  int64_t Pin(uint64_t vaddr, uint64_t size, uint32_t perm);
   void RemoveDma(DmaMap::iterator it);
   void RemoveAllDmas();
   uint64_t MinPageSize() const;
