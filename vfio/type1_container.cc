@@ -127,6 +127,12 @@ absl::Status Type1Container::ReadIovaInfo() {
   set_dma_limit(info.dma_avail.has_value()
                     ? uint64_t{*info.dma_avail} + mappings().size()
                     : kDefaultDmaLimit);
+  dirty_tracking_.reset();
+  if (info.migration) {
+    dirty_tracking_ = DirtyTracking{
+        .pgsize_bitmap = info.migration->pgsize_bitmap,
+        .max_bitmap_bytes = info.migration->max_dirty_bitmap_size};
+  }
   return absl::OkStatus();
 }
 

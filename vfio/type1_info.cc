@@ -99,6 +99,17 @@ absl::StatusOr<Type1Info> ParseType1Info(absl::Span<const uint8_t> buffer) {
             absl::StrFormat("DMA_AVAIL capability at %u truncated", offset));
       }
       info.dma_avail = Load<uint32_t>(data, offset + 8);
+    } else if (hdr.version == 1 && hdr.id == uapi::kIommuTypeCapMigration) {
+      if (offset + sizeof(uapi::vfio_iommu_type1_info_cap_migration) > len) {
+        return Malformed(
+            absl::StrFormat("MIGRATION capability at %u truncated", offset));
+      }
+      const auto m =
+          Load<uapi::vfio_iommu_type1_info_cap_migration>(data, offset);
+      info.migration = Type1Info::Migration{
+          .flags = m.flags,
+          .pgsize_bitmap = m.pgsize_bitmap,
+          .max_dirty_bitmap_size = m.max_dirty_bitmap_size};
     }
     min_next = size_t{offset} + sizeof(uapi::vfio_info_cap_header);
     offset = hdr.next;

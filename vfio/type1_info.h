@@ -1,6 +1,6 @@
 // vfio/type1_info.h (private) — parses the bytes VFIO_IOMMU_GET_INFO filled
 // in: the fixed vfio_iommu_type1_info and its capability chain
-// (IOVA_RANGE, DMA_AVAIL; others are skipped).
+// (IOVA_RANGE, DMA_AVAIL, MIGRATION; others are skipped).
 //
 //   absl::StatusOr<Type1Info> info = ParseType1Info(buffer);
 //
@@ -27,6 +27,15 @@ struct Type1Info {
   // the kernel's order).
   std::optional<std::vector<Range>> iova_ranges;
   std::optional<uint32_t> dma_avail;  // DMA_AVAIL capability
+  // MIGRATION capability: dirty-page tracking (VFIO_IOMMU_DIRTY_PAGES)
+  // granularities and the largest bitmap one GET_BITMAP may ask for.
+  struct Migration {
+    uint32_t flags = 0;
+    uint64_t pgsize_bitmap = 0;
+    uint64_t max_dirty_bitmap_size = 0;
+    friend bool operator==(const Migration&, const Migration&) = default;
+  };
+  std::optional<Migration> migration;
 };
 
 // Errors: kDataLoss naming the malformed field (short buffer, an offset or

@@ -18,6 +18,7 @@
 #include "viommu/vfio/host/model/host_device.h"
 #include "viommu/vfio/host/model/model_host.h"
 #include "viommu/vfio/iommufd_container.h"
+#include "viommu/vfio/type1_container.h"
 #include "viommu/vfio/vfio_manager.h"
 
 namespace viommu::vfio {
@@ -122,6 +123,9 @@ TEST_F(LinuxHostIntegrationTest, Type1PathMapsGuestRamAndBarsForP2P) {
   auto c = manager_->AttachDevice(as_.get(), {.host = Bdf("0000:02:00.0")});
   ASSERT_TRUE(c.ok()) << c.status();
   ASSERT_EQ((*c)->backend(), ContainerBackend::kType1);
+  const auto& dirty = static_cast<Type1Container*>(*c)->dirty_tracking();
+  ASSERT_TRUE(dirty.has_value()) << "GET_INFO's MIGRATION capability";
+  EXPECT_EQ(dirty->pgsize_bitmap, 0x1000u);
   absl::StatusOr<int> fd = manager_->DeviceFd(Bdf("0000:02:00.0"));
   ASSERT_TRUE(fd.ok()) << fd.status();
   absl::StatusOr<void*> bar = host_.Mmap(*fd, 1 << 20, uint64_t{2} << 40);

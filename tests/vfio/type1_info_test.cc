@@ -72,6 +72,49 @@ TEST(Type1InfoTest, ParsesIovaRangesAndDmaAvail) {
   EXPECT_EQ(info->dma_avail, 1234u);
 }
 
+// The reply Linux 6.1 gave in reference/real-kernel.md, byte for byte:
+// MIGRATION at 24, DMA_AVAIL at 56 (12 bytes, unpadded), IOVA_RANGE at 68,
+// argsz 116.
+TEST(Type1InfoTest, ParsesTheLinux61ReplyLayout) {
+  auto buf = Reply(kBoth, 0x40201000, 24)
+                 .Header(uapi::kIommuTypeCapMigration, 56)
+                 .U32(0)  // flags
+                 .U32(0)  // padding
+                 .U64(0x1000)
+                 .U64(uint64_t{256} << 20)
+                 .Header(uapi::kIommuTypeCapDmaAvail, 68)
+                 .U32(65535)
+                 .Header(uapi::kIommuTypeCapIovaRange, 0)
+                 .U32(2)
+                 .U32(0)
+                 .U64(0)
+                 .U64(0xfedfffff)
+                 .U64(0xfef00000)
+                 .U64(0x7fffffffff)
+                 .Done();
+  ASSERT_EQ(buf.size(), 116u);
+  auto info = ParseType1Info(buf);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->dma_avail, 65535u);
+  ASSERT_TRUE(info->migration.has_value());
+  EXPECT_EQ(*info->migration,
+            (Type1Info::Migration{.flags = 0,
+                                  .pgsize_bitmap = 0x1000,
+                                  .max_dirty_bitmap_size = 256u << 20}));
+  EXPECT_EQ(*info->iova_ranges,
+            (std::vector<Range>{{0, 0xfedfffff}, {0xfef00000, 0x7fffffffff}}));
+}
+
+TEST(Type1InfoTest, TruncatedMigrationIsRefused) {
+  auto buf = Reply(kBoth, 0x1000, 24)
+                 .Header(uapi::kIommuTypeCapMigration, 0)
+                 .U32(0)
+                 .Done();
+  auto info = ParseType1Info(buf);
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(info.status().message(), ::testing::HasSubstr("MIGRATION"));
+}
+
 TEST(Type1InfoTest, UnknownCapabilitiesAreSkipped) {
   auto buf = Reply(kBoth, 0x1000, 24)
                  .Header(0x77, 24 + 16)

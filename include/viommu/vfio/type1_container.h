@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,16 @@ class Type1Container final : public VfioContainer {
   int fd() const { return fd_.get(); }
   unsigned long iommu_type() const { return iommu_type_; }
   bool unmap_all_supported() const { return unmap_all_; }
+  // From GET_INFO's MIGRATION capability: the dirty-page tracking
+  // granularities and the largest GET_BITMAP bitmap (bytes). Empty when
+  // the kernel has no dirty tracking for this container.
+  struct DirtyTracking {
+    uint64_t pgsize_bitmap = 0;
+    uint64_t max_bitmap_bytes = 0;
+  };
+  const std::optional<DirtyTracking>& dirty_tracking() const {
+    return dirty_tracking_;
+  }
 
  protected:
   absl::Status HostMap(Iova iova, uint64_t size, Hva hva,
@@ -100,6 +111,7 @@ class Type1Container final : public VfioContainer {
   unsigned long iommu_type_ = 0;
   bool unmap_all_ = false;
   uint32_t info_argsz_ = 0;  // GET_INFO reply size last needed
+  std::optional<DirtyTracking> dirty_tracking_;
   std::vector<Type1Group> groups_;
 };
 
