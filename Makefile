@@ -75,8 +75,10 @@ bench: deps
 	  echo "bench: results in $(BENCH_RESULTS)/"; \
 	fi
 
+# The sanitizer tree is built at -O1 and without the benchmark binaries
+# (they are not tests): the ASan build is CI's long pole on 2 cores.
 asan: deps
-	$(call meson_tree,build-asan,-Db_sanitize=address$(comma)undefined -Db_lundef=false,CXX=$(SAN_CXX))
+	$(call meson_tree,build-asan,-Db_sanitize=address$(comma)undefined -Db_lundef=false -Doptimization=1 -Dbench=disabled,CXX=$(SAN_CXX))
 	$(SAN_TEST_ENV) meson test -C build-asan --print-errorlogs --num-processes $(TEST_JOBS)
 
 tsan: deps
