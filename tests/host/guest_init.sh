@@ -70,6 +70,10 @@ run_step sysfs_facts sh -c \
   'cat /sys/kernel/iommu_groups/$VIOMMU_GROUP/reserved_regions; ls /dev/vfio'
 run_step type1_differential "$VIOMMU_BIN/tests/host/type1_differential" \
   --backend=linux --group="$VIOMMU_GROUP" --bdf="$VIOMMU_BDF"
+run_step real_passthrough "$VIOMMU_BIN/tests/host/real_passthrough_test" \
+  --gtest_color=no
+run_step type1_map_bench "$VIOMMU_BIN/tests/host/type1_map_bench" \
+  --benchmark_repetitions=3 --benchmark_min_time=0.2
 # ---- end of STEPS --------------------------------------------------------
 
 echo "@@VIOMMU-DONE"

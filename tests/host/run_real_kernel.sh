@@ -218,6 +218,8 @@ for s in $steps; do
     failed+=("$s(rc=$rc)")
   else
     echo "step $s: ok ($(wc -l <"$out/$s.txt") lines in out/$s.txt)" >&2
+    # Benchmark steps (*_bench): their figures go into the test log.
+    case "$s" in *_bench) sed 's/^/  | /' "$out/$s.txt" >&2 ;; esac
   fi
 done
 

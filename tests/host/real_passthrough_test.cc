@@ -1,0 +1,370 @@
+// build/viommu passing a REAL device through a REAL Linux VFIO stack, end
+// to end: run as a guest step of tests/host/run_real_kernel.sh (root, the
+// VM's edu bound to vfio-pci at $VIOMMU_BDF; docs/real-kernel-tests.md).
+// Each test starts `viommu -machine q35,vfio-host=linux -m 64M ... -device
+// vfio-pci,host=$VIOMMU_BDF,id=hostedu -qtest stdio -qmp unix:...`, drives
+// the guest side over qtest (PCI config, BAR0 of the passed-through edu,
+// guest RAM, the VT-d tables of tests/qtest/vtd_guest.h) and checks the
+// container state through QMP x-query-vfio.
+//
+// The device is QEMU 7.2's edu in the outer VM: BAR0 is one 1 MiB mmappable
+// region; DMA registers src/dst/count/cmd at 0x80/0x88/0x90/0x98; its DMA
+// buffer at device address 0x40000; cmd bit 0 starts (and reads 1 until
+// done), bit 1 = buffer -> RAM. It masks DMA addresses to 28 bits (IOVAs
+// stay below 256 MiB) and completes a DMA about 100 ms later on the outer
+// QEMU's clock: the tests poll cmd bit 0 against a wall-clock deadline.
+//
+// Environment: VIOMMU_BDF (required, else every test skips), VIOMMU_BINARY
+// (the viommu binary) or VIOMMU_BIN (the guest's binary root; viommu is
+// $VIOMMU_BIN/viommu).
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "gtest/gtest.h"
+#include "tests/qtest/qmp_client.h"
+#include "tests/qtest/qpci.h"
+#include "tests/qtest/qtest_client.h"
+#include "tests/qtest/unix_socket.h"
+#include "tests/qtest/vtd_guest.h"
+
+namespace viommu::qtest {
+namespace {
+
+// edu (BAR0).
+constexpr uint64_t kId = 0x00, kDmaSrc = 0x80, kDmaDst = 0x88, kDmaCnt = 0x90,
+                   kDmaCmd = 0x98;
+constexpr uint64_t kEduBuffer = 0x40000;
+constexpr uint64_t kCmdStart = 1, kCmdToRam = 2;
+constexpr uint32_t kEduId = 0x010000ed;  // edu 1.0
+constexpr uint32_t kEduVendorDevice = 0x11e81234;
+constexpr uint8_t kDevfn = 0x20;  // 04.0
+constexpr uint16_t kDid = 1;
+constexpr auto kDmaTimeout = std::chrono::seconds(10);
+
+std::string EnvOr(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::string(v) : fallback;
+}
+
+std::string ViommuBinary() {
+  return EnvOr("VIOMMU_BINARY", EnvOr("VIOMMU_BIN", ".") + "/viommu");
+}
+
+// The number after `"key": ` in `json`.
+std::optional<uint64_t> Num(const std::string& json, const std::string& key) {
+  const std::string needle = absl::StrCat("\"", key, "\": ");
+  size_t at = json.find(needle);
+  if (at == std::string::npos) return std::nullopt;
+  at += needle.size();
+  const size_t end = json.find_first_not_of("0123456789", at);
+  uint64_t v = 0;
+  if (!absl::SimpleAtoi(json.substr(at, end - at), &v)) return std::nullopt;
+  return v;
+}
+
+size_t CountOf(const std::string& json, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = json.find(what); at != std::string::npos;
+       at = json.find(what, at + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+std::vector<uint8_t> Pattern(uint8_t seed, size_t n) {
+  std::vector<uint8_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>(seed + 7 * i);
+  return v;
+}
+
+class RealPassthroughTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    bdf_ = EnvOr("VIOMMU_BDF", "");
+    if (bdf_.empty()) GTEST_SKIP() << "VIOMMU_BDF is not set (not in the VM)";
+  }
+
+  void TearDown() override {
+    if (HasFailure() && qmp_ != nullptr) {
+      std::fprintf(stderr, "x-query-vfio at the failure: %s\n",
+                   Query().c_str());
+    }
+    qmp_.reset();
+    if (qts_ != nullptr && qts_->failed()) {
+      ADD_FAILURE() << "qtest: " << qts_->last_error();
+    }
+    bus_.reset();
+    qts_.reset();  // viommu exits on EOF: its fds and mappings go
+    if (!qmp_path_.empty()) unlink(qmp_path_.c_str());
+  }
+
+  // Starts viommu on the real kernel with `extra` after the machine
+  // options, and connects QMP.
+  void Start(const std::vector<std::string>& extra) {
+    static int serial = 0;
+    qmp_path_ =
+        absl::StrFormat("/tmp/viommu-real-qmp-%d-%d", getpid(), ++serial);
+    std::vector<std::string> argv = {
+        ViommuBinary(),
+        "-machine",
+        "q35,vfio-host=linux",
+        "-m",
+        "64M",
+        "-qtest",
+        "stdio",
+        "-qmp",
+        "unix:" + qmp_path_ + ",server=on,wait=off"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    std::fprintf(stderr, "starting:");
+    for (const std::string& a : argv) std::fprintf(stderr, " %s", a.c_str());
+    std::fprintf(stderr, "\n");
+    auto c = QtestClient::Spawn(argv, std::chrono::seconds(30));
+    ASSERT_TRUE(c.ok()) << c.status();
+    qts_ = *std::move(c);
+    bus_ = std::make_unique<QPciBus>(qts_.get());
+    // The first answer means the machine is built and QMP listens (a
+    // machine that failed to build exits; its message is on stderr).
+    absl::StatusOr<std::string> up = qts_->Command("readl 0x0");
+    ASSERT_TRUE(up.ok()) << "viommu did not come up: " << up.status();
+    const int fd = ConnectUnix(qmp_path_);
+    ASSERT_GE(fd, 0) << "QMP socket " << qmp_path_;
+    qmp_ = std::make_unique<QmpClient>(fd);
+    qmp_->ReadLine();  // greeting
+    ASSERT_EQ(qmp_->Execute(R"({"execute": "qmp_capabilities"})"),
+              R"({"return": {}})");
+  }
+
+  std::string HostDevice(const std::string& extra = "") {
+    return absl::StrCat("vfio-pci,host=", bdf_, ",id=hostedu,addr=04.0", extra);
+  }
+
+  std::string Query() {
+    return qmp_->Execute(R"({"execute": "x-query-vfio"})");
+  }
+  // Mappings of the only container (nullopt when there is not exactly one).
+  std::optional<uint64_t> Mappings(const std::string& q) {
+    if (CountOf(q, "{\"id\": ") != 1) return std::nullopt;
+    return Num(q, "mappings");
+  }
+
+  // Places BAR0 (at `at`, or the next free address from 0xe0000000) and
+  // turns memory decoding and bus mastering on; checks the edu id.
+  uint64_t PlugBar0(std::optional<uint64_t> at = std::nullopt) {
+    QPciDevice dev(bus_.get(), kDevfn);
+    EXPECT_EQ(dev.ConfigReadl(0), kEduVendorDevice);
+    uint64_t bar0 = 0;
+    if (at.has_value()) {
+      dev.ConfigWritel(0x10, static_cast<uint32_t>(*at));
+      bar0 = *at;
+    } else {
+      bar0 = dev.MapBar(0);
+    }
+    dev.Enable();
+    EXPECT_EQ(qts_->Readl(bar0 + kId), kEduId)
+        << "BAR0 at 0x" << std::hex << bar0;
+    return bar0;
+  }
+
+  // One edu DMA (`to_ram`: buffer -> `addr`, else `addr` -> buffer) of
+  // `len` bytes, waited for. False (with a failure) on a timeout.
+  bool Dma(uint64_t bar0, uint64_t addr, uint64_t len, bool to_ram) {
+    qts_->Writeq(bar0 + kDmaSrc, to_ram ? kEduBuffer : addr);
+    qts_->Writeq(bar0 + kDmaDst, to_ram ? addr : kEduBuffer);
+    qts_->Writeq(bar0 + kDmaCnt, len);
+    qts_->Writeq(bar0 + kDmaCmd, kCmdStart | (to_ram ? kCmdToRam : 0));
+    const auto t0 = std::chrono::steady_clock::now();
+    uint64_t cmd = 0;
+    do {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      cmd = qts_->Readq(bar0 + kDmaCmd);
+      if ((cmd & kCmdStart) == 0) return true;
+    } while (!qts_->failed() &&
+             std::chrono::steady_clock::now() - t0 < kDmaTimeout);
+    ADD_FAILURE() << absl::StrFormat(
+        "edu DMA %s 0x%x (%u bytes) did not complete: cmd=0x%x",
+        to_ram ? "to" : "from", addr, len, cmd);
+    return false;
+  }
+
+  // Guest RAM `src` -> edu buffer -> `dst` (both through the device's DMA
+  // address space: GPAs without a vIOMMU, IOVAs with one).
+  void Copy(uint64_t bar0, uint64_t src, uint64_t dst, uint64_t len) {
+    if (Dma(bar0, src, len, /*to_ram=*/false)) {
+      Dma(bar0, dst, len, /*to_ram=*/true);
+    }
+  }
+
+  std::string bdf_;
+  std::string qmp_path_;
+  std::unique_ptr<QtestClient> qts_;
+  std::unique_ptr<QPciBus> bus_;
+  std::unique_ptr<QmpClient> qmp_;
+};
+
+// (a) No vIOMMU: all guest RAM is DMA-mapped in a type1 container, and a
+// real edu DMA moves bytes from one guest RAM location to another.
+TEST_F(RealPassthroughTest, WithoutIommuGuestRamIsMappedAndRealDmaLands) {
+  ASSERT_NO_FATAL_FAILURE(Start({"-device", HostDevice()}));
+  const std::string q = Query();
+  EXPECT_TRUE(absl::StrContains(q, R"("backend": "type1")")) << q;
+  EXPECT_TRUE(absl::StrContains(q, R"("address-space": "memory")")) << q;
+  EXPECT_TRUE(absl::StrContains(q, absl::StrCat(R"("devices": [")", bdf_)))
+      << q;
+  // The kernel's ranges: the 39-bit VT-d aperture around the MSI window
+  // (reference/real-kernel.md).
+  EXPECT_TRUE(absl::StrContains(
+      q, R"("iova-ranges": [{"start": 0, "end": 4276092927}, )"
+         R"({"start": 4277141504, "end": 549755813887}])"))
+      << q;
+  EXPECT_EQ(Mappings(q), 1u) << "64 MiB of RAM in one mapping: " << q;
+  EXPECT_EQ(Num(q, "dma-avail"), 65534u) << q;
+
+  const uint64_t bar0 = PlugBar0();
+  const std::vector<uint8_t> data = Pattern(0x11, 64);
+  qts_->Memwrite(0x10'0000, data);
+  qts_->Memset(0x20'0000, data.size(), 0);
+  Copy(bar0, 0x10'0000, 0x20'0000, data.size());
+  EXPECT_EQ(qts_->Memread(0x20'0000, data.size()), data);
+  // A second copy to the end of RAM (the last page of the mapping).
+  qts_->Memset(0x3ff'f000, 16, 0);
+  Dma(bar0, 0x3ff'f000, 16, /*to_ram=*/true);
+  EXPECT_EQ(qts_->Memread(0x3ff'f000, 16),
+            std::vector<uint8_t>(data.begin(), data.begin() + 16));
+}
+
+// (b) intel-iommu,caching-mode=on: the container follows the guest's VT-d
+// page tables; a real DMA at an IOVA lands at the translated GPA; after the
+// guest unmaps and invalidates, the same DMA no longer lands (the VM's real
+// VT-d faults it).
+TEST_F(RealPassthroughTest, BehindVtdTheContainerFollowsTheGuestMappings) {
+  ASSERT_NO_FATAL_FAILURE(Start(
+      {"-device", "intel-iommu,caching-mode=on", "-device", HostDevice()}));
+  std::string q = Query();
+  EXPECT_TRUE(absl::StrContains(q, R"("address-space": "vtd-04.0")")) << q;
+  EXPECT_EQ(Mappings(q), 1u) << "DMAR off: all of RAM: " << q;
+
+  VtdGuest vtd(qts_.get(), 3);
+  vtd.SetContext(kDevfn, kDid);
+  vtd.Map(kDevfn, 0x0800'0000, 0x30'0000, VtdGuest::k4K, VtdGuest::kRw);
+  vtd.Enable();
+  q = Query();
+  EXPECT_EQ(Mappings(q), 1u) << "the one guest mapping: " << q;
+  vtd.Map(kDevfn, 0x0800'1000, 0x31'0000, VtdGuest::k4K, VtdGuest::kRw);
+  vtd.InvalidateIotlbPage(kDid, 0x0800'1000, 0);
+  vtd.Map(kDevfn, 0x0820'0000, 0x40'0000, VtdGuest::k2M, VtdGuest::kRw);
+  vtd.InvalidateIotlbPage(kDid, 0x0820'0000, 9);
+  q = Query();
+  EXPECT_EQ(Mappings(q), 3u) << q;
+
+  const uint64_t bar0 = PlugBar0();
+  const std::vector<uint8_t> data = Pattern(0xa0, 32);
+  qts_->Memwrite(0x41'0010, data);  // IOVA 0x08210010 (the 2 MiB leaf)
+  qts_->Memset(0x30'0000, data.size(), 0);
+  Copy(bar0, 0x0821'0010, 0x0800'0000, data.size());
+  EXPECT_EQ(qts_->Memread(0x30'0000, data.size()), data)
+      << "DMA to IOVA 0x08000000 must land at GPA 0x300000";
+  // Only the target page was written.
+  EXPECT_EQ(qts_->Memread(0x31'0000, 4), std::vector<uint8_t>(4, 0));
+
+  // The guest unmaps IOVA 0x08000000 and invalidates: the container drops
+  // it, and a DMA there faults in the real VT-d instead of landing.
+  vtd.Unmap(kDevfn, 0x0800'0000, VtdGuest::k4K);
+  vtd.InvalidateIotlbPage(kDid, 0x0800'0000, 0);
+  q = Query();
+  EXPECT_EQ(Mappings(q), 2u) << q;
+  const std::vector<uint8_t> sentinel(data.size(), 0x5a);
+  qts_->Memwrite(0x30'0000, sentinel);
+  Dma(bar0, 0x0800'0000, data.size(), /*to_ram=*/true);
+  EXPECT_EQ(qts_->Memread(0x30'0000, data.size()), sentinel)
+      << "a DMA to an unmapped IOVA landed";
+  // The remaining mapping still works.
+  Dma(bar0, 0x0800'1000, data.size(), /*to_ram=*/true);
+  EXPECT_EQ(qts_->Memread(0x31'0000, data.size()), data);
+}
+
+// (c) BAR0 of the real device is a ram_device section of the guest's
+// memory (its mmap), which a type1 container maps for peer-to-peer DMA as
+// QEMU does: one more mapping, nothing skipped. A real edu DMA whose source
+// is the BAR's own IOVA reads the device's registers through that mapping.
+TEST_F(RealPassthroughTest, Bar0IsARamDeviceSectionMappedForPeerToPeer) {
+  ASSERT_NO_FATAL_FAILURE(Start({"-device", HostDevice()}));
+  std::string q = Query();
+  const std::optional<uint64_t> before = Mappings(q);
+  ASSERT_EQ(before, 1u) << q;
+  // Below 256 MiB so that edu's 28-bit DMA mask can reach it.
+  constexpr uint64_t kBar = 0x0c00'0000;
+  const uint64_t bar0 = PlugBar0(kBar);
+  q = Query();
+  EXPECT_EQ(Mappings(q), *before + 1) << "the BAR's P2P mapping: " << q;
+  EXPECT_FALSE(absl::StrContains(q, "ram-device")) << "skipped: " << q;
+
+  // P2P: the device reads its own id register at IOVA kBar.
+  qts_->Memset(0x20'0000, 8, 0xff);
+  if (Dma(bar0, kBar + kId, 4, /*to_ram=*/false)) {
+    Dma(bar0, 0x20'0000, 4, /*to_ram=*/true);
+  }
+  EXPECT_EQ(qts_->Readl(0x20'0000), kEduId)
+      << "edu read at IOVA 0x" << std::hex << kBar
+      << " did not reach its own BAR";
+
+  // Memory decoding off: the BAR leaves the address space and the
+  // container unmaps it.
+  QPciDevice(bus_.get(), kDevfn).ConfigWritew(0x04, 0);
+  q = Query();
+  EXPECT_EQ(Mappings(q), *before) << q;
+}
+
+// (d) device_del tears the container down (no mapping left in the
+// kernel), and the same host device can be added again and does DMA.
+TEST_F(RealPassthroughTest, DeviceDelLeavesNothingAndDeviceAddWorksAgain) {
+  ASSERT_NO_FATAL_FAILURE(Start({"-device", HostDevice()}));
+  uint64_t bar0 = PlugBar0();
+  std::string q = Query();
+  EXPECT_EQ(Mappings(q), 2u) << "RAM + BAR0: " << q;
+  std::string r =
+      qmp_->Execute(R"({"execute": "device_del", "arguments": {"id": )"
+                    R"("hostedu"}})");
+  ASSERT_EQ(r, R"({"return": {}})");
+  EXPECT_TRUE(!qmp_->events().empty() &&
+              absl::StrContains(qmp_->events().back(), "DEVICE_DELETED"));
+  q = Query();
+  EXPECT_EQ(q, R"({"return": {"containers": []}})");
+  EXPECT_EQ(QPciDevice(bus_.get(), kDevfn).ConfigReadl(0), 0xffffffffu);
+
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(absl::StrCat("device_add round ", round));
+    r = qmp_->Execute(absl::StrCat(
+        R"({"execute": "device_add", "arguments": {"driver": "vfio-pci", )",
+        R"("host": ")", bdf_, R"(", "id": "hostedu", "addr": "04.0"}})"));
+    ASSERT_EQ(r, R"({"return": {}})");
+    q = Query();
+    EXPECT_EQ(Mappings(q), 1u) << q;
+    bus_ = std::make_unique<QPciBus>(qts_.get());  // BARs from 0xe0000000
+    bar0 = PlugBar0();
+    const std::vector<uint8_t> data =
+        Pattern(static_cast<uint8_t>(0x30 + round), 24);
+    qts_->Memwrite(0x10'0000, data);
+    qts_->Memset(0x28'0000, data.size(), 0);
+    Copy(bar0, 0x10'0000, 0x28'0000, data.size());
+    EXPECT_EQ(qts_->Memread(0x28'0000, data.size()), data);
+    r = qmp_->Execute(
+        R"({"execute": "device_del", "arguments": {"id": "hostedu"}})");
+    ASSERT_EQ(r, R"({"return": {}})");
+    EXPECT_EQ(Query(), R"({"return": {"containers": []}})");
+  }
+}
+
+}  // namespace
+}  // namespace viommu::qtest
