@@ -5,6 +5,7 @@
 
 #include <sys/mman.h>
 
+#include <cstring>
 #include <map>
 
 namespace viommu::vfio::difftest {
@@ -354,6 +355,152 @@ void ManyMappings(DiffEnv& env) {
   Teardown(env, c, g);
 }
 
+// Maps one page at a time until the container's dma_entry_limit (65535
+// on both sides) refuses one.
+void DmaEntryLimit(DiffEnv& env) {
+  AnonBuffer buf(env, 0x1000);
+  int c, g;
+  if (Setup(env, &c, &g)) {
+    std::map<int, int> results;
+    int n = 0;
+    for (; n < 70000; ++n) {
+      uapi::vfio_iommu_type1_dma_map m{
+          .argsz = sizeof(m),
+          .flags = kRw,
+          .vaddr = buf.addr(),
+          .iova = 0x100000000 + uint64_t(n) * 0x1000,
+          .size = 0x1000};
+      int rc = env.host->Ioctl(c, uapi::kVfioIommuMapDma, AsArg(&m));
+      ++results[rc];
+      if (rc != 0) break;
+    }
+    std::string hist;
+    for (const auto& [rc, count] : results) {
+      absl::StrAppendFormat(&hist, " %s:%d", Rc(rc), count);
+    }
+    env.Log("MAP until refused ->%s", hist);
+    GetInfo(env, c, 116);
+    Unmap(env, c, 0x100000000, 0x1000);
+    Map(env, c, 0x100000000, 0x1000, buf.addr(), kRw, buf.addr());
+    Map(env, c, 0x200000000, 0x1000, buf.addr(), kRw, buf.addr());
+    Unmap(env, c, 0, 0, kDmaUnmapFlagAll);
+  }
+  Teardown(env, c, g);
+}
+
+// DIRTY_PAGES and UNMAP's GET_DIRTY_BITMAP: the bitmap bytes are printed.
+int DirtyIoctl(DiffEnv& env, int c, uint32_t flags, uint64_t iova,
+               uint64_t size, uint64_t pgsize, uint64_t bitmap_bytes,
+               uint32_t argsz = 48) {
+  struct {
+    uint32_t argsz;
+    uint32_t flags;
+    uint64_t iova;
+    uint64_t size;
+    uapi::vfio_bitmap bitmap;
+  } d{};
+  static_assert(sizeof(d) == 48);
+  uint8_t bits[64];
+  std::memset(bits, 0xa5, sizeof(bits));
+  d.argsz = argsz;
+  d.flags = flags;
+  d.iova = iova;
+  d.size = size;
+  d.bitmap = {.pgsize = pgsize,
+              .size = bitmap_bytes,
+              .data = reinterpret_cast<uint64_t>(bits)};
+  int rc = env.host->Ioctl(c, uapi::kVfioIommuDirtyPages, AsArg(&d));
+  if (flags == 4) {
+    env.Log(
+        "DIRTY_PAGES GET_BITMAP iova=0x%x size=0x%x pgsize=0x%x "
+        "bytes=%u -> %s bitmap=%s",
+        iova, size, pgsize, bitmap_bytes, Rc(rc), Hex(bits, 16));
+  } else {
+    env.Log("DIRTY_PAGES flags=0x%x argsz=%u -> %s", flags, argsz, Rc(rc));
+  }
+  return rc;
+}
+
+void DirtyPages(DiffEnv& env) {
+  AnonBuffer buf(env, 0x100000);
+  const uint64_t b = buf.addr();
+  int c, g;
+  if (Setup(env, &c, &g)) {
+    Map(env, c, 0x100000, 0x10000, b, kRw, b);
+    Map(env, c, 0x110000, 0x4000, b, uapi::kDmaMapFlagRead, b);
+    DirtyIoctl(env, c, 4, 0x100000, 0x10000, 0x1000, 8);  // not started
+    DirtyIoctl(env, c, 0, 0, 0, 0, 0, 8);
+    DirtyIoctl(env, c, 1 | 2, 0, 0, 0, 0, 8);
+    DirtyIoctl(env, c, 1, 0, 0, 0, 0, 4);  // short argsz
+    DirtyIoctl(env, c, 1, 0, 0, 0, 0, 8);
+    DirtyIoctl(env, c, 1, 0, 0, 0, 0, 8);  // again
+    DirtyIoctl(env, c, 4, 0x100000, 0x14000, 0x1000, 8);
+    DirtyIoctl(env, c, 4, 0x100000, 0x14000, 0x1000, 8);      // again
+    DirtyIoctl(env, c, 4, 0x100000, 0x10000, 0x1000, 8, 24);  // short
+    DirtyIoctl(env, c, 4, 0x100000, 0x10000, 0x2000, 8);      // wrong pgsize
+    DirtyIoctl(env, c, 4, 0x100000, 0x10000, 0x1000, 0);      // no bytes
+    DirtyIoctl(env, c, 4, 0x104000, 0x4000, 0x1000, 8);       // mid mapping
+    DirtyIoctl(env, c, 4, 0x100000, 0x8000, 0x1000, 8);       // ends inside
+    DirtyIoctl(env, c, 4, 0x200000, 0x10000, 0x1000, 8);      // nothing mapped
+    DirtyIoctl(env, c, 4, 0x100000, 0x10000, 0x1000, 0x10000000 + 8);
+    {
+      struct {
+        uapi::vfio_iommu_type1_dma_unmap u;
+        uapi::vfio_bitmap bitmap;
+      } arg{};
+      uint8_t bits[16];
+      std::memset(bits, 0xa5, sizeof(bits));
+      arg.u = {
+          .argsz = sizeof(arg), .flags = 1, .iova = 0x110000, .size = 0x4000};
+      arg.bitmap = {.pgsize = 0x1000,
+                    .size = 8,
+                    .data = reinterpret_cast<uint64_t>(bits)};
+      int rc = env.host->Ioctl(c, uapi::kVfioIommuUnmapDma, AsArg(&arg));
+      env.Log(
+          "UNMAP GET_DIRTY_BITMAP iova=0x110000 size=0x4000 -> %s "
+          "size=0x%x bitmap=%s",
+          Rc(rc), arg.u.size, Hex(bits, 16));
+    }
+    DirtyIoctl(env, c, 2, 0, 0, 0, 0, 8);
+    DirtyIoctl(env, c, 4, 0x100000, 0x10000, 0x1000, 8);  // stopped
+    Unmap(env, c, 0, 0, kDmaUnmapFlagAll);
+  }
+  Teardown(env, c, g);
+  if (Setup(env, &c, &g, kVfioType1Iommu)) {
+    DirtyIoctl(env, c, 1, 0, 0, 0, 0, 8);  // v1
+  }
+  Teardown(env, c, g);
+}
+
+// UNMAP with FLAG_VADDR invalidates the vaddr of whole mappings and MAP
+// with FLAG_VADDR gives them a new one (6.1 has both).
+void VaddrUpdate(DiffEnv& env) {
+  AnonBuffer buf(env, 0x100000);
+  const uint64_t b = buf.addr();
+  int c, g;
+  if (Setup(env, &c, &g)) {
+    Map(env, c, 0x100000, 0x4000, b, kRw, b);
+    Map(env, c, 0x104000, 0x4000, b + 0x4000, kRw, b);
+    Map(env, c, 0x100000, 0x4000, b + 0x8000, uapi::kDmaMapFlagVaddr, b);
+    Unmap(env, c, 0x102000, 0x2000, kDmaUnmapFlagVaddr);  // partial
+    Unmap(env, c, 0x100000, 0x4000, kDmaUnmapFlagVaddr);
+    Unmap(env, c, 0x100000, 0x4000, kDmaUnmapFlagVaddr);  // again
+    GetInfo(env, c, 116);
+    Map(env, c, 0x100000, 0x2000, b + 0x8000, uapi::kDmaMapFlagVaddr, b);
+    Map(env, c, 0x200000, 0x4000, b + 0x8000, uapi::kDmaMapFlagVaddr, b);
+    Map(env, c, 0x100000, 0x4000, b + 0x8000,
+        uapi::kDmaMapFlagVaddr | uapi::kDmaMapFlagRead, b);
+    Map(env, c, 0x100000, 0x4000, b + 0x8000, uapi::kDmaMapFlagVaddr, b);
+    Map(env, c, 0x100000, 0x4000, b + 0x8000, uapi::kDmaMapFlagVaddr, b);
+    Unmap(env, c, 0, 0, kDmaUnmapFlagAll | kDmaUnmapFlagVaddr);
+    Map(env, c, 0x108000, 0x1000, b, kRw, b);  // a new mapping meanwhile
+    Map(env, c, 0x100000, 0x4000, b, uapi::kDmaMapFlagVaddr, b);
+    Map(env, c, 0x104000, 0x4000, b + 0x4000, uapi::kDmaMapFlagVaddr, b);
+    Unmap(env, c, 0, 0, kDmaUnmapFlagAll);
+  }
+  Teardown(env, c, g);
+}
+
 // ---- device fd and P2P -----------------------------------------------------
 
 int GetDeviceFd(DiffEnv& env, int group, const std::string& name,
@@ -457,6 +604,9 @@ const std::vector<Sequence>& Type1Sequences() {
       {"unmap_all_rules", UnmapAllRules},
       {"type1v1_unmap", Type1v1Unmap},
       {"many_mappings", ManyMappings},
+      {"dma_entry_limit", DmaEntryLimit},
+      {"dirty_pages", DirtyPages},
+      {"vaddr_update", VaddrUpdate},
       {"device_fd_rules", DeviceFdRules},
       {"p2p_bar_map", P2pBarMap},
   };

@@ -132,19 +132,45 @@ int Type1Iommu::GetInfo(uintptr_t arg) {
   return 0;
 }
 
-void Type1Iommu::MarkDirty(uint64_t iova, uint64_t last, uint64_t data) const {
-  // Every group is non-pinned scope (no mdev in the model): a mapped dma is
-  // all dirty. Bits outside the dmas are left as the caller set them.
-  const uint64_t pgsize = MinPageSize();
-  auto* words = reinterpret_cast<uint64_t*>(data);
+void Type1Iommu::AllocDirtyBitmap(uint64_t iova, Dma& dma) const {
+  const uint64_t pages = (dma.last - iova + 1) / MinPageSize();
+  dma.dirty_bitmap.assign((pages + 63) / 64 + 1, 0);
+}
+
+void Type1Iommu::CopyDirtyBits(uint64_t iova, uint64_t last, uint64_t data,
+                               bool clear_after) {
+  const unsigned pg_shift = __builtin_ctzll(MinPageSize());
+  auto* user_words = reinterpret_cast<uint64_t*>(data);
   for (auto it = FindDma(iova, last); it != dmas_.end() && it->first <= last;
        ++it) {
-    const uint64_t lo = std::max(it->first, iova);
-    const uint64_t hi = std::min(it->second.last, last);
-    for (uint64_t a = lo; a <= hi && a >= lo; a += pgsize) {
-      const uint64_t bit = (a - iova) / pgsize;
-      words[bit / 64] |= uint64_t{1} << (bit % 64);
-      if (hi - a < pgsize) break;
+    Dma& dma = it->second;
+    std::vector<uint64_t>& bm = dma.dirty_bitmap;
+    const uint64_t nbits = (dma.last - it->first + 1) >> pg_shift;
+    const uint64_t bit_offset = (it->first - iova) >> pg_shift;
+    const uint64_t shift = bit_offset % 64;
+    uint64_t* user = user_words + bit_offset / 64;
+    // Every group is non-pinned scope (no mdev in the model): a dma mapped
+    // in a domain is all dirty.
+    if (dma.iommu_mapped) {
+      for (uint64_t b = 0; b < nbits; ++b)
+        bm[b / 64] |= uint64_t{1} << (b % 64);
+    }
+    const uint64_t words = (nbits + shift + 63) / 64;
+    if (shift != 0) {
+      // Shift left in place over `words` words (bits shifted past the last
+      // one are lost, higher bits of it kept), then OR the user's word in.
+      for (uint64_t k = words; k-- > 0;) {
+        bm[k] = (bm[k] << shift) | (k > 0 ? bm[k - 1] >> (64 - shift) : 0);
+      }
+      uint64_t leftover;
+      std::memcpy(&leftover, user, sizeof(leftover));
+      bm[0] |= leftover;
+    }
+    std::memcpy(user, bm.data(), words * sizeof(uint64_t));
+    if (clear_after) {
+      for (uint64_t b = 0; b < nbits; ++b) {
+        bm[b / 64] &= ~(uint64_t{1} << (b % 64));
+      }
     }
   }
 }
@@ -163,10 +189,14 @@ int Type1Iommu::DirtyPages(uintptr_t arg) {
     return -EINVAL;
   }
   if (dirty.flags == kStart) {
+    if (!dirty_tracking_) {
+      for (auto& [iova, dma] : dmas_) AllocDirtyBitmap(iova, dma);
+    }
     dirty_tracking_ = true;
     return 0;
   }
   if (dirty.flags == kStop) {
+    for (auto& [iova, dma] : dmas_) dma.dirty_bitmap.clear();
     dirty_tracking_ = false;
     return 0;
   }
@@ -200,7 +230,7 @@ int Type1Iommu::DirtyPages(uintptr_t arg) {
   if (head != dmas_.end() && head->first != range.iova) return -EINVAL;
   auto tail = FindDma(last, last);
   if (tail != dmas_.end() && tail->second.last != last) return -EINVAL;
-  MarkDirty(range.iova, last, range.bitmap.data);
+  CopyDirtyBits(range.iova, last, range.bitmap.data, /*clear_after=*/true);
   return 0;
 }
 

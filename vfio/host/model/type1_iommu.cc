@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "vfio/host/model/type1_iova_list.h"
 #include "viommu/util/check.h"
@@ -175,8 +176,9 @@ int Type1Iommu::MapDma(uintptr_t arg) {
     dma.iommu_mapped = true;
     dma.locked_pages = static_cast<uint64_t>(charged);
   }
+  if (dirty_tracking_) AllocDirtyBitmap(m.iova, dma);
   --dma_avail_;
-  dmas_.emplace(m.iova, dma);
+  dmas_.emplace(m.iova, std::move(dma));
   return 0;
 }
 
@@ -245,7 +247,9 @@ int Type1Iommu::UnmapDma(uintptr_t arg) {
       unmapped += it->second.last - it->first + 1;
     }
   } else {
-    if (want_bitmap) MarkDirty(u.iova, last, bitmap.data);
+    if (want_bitmap) {
+      CopyDirtyBits(u.iova, last, bitmap.data, /*clear_after=*/false);
+    }
     while (it != dmas_.end() && it->first <= last) {
       if (!config_.v2 && u.iova > it->first) break;
       unmapped += it->second.last - it->first + 1;

@@ -313,6 +313,50 @@ TEST_F(Type1IommuTest, DirtyPages) {
   EXPECT_FALSE(iommu->dirty_tracking());
 }
 
+// Linux 6.1.192 (tests/host real-kernel diff): the user bitmap is written
+// in whole 64-bit words per mapping; a mapping at an unaligned bit offset
+// is shifted in place and ORs the user's word in, and GET_BITMAP clears
+// only its low page bits afterwards, so the shifted copy stays and shows
+// up again in the next GET_BITMAP and in UNMAP's bitmap.
+TEST_F(Type1IommuTest, DirtyBitmapWholeWordsAndStaleShiftedBits) {
+  auto iommu = Make();
+  ASSERT_EQ(iommu->AttachGroup(GroupDesc(1, 48, {MsiWindow()})), 0);
+  Type1Client c = Type1Client::ForIommu(iommu.get());
+  ASSERT_EQ(c.Map(0x100000, 16 * kPage, ram_.addr()), 0);
+  ASSERT_EQ(c.Map(0x110000, 4 * kPage, ram_.addr(), uapi::kDmaMapFlagRead), 0);
+  struct {
+    uint32_t argsz, flags;
+    uint64_t iova, size;
+    uapi::vfio_bitmap bitmap;
+  } req{.argsz = 8, .flags = 1};
+  ASSERT_EQ(iommu->Ioctl(uapi::kVfioIommuDirtyPages, AsArg(&req)), 0);
+  uint64_t bits[2];
+  auto get = [&] {
+    bits[0] = bits[1] = 0xa5a5a5a5a5a5a5a5;
+    req = {48,
+           4,
+           0x100000,
+           20 * kPage,
+           {kPage, 8, reinterpret_cast<uint64_t>(bits)}};
+    return iommu->Ioctl(uapi::kVfioIommuDirtyPages, AsArg(&req));
+  };
+  ASSERT_EQ(get(), 0);
+  EXPECT_EQ(bits[0], 0xfffffu) << "whole word written, other bits zero";
+  EXPECT_EQ(bits[1], 0xa5a5a5a5a5a5a5a5u);
+  ASSERT_EQ(get(), 0);
+  EXPECT_EQ(bits[0], 0xfffffffffu) << "stale shifted bits of the 2nd dma";
+  struct {
+    uapi::vfio_iommu_type1_dma_unmap u;
+    uapi::vfio_bitmap bitmap;
+  } unmap{};
+  bits[0] = 0;
+  unmap.u = {
+      .argsz = sizeof(unmap), .flags = 1, .iova = 0x110000, .size = 4 * kPage};
+  unmap.bitmap = {kPage, 8, reinterpret_cast<uint64_t>(bits)};
+  ASSERT_EQ(iommu->Ioctl(uapi::kVfioIommuUnmapDma, AsArg(&unmap)), 0);
+  EXPECT_EQ(bits[0], 0xfffffffffu);
+}
+
 TEST_F(Type1IommuTest, CheckExtensionDependsOnTheDriverAndVersion) {
   auto iommu = Make();
   EXPECT_EQ(Type1Iommu::CheckExtension(KernelVersion::k6_1, nullptr,

@@ -125,6 +125,10 @@ class Type1Iommu {
     bool iommu_mapped = false;
     bool vaddr_invalid = false;
     uint64_t locked_pages = 0;
+    // While dirty tracking is on: vfio_dma's bitmap, one bit per page of
+    // the smallest page size plus one spare word (the kernel shifts it in
+    // place when copying to an unaligned user offset; see CopyDirtyBits).
+    std::vector<uint64_t> dirty_bitmap;
   };
   struct Domain {
     std::unique_ptr<HostIommuDomain> domain;
@@ -153,7 +157,15 @@ class Type1Iommu {
   int Replay(HostIommuDomain* domain, std::vector<uint64_t>* charged);
   // Sets the dirty bits of every dma inside [iova, iova + npages * pgsize)
   // in the user bitmap at `data`.
-  void MarkDirty(uint64_t iova, uint64_t last, uint64_t data) const;
+  // DIRTY_PAGES GET_BITMAP / UNMAP GET_DIRTY_BITMAP for [iova, last] into
+  // the user bitmap at `data` (bit 0 = iova), dma by dma in IOVA order as
+  // Linux 6.1 does: whole 64-bit user words are written (bits of other
+  // pages in them zeroed, the user's word at an unaligned start ORed in),
+  // and with `clear_after` (GET_BITMAP) the low page bits are cleared
+  // afterwards, leaving the kernel's stale shifted bits in place.
+  void CopyDirtyBits(uint64_t iova, uint64_t last, uint64_t data,
+                     bool clear_after);
+  void AllocDirtyBitmap(uint64_t iova, Dma& dma) const;
 
   Config config_;
   ProcessMemory* const mem_;   // not owned
