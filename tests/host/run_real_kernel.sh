@@ -35,6 +35,10 @@ work=$build_root/tests/host
 cache=$work/cache
 out=$work/out
 mkdir -p "$cache" "$out"
+# One run per build tree at a time: runs share the cache, the initramfs
+# and out/ (another engineer's `meson test` may be running).
+exec 9>"$work/.lock"
+flock 9
 
 skip() { echo "SKIP: $*" >&2; exit 77; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
