@@ -229,11 +229,21 @@ void VfioPciDevice::UnrealizeBars() {
     bar.mmaps.clear();
     bar.mmio.reset();
   }
+  mmaps_off_ = false;
 }
 
 bool VfioPciDevice::BarIsMmapped(int index) const {
   if (index < 0 || index >= hw::pci::kNumBars) return false;
-  return !bars_[index].mmaps.empty();
+  return !bars_[index].mmaps.empty() && !mmaps_off_;
+}
+
+void VfioPciDevice::SetMmapsEnabled(bool enabled) {
+  mmaps_off_ = !enabled;
+  if (memory() == nullptr) return;
+  memory::MemorySystem::Transaction txn(memory());
+  for (BarState& bar : bars_) {
+    for (MmapState& m : bar.mmaps) m.ram_device->SetEnabled(enabled);
+  }
 }
 
 // QEMU's vfio_pci_reset order: interrupts off and the host's I/O, memory

@@ -171,10 +171,17 @@ void VfioPciDevice::PollInterrupts() {
     if (!irq_fds_.empty() && irq_fds_[0].Drain() != 0) {
       ++stats_.intx_asserted;
       intx_pending_ = true;
+      // The guest's handler must reach the MMIO path to end it.
+      if (!mmaps_off_) {
+        SetMmapsEnabled(false);
+        ++stats_.mmaps_disabled;
+      }
       SetIntx(true);
+      return;
     }
-    return;
   }
+  if (mmaps_off_ && !intx_pending_) SetMmapsEnabled(true);
+  if (irq_mode_ == IrqMode::kIntx) return;
   // Indexes, not iterators: an MSI aimed at this device's own config
   // space (ECAM) could change the MSI setup and the eventfd set.
   for (size_t v = 0; irq_mode_ == IrqMode::kMsi && v < irq_fds_.size(); ++v) {

@@ -46,7 +46,9 @@ namespace {
 constexpr uint64_t kId = 0x00, kDmaSrc = 0x80, kDmaDst = 0x88, kDmaCnt = 0x90,
                    kDmaCmd = 0x98;
 constexpr uint64_t kEduBuffer = 0x40000;
-constexpr uint64_t kCmdStart = 1, kCmdToRam = 2;
+constexpr uint64_t kCmdStart = 1, kCmdToRam = 2, kCmdIrq = 4;
+constexpr uint64_t kIrqStatus = 0x24, kIrqAck = 0x64;
+constexpr uint32_t kIrqDma = 0x100;
 constexpr uint32_t kEduId = 0x010000ed;  // edu 1.0
 constexpr uint32_t kEduVendorDevice = 0x11e81234;
 constexpr uint8_t kDevfn = 0x20;  // 04.0
@@ -206,6 +208,20 @@ class RealPassthroughTest : public ::testing::Test {
     }
   }
 
+  size_t RaiseCount() const {
+    size_t n = 0;
+    for (const std::string& e : qts_->irq_events()) {
+      n += absl::StartsWith(e, "IRQ raise") ? 1 : 0;
+    }
+    return n;
+  }
+  std::string Events() const {
+    std::string out;
+    for (const std::string& e : qts_->irq_events())
+      absl::StrAppend(&out, e, "; ");
+    return out.empty() ? "(none)" : out;
+  }
+
   std::string bdf_;
   std::string qmp_path_;
   std::unique_ptr<QtestClient> qts_;
@@ -363,6 +379,38 @@ TEST_F(RealPassthroughTest, DeviceDelLeavesNothingAndDeviceAddWorksAgain) {
         R"({"execute": "device_del", "arguments": {"id": "hostedu"}})");
     ASSERT_EQ(r, R"({"return": {}})");
     EXPECT_EQ(Query(), R"({"return": {"containers": []}})");
+  }
+}
+
+// (e) INTx of the real device reaches the guest's IOAPIC input, is ended
+// by the guest's next BAR access (the host unmasks it), and so the next
+// interrupt arrives too, although BAR0 is normally an mmap that viommu
+// never sees accesses to.
+TEST_F(RealPassthroughTest, IntxArrivesAgainAfterTheGuestAcksIt) {
+  ASSERT_NO_FATAL_FAILURE(Start({"-device", HostDevice()}));
+  ASSERT_EQ(*qts_->Command("irq_intercept_in ioapic"), "OK");
+  const uint64_t bar0 = PlugBar0();
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE(absl::StrCat("interrupt ", round));
+    const size_t raises_before = RaiseCount();
+    qts_->Writeq(bar0 + kDmaSrc, 0x10'0000);
+    qts_->Writeq(bar0 + kDmaDst, kEduBuffer);
+    qts_->Writeq(bar0 + kDmaCnt, 8);
+    qts_->Writeq(bar0 + kDmaCmd, kCmdStart | kCmdIrq);
+    const auto t0 = std::chrono::steady_clock::now();
+    while (RaiseCount() == raises_before && !qts_->failed() &&
+           std::chrono::steady_clock::now() - t0 < kDmaTimeout) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      qts_->Readl(0);  // any command: viommu polls the eventfds after it
+    }
+    ASSERT_GT(RaiseCount(), raises_before)
+        << "no INTx within the timeout; events: " << Events();
+    // The guest's handler: read the status, acknowledge (both BAR0).
+    EXPECT_EQ(qts_->Readl(bar0 + kIrqStatus), kIrqDma);
+    qts_->Writel(bar0 + kIrqAck, kIrqDma);
+    EXPECT_EQ(qts_->Readl(bar0 + kIrqStatus), 0u);
+    EXPECT_TRUE(absl::StrContains(qts_->irq_events().back(), "IRQ lower"))
+        << "the pin stays up after the guest acked: " << Events();
   }
 }
 

@@ -52,7 +52,11 @@
 // asserts the pin. The host masks INTx when it fires; as QEMU without
 // KVM, the next guest access to a BAR's MMIO path lowers the pin and
 // unmasks it at the host (ACTION_UNMASK). Accesses through an mmap'd BAR
-// do not end an INTx.
+// never reach viommu, so (as QEMU's vfio_intx_interrupt) the INTx that
+// asserts the pin also disables every BAR mmap (their ram_device regions)
+// until the interrupt has ended: the guest's handler then reaches the MMIO
+// path and ends it; the first PollInterrupts() after that turns the mmaps
+// back on (QEMU uses a timer; here the poll after the EOI).
 // Reset: interrupts off at the host, host COMMAND I/O, memory and master
 // cleared, DEVICE_RESET (when the device offers it), the local config
 // reset, then INTx back on.
@@ -95,6 +99,7 @@ class VfioPciDevice final : public hw::pci::PciDevice {
     uint64_t intx_asserted = 0;   // INTx eventfd signals
     uint64_t intx_unmasked = 0;   // EOIs (ACTION_UNMASK) after a BAR access
     uint64_t mmap_fallbacks = 0;  // mmap areas left on pread/pwrite
+    uint64_t mmaps_disabled = 0;  // INTx turned the BAR mmaps off
   };
 
   // Reads the device's info, regions, irqs and config (see
@@ -133,7 +138,8 @@ class VfioPciDevice final : public hw::pci::PciDevice {
   // can rebuild its watch list only then.
   uint64_t interrupt_fds_generation() const { return irq_fds_generation_; }
   IrqMode irq_mode() const { return irq_mode_; }
-  // Whether BAR `index` is shown through an mmap (ram_device) now.
+  // Whether BAR `index` is shown through an mmap (ram_device) now: it has
+  // one and no pending INTx has turned the mmaps off.
   bool BarIsMmapped(int index) const;
 
   const Stats& stats() const { return stats_; }
@@ -197,6 +203,9 @@ class VfioPciDevice final : public hw::pci::PciDevice {
   void PlanCapabilities();
   absl::Status ApplyCapabilities();  // Realize: list + byte modes
   bool HostConfigRead(uint32_t offset, uint8_t* buf, unsigned len);
+  // Shows or hides every BAR's mmap (ram_device) regions in one
+  // transaction; hidden, their ranges fall through to the MMIO path.
+  void SetMmapsEnabled(bool enabled);
   void HostConfigWrite(uint32_t offset, const uint8_t* buf, unsigned len);
   // Realize/Unrealize of the BARs (vfio_pci_device.cc).
   void RealizeBars();
@@ -228,6 +237,7 @@ class VfioPciDevice final : public hw::pci::PciDevice {
   std::vector<EventFd> irq_fds_;
   uint64_t irq_fds_generation_ = 0;
   bool intx_pending_ = false;
+  bool mmaps_off_ = false;    // SetMmapsEnabled(false) in effect
   unsigned msi_vectors_ = 0;  // enabled at the host
 
   Stats stats_;
