@@ -271,8 +271,10 @@ absl::Status VfioContainer::DmaUnmap(Iova iova, Size128 size) {
   if (size == 0) return absl::OkStatus();
   std::optional<Range> req = Range::FromBaseSizeClipped(iova, size);
   if (!req.has_value()) return absl::OkStatus();
-  // Collect first: host calls mutate mappings_.
-  std::vector<std::pair<Iova, DmaMapping>> hit;
+  // Collect first: host calls mutate mappings_. Inline storage: a guest
+  // IOMMU UNMAP (one per invalidation, usually one mapping) allocates
+  // nothing here.
+  absl::InlinedVector<std::pair<Iova, DmaMapping>, 2> hit;
   auto it = mappings_.upper_bound(req->first);
   if (it != mappings_.begin()) --it;
   for (; it != mappings_.end() && it->first <= req->last; ++it) {
