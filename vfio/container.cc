@@ -155,17 +155,17 @@ absl::Status VfioContainer::MapOne(Iova iova, uint64_t size, Hva hva,
   // The host accepted the range, so any table entry overlapping it is stale
   // (e.g. removed by type1's EBUSY unmap-and-retry): drop it.
   const uint64_t last = iova + (size - 1);
-  auto it = mappings_.upper_bound(iova);
-  if (it != mappings_.begin()) --it;
-  while (it != mappings_.end() && it->first <= last) {
-    if (it->first + (it->second.size - 1) >= iova) {
-      it = mappings_.erase(it);
-    } else {
-      ++it;
-    }
+  // One search: `it` is the first entry starting at or after iova; only
+  // the entry before it can reach into the new range from below.
+  auto it = mappings_.lower_bound(iova);
+  if (it != mappings_.begin()) {
+    auto prev = std::prev(it);
+    if (prev->first + (prev->second.size - 1) >= iova) mappings_.erase(prev);
+    it = mappings_.lower_bound(iova);  // erase invalidates iterators
   }
+  while (it != mappings_.end() && it->first <= last) it = mappings_.erase(it);
   // `it` is now the first entry past `last`: the new one goes right before.
-  mappings_.insert_or_assign(it, iova, DmaMapping{size, hva, readonly});
+  mappings_.emplace_hint(it, iova, DmaMapping{size, hva, readonly});
   return absl::OkStatus();
 }
 
@@ -173,6 +173,15 @@ absl::Status VfioContainer::MapPieces(Iova iova, uint64_t last, Hva hva,
                                       bool readonly, bool record_holes,
                                       bool* einval) {
   *einval = false;
+  // The common case: the whole range inside one valid IOVA range.
+  for (const Range& r : iova_ranges_) {
+    if (r.first > iova) break;
+    if (r.last >= last) {
+      absl::Status s = MapOne(iova, last - iova + 1, hva, readonly);
+      if (!s.ok() && StatusErrno(s) == EINVAL) *einval = true;
+      return s;
+    }
+  }
   // Inline storage: a guest-IOMMU MAP (one per PSI) allocates nothing here.
   absl::InlinedVector<Range, 2> pieces;
   absl::InlinedVector<Range, 2> holes;
@@ -271,6 +280,21 @@ absl::Status VfioContainer::DmaUnmap(Iova iova, Size128 size) {
   if (size == 0) return absl::OkStatus();
   std::optional<Range> req = Range::FromBaseSizeClipped(iova, size);
   if (!req.has_value()) return absl::OkStatus();
+  // The common case (a guest UNMAP or a section going away): exactly one
+  // table mapping, unmapped whole. Mappings never overlap, so a mapping
+  // starting at the request with the request's size is the only hit.
+  if (auto exact = mappings_.find(req->first);
+      exact != mappings_.end() &&
+      exact->first + (exact->second.size - 1) == req->last) {
+    absl::Status s = HostUnmap(exact->first, exact->second.size);
+    if (!s.ok()) {
+      ++stats_.unmap_errors;
+      return s;
+    }
+    ++stats_.unmaps;
+    mappings_.erase(exact);
+    return s;
+  }
   // Collect first: host calls mutate mappings_. Inline storage: a guest
   // IOMMU UNMAP (one per invalidation, usually one mapping) allocates
   // nothing here.
