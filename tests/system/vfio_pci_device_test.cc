@@ -362,6 +362,34 @@ TEST_F(VfioPciDeviceTest, IntxSignalRaisesThePinAndABarAccessUnmasks) {
   EXPECT_EQ(dev_->stats().intx_unmasked, 1u);
 }
 
+// QEMU's vfio_intx_interrupt: while an INTx is pending the BAR mmaps are
+// off, so the guest's handler reaches the MMIO path (which ends the
+// interrupt and unmasks the host line) even on a BAR it would otherwise
+// touch through the mmap; the next poll with nothing pending restores them.
+TEST_F(VfioPciDeviceTest, PendingIntxTurnsBarMmapsOffUntilItEnds) {
+  Plug();
+  MapBars();
+  ASSERT_TRUE(dev_->BarIsMmapped(2));
+  ASSERT_TRUE(fake_.Signal(uapi::kPciIntxIrqIndex));
+  dev_->PollInterrupts();
+  EXPECT_TRUE(b_.irq().level(kIntxLine));
+  EXPECT_FALSE(dev_->BarIsMmapped(2));
+  EXPECT_EQ(dev_->stats().mmaps_disabled, 1u);
+  const size_t before = fake_.accesses.size();
+  SetMem(kBar2 + 0x40, 0x1234, 4);  // the handler's ack, through BAR 2
+  EXPECT_GT(fake_.accesses.size(), before) << "slow path: pwrite";
+  uint32_t host = 0;
+  std::memcpy(&host, fake_.bar2() + 0x40, 4);
+  EXPECT_EQ(host, 0x1234u) << "the write reached the device";
+  EXPECT_FALSE(b_.irq().level(kIntxLine));
+  EXPECT_EQ(dev_->stats().intx_unmasked, 1u);
+  dev_->PollInterrupts();  // nothing pending: the mmaps come back
+  EXPECT_TRUE(dev_->BarIsMmapped(2));
+  const size_t after = fake_.accesses.size();
+  SetMem(kBar2 + 0x44, 0x5678, 4);
+  EXPECT_EQ(fake_.accesses.size(), after) << "fast path again";
+}
+
 TEST_F(VfioPciDeviceTest, MsiEnableSwitchesHostToMsiEventfds) {
   Plug();
   MapBars();
