@@ -80,6 +80,8 @@ int IoPagetable::PinSpan(IoptPages* p, uint64_t offset, uint64_t len) {
     if (memory_->Classify(va, va_last - va + 1) != VaddrKind::kAnonymous) {
       return -EFAULT;
     }
+    // GUP with FOLL_WRITE for a writable mapping: read-only memory fails.
+    if (!memory_->Pinnable(va, va_last - va + 1, p->writable)) return -EFAULT;
     fresh += g.last - g.start + 1;
   }
   if (fresh > 0) {

@@ -1,5 +1,7 @@
 // iommufd model: the selftest fixture vfio_compat_mock_domain (Ver1v2 /
 // Ver1v0), pin accounting, and §4 rules as input -> errno tables.
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -214,6 +216,27 @@ TEST_F(IommufdPinTest, PfnMapRefused) {
   EXPECT_EQ(-EFAULT, fd_.Map(ioas, buf_.addr(), 4 * kPage, &iova));  // kPfnMap
   EXPECT_EQ(-EFAULT, fd_.Map(ioas, buf_.addr(), 8 * kPage, &iova));  // kMixed
   EXPECT_EQ(0, fd_.Map(ioas, buf_.addr() + 4 * kPage, 4 * kPage, &iova));
+}
+
+// pin_user_pages with FOLL_WRITE for a WRITEABLE map (as type1 does):
+// read-only memory pins only for a read-only map. Pinning is lazy, so
+// without a domain the refusal comes at attach.
+TEST_F(IommufdPinTest, ReadOnlyMemoryPinsOnlyForAReadOnlyMap) {
+  ASSERT_EQ(
+      0, mprotect(reinterpret_cast<void*>(buf_.addr()), 4 * kPage, PROT_READ));
+  const uint32_t ioas = fd_.IoasAlloc();
+  uint32_t dev = 0;
+  ASSERT_EQ(0, fd_.MockDomain(ioas, &dev, nullptr));
+  uint64_t iova = 0;
+  EXPECT_EQ(-EFAULT, fd_.Map(ioas, buf_.addr(), 4 * kPage, &iova));
+  EXPECT_EQ(0,
+            fd_.Map(ioas, buf_.addr(), 4 * kPage, &iova, u::kIoasMapReadable));
+  const uint32_t lazy = fd_.IoasAlloc();
+  ASSERT_EQ(0, fd_.MapFixed(lazy, buf_.addr(), 4 * kPage, kMockApertureStart));
+  uint32_t dev2 = 0;
+  EXPECT_EQ(-EFAULT, fd_.MockDomain(lazy, &dev2, nullptr));
+  ASSERT_EQ(0, mprotect(reinterpret_cast<void*>(buf_.addr()), 4 * kPage,
+                        PROT_READ | PROT_WRITE));
 }
 
 TEST_F(IommufdPinTest, CopyPinsOnlyTheCopiedPages) {
