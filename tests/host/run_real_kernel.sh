@@ -220,6 +220,11 @@ for s in $steps; do
     echo "step $s: rc=$rc; output:" >&2
     tail -n 30 "$out/$s.txt" >&2
     failed+=("$s(rc=$rc)")
+  elif grep -q '^\[  SKIPPED \]' "$out/$s.txt"; then
+    # A gtest step that skipped inside the VM tested nothing: a failure.
+    echo "step $s: tests were skipped inside the VM:" >&2
+    grep '^\[  SKIPPED \]' "$out/$s.txt" >&2
+    failed+=("$s(skipped)")
   else
     echo "step $s: ok ($(wc -l <"$out/$s.txt") lines in out/$s.txt)" >&2
     # Benchmark steps (*_bench): their figures go into the test log.
