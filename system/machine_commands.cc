@@ -1,5 +1,10 @@
 #include "viommu/system/machine_commands.h"
 
+#include <map>
+#include <optional>
+#include <string>
+
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "viommu/system/vfio_commands.h"
 #include "viommu/util/status_macros.h"
@@ -66,6 +71,26 @@ void RegisterMachineCommands(QmpDispatcher* qmp, Vm* vm,
                   qmp->EmitEvent("DEVICE_DELETED", DeviceDeletedData(id));
                   return QmpValue::EmptyObject();
                 });
+  qmp->Register(
+      "x-query-msi", [vm](const QmpArgs& args) -> absl::StatusOr<QmpValue> {
+        const hw::MsiController& msi = vm->machine().msi();
+        std::string out = absl::StrCat("{\"total\": ", msi.TotalCount());
+        if (args.Has("requester-id")) {
+          std::map<std::string, std::string> a = args.AsStringMap();
+          uint32_t rid = 0;
+          if (!absl::SimpleAtoi(a["requester-id"], &rid) || rid > 0xffff) {
+            return absl::InvalidArgumentError(
+                "x-query-msi: 'requester-id' must be an integer 0..65535");
+          }
+          const auto id = static_cast<uint16_t>(rid);
+          absl::StrAppend(&out, ", \"count\": ", msi.Count(id));
+          if (std::optional<hw::MsiMessage> m = msi.Last(id)) {
+            absl::StrAppend(&out, ", \"last\": {\"address\": ", m->address,
+                            ", \"data\": ", m->data, "}");
+          }
+        }
+        return QmpValue::FromJsonText(out + "}");
+      });
   RegisterVfioCommands(qmp, vm);
 }
 

@@ -61,6 +61,36 @@ std::string VfioQueryJson(const std::vector<vfio::ContainerQuery>& q) {
   return out + "]}";
 }
 
+std::string VfioDevicesJson(const VfioPassthrough& vfio) {
+  std::string out = "{\"devices\": [";
+  bool first = true;
+  for (const auto& a : vfio.devices()) {
+    const VfioPciDevice* dev = vfio.Device(*a);
+    if (dev == nullptr) continue;
+    const char* mode = "none";
+    if (dev->irq_mode() == VfioPciDevice::IrqMode::kIntx) mode = "intx";
+    if (dev->irq_mode() == VfioPciDevice::IrqMode::kMsi) mode = "msi";
+    const VfioPciDevice::Stats& st = dev->stats();
+    absl::StrAppend(
+        &out, first ? "" : ", ", "{\"id\": ", Quote(a->id),
+        ", \"host\": ", Quote(dev->host()), ", \"devfn\": ", a->devfn,
+        ", \"device-reset\": ",
+        (dev->host_info().device_flags & vfio::uapi::kDeviceFlagsReset)
+            ? "true"
+            : "false",
+        ", \"irq-mode\": ", Quote(mode),
+        ", \"msi-delivered\": ", st.msi_delivered,
+        ", \"intx-asserted\": ", st.intx_asserted,
+        ", \"intx-unmasked\": ", st.intx_unmasked,
+        ", \"host-errors\": ", st.host_errors, ", \"last-host-error\": ",
+        Quote(dev->last_host_error().ok() ? ""
+                                          : dev->last_host_error().message()),
+        "}");
+    first = false;
+  }
+  return out + "]}";
+}
+
 namespace {
 
 // The debug commands look inside the model host; a real kernel has no such
@@ -77,6 +107,9 @@ absl::Status NotModelError(const char* command) {
 void RegisterVfioCommands(QmpDispatcher* qmp, Vm* vm) {
   qmp->Register("x-query-vfio", [vm](const QmpArgs&) {
     return QmpValue::FromJsonText(VfioQueryJson(vm->vfio().Query()));
+  });
+  qmp->Register("x-query-vfio-devices", [vm](const QmpArgs&) {
+    return QmpValue::FromJsonText(VfioDevicesJson(vm->vfio()));
   });
   qmp->Register(
       "x-debug-vfio-host", [vm](const QmpArgs&) -> absl::StatusOr<QmpValue> {

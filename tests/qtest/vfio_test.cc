@@ -285,6 +285,63 @@ TEST_F(VfioTest, AJoiningGroupThatShrinksTheRangesEmitsTheEvent) {
   EXPECT_TRUE(absl::StrContains(q, R"("end": 549755813887}])")) << q;
 }
 
+// x-query-msi sees the guest-programmed message a passthrough device's
+// host MSI turns into (on the machine's MSI window, requester id = devfn),
+// x-query-vfio-devices the device's interrupt mode and counters; MSI off
+// is INTx again. system_reset clears the emulated config (command, BARs,
+// MSI) and the BAR's P2P mapping goes until the guest places it again.
+TEST_F(VfioTest, HostMsiReachesTheMsiWindowAndResetClearsTheConfig) {
+  StartWithQmp(
+      {"-m", "256M", "-device", "vfio-pci,host=0000:01:00.0,addr=04.0,id=v0"});
+  std::string d = qmp_->Execute(R"({"execute": "x-query-vfio-devices"})");
+  EXPECT_TRUE(absl::StrContains(
+      d, R"({"return": {"devices": [{"id": "v0", "host": "0000:01:00.0", )"
+         R"("devfn": 32, "device-reset": true, "irq-mode": "intx", )"
+         R"("msi-delivered": 0, "intx-asserted": 0, "intx-unmasked": 0, )"
+         R"("host-errors": 0, "last-host-error": ""}]}})"))
+      << d;
+  EXPECT_EQ(qmp_->Execute(R"({"execute": "x-query-msi"})"),
+            R"({"return": {"total": 0}})");
+  uint64_t bar0 = 0, bar2 = 0;
+  QPciDevice dev = PlugBars(0x20, &bar0, &bar2);
+  const uint8_t cap = dev.FindCapability(0x05);
+  ASSERT_NE(cap, 0);
+  dev.ConfigWritel(cap + 4, 0xfee0'3000);
+  dev.ConfigWritel(cap + 8, 0);  // upper address (64-bit capability)
+  dev.ConfigWritew(cap + 12, 0x4077);
+  dev.ConfigWritew(cap + 2, 1);  // enable, one vector
+  d = qmp_->Execute(R"({"execute": "x-query-vfio-devices"})");
+  EXPECT_TRUE(absl::StrContains(d, R"("irq-mode": "msi")")) << d;
+  Dma(bar0, 0x100000, 8, /*to_ram=*/false, /*irq=*/true);
+  EXPECT_EQ(qmp_->Execute(
+                R"({"execute": "x-query-msi", "arguments": {"requester-id": )"
+                R"(32}})"),
+            R"({"return": {"total": 1, "count": 1, "last": {"address": )"
+            R"(4276105216, "data": 16503}}})");
+  d = qmp_->Execute(R"({"execute": "x-query-vfio-devices"})");
+  EXPECT_TRUE(absl::StrContains(d, R"("msi-delivered": 1, )")) << d;
+  EXPECT_TRUE(absl::StrContains(
+      qmp_->Execute(R"({"execute": "x-query-msi", "arguments": )"
+                    R"({"requester-id": "x"}})"),
+      "must be an integer"));
+
+  dev.ConfigWritew(cap + 2, 0);  // MSI off: INTx again
+  d = qmp_->Execute(R"({"execute": "x-query-vfio-devices"})");
+  EXPECT_TRUE(absl::StrContains(d, R"("irq-mode": "intx")")) << d;
+
+  const uint64_t before = *Num(Query(), "mappings");
+  dev.ConfigWritew(cap + 2, 1);
+  EXPECT_EQ(qmp_->Execute(R"({"execute": "system_reset"})"),
+            R"({"return": {}})");
+  EXPECT_EQ(dev.ConfigReadw(0x04), 0u);
+  EXPECT_EQ(dev.ConfigReadl(0x10), 0u);
+  EXPECT_EQ(dev.ConfigReadw(cap + 2) & 1, 0u);
+  d = qmp_->Execute(R"({"execute": "x-query-vfio-devices"})");
+  EXPECT_TRUE(absl::StrContains(d, R"("irq-mode": "intx")")) << d;
+  EXPECT_TRUE(absl::StrContains(d, R"("host-errors": 0, )")) << d;
+  EXPECT_EQ(*Num(Query(), "mappings"), before - 1) << "BAR2's P2P mapping";
+}
+
 class VfioVtdTest : public VfioTest {
  protected:
   static constexpr uint8_t kDevfn = 0x20;  // 04.0

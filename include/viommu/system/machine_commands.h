@@ -1,6 +1,11 @@
 // viommu/system/machine_commands.h — the QMP commands of build/viommu:
 // query-status, quit, system_reset, device_add, device_del (with
-// DEVICE_DELETED), and the RESET event of a guest reset (port 0xcf9).
+// DEVICE_DELETED), the RESET event of a guest reset (port 0xcf9), and
+// x-query-msi (what the machine's MSI window at 0xfee00000 received, for
+// tests: qtest's irq_intercept_in sees GSIs only). x-query-msi returns
+// {"total": N}; with {"requester-id": R} also "count" (messages from R) and,
+// if any, "last": {"address", "data"} (hw::MsiController's record; a
+// device's requester id on bus 0 is its devfn).
 //
 //   QmpDispatcher qmp;
 //   RegisterMachineCommands(&qmp, vm.get(), [&] { g_main_loop_quit(loop); });

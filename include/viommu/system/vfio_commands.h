@@ -13,6 +13,12 @@
 // "reason"}]}]} in container id order; every number is a JSON integer,
 // addresses unsigned 64-bit (inclusive ends).
 // VFIO_IOVA_RANGES_CHANGED data: {"container": ID, "iova-ranges": [...]}.
+// x-query-vfio-devices returns {"devices": [{"id", "host" (BDF), "devfn",
+// "device-reset" (the host offers VFIO_DEVICE_RESET), "irq-mode" ("none" |
+// "intx" | "msi": what is registered with the host now), "msi-delivered",
+// "intx-asserted", "intx-unmasked", "host-errors" (failed host calls after
+// creation), "last-host-error" (text, "" if none)}]} in attach order (the
+// VfioPciDevice stats; works with either host backend).
 // x-debug-vfio-host returns {"host-mappings" (type1 DMA mappings the model
 // host holds over every container), "locked-pages", "errors" (container
 // errors after initialisation), "last-error" (text, "" if none),
@@ -38,6 +44,8 @@ void RegisterVfioCommands(QmpDispatcher* qmp, Vm* vm);
 
 // The x-query-vfio "return" value as JSON text.
 std::string VfioQueryJson(const std::vector<vfio::ContainerQuery>& q);
+// The x-query-vfio-devices "return" value as JSON text.
+std::string VfioDevicesJson(const VfioPassthrough& vfio);
 
 }  // namespace viommu::system
 
