@@ -5,7 +5,8 @@
 // vfio-pci,host=$VIOMMU_BDF,id=hostedu -qtest stdio -qmp unix:...`, drives
 // the guest side over qtest (PCI config, BAR0 of the passed-through edu,
 // guest RAM, the VT-d tables of tests/qtest/vtd_guest.h) and checks the
-// container state through QMP x-query-vfio.
+// container state through QMP x-query-vfio, the device's interrupt state
+// through x-query-vfio-devices and MSIs through x-query-msi.
 //
 // The device is QEMU 7.2's edu in the outer VM: BAR0 is one 1 MiB mmappable
 // region; DMA registers src/dst/count/cmd at 0x80/0x88/0x90/0x98; its DMA
@@ -47,8 +48,10 @@ constexpr uint64_t kId = 0x00, kDmaSrc = 0x80, kDmaDst = 0x88, kDmaCnt = 0x90,
                    kDmaCmd = 0x98;
 constexpr uint64_t kEduBuffer = 0x40000;
 constexpr uint64_t kCmdStart = 1, kCmdToRam = 2, kCmdIrq = 4;
-constexpr uint64_t kIrqStatus = 0x24, kIrqAck = 0x64;
+constexpr uint64_t kIrqStatus = 0x24, kIrqRaise = 0x60, kIrqAck = 0x64;
 constexpr uint32_t kIrqDma = 0x100;
+constexpr uint8_t kCapIdMsi = 0x05;
+constexpr uint16_t kMsiEnable = 0x0001, kMsi64 = 0x0080;
 constexpr uint32_t kEduId = 0x010000ed;  // edu 1.0
 constexpr uint32_t kEduVendorDevice = 0x11e81234;
 constexpr uint8_t kDevfn = 0x20;  // 04.0
@@ -220,6 +223,45 @@ class RealPassthroughTest : public ::testing::Test {
     for (const std::string& e : qts_->irq_events())
       absl::StrAppend(&out, e, "; ");
     return out.empty() ? "(none)" : out;
+  }
+
+  // x-query-vfio-devices (the one device's record).
+  std::string Devices() {
+    return qmp_->Execute(R"({"execute": "x-query-vfio-devices"})");
+  }
+  // x-query-msi for the device's requester id (bus 0: its devfn).
+  std::string MsiRecord() {
+    return qmp_->Execute(absl::StrCat(
+        R"({"execute": "x-query-msi", "arguments": {"requester-id": )", kDevfn,
+        "}}"));
+  }
+  uint64_t MsiCount() { return Num(MsiRecord(), "count").value_or(0); }
+  // Runs qtest commands (viommu polls the interrupt eventfds after each)
+  // until `done` or the deadline; false on a timeout.
+  template <typename Pred>
+  bool WaitFor(Pred done) {
+    const auto t0 = std::chrono::steady_clock::now();
+    while (!done()) {
+      if (qts_->failed() ||
+          std::chrono::steady_clock::now() - t0 >= kDmaTimeout) {
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      qts_->Readl(0);
+    }
+    return true;
+  }
+  // Programs the emulated MSI capability at `cap` (one vector) with
+  // `address` / `data` and enables it.
+  void EnableMsi(QPciDevice& dev, uint8_t cap, uint32_t address,
+                 uint16_t data) {
+    const uint16_t flags = dev.ConfigReadw(cap + 2);
+    const bool is64 = (flags & kMsi64) != 0;
+    dev.ConfigWritel(cap + 4, address);
+    if (is64) dev.ConfigWritel(cap + 8, 0);
+    dev.ConfigWritew(cap + (is64 ? 12 : 8), data);
+    dev.ConfigWritew(cap + 2,
+                     static_cast<uint16_t>((flags & ~0x70) | kMsiEnable));
   }
 
   std::string bdf_;
@@ -412,6 +454,155 @@ TEST_F(RealPassthroughTest, IntxArrivesAgainAfterTheGuestAcksIt) {
     EXPECT_TRUE(absl::StrContains(qts_->irq_events().back(), "IRQ lower"))
         << "the pin stays up after the guest acked: " << Events();
   }
+}
+
+// (f) MSI of the real device: the guest programs the emulated MSI
+// capability (an address in the MSI window, a data value) and enables it;
+// viommu moves the host to MSI (VFIO_DEVICE_SET_IRQS on the MSI index, the
+// kernel enables MSI in the real edu); the real edu's interrupt (raise
+// register, then a DMA completion) signals the eventfd and viommu writes
+// the guest's message into the machine's MSI window (x-query-msi, requester
+// id 04.0), none on the INTx pin. Disabling MSI puts the host back on INTx
+// and the next interrupt arrives at the IOAPIC input instead.
+TEST_F(RealPassthroughTest, MsiArrivesWithTheGuestMessageAndOffIsIntxAgain) {
+  ASSERT_NO_FATAL_FAILURE(Start({"-device", HostDevice()}));
+  ASSERT_EQ(*qts_->Command("irq_intercept_in ioapic"), "OK");
+  const uint64_t bar0 = PlugBar0();  // memory decoding + bus master
+  QPciDevice dev(bus_.get(), kDevfn);
+  std::string d = Devices();
+  EXPECT_TRUE(absl::StrContains(d, R"("irq-mode": "intx")")) << d;
+  const uint8_t cap = dev.FindCapability(kCapIdMsi);
+  ASSERT_NE(cap, 0) << "edu's MSI capability is not shown to the guest";
+  ASSERT_EQ(Num(MsiRecord(), "total"), 0u) << MsiRecord();
+
+  EnableMsi(dev, cap, 0xfee0'1000, 0x4041);
+  d = Devices();
+  ASSERT_TRUE(absl::StrContains(d, R"("irq-mode": "msi")")) << d;
+
+  // 1: the raise register (edu sends one MSI per raise while MSI is on).
+  qts_->Writel(bar0 + kIrqRaise, 0x1);
+  ASSERT_TRUE(WaitFor([&] { return MsiCount() >= 1; }))
+      << "no MSI within the timeout: " << MsiRecord() << " " << Devices();
+  std::string m = MsiRecord();
+  EXPECT_TRUE(absl::StrContains(
+      m, R"("count": 1, "last": {"address": 4276097024, "data": 16449})"))
+      << m;
+  EXPECT_EQ(qts_->Readl(bar0 + kIrqStatus), 1u);
+  qts_->Writel(bar0 + kIrqAck, 0x1);
+  EXPECT_EQ(qts_->Readl(bar0 + kIrqStatus), 0u);
+
+  // 2: a DMA completion, after the guest changed the data (the message is
+  // the one programmed at delivery time).
+  dev.ConfigWritew(cap + ((dev.ConfigReadw(cap + 2) & kMsi64) ? 12 : 8),
+                   0x4052);
+  qts_->Writeq(bar0 + kDmaSrc, 0x10'0000);
+  qts_->Writeq(bar0 + kDmaDst, kEduBuffer);
+  qts_->Writeq(bar0 + kDmaCnt, 8);
+  qts_->Writeq(bar0 + kDmaCmd, kCmdStart | kCmdIrq);
+  ASSERT_TRUE(WaitFor([&] { return MsiCount() >= 2; }))
+      << "no MSI for the DMA: " << MsiRecord() << " " << Devices();
+  m = MsiRecord();
+  EXPECT_TRUE(absl::StrContains(
+      m, R"("count": 2, "last": {"address": 4276097024, "data": 16466})"))
+      << m;
+  EXPECT_EQ(qts_->Readl(bar0 + kIrqStatus), kIrqDma);
+  qts_->Writel(bar0 + kIrqAck, kIrqDma);
+  EXPECT_EQ(RaiseCount(), 0u) << "INTx while MSI was on: " << Events();
+  d = Devices();
+  EXPECT_TRUE(absl::StrContains(d, R"("msi-delivered": 2, )")) << d;
+
+  // MSI off: INTx again.
+  dev.ConfigWritew(
+      cap + 2, static_cast<uint16_t>(dev.ConfigReadw(cap + 2) & ~kMsiEnable));
+  d = Devices();
+  EXPECT_TRUE(absl::StrContains(d, R"("irq-mode": "intx")")) << d;
+  qts_->Writel(bar0 + kIrqRaise, 0x1);
+  ASSERT_TRUE(WaitFor([&] { return RaiseCount() >= 1; }))
+      << "no INTx after MSI was disabled; events: " << Events() << " "
+      << MsiRecord();
+  EXPECT_EQ(MsiCount(), 2u) << "an MSI after MSI was disabled";
+  EXPECT_EQ(qts_->Readl(bar0 + kIrqStatus), 1u);
+  qts_->Writel(bar0 + kIrqAck, 0x1);
+  EXPECT_TRUE(absl::StrContains(qts_->irq_events().back(), "IRQ lower"))
+      << Events();
+  d = Devices();
+  EXPECT_TRUE(
+      absl::StrContains(d, R"("host-errors": 0, "last-host-error": "")"))
+      << d;
+}
+
+// (g) system_reset: edu has no FLR, so the kernel offers no
+// VFIO_DEVICE_RESET (device flags 0x2) and VfioPciDevice::Reset only stops
+// the host's decoding and interrupts and resets the emulated config: the
+// command register, the BARs (unassigned) and MSI (off, INTx registered
+// again) read as after power-on, without a host error. The container keeps
+// the RAM mapping and drops the BAR's P2P mapping; it comes back only when
+// the guest turns memory decoding on again, and then a real DMA works and
+// INTx arrives as before.
+TEST_F(RealPassthroughTest, SystemResetClearsTheConfigAndDmaWorksAfterReplug) {
+  ASSERT_NO_FATAL_FAILURE(Start({"-device", HostDevice()}));
+  constexpr uint64_t kBar = 0x0c00'0000;
+  uint64_t bar0 = PlugBar0(kBar);
+  QPciDevice dev(bus_.get(), kDevfn);
+  const uint8_t cap = dev.FindCapability(kCapIdMsi);
+  ASSERT_NE(cap, 0);
+  EnableMsi(dev, cap, 0xfee0'0000, 0x4030);
+  std::string d = Devices();
+  EXPECT_TRUE(absl::StrContains(d, R"("device-reset": false)"))
+      << "edu has no FLR: " << d;
+  EXPECT_TRUE(absl::StrContains(d, R"("irq-mode": "msi")")) << d;
+  std::string q = Query();
+  EXPECT_EQ(Mappings(q), 2u) << "RAM + BAR0: " << q;
+
+  ASSERT_EQ(qmp_->Execute(R"({"execute": "system_reset"})"),
+            R"({"return": {}})");
+  EXPECT_TRUE(!qmp_->events().empty() &&
+              absl::StrContains(qmp_->events().back(), R"("event": "RESET")"))
+      << (qmp_->events().empty() ? "no event" : qmp_->events().back());
+  EXPECT_EQ(dev.ConfigReadl(0), kEduVendorDevice);
+  EXPECT_EQ(dev.ConfigReadw(0x04), 0u) << "command register";
+  EXPECT_EQ(dev.ConfigReadl(0x10) & ~0xfu, 0u) << "BAR0 still assigned";
+  EXPECT_EQ(dev.ConfigReadw(cap + 2) & kMsiEnable, 0u) << "MSI still on";
+  EXPECT_EQ(dev.FindCapability(kCapIdMsi), cap);
+  d = Devices();
+  EXPECT_TRUE(absl::StrContains(d, R"("irq-mode": "intx")")) << d;
+  EXPECT_TRUE(
+      absl::StrContains(d, R"("host-errors": 0, "last-host-error": "")"))
+      << "Reset without VFIO_DEVICE_RESET: " << d;
+  q = Query();
+  EXPECT_EQ(Mappings(q), 1u) << "RAM only: " << q;
+
+  // BAR0 placed again but decoding still off: no P2P mapping yet.
+  dev.ConfigWritel(0x10, static_cast<uint32_t>(kBar));
+  q = Query();
+  EXPECT_EQ(Mappings(q), 1u) << "BAR mapped before memory decoding: " << q;
+  bar0 = PlugBar0(kBar);  // memory decoding + bus master
+  q = Query();
+  EXPECT_EQ(Mappings(q), 2u) << "RAM + BAR0 again: " << q;
+
+  ASSERT_EQ(*qts_->Command("irq_intercept_in ioapic"), "OK");
+  const std::vector<uint8_t> data = Pattern(0x61, 40);
+  qts_->Memwrite(0x18'0000, data);
+  qts_->Memset(0x38'0000, data.size(), 0);
+  Copy(bar0, 0x18'0000, 0x38'0000, data.size());
+  EXPECT_EQ(qts_->Memread(0x38'0000, data.size()), data)
+      << "no DMA after the reset";
+  // P2P through the re-made BAR mapping.
+  qts_->Memset(0x20'0000, 8, 0xff);
+  if (Dma(bar0, kBar + kId, 4, /*to_ram=*/false)) {
+    Dma(bar0, 0x20'0000, 4, /*to_ram=*/true);
+  }
+  EXPECT_EQ(qts_->Readl(0x20'0000), kEduId);
+  // INTx registered again by the reset.
+  qts_->Writel(bar0 + kIrqRaise, 0x1);
+  ASSERT_TRUE(WaitFor([&] { return RaiseCount() >= 1; }))
+      << "no INTx after the reset; events: " << Events();
+  qts_->Writel(bar0 + kIrqAck, 0x1);
+  EXPECT_TRUE(absl::StrContains(qts_->irq_events().back(), "IRQ lower"))
+      << Events();
+  EXPECT_EQ(MsiCount(), 0u) << MsiRecord();
+  d = Devices();
+  EXPECT_TRUE(absl::StrContains(d, R"("host-errors": 0, )")) << d;
 }
 
 }  // namespace
