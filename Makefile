@@ -8,12 +8,15 @@
 #   make tsan    TSan tree build-tsan; the stress suite
 #
 # Variables: NINJA_JOBS, TEST_JOBS (default 2 each), RUN_CMD, SAN_CXX (compiler
-# for the sanitizer trees, default g++), MESON_FLAGS (extra -D options for every
-# tree; also applied with `meson configure` to trees that already exist).
+# for the sanitizer trees, default g++, through ccache when installed),
+# MESON_FLAGS (extra -D options for every tree; also applied with
+# `meson configure` to trees that already exist).
 
 NINJA_JOBS ?= 2
 TEST_JOBS ?= 2
-SAN_CXX ?= g++
+# ccache when installed (scripts/setup-deps.sh installs it): Meson only adds
+# it by itself when CXX is not set, as it is for the sanitizer trees.
+SAN_CXX ?= $(if $(shell command -v ccache 2>/dev/null),ccache g++,g++)
 MESON_FLAGS ?=
 
 # The main job: the default workload of `viommu run` (ARCHITECTURE.md §5).
@@ -78,11 +81,11 @@ bench: deps
 # The sanitizer tree is built at -O1 and without the benchmark binaries
 # (they are not tests): the ASan build is CI's long pole on 2 cores.
 asan: deps
-	$(call meson_tree,build-asan,-Db_sanitize=address$(comma)undefined -Db_lundef=false -Doptimization=1 -Dbench=disabled,CXX=$(SAN_CXX))
+	$(call meson_tree,build-asan,-Db_sanitize=address$(comma)undefined -Db_lundef=false -Doptimization=1 -Dbench=disabled,CXX="$(SAN_CXX)")
 	$(SAN_TEST_ENV) meson test -C build-asan --print-errorlogs --num-processes $(TEST_JOBS)
 
 tsan: deps
-	$(call meson_tree,build-tsan,-Db_sanitize=thread -Dstress_only=true,CXX=$(SAN_CXX))
+	$(call meson_tree,build-tsan,-Db_sanitize=thread -Dstress_only=true,CXX="$(SAN_CXX)")
 	$(SAN_TEST_ENV) meson test -C build-tsan --suite stress --print-errorlogs --num-processes $(TEST_JOBS)
 
 clean:

@@ -32,6 +32,10 @@ PACKAGES=(
   # the real-kernel tests (tests/host), whose initramfs needs cpio.
   qemu-system-x86
   cpio
+  # Compiler cache: Meson picks ccache up by itself for build/; the Makefile
+  # passes it for the sanitizer trees. Repeated builds (CI on one machine,
+  # fresh clones) hit the cache.
+  ccache
   # Sanitizer and libFuzzer builds.
   clang
   libclang-rt-14-dev
