@@ -161,7 +161,6 @@ absl::Status VfioContainer::MapOne(Iova iova, uint64_t size, Hva hva,
   if (it != mappings_.begin()) {
     auto prev = std::prev(it);
     if (prev->first + (prev->second.size - 1) >= iova) mappings_.erase(prev);
-    it = mappings_.lower_bound(iova);  // erase invalidates iterators
   }
   while (it != mappings_.end() && it->first <= last) it = mappings_.erase(it);
   // `it` is now the first entry past `last`: the new one goes right before.
@@ -308,7 +307,7 @@ absl::Status VfioContainer::DmaUnmap(Iova iova, Size128 size) {
   // The request covers the whole table (an IOMMU region going away, a
   // teardown): one unmap-all call instead of one per mapping, when the
   // host has it. If it fails, the per-mapping path below still runs.
-  if (hit.size() > 1 && hit.size() == mappings_.size() &&
+  if (hit.size() > 1 && hit.size() == mappings_.size() && HasUnmapAll() &&
       req->first <= hit.front().first &&
       req->last >= hit.back().first + (hit.back().second.size - 1)) {
     absl::Status s = HostUnmapAll();
@@ -317,7 +316,7 @@ absl::Status VfioContainer::DmaUnmap(Iova iova, Size128 size) {
       mappings_.clear();
       return s;
     }
-    if (!absl::IsUnimplemented(s)) ++stats_.unmap_errors;
+    ++stats_.unmap_errors;
   }
   absl::Status first;
   for (const auto& [start, m] : hit) {

@@ -227,7 +227,6 @@ absl::Status Type1Container::HostUnmap(Iova iova, uint64_t size) {
 }
 
 absl::Status Type1Container::HostUnmapAll() {
-  if (!unmap_all_) return absl::UnimplementedError("no VFIO_UNMAP_ALL");
   uapi::vfio_iommu_type1_dma_unmap unmap{.argsz = sizeof(unmap),
                                          .flags = uapi::kDmaUnmapFlagAll,
                                          .iova = 0,

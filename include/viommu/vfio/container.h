@@ -139,10 +139,12 @@ class VfioContainer {
   virtual absl::Status HostMap(Iova iova, uint64_t size, Hva hva,
                                bool readonly) = 0;
   virtual absl::Status HostUnmap(Iova iova, uint64_t size) = 0;
-  // Unmaps everything at the host in one call. kUnimplemented when this
-  // host cannot (the table is then unmapped mapping by mapping).
+  // Whether HostUnmapAll is available (type1: CHECK_EXTENSION(UNMAP_ALL)).
+  virtual bool HasUnmapAll() const { return false; }
+  // Unmaps everything at the host in one call. Called only when
+  // HasUnmapAll().
   virtual absl::Status HostUnmapAll() {
-    return absl::UnimplementedError("no unmap-all");
+    return absl::InternalError("HostUnmapAll without HasUnmapAll");
   }
   // Re-reads the valid IOVA ranges (and page sizes) into the setters below.
   virtual absl::Status ReadIovaInfo() = 0;

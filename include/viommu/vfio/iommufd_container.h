@@ -80,6 +80,7 @@ class IommufdContainer final : public VfioContainer {
   absl::Status HostMap(Iova iova, uint64_t size, Hva hva,
                        bool readonly) override;
   absl::Status HostUnmap(Iova iova, uint64_t size) override;
+  bool HasUnmapAll() const override { return true; }  // iova 0, length ~0
   absl::Status HostUnmapAll() override;
   absl::Status ReadIovaInfo() override;
   void ReleaseHost() override;

@@ -98,6 +98,7 @@ class Type1Container final : public VfioContainer {
   absl::Status HostMap(Iova iova, uint64_t size, Hva hva,
                        bool readonly) override;
   absl::Status HostUnmap(Iova iova, uint64_t size) override;
+  bool HasUnmapAll() const override { return unmap_all_; }
   absl::Status HostUnmapAll() override;
   absl::Status ReadIovaInfo() override;
   void ReleaseHost() override;
