@@ -10,6 +10,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/vfio/guest_ram_test_env.h"
 #include "tests/vfio/host/linux/model_syscalls.h"
 #include "viommu/memory/address_space.h"
 #include "viommu/memory/memory_region.h"
@@ -26,60 +27,52 @@ namespace {
 
 using ::testing::ElementsAre;
 
-constexpr uint64_t kCfg = uint64_t{7} << 40;
-
-HostPciAddress Bdf(const char* s) { return *HostPciAddress::Parse(s); }
-
-class LinuxHostIntegrationTest : public ::testing::Test {
+class LinuxHostIntegrationTest : public GuestRamTestEnv {
  protected:
-  LinuxHostIntegrationTest()
-      : model_(DefaultHostPlatform(),
-               {.device_factory = model::ModelHostDevice::Factory({})}),
-        sys_(&model_),
-        sysfs_(model_),
-        host_({.sysfs_root = sysfs_.root(), .syscalls = &sys_}),
-        root_(memory::MemoryRegion::CreateContainer(&mem_, "system",
-                                                    kSize2To64)) {
-    as_ = std::make_unique<memory::AddressSpace>(&mem_, root_, "memory");
-    manager_ = std::make_unique<VfioManager>(&host_);
-  }
-  ~LinuxHostIntegrationTest() override {
-    manager_.reset();
-    for (auto& mr : added_) root_->RemoveSubregion(mr.get());
-  }
-  std::shared_ptr<memory::MemoryRegion> AddRam(uint64_t gpa, uint64_t size) {
-    auto ram = *memory::MemoryRegion::CreateRam(&mem_, "ram", size);
-    root_->AddSubregion(gpa, ram);
-    added_.push_back(ram);
-    return ram;
-  }
+  ~LinuxHostIntegrationTest() override { manager_.reset(); }
   // The edu of `bdf` copies `n` bytes from IOVA `src` to IOVA `dst`.
   void EduCopy(const char* bdf, uint64_t src, uint64_t dst, uint64_t n) {
     absl::StatusOr<int> fd = manager_->DeviceFd(Bdf(bdf));
     ASSERT_TRUE(fd.ok()) << fd.status();
-    const uint16_t cmd = 0x6;  // MEMORY | MASTER
-    ASSERT_EQ(host_.Pwrite(*fd, &cmd, 2, kCfg + 4), 2);
-    const uint64_t regs[][2] = {{0x80, src}, {0x88, 0x40000}, {0x90, n},
-                                {0x98, 0x1}, {0x80, 0x40000}, {0x88, dst},
-                                {0x90, n},   {0x98, 0x3}};
-    for (const auto& r : regs) ASSERT_EQ(host_.Pwrite(*fd, &r[1], 8, r[0]), 8);
+    GuestRamTestEnv::EduCopy(host_, *fd, src, dst, n);
   }
+  // The device's 1 MiB BAR 2, mmap'd through LinuxHost and shown in the
+  // guest at `gpa` as a ram_device region (QEMU's non-GUP case).
+  struct Bar {
+    void* host = nullptr;
+    std::shared_ptr<memory::MemoryRegion> mr;
+  };
+  Bar MapBar2(const char* bdf, uint64_t gpa) {
+    absl::StatusOr<int> fd = manager_->DeviceFd(Bdf(bdf));
+    EXPECT_TRUE(fd.ok()) << fd.status();
+    if (!fd.ok()) return {};
+    absl::StatusOr<void*> p = host_.Mmap(*fd, kBar2Size, uint64_t{2} << 40);
+    EXPECT_TRUE(p.ok()) << p.status();
+    if (!p.ok()) return {};
+    Bar bar{*p, memory::MemoryRegion::CreateRamDevice(&sys_, "bar2", kBar2Size,
+                                                      *p)};
+    root_->AddSubregion(gpa, bar.mr);
+    return bar;
+  }
+  void UnmapBar(const Bar& bar) {
+    root_->RemoveSubregion(bar.mr.get());
+    host_.Munmap(bar.host, kBar2Size);
+  }
+  static constexpr uint64_t kBar2Size = 1 << 20;
 
-  model::ModelHost model_;
-  ModelSysCalls sys_;
-  FakeSysfs sysfs_;
-  LinuxHost host_;
-  memory::MemorySystem mem_;
-  std::shared_ptr<memory::MemoryRegion> root_;
-  std::unique_ptr<memory::AddressSpace> as_;
-  std::vector<std::shared_ptr<memory::MemoryRegion>> added_;
-  std::unique_ptr<VfioManager> manager_;
+  model::ModelHost model_{
+      DefaultHostPlatform(),
+      {.device_factory = model::ModelHostDevice::Factory({})}};
+  ModelSysCalls syscalls_{&model_};
+  FakeSysfs sysfs_{model_};
+  LinuxHost host_{{.sysfs_root = sysfs_.root(), .syscalls = &syscalls_}};
+  std::unique_ptr<VfioManager> manager_ = std::make_unique<VfioManager>(&host_);
 };
 
 TEST_F(LinuxHostIntegrationTest, IommufdPathMapsGuestRamAndDmaLands) {
   auto low = AddRam(0, 0x400000);
   auto c = manager_->AttachDevice(
-      as_.get(), {.host = Bdf("0000:01:00.0"), .iommufd = "iommufd0"});
+      memory_.get(), {.host = Bdf("0000:01:00.0"), .iommufd = "iommufd0"});
   ASSERT_TRUE(c.ok()) << c.status();
   ASSERT_EQ((*c)->backend(), ContainerBackend::kIommufd);
   auto* ic = static_cast<IommufdContainer*>(*c);
@@ -98,14 +91,10 @@ TEST_F(LinuxHostIntegrationTest, IommufdPathMapsGuestRamAndDmaLands) {
 TEST_F(LinuxHostIntegrationTest, IommufdBarMapEfaultIsAP2PWarning) {
   AddRam(0, 0x100000);
   auto c = manager_->AttachDevice(
-      as_.get(), {.host = Bdf("0000:02:00.0"), .iommufd = "iommufd0"});
+      memory_.get(), {.host = Bdf("0000:02:00.0"), .iommufd = "iommufd0"});
   ASSERT_TRUE(c.ok()) << c.status();
-  absl::StatusOr<int> fd = manager_->DeviceFd(Bdf("0000:02:00.0"));
-  ASSERT_TRUE(fd.ok()) << fd.status();
-  absl::StatusOr<void*> bar = host_.Mmap(*fd, 1 << 20, uint64_t{2} << 40);
-  ASSERT_TRUE(bar.ok()) << bar.status();
-  auto mr = memory::MemoryRegion::CreateRamDevice(&mem_, "bar2", 1 << 20, *bar);
-  root_->AddSubregion(0xe0000000, mr);
+  const Bar bar = MapBar2("0000:02:00.0", 0xe0000000);
+  ASSERT_NE(bar.mr, nullptr);
   EXPECT_THAT((*c)->skipped(),
               ElementsAre(SkippedRange{0xe0000000, 0xe00fffff,
                                        "ram-device-map-failed"}));
@@ -113,31 +102,25 @@ TEST_F(LinuxHostIntegrationTest, IommufdBarMapEfaultIsAP2PWarning) {
   EXPECT_EQ((*c)->stats().errors, 0u);
   // Removing a section that was never mapped: the IOAS answers ENOENT,
   // which is success.
-  root_->RemoveSubregion(mr.get());
+  UnmapBar(bar);
   EXPECT_EQ((*c)->stats().errors, 0u);
-  host_.Munmap(*bar, 1 << 20);
 }
 
 TEST_F(LinuxHostIntegrationTest, Type1PathMapsGuestRamAndBarsForP2P) {
   auto low = AddRam(0, 0x400000);
-  auto c = manager_->AttachDevice(as_.get(), {.host = Bdf("0000:02:00.0")});
+  auto c = manager_->AttachDevice(memory_.get(), {.host = Bdf("0000:02:00.0")});
   ASSERT_TRUE(c.ok()) << c.status();
   ASSERT_EQ((*c)->backend(), ContainerBackend::kType1);
   const auto& dirty = static_cast<Type1Container*>(*c)->dirty_tracking();
   ASSERT_TRUE(dirty.has_value()) << "GET_INFO's MIGRATION capability";
   EXPECT_EQ(dirty->pgsize_bitmap, 0x1000u);
-  absl::StatusOr<int> fd = manager_->DeviceFd(Bdf("0000:02:00.0"));
-  ASSERT_TRUE(fd.ok()) << fd.status();
-  absl::StatusOr<void*> bar = host_.Mmap(*fd, 1 << 20, uint64_t{2} << 40);
-  ASSERT_TRUE(bar.ok()) << bar.status();
-  auto mr = memory::MemoryRegion::CreateRamDevice(&mem_, "bar2", 1 << 20, *bar);
-  root_->AddSubregion(0xe0000000, mr);
+  const Bar bar = MapBar2("0000:02:00.0", 0xe0000000);
+  ASSERT_NE(bar.mr, nullptr);
   EXPECT_EQ((*c)->mappings().size(), 2u) << "type1 maps the BAR (P2P)";
   std::memcpy(low->host() + 0x2000, "type1", 6);
   EduCopy("0000:02:00.0", 0x2000, 0x4000, 6);
   EXPECT_STREQ(reinterpret_cast<char*>(low->host() + 0x4000), "type1");
-  root_->RemoveSubregion(mr.get());
-  host_.Munmap(*bar, 1 << 20);
+  UnmapBar(bar);
   manager_->DetachAll();
   EXPECT_EQ(model_.locked_pages(), 0u);
   EXPECT_EQ(host_.open_fds(), 0u) << "container, group, device closed";

@@ -9,6 +9,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/vfio/guest_ram_test_env.h"
 #include "viommu/memory/address_space.h"
 #include "viommu/memory/memory_region.h"
 #include "viommu/memory/memory_system.h"
@@ -23,37 +24,15 @@ namespace {
 
 using ::testing::ElementsAre;
 
-HostPciAddress Bdf(const char* s) { return *HostPciAddress::Parse(s); }
-
-class ModelHostIntegrationTest : public ::testing::Test {
+class ModelHostIntegrationTest : public GuestRamTestEnv {
  protected:
-  ModelHostIntegrationTest()
-      : host_(DefaultHostPlatform()),
-        root_(memory::MemoryRegion::CreateContainer(&sys_, "system",
-                                                    kSize2To64)) {
-    memory_ = std::make_unique<memory::AddressSpace>(&sys_, root_, "memory");
-    manager_ = std::make_unique<VfioManager>(&host_);
-  }
-  ~ModelHostIntegrationTest() override {
-    manager_.reset();
-    for (auto& mr : added_) root_->RemoveSubregion(mr.get());
-  }
-  std::shared_ptr<memory::MemoryRegion> AddRam(uint64_t gpa, uint64_t size) {
-    auto ram = *memory::MemoryRegion::CreateRam(&sys_, "ram", size);
-    root_->AddSubregion(gpa, ram);
-    added_.push_back(ram);
-    return ram;
-  }
+  ~ModelHostIntegrationTest() override { manager_.reset(); }
   uint64_t HostMappings(VfioContainer* c) {
     return *host_.ContainerMappingCount(static_cast<Type1Container*>(c)->fd());
   }
 
-  model::ModelHost host_;
-  memory::MemorySystem sys_;
-  std::shared_ptr<memory::MemoryRegion> root_;
-  std::unique_ptr<memory::AddressSpace> memory_;
-  std::vector<std::shared_ptr<memory::MemoryRegion>> added_;
-  std::unique_ptr<VfioManager> manager_;
+  model::ModelHost host_{DefaultHostPlatform()};
+  std::unique_ptr<VfioManager> manager_ = std::make_unique<VfioManager>(&host_);
 };
 
 TEST_F(ModelHostIntegrationTest, MsiWindowBecomesASkippedHole) {

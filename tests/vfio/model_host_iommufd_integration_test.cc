@@ -11,6 +11,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/vfio/guest_ram_test_env.h"
 #include "viommu/memory/address_space.h"
 #include "viommu/memory/memory_region.h"
 #include "viommu/memory/memory_system.h"
@@ -25,30 +26,9 @@ namespace {
 
 using ::testing::ElementsAre;
 
-constexpr uint64_t kCfg = uint64_t{7} << 40;
-
-HostPciAddress Bdf(const char* s) { return *HostPciAddress::Parse(s); }
-
-class ModelHostIommufdIntegrationTest : public ::testing::Test {
+class ModelHostIommufdIntegrationTest : public GuestRamTestEnv {
  protected:
-  ModelHostIommufdIntegrationTest()
-      : host_(DefaultHostPlatform(),
-              {.device_factory = model::ModelHostDevice::Factory({})}),
-        root_(memory::MemoryRegion::CreateContainer(&sys_, "system",
-                                                    kSize2To64)) {
-    memory_ = std::make_unique<memory::AddressSpace>(&sys_, root_, "memory");
-    manager_ = std::make_unique<VfioManager>(&host_);
-  }
-  ~ModelHostIommufdIntegrationTest() override {
-    manager_.reset();
-    for (auto& mr : added_) root_->RemoveSubregion(mr.get());
-  }
-  std::shared_ptr<memory::MemoryRegion> AddRam(uint64_t gpa, uint64_t size) {
-    auto ram = *memory::MemoryRegion::CreateRam(&sys_, "ram", size);
-    root_->AddSubregion(gpa, ram);
-    added_.push_back(ram);
-    return ram;
-  }
+  ~ModelHostIommufdIntegrationTest() override { manager_.reset(); }
   absl::StatusOr<VfioContainer*> Attach(const char* bdf) {
     return manager_->AttachDevice(memory_.get(),
                                   {.host = Bdf(bdf), .iommufd = "iommufd0"});
@@ -67,25 +47,16 @@ class ModelHostIommufdIntegrationTest : public ::testing::Test {
   void EduCopy(const char* bdf, uint64_t src, uint64_t dst, uint64_t n) {
     absl::StatusOr<int> fd = manager_->DeviceFd(Bdf(bdf));
     ASSERT_TRUE(fd.ok()) << fd.status();
-    const uint16_t cmd = 0x6;  // MEMORY | MASTER
-    ASSERT_EQ(host_.Pwrite(*fd, &cmd, 2, kCfg + 4), 2);
-    const uint64_t regs[][2] = {{0x80, src}, {0x88, 0x40000}, {0x90, n},
-                                {0x98, 0x1}, {0x80, 0x40000}, {0x88, dst},
-                                {0x90, n},   {0x98, 0x3}};
-    for (const auto& r : regs) {
-      ASSERT_EQ(host_.Pwrite(*fd, &r[1], 8, r[0]), 8);
-    }
+    GuestRamTestEnv::EduCopy(host_, *fd, src, dst, n);
   }
   model::ModelHostDevice* Dev(const char* bdf) {
     return static_cast<model::ModelHostDevice*>(host_.device(Bdf(bdf)));
   }
 
-  model::ModelHost host_;
-  memory::MemorySystem sys_;
-  std::shared_ptr<memory::MemoryRegion> root_;
-  std::unique_ptr<memory::AddressSpace> memory_;
-  std::vector<std::shared_ptr<memory::MemoryRegion>> added_;
-  std::unique_ptr<VfioManager> manager_;
+  model::ModelHost host_{
+      DefaultHostPlatform(),
+      {.device_factory = model::ModelHostDevice::Factory({})}};
+  std::unique_ptr<VfioManager> manager_ = std::make_unique<VfioManager>(&host_);
 };
 
 TEST_F(ModelHostIommufdIntegrationTest, GuestRamIsMappedAndDeviceDmaLands) {

@@ -86,6 +86,26 @@ std::string HostPciAddress::ToString() const {
   return absl::StrFormat("%04x:%02x:%02x.%x", domain, bus, slot, function);
 }
 
+std::string FormatResvRegionLine(const ResvRegion& region) {
+  const char* type = "reserved";
+  switch (region.type) {
+    case ResvType::kDirect:
+      type = "direct";
+      break;
+    case ResvType::kDirectRelaxable:
+      type = "direct-relaxable";
+      break;
+    case ResvType::kReserved:
+      type = "reserved";
+      break;
+    case ResvType::kMsi:
+    case ResvType::kSwMsi:
+      type = "msi";
+      break;
+  }
+  return absl::StrFormat("0x%016x 0x%016x %s", region.start, region.last, type);
+}
+
 absl::StatusOr<ResvRegion> ParseResvRegionLine(std::string_view line) {
   const absl::string_view l(line.data(), line.size());
   std::vector<absl::string_view> f = absl::StrSplit(l, ' ', absl::SkipEmpty());

@@ -215,6 +215,18 @@ TEST(ResvRegionLineTest, ParsesSysfsLines) {
   }
 }
 
+TEST(ResvRegionLineTest, FormatIsTheKernelsAndRoundTrips) {
+  EXPECT_EQ(FormatResvRegionLine(kMsi),
+            "0x00000000fee00000 0x00000000feefffff msi");
+  for (ResvType t : {ResvType::kDirect, ResvType::kDirectRelaxable,
+                     ResvType::kReserved, ResvType::kMsi}) {
+    const ResvRegion r{0x1000, 0xffffffffffffffff, t};
+    EXPECT_EQ(*ParseResvRegionLine(FormatResvRegionLine(r)), r);
+  }
+  EXPECT_EQ(FormatResvRegionLine({0, 0xfff, ResvType::kSwMsi}),
+            "0x0000000000000000 0x0000000000000fff msi");
+}
+
 TEST(ResvRegionLineTest, RejectsMalformedLines) {
   for (const char* bad :
        {"", "0x1000 0x1fff", "0x1000 0x1fff msi extra", "1000 0x1fff msi",

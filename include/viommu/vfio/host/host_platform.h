@@ -45,6 +45,9 @@ struct ResvRegion {
 // Parses one line of /sys/kernel/iommu_groups/N/reserved_regions
 // ("0x00000000fee00000 0x00000000feefffff msi"). kInvalidArgument otherwise.
 absl::StatusOr<ResvRegion> ParseResvRegionLine(std::string_view line);
+// The inverse, as the kernel prints it ("0x%016llx 0x%016llx %s"; kSwMsi
+// prints as "msi" too).
+std::string FormatResvRegionLine(const ResvRegion& region);
 
 // A PCI address SSSS:BB:DD.F.
 struct HostPciAddress {

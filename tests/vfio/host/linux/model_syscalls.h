@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_format.h"
+#include "viommu/util/check.h"
 #include "viommu/vfio/host/linux/linux_host.h"
 #include "viommu/vfio/host/model/model_host.h"
 
@@ -82,7 +82,9 @@ class FakeSysfs {
  public:
   explicit FakeSysfs(model::ModelHost& model, bool cdevs = true) {
     char tmpl[] = "/tmp/viommu-sysfs-XXXXXX";
-    root_ = ::mkdtemp(tmpl);
+    const char* dir = ::mkdtemp(tmpl);
+    VIOMMU_CHECK(dir != nullptr);  // a test machine without a writable /tmp
+    root_ = dir;
     namespace fs = std::filesystem;
     for (const HostDeviceDesc& d : model.platform().devices) {
       const fs::path dev =
@@ -98,10 +100,8 @@ class FakeSysfs {
       const std::vector<ResvRegion> regions =
           model.GroupReservedRegions(d.group).value_or(
               std::vector<ResvRegion>{});
-      for (const ResvRegion& r : regions) {
-        resv << absl::StrFormat("0x%016x 0x%016x %s\n", r.start, r.last,
-                                TypeName(r.type));
-      }
+      for (const ResvRegion& r : regions)
+        resv << FormatResvRegionLine(r) << "\n";
       absl::StatusOr<std::string> cdev = model.DeviceCdevPath(d.address);
       if (cdevs && cdev.ok()) {
         const fs::path node = dev / "vfio-dev" / fs::path(*cdev).filename();
@@ -114,20 +114,6 @@ class FakeSysfs {
   const std::string& root() const { return root_; }
 
  private:
-  static const char* TypeName(ResvType t) {
-    switch (t) {
-      case ResvType::kDirect:
-        return "direct";
-      case ResvType::kDirectRelaxable:
-        return "direct-relaxable";
-      case ResvType::kReserved:
-        return "reserved";
-      case ResvType::kMsi:
-      case ResvType::kSwMsi:
-        return "msi";
-    }
-    return "reserved";
-  }
   std::string root_;
 };
 
