@@ -6,11 +6,18 @@
 #   make bench   optimised tree; every benchmark -> build-bench/results/*.json
 #   make asan    ASan+UBSan tree build-asan; every test suite
 #   make tsan    TSan tree build-tsan; the stress suite
+#   make fuzz    clang libFuzzer tree build-fuzz; every target FUZZ_SECONDS (docs/fuzzing.md)
+#   make fuzz-target T=NAME   one fuzz target (e.g. T=vtd)
+#   make fuzz-smoke   build-fuzz, replay the fuzz corpora, every target FUZZ_SMOKE_SECONDS (CI)
+#   make fuzz-afl     AFL++ tree build-afl (afl-clang-fast++); fuzz-afl-run T=NAME runs afl-fuzz
+#   make fuzz-oss-test   run .clusterfuzzlite/build.sh as OSS-Fuzz would, check its output
 #
 # Variables: NINJA_JOBS, TEST_JOBS (default 2 each), RUN_CMD, SAN_CXX (compiler
 # for the sanitizer trees, default g++, through ccache when installed),
 # MESON_FLAGS (extra -D options for every tree; also applied with
 # `meson configure` to trees that already exist).
+# Fuzzing: FUZZ_SECONDS (per target, default 60), FUZZ_SMOKE_SECONDS (default
+# 20), FUZZ_CXX (default clang++ through ccache), T (fuzz-target, fuzz-afl-run).
 
 NINJA_JOBS ?= 2
 TEST_JOBS ?= 2
@@ -42,7 +49,8 @@ SAN_TEST_ENV := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
                 ASAN_OPTIONS=detect_leaks=1 \
                 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
-.PHONY: all deps build check run bench asan tsan clean format help
+.PHONY: all deps build check run bench asan tsan clean format help \
+        fuzz fuzz-build fuzz-target fuzz-smoke fuzz-afl fuzz-afl-run fuzz-oss-test
 
 all: build
 
@@ -87,6 +95,41 @@ asan: deps
 tsan: deps
 	$(call meson_tree,build-tsan,-Db_sanitize=thread -Dstress_only=true,CXX="$(SAN_CXX)")
 	$(SAN_TEST_ENV) meson test -C build-tsan --suite stress --print-errorlogs --num-processes $(TEST_JOBS)
+
+# The fuzz tree (docs/fuzzing.md): clang, libFuzzer coverage in every library
+# (-Dfuzz=true), ASan+UBSan, only the libraries, the *_fuzzer targets and
+# their corpus replays. scripts/fuzz-run.sh runs the targets it finds there.
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 20
+FUZZ_CXX ?= $(if $(shell command -v ccache 2>/dev/null),ccache clang++,clang++)
+FUZZ_SETUP := -Dfuzz=true -Dtests=disabled -Dbench=disabled \
+              -Db_sanitize=address$(comma)undefined -Db_lundef=false -Doptimization=1
+
+fuzz-build: deps
+	$(call meson_tree,build-fuzz,$(FUZZ_SETUP),CXX="$(FUZZ_CXX)")
+
+fuzz: fuzz-build
+	scripts/fuzz-run.sh -b build-fuzz -s $(FUZZ_SECONDS)
+
+fuzz-target: fuzz-build
+	@if [ -z "$(T)" ]; then echo "usage: make fuzz-target T=NAME (one of: $$(scripts/fuzz-run.sh -l | tr '\n' ' '))"; exit 2; fi
+	scripts/fuzz-run.sh -b build-fuzz -s $(FUZZ_SECONDS) $(T)
+
+fuzz-smoke: fuzz-build
+	$(SAN_TEST_ENV) meson test -C build-fuzz --suite fuzz --print-errorlogs --num-processes $(TEST_JOBS)
+	scripts/fuzz-run.sh -b build-fuzz -s $(FUZZ_SMOKE_SECONDS)
+
+# AFL++ (Debian's afl++): the same targets linked with AFL++'s libFuzzer
+# driver (afl-clang-fast++ -fsanitize=fuzzer) in build-afl/.
+fuzz-afl: deps
+	scripts/fuzz-afl.sh build
+
+fuzz-afl-run: fuzz-afl
+	scripts/fuzz-afl.sh run $(T) $(FUZZ_SECONDS)
+
+# .clusterfuzzlite/build.sh run as OSS-Fuzz runs it (slow: its own tree).
+fuzz-oss-test: deps
+	scripts/fuzz-oss-test.sh
 
 clean:
 	rm -rf build build-bench build-asan build-tsan
