@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""The differential suites cannot pass by skipping: runs each suite's runner
+with its peer hidden and checks that it fails with CI=true and skips (77)
+without CI, naming what is missing and how to install it both times.
+
+    check_peer_missing.py --conformance=BIN --real-kernel=SCRIPT --init=FILE
+
+BIN is build/tests/conformance/conformance_test (QEMU hidden through
+QEMU_BINARY); SCRIPT is tests/host/run_real_kernel.sh, run with a PATH that
+has the tools it needs before the boot but no qemu-system-x86_64 (so it
+stops before downloading or booting anything), and with --missing= (how
+Meson reports a missing dtc). Fast: nothing is booted.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+
+def run(cmd, env):
+    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, universal_newlines=True,
+                       timeout=60)
+    return p.returncode, p.stdout
+
+
+def expect(failures, name, cmd, env, want_rc, want_texts):
+    rc, out = run(cmd, env)
+    missing = [t for t in want_texts if t not in out]
+    if rc != want_rc or missing:
+        failures.append('%s: want exit %d and %r, got exit %d:\n%s' %
+                        (name, want_rc, missing or want_texts, rc, out))
+    else:
+        print('ok: %s (exit %d): %s' % (name, rc, out.strip().splitlines()[-1]))
+
+
+def both_modes(failures, name, cmd, env, texts):
+    """CI=true: exit 1 with FAIL; CI unset: exit 77 with SKIP."""
+    ci = dict(env, CI='true')
+    expect(failures, name + ' with CI=true', cmd, ci, 1, ['FAIL: '] + texts)
+    local = dict(env)
+    local.pop('CI', None)
+    expect(failures, name + ' without CI', cmd, local, 77, ['SKIP: '] + texts)
+
+
+def main(argv):
+    opts = dict(a.split('=', 1) for a in argv[1:] if a.startswith('--'))
+    failures = []
+    base = dict(os.environ)
+    with tempfile.TemporaryDirectory() as tmp:
+        if opts.get('--conformance'):
+            env = dict(base, QEMU_BINARY=os.path.join(tmp, 'no-qemu-system-x86_64'),
+                       VIOMMU_BINARY='/bin/false', SCENARIO_DIR=tmp)
+            both_modes(failures, 'conformance without QEMU',
+                       [opts['--conformance']], env,
+                       ['no-qemu-system-x86_64 is not installed',
+                        'apt-get install qemu-system-x86',
+                        'scripts/setup-deps.sh'])
+        script = opts.get('--real-kernel')
+        if script:
+            bash = shutil.which('bash')
+            # A PATH with what the script needs up to its QEMU check
+            # (stubs for cpio and dpkg-deb: only their presence is checked
+            # first) and no qemu-system-x86_64 and no apt-get.
+            bindir = os.path.join(tmp, 'bin')
+            os.mkdir(bindir)
+            for tool in ['mkdir', 'flock', 'date', 'id']:
+                path = shutil.which(tool)
+                if path is None:
+                    failures.append('%s is not installed here' % tool)
+                    continue
+                os.symlink(path, os.path.join(bindir, tool))
+            for stub in ['cpio', 'dpkg-deb']:
+                with open(os.path.join(bindir, stub), 'w') as f:
+                    f.write('#!/bin/sh\nexit 0\n')
+                os.chmod(os.path.join(bindir, stub), 0o755)
+            env = dict(base, PATH=bindir)
+            build_root = os.path.join(tmp, 'build')
+            os.mkdir(build_root)
+            both_modes(failures, 'real_kernel without QEMU',
+                       [bash, script, '--build-root=' + build_root,
+                        '--init=' + opts.get('--init', '/dev/null'),
+                        '--dtb=/dev/null'], env,
+                       ['qemu-system-x86_64 is not installed',
+                        'apt-get install qemu-system-x86',
+                        'scripts/setup-deps.sh'])
+            both_modes(failures, 'real_kernel without dtc (--missing=)',
+                       [bash, script, '--missing=dtc is not installed; '
+                        'install device-tree-compiler'], dict(base),
+                       ['dtc is not installed; install device-tree-compiler'])
+    for f in failures:
+        print('FAIL: ' + f)
+    return 1 if failures else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv))
