@@ -12,23 +12,45 @@
 # /viommu/<its path relative to DIR> in the guest.
 #
 # Exit: 0 all steps rc=0 and every model diff empty; 1 a step failed, a
-# marker is missing or a diff is not empty (named on stderr); 77 (skip) when
-# the kernel, busybox, cpio or QEMU cannot be obtained.
+# marker is missing or a diff is not empty (named on stderr). When a peer is
+# missing (QEMU, cpio, dtc, the kernel or busybox packages cannot be
+# obtained): 77 (skip) locally, 1 (failure) when CI=true (or CI=1) is in the
+# environment, so CI cannot pass a suite that did not run. Either way the
+# message names what is missing and how to install it.
+#
+#   run_real_kernel.sh --missing=WHAT   reports WHAT as a missing peer and
+#                                       exits (Meson uses it when dtc was not
+#                                       found at configure time)
 set -uo pipefail
 
 build_root=
 guest_init=
 model_dtb=
 bins=()
+missing_at_configure=
 for a in "$@"; do
   case "$a" in
     --build-root=*) build_root=${a#*=} ;;
     --init=*) guest_init=${a#*=} ;;
     --dtb=*) model_dtb=${a#*=} ;;
+    --missing=*) missing_at_configure=${a#*=} ;;
     --*) echo "unknown option $a" >&2; exit 2 ;;
     *) bins+=("$a") ;;
   esac
 done
+
+# A missing peer: a skip locally, a failure in CI (see the top).
+peer_missing() {
+  case "${CI:-}" in
+    true | TRUE | True | 1)
+      echo "FAIL: real-kernel suite: $* (CI=true: a missing peer is a failure, not a skip)" >&2
+      exit 1 ;;
+  esac
+  echo "SKIP: real-kernel suite: $*" >&2
+  exit 77
+}
+[ -z "$missing_at_configure" ] || peer_missing "$missing_at_configure"
+
 [ -n "$build_root" ] && [ -n "$guest_init" ] || { echo "usage: $0 --build-root=DIR --init=FILE --dtb=FILE BIN..." >&2; exit 2; }
 
 work=$build_root/tests/host
@@ -40,7 +62,11 @@ mkdir -p "$cache" "$out"
 exec 9>"$work/.lock"
 flock 9
 
-skip() { echo "SKIP: $*" >&2; exit 77; }
+# Where a missing download comes from: apt-get download needs a Debian 12
+# (bookworm) main source and the network, or the .deb placed in the cache.
+fetch_hint() {
+  echo "apt-get download $1 failed: it needs network access and a Debian 12 (bookworm) main source in /etc/apt/sources.list (then apt-get update); or put ${1}_*.deb into $cache/"
+}
 fail() { echo "FAIL: $*" >&2; exit 1; }
 now() { date +%s.%N; }
 t_start=$(now)
@@ -67,19 +93,22 @@ apt_update_once() {
 
 need_tool() {  # need_tool BINARY PACKAGE
   command -v "$1" >/dev/null 2>&1 && return 0
-  [ "$(id -u)" = 0 ] || skip "$1 missing (install $2)"
+  local how="install the Debian package $2: scripts/setup-deps.sh, or sudo apt-get install $2"
+  [ "$(id -u)" = 0 ] || peer_missing "$1 is not installed; $how"
   echo "installing $2" >&2
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >&2 ||
     { apt_update_once && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >&2; } ||
-    skip "cannot install $2"
-  command -v "$1" >/dev/null 2>&1 || skip "$1 missing after installing $2"
+    peer_missing "$1 is not installed and apt-get install $2 failed; $how"
+  command -v "$1" >/dev/null 2>&1 || peer_missing "$1 is still missing after apt-get install $2"
 }
 need_tool cpio cpio
 need_tool qemu-system-x86_64 qemu-system-x86
 need_tool dpkg-deb dpkg
-for t in gzip timeout ldd diff awk; do
-  command -v "$t" >/dev/null 2>&1 || skip "$t missing"
-done
+need_tool gzip gzip
+need_tool timeout coreutils
+need_tool ldd libc-bin
+need_tool diff diffutils
+need_tool awk mawk
 
 # ---- Debian packages into the cache (downloaded, never installed) -----------
 # fetch_deb PACKAGE: prints the path of PACKAGE_*.deb in the cache,
@@ -109,8 +138,8 @@ if [ ! -f "$kdir/.done" ]; then
     kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null |
            awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
   fi
-  [ -n "$kpkg" ] || skip "cannot resolve linux-image-amd64 (apt-cache depends)"
-  kdeb=$(fetch_deb "$kpkg") || skip "cannot download $kpkg"
+  [ -n "$kpkg" ] || peer_missing "apt-cache knows no linux-image-amd64 (the Linux 6.1 kernel package): add a Debian 12 (bookworm) main source to /etc/apt/sources.list and run apt-get update"
+  kdeb=$(fetch_deb "$kpkg") || peer_missing "the kernel package $kpkg: $(fetch_hint "$kpkg")"
   rm -rf "$kdir"
   mkdir -p "$kdir"
   echo "unpacking $(basename "$kdeb")" >&2
@@ -121,22 +150,22 @@ if [ ! -f "$kdir/.done" ]; then
       "$m/drivers/vfio/vfio.ko" "$m/drivers/vfio/vfio_iommu_type1.ko" \
       "$m/drivers/vfio/vfio_virqfd.ko" "$m/drivers/vfio/pci/vfio-pci-core.ko" \
       "$m/drivers/vfio/pci/vfio-pci.ko" ||
-    skip "cannot unpack $kdeb"
+    peer_missing "cannot unpack vmlinuz and the VFIO modules from $kdeb (delete it and rerun to download it again)"
   touch "$kdir/.done"
 fi
 vmlinuz=$(ls "$kdir"/boot/vmlinuz-* 2>/dev/null | head -n1)
-[ -n "$vmlinuz" ] || skip "no vmlinuz in $kdir"
+[ -n "$vmlinuz" ] || peer_missing "no vmlinuz in $kdir (delete $kdir and rerun to unpack the kernel package again)"
 moddir=$(ls -d "$kdir"/lib/modules/*/kernel | head -n1)
 
 bbdir=$cache/busybox
 if [ ! -f "$bbdir/.done" ]; then
-  bbdeb=$(fetch_deb busybox-static) || skip "cannot download busybox-static"
+  bbdeb=$(fetch_deb busybox-static) || peer_missing "the package busybox-static: $(fetch_hint busybox-static)"
   rm -rf "$bbdir"
-  dpkg -x "$bbdeb" "$bbdir" || skip "cannot unpack $bbdeb"
+  dpkg -x "$bbdeb" "$bbdir" || peer_missing "cannot unpack $bbdeb (delete it and rerun to download it again)"
   touch "$bbdir/.done"
 fi
 busybox=$bbdir/bin/busybox
-[ -x "$busybox" ] || skip "no busybox in $bbdir"
+[ -x "$busybox" ] || peer_missing "no bin/busybox in $bbdir (delete $bbdir and rerun)"
 
 # ---- The initramfs -------------------------------------------------------------
 root=$work/initramfs
@@ -148,7 +177,7 @@ chmod 755 "$root/init"
 for m in virt/lib/irqbypass drivers/vfio/vfio drivers/vfio/vfio_iommu_type1 \
          drivers/vfio/vfio_virqfd drivers/vfio/pci/vfio-pci-core \
          drivers/vfio/pci/vfio-pci; do
-  cp "$moddir/$m.ko" "$root/modules/" || skip "module $m.ko missing from $kdir"
+  cp "$moddir/$m.ko" "$root/modules/" || peer_missing "module $m.ko missing from $kdir (delete $kdir and rerun to unpack the kernel package again)"
 done
 
 copy_abs() {  # copy_abs FILE: FILE at the same absolute path in the guest
