@@ -115,7 +115,10 @@ class IommuNotifierChains {
       IommuNotifier* notifier, const Registration& reg);
 
   // Delivers `event` to the chain of event.type (see file comment), in
-  // registration order. Each delivered entry is cropped: iova and the last
+  // registration order: the notifiers whose range overlaps the event are
+  // called oldest registration first (each Register() takes the next
+  // number; re-registering goes to the end). QEMU calls its list LIFO.
+  // Each delivered entry is cropped: iova and the last
   // byte are clamped to the notifier range, addr_mask = last - iova, and
   // translated_addr moves by the same amount as iova.
   // REQUIRES: 0 <= iommu_idx < NumIndexes(); iova + addr_mask does not wrap;

@@ -32,8 +32,11 @@ class Vm final : public QtestTarget {
   // `vfio-host-model,id=ID,dtb=FILE` (the model host platform; at most one).
   // vfio-pci devices given before intel-iommu are re-attached in their
   // VT-d address spaces (command-line order does not matter, as QEMU).
-  // Errors: kInvalidArgument for an unknown object type, a bad blob or
-  // vfio-host=linux (not built yet); the machine's or the first device's,
+  // vfio-host=linux selects the running kernel's /dev/vfio (LinuxHost)
+  // instead of the model host. Errors: kInvalidArgument for an unknown
+  // object type, a bad blob, or vfio-host-model together with
+  // vfio-host=linux; kAlreadyExists for a duplicate object id; the
+  // machine's, the host backend's or the first device's,
   // prefixed with the offending -device / -object text.
   static absl::StatusOr<std::unique_ptr<Vm>> Create(const VmConfig& config);
   Vm(const Vm&) = delete;

@@ -1,6 +1,6 @@
 // viommu/vfio/host/host_backend.h — the one ioctl-shaped interface between
 // viommu's VFIO layer and a host: either the in-process model
-// (vfio/host/model) or the real kernel (vfio/host/linux, a later issue).
+// (vfio/host/model) or the real kernel (vfio/host/linux: LinuxHost).
 //
 // It is deliberately the syscall surface VFIO users see: open a path, ioctl
 // an fd with the kernel's structs (vfio_uapi.h), pread/pwrite/mmap device
