@@ -2,7 +2,7 @@
 // registers on its AddressSpace (QEMU's vfio_memory_listener), and the
 // guest-IOMMU notifier it registers per IOMMU section (VFIOGuestIOMMU).
 //
-// Rules (reference/qemu.md §4.2, ARCHITECTURE.md §4):
+// Rules (docs/vfio-container.md, Sections; ARCHITECTURE.md §4):
 //  * RAM section: host-page rounded, mapped (readonly section -> read-only
 //    host mapping), pieces outside the valid IOVA ranges skipped.
 //  * ram_device: mapped only when iova and size are aligned to the smallest

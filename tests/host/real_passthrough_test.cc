@@ -281,7 +281,7 @@ TEST_F(RealPassthroughTest, WithoutIommuGuestRamIsMappedAndRealDmaLands) {
   EXPECT_TRUE(absl::StrContains(q, absl::StrCat(R"("devices": [")", bdf_)))
       << q;
   // The kernel's ranges: the 39-bit VT-d aperture around the MSI window
-  // (reference/real-kernel.md).
+  // (docs/real-kernel-tests.md, real_passthrough).
   EXPECT_TRUE(absl::StrContains(
       q, R"("iova-ranges": [{"start": 0, "end": 4276092927}, )"
          R"({"start": 4277141504, "end": 549755813887}])"))

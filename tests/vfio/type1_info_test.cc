@@ -72,7 +72,7 @@ TEST(Type1InfoTest, ParsesIovaRangesAndDmaAvail) {
   EXPECT_EQ(info->dma_avail, 1234u);
 }
 
-// The reply Linux 6.1 gave in reference/real-kernel.md, byte for byte:
+// The reply Linux 6.1 gave (docs/vfio-type1-model.md), byte for byte:
 // MIGRATION at 24, DMA_AVAIL at 56 (12 bytes, unpadded), IOVA_RANGE at 68,
 // argsz 116.
 TEST(Type1InfoTest, ParsesTheLinux61ReplyLayout) {

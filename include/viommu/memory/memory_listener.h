@@ -8,7 +8,7 @@
 //   ListenerHandle h = as.RegisterListener(&p, /*priority=*/0);
 //   // p has already seen Begin, RegionAdd for every range, Commit.
 //
-// Event order (QEMU's, reference/qemu.md §1.5–1.6):
+// Event order (QEMU's; docs/architecture.md, How a commit works):
 //  * A committed transaction calls Begin on every registered listener of the
 //    MemorySystem (ascending priority), then for each changed address space
 //    all RegionDel (descending priority) before any RegionAdd/RegionNop

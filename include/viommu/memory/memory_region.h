@@ -10,7 +10,7 @@
 //   root->AddSubregionOverlap(0x1000, mmio, /*priority=*/1);
 //   AddressSpace as(&sys, root, "memory");   // renders the FlatView
 //
-// Semantics follow QEMU (reference/qemu.md §1.3): siblings are ordered by
+// Semantics follow QEMU (docs/architecture.md, memory/): siblings sort by
 // descending priority and, among equal priorities, the most recently added
 // (or moved) first; the first region rendered at an address owns it;
 // disabled regions are skipped; readonly is inherited downwards; an alias

@@ -8,7 +8,7 @@
 //   auto c = Type1Container::Create(backend, &as, /*id=*/1, std::move(*g),
 //                                   "0000:01:00.0", options);
 //
-// Setup order (reference/qemu.md §4.3): open /dev/vfio/vfio,
+// Setup order (docs/vfio-container.md, Lifecycle): open /dev/vfio/vfio,
 // VFIO_GET_API_VERSION, VFIO_CHECK_EXTENSION(TYPE1v2, else TYPE1),
 // VFIO_GROUP_SET_CONTAINER, VFIO_SET_IOMMU, VFIO_IOMMU_GET_INFO (argsz
 // retry; capability chain IOVA_RANGE + DMA_AVAIL), CHECK_EXTENSION(UNMAP_ALL),

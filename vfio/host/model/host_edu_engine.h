@@ -1,7 +1,7 @@
 // vfio/host/model/host_edu_engine.h (private) — the edu register file and
 // DMA engine of a simulated host device: the same registers and semantics
-// as viommu's guest edu (include/viommu/hw/misc/edu.h, reference/qemu.md
-// §7), without any of hw/ (vfio/ must not depend on it).
+// as viommu's guest edu (include/viommu/hw/misc/edu.h,
+// docs/vfio-host-model.md), without any of hw/ (vfio/ must not depend on it).
 //
 //   HostEduEngine engine(&bus, timers, /*dma_mask=*/(1ull << 28) - 1);
 //   engine.Write(0x80, iova, 8);  engine.Write(0x88, 0x40000, 8);

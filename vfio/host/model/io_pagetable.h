@@ -1,5 +1,5 @@
 // vfio/host/model/io_pagetable.h — the model of iommufd's io_pagetable
-// (reference/linux-vfio.md §4.3-§4.11): one IOAS's areas, reserved and
+// (docs/vfio-iommufd-model.md, Pieces): one IOAS's areas, reserved and
 // allowed ranges, iova_alignment, automatic IOVA allocation, and the
 // domains that mirror the areas.
 //

@@ -1,5 +1,5 @@
 // IommufdCtx: the argument rules of the VFIO cdev ioctls that reach
-// iommufd (reference/linux-vfio.md §4.14), for the ModelHost device fd.
+// iommufd (docs/vfio-iommufd-model.md), for the ModelHost device fd.
 #include <cerrno>
 #include <cstring>
 

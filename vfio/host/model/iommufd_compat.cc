@@ -1,4 +1,4 @@
-// IommufdCtx: the VFIO container emulation (reference/linux-vfio.md §4.12)
+// IommufdCtx: the VFIO container emulation (docs/vfio-iommufd-model.md)
 // reached by VFIO ioctl numbers on /dev/iommu (or /dev/vfio/vfio served by
 // iommufd). It works on the compat IOAS chosen by IOMMU_VFIO_IOAS or created
 // by a legacy group's SET_CONTAINER.

@@ -1,6 +1,6 @@
 // ModelHost's iommufd side: /dev/iommu fds (one IommufdCtx each), the VFIO
-// cdev device fds of reference/linux-vfio.md §4.14, and the legacy group
-// path with an iommufd as its container (§3.2). The IommufdCtx does the
+// cdev device fds, and the legacy group path with an iommufd as its
+// container (docs/vfio-iommufd-model.md, ModelHost wiring). The IommufdCtx does the
 // iommufd semantics; this file keeps the fd table's rules (which fd is
 // bound, which group is blocked, who owns a group's DMA).
 #include <cerrno>

@@ -1,5 +1,5 @@
 // vfio/host/model/type1_iova_list.h (private) — type1's valid-IOVA list
-// operations (reference/linux-vfio.md §2.3), kernel quirks included:
+// operations (docs/vfio-type1-model.md), kernel quirks included:
 // resizing to an aperture drops a window whose last byte equals the new
 // start or whose first byte equals the new last, instead of shrinking it.
 //

@@ -1,5 +1,5 @@
 // vfio/host/model/vfio_container_model.h (private) — the legacy VFIO
-// container (/dev/vfio/vfio) of reference/linux-vfio.md §3.1: the group
+// container (/dev/vfio/vfio) of docs/vfio-type1-model.md: the group
 // list, the IOMMU driver chosen by SET_IOMMU (a Type1Iommu) and the ioctls
 // a container fd answers.
 //

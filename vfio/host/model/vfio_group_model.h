@@ -1,5 +1,5 @@
 // vfio/host/model/vfio_group_model.h (private) — one legacy VFIO group
-// (/dev/vfio/<N>) of reference/linux-vfio.md §3.2: single opener, status,
+// (/dev/vfio/<N>) of docs/vfio-type1-model.md: single opener, status,
 // SET/UNSET_CONTAINER, and the checks of GET_DEVICE_FD.
 //
 //   VfioGroupModel g(type1_group_desc, {"0000:01:00.0"});

@@ -11,7 +11,7 @@
 //     return e->DeviceRoot(0, devfn);
 //   });
 //
-// Behaviour is QEMU 7.2's legacy mode (reference/qemu.md §3.8-3.10),
+// Behaviour is QEMU 7.2's legacy mode (tests/conformance/vtd_scenarios.md),
 // including its quirks: an IOTLB hit is not permission-checked, so a write
 // to a cached read-only page fails without a fault record; PSI/DSI match a
 // device by the domain id re-read from its context entry; the queue

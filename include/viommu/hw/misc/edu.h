@@ -1,5 +1,5 @@
 // viommu/hw/misc/edu.h — QEMU's educational PCI device "edu" (1234:11e8),
-// register for register (reference/qemu.md §7, QEMU's docs/specs/edu.rst).
+// register for register (QEMU's docs/specs/edu.rst; docs/architecture.md).
 //
 //   VIOMMU_ASSIGN_OR_RETURN(std::unique_ptr<Edu> edu,
 //                           Edu::CreateFromProperties({{"dma_mask", "0xffff"}}));

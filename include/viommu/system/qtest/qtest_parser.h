@@ -5,7 +5,7 @@
 //   absl::StatusOr<QtestCommand> c = ParseQtestLine("writel 0x1000 0x12");
 //   if (!c.ok()) reply(QtestErrorReply(c.status()));   // "ERR ..."/"FAIL ..."
 //
-// Syntax (reference/qemu.md §5.1, QEMU system/qtest.c): the line (without
+// Syntax (QEMU system/qtest.c; docs/architecture.md, qtest): the line (without
 // its '\n') is split on every single space like g_strsplit(line, " "), so
 // two spaces make an empty word; a NUL byte ends the line (QEMU copies the
 // line with g_strndup). Words after the last argument a command uses are

@@ -23,7 +23,8 @@
 
 namespace viommu::vfio {
 
-// Linux's enum iommu_resv_type (reference/linux-vfio.md §2.3); the values
+// Linux's enum iommu_resv_type (docs/vfio-host-model.md, reserved@UNIT);
+// the values
 // are the kernel's.
 enum class ResvType : uint8_t {
   kDirect = 0,           // sysfs "direct"

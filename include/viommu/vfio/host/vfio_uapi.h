@@ -2,7 +2,8 @@
 // viommu speaks it to every host backend.
 //
 // These are viommu's own definitions of the kernel's ioctl numbers, flag
-// bits and x86-64 struct layouts (reference/linux-vfio.md §1). Debian 12's
+// bits and x86-64 struct layouts (Linux's uapi vfio.h / iommufd.h; what
+// the model does with them: docs/vfio-type1-model.md). Debian 12's
 // linux-libc-dev predates iommufd, so we do not include <linux/vfio.h>;
 // the static_asserts pin every layout to the kernel's size.
 //

@@ -1,4 +1,4 @@
-// The iommufd selftest catalogue (reference/linux-vfio.md §5) against the
+// Linux's iommufd selftest catalogue (docs/vfio-iommufd-model.md) against the
 // model: fixtures iommufd, iommufd_ioas (no_domain / mock_domain /
 // two_mock_domain) and iommufd_mock_domain. The VFIO compat fixture and the
 // §4 rule tables are in iommufd_rules_test.cc.

@@ -1,4 +1,4 @@
-// ModelHost's iommufd side (reference/linux-vfio.md §3.2 and §4.14) with
+// ModelHost's iommufd side (docs/vfio-iommufd-model.md, ModelHost wiring) with
 // the real simulated devices (ModelHostDevice): /dev/iommu fds, the VFIO
 // cdev rules row by row (input -> errno), the cdev flow end to end (edu DMA
 // through the IOAS), and the legacy group + iommufd path.

@@ -1,5 +1,5 @@
 // ModelHost: the fd table, the legacy container/group/device state machine
-// of reference/linux-vfio.md §3, device-fd delegation, sysfs facts.
+// of docs/vfio-type1-model.md, device-fd delegation, sysfs facts.
 #include "viommu/vfio/host/model/model_host.h"
 
 #include <cerrno>

@@ -1,6 +1,6 @@
 // Type1 through the model host, rule by rule: every row of
-// reference/real-kernel.md (what Linux 6.1 answered) and the rules of
-// reference/linux-vfio.md §2-3 as input -> expected errno/result.
+// docs/real-kernel-tests.md (what Linux 6.1 answered) and the rules of
+// docs/vfio-type1-model.md as input -> expected errno/result.
 #include <cerrno>
 #include <map>
 #include <string>

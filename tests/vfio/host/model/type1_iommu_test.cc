@@ -1,4 +1,4 @@
-// Type1Iommu driven directly: the rules of reference/linux-vfio.md §2 that
+// Type1Iommu driven directly: the rules of docs/vfio-type1-model.md that
 // the model host's legacy flow cannot reach (no domain, quirks A/B, v1,
 // VADDR, DIRTY_PAGES, check order per kernel version) and the IOVA-list
 // primitives.

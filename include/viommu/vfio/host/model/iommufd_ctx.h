@@ -1,5 +1,5 @@
 // viommu/vfio/host/model/iommufd_ctx.h — the in-process model of one open
-// of /dev/iommu (Linux's iommufd_ctx; reference/linux-vfio.md §4).
+// of /dev/iommu (Linux's iommufd_ctx; docs/vfio-iommufd-model.md).
 //
 // The ModelHost fd table owns one IommufdCtx per open of /dev/iommu (and per
 // /dev/vfio/vfio when that is served by iommufd) and forwards ioctls; the

@@ -18,8 +18,8 @@
 // Paths: /dev/vfio/vfio (a new container per open), /dev/vfio/<group>
 // (single opener), device fds from GROUP_GET_DEVICE_FD (name = BDF),
 // /dev/iommu (an IommufdCtx on process_memory(); ioctls forwarded) and
-// /dev/vfio/devices/vfio<N> (VFIO cdev, N = platform index; §4.14 of
-// reference/linux-vfio.md, see model_host_iommufd.cc). Both iommufd paths
+// /dev/vfio/devices/vfio<N> (VFIO cdev, N = platform index;
+// docs/vfio-iommufd-model.md, see model_host_iommufd.cc). Both iommufd paths
 // exist for every KernelVersion (6.1 has neither: a deliberate superset);
 // the version only selects SET_CONTAINER's errno for a foreign fd. An
 // IommufdCtx lives while its fd, a bound device or a group set to it

@@ -3,7 +3,8 @@
 // the dma list, the valid IOVA windows, the host IOMMU domains with their
 // groups, dma_avail, pgsize_bitmap, pinning and locked_vm accounting.
 //
-// Semantics follow reference/linux-vfio.md §2 and real-kernel.md: Linux 6.1
+// Semantics: docs/vfio-type1-model.md (checked against a real kernel:
+// docs/real-kernel-tests.md): Linux 6.1
 // by default (EINVAL on wrap, GET_INFO caps unpadded: IOVA_RANGE at 68,
 // argsz 84 + 16N), the newest kernel behind KernelVersion::kLatest.
 //
