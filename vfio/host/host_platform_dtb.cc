@@ -24,13 +24,14 @@ namespace viommu::vfio {
 namespace {
 
 constexpr uint64_t kMaxBlobSize = 16u << 20;
+constexpr uint32_t kDtbVersion = 17;  // what dtc and fdt_create write
 constexpr unsigned kMinApertureBits = 12;
 constexpr unsigned kMaxApertureBits = 64;
 
 absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
 
-absl::Status Invalid(std::string_view where, std::string_view what,
-                     int fdt_err = 0) {
+[[nodiscard]] absl::Status Invalid(std::string_view where,
+                                   std::string_view what, int fdt_err = 0) {
   std::string msg =
       absl::StrCat("vfio-host-model dtb: ", Sv(where), ": ", Sv(what));
   if (fdt_err < 0)
@@ -38,8 +39,9 @@ absl::Status Invalid(std::string_view where, std::string_view what,
   return absl::InvalidArgumentError(msg);
 }
 
-absl::Status BadProperty(std::string_view node, std::string_view prop,
-                         std::string_view what, int fdt_err = 0) {
+[[nodiscard]] absl::Status BadProperty(std::string_view node,
+                                       std::string_view prop,
+                                       std::string_view what, int fdt_err = 0) {
   return Invalid(absl::StrCat(Sv(node), ": property '", Sv(prop), "'"), what,
                  fdt_err);
 }
@@ -77,9 +79,8 @@ class Reader {
   }
 
   // The raw property, or nullopt when absent; other libfdt errors fail.
-  absl::StatusOr<std::optional<absl::string_view>> Raw(int node,
-                                                       const char* name,
-                                                       bool required) const {
+  [[nodiscard]] absl::StatusOr<std::optional<absl::string_view>> Raw(
+      int node, const char* name, bool required) const {
     int len = 0;
     const void* p = fdt_getprop(fdt_, node, name, &len);
     if (p == nullptr) {
@@ -92,8 +93,8 @@ class Reader {
         static_cast<const char*>(p), static_cast<size_t>(len)));
   }
 
-  absl::StatusOr<std::optional<uint32_t>> U32(int node, const char* name,
-                                              bool required) const {
+  [[nodiscard]] absl::StatusOr<std::optional<uint32_t>> U32(
+      int node, const char* name, bool required) const {
     VIOMMU_ASSIGN_OR_RETURN(auto raw, Raw(node, name, required));
     if (!raw) return std::nullopt;
     if (raw->size() != 4) {
@@ -106,8 +107,8 @@ class Reader {
   }
 
   // One u64 as /bits/ 64 <v> or two cells <hi lo> (8 bytes), or one cell.
-  absl::StatusOr<std::optional<uint64_t>> U64(int node, const char* name,
-                                              bool required) const {
+  [[nodiscard]] absl::StatusOr<std::optional<uint64_t>> U64(
+      int node, const char* name, bool required) const {
     VIOMMU_ASSIGN_OR_RETURN(auto raw, Raw(node, name, required));
     if (!raw) return std::nullopt;
     if (raw->size() == 4)
@@ -120,7 +121,8 @@ class Reader {
   }
 
   // One NUL-terminated, non-empty string.
-  absl::StatusOr<std::string> String(int node, const char* name) const {
+  [[nodiscard]] absl::StatusOr<std::string> String(int node,
+                                                   const char* name) const {
     VIOMMU_ASSIGN_OR_RETURN(auto raw, Raw(node, name, /*required=*/true));
     if (raw->size() < 2 || raw->back() != '\0' ||
         raw->find('\0') != raw->size() - 1) {
@@ -129,7 +131,8 @@ class Reader {
     return std::string(raw->data(), raw->size() - 1);
   }
 
-  absl::Status CheckCompatible(int node, const char* compatible) const {
+  [[nodiscard]] absl::Status CheckCompatible(int node,
+                                             const char* compatible) const {
     VIOMMU_ASSIGN_OR_RETURN(auto raw, Raw(node, "compatible", true));
     (void)raw;
     const int rc = fdt_node_check_compatible(fdt_, node, compatible);
@@ -141,7 +144,7 @@ class Reader {
 
   // Fails on a property not in `allowed` (a typo would otherwise be a
   // silently applied default).
-  absl::Status CheckProperties(
+  [[nodiscard]] absl::Status CheckProperties(
       int node, std::initializer_list<const char*> allowed) const {
     int prop;
     fdt_for_each_property_offset(prop, fdt_, node) {
@@ -184,7 +187,8 @@ class Reader {
   const void* fdt_;
 };
 
-absl::StatusOr<ResvRegion> ParseReserved(const Reader& r, int node) {
+[[nodiscard]] absl::StatusOr<ResvRegion> ParseReserved(const Reader& r,
+                                                       int node) {
   const std::string path = r.Path(node);
   VIOMMU_RETURN_IF_ERROR(r.CheckProperties(node, {"range", "type"}));
   VIOMMU_ASSIGN_OR_RETURN(auto raw, r.Raw(node, "range", true));
@@ -220,7 +224,8 @@ absl::StatusOr<ResvRegion> ParseReserved(const Reader& r, int node) {
   return region;
 }
 
-absl::StatusOr<HostDeviceDesc> ParseDevice(const Reader& r, int node) {
+[[nodiscard]] absl::StatusOr<HostDeviceDesc> ParseDevice(const Reader& r,
+                                                         int node) {
   const std::string path = r.Path(node);
   VIOMMU_RETURN_IF_ERROR(r.CheckProperties(
       node, {"compatible", "bdf", "iommu-group", "aperture-bits", "vendor-id",
@@ -290,7 +295,7 @@ absl::StatusOr<HostDeviceDesc> ParseDevice(const Reader& r, int node) {
   return d;
 }
 
-absl::Status ValidatePlatform(const HostPlatform& p) {
+[[nodiscard]] absl::Status ValidatePlatform(const HostPlatform& p) {
   if (p.pgsize_bitmap == 0 || (p.pgsize_bitmap & 0xfff) != 0) {
     return BadProperty(kHostModelNodePath, "pgsize-bitmap",
                        absl::StrFormat("0x%x: needs at least one page size and "
@@ -310,7 +315,7 @@ absl::Status ValidatePlatform(const HostPlatform& p) {
   return absl::OkStatus();
 }
 
-absl::Status FdtCheck(int rc, const char* what) {
+[[nodiscard]] absl::Status FdtCheck(int rc, const char* what) {
   if (rc >= 0) return absl::OkStatus();
   return absl::InternalError(absl::StrCat("vfio-host-model dtb: writing ", what,
                                           ": ", fdt_strerror(rc)));
@@ -335,6 +340,20 @@ absl::StatusOr<HostPlatform> ParseHostPlatformDtb(
   const void* fdt = storage.data();
   if (int rc = fdt_check_header(fdt); rc != 0) {
     return Invalid("blob", "bad header", rc);
+  }
+  // Only the version dtc writes (17, readable by 16 readers). libfdt accepts
+  // headers down to version 2, but its walkers take an older blob's paths for
+  // names, and Debian's libfdt 1.6.1 fdt_check_full reads address 0 on a
+  // version-5 header (tests/fuzz/corpus/host_platform_dtb/version5-segv):
+  // refuse before any walk.
+  if (fdt_version(fdt) != kDtbVersion ||
+      fdt_last_comp_version(fdt) > kDtbVersion) {
+    return Invalid("blob",
+                   absl::StrFormat("device tree version %u (last compatible "
+                                   "%u); only version %u is read",
+                                   fdt_version(fdt), fdt_last_comp_version(fdt),
+                                   kDtbVersion),
+                   -FDT_ERR_BADVERSION);
   }
   if (fdt_totalsize(fdt) > blob.size()) {
     return Invalid("blob",

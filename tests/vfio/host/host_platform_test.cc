@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "viommu/vfio/host/host_platform_dtb.h"
@@ -343,6 +344,25 @@ TEST(HostPlatformDtbErrorTest, BadMagic) {
   absl::StatusOr<HostPlatform> p = ParseHostPlatformDtb(blob);
   EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(p.status().message()), HasSubstr("FDT_ERR_BADMAGIC"));
+}
+
+// A header that says version 5 made Debian's libfdt 1.6.1 fdt_check_full read
+// address 0 (found by the host_platform_dtb fuzzer; the blob is in its
+// corpus). Every version other than 17 is refused before any walk.
+TEST(HostPlatformDtbErrorTest, OldAndNewVersionsAreRefusedBeforeAnyWalk) {
+  for (uint32_t version : {2u, 5u, 16u, 18u}) {
+    std::vector<uint8_t> blob = Blob(ValidTree());
+    blob[20] = static_cast<uint8_t>(version >> 24);  // fdt_header.version, BE
+    blob[21] = static_cast<uint8_t>(version >> 16);
+    blob[22] = static_cast<uint8_t>(version >> 8);
+    blob[23] = static_cast<uint8_t>(version);
+    absl::StatusOr<HostPlatform> p = ParseHostPlatformDtb(blob);
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << version;
+    EXPECT_THAT(std::string(p.status().message()),
+                HasSubstr(absl::StrCat("device tree version ", version)));
+    EXPECT_THAT(std::string(p.status().message()),
+                HasSubstr("FDT_ERR_BADVERSION"));
+  }
 }
 
 TEST(HostPlatformDtbErrorTest, TruncatedBlob) {
