@@ -95,8 +95,22 @@ TEST_F(IntelIommuTest, ResetValues) {
 }
 
 TEST_F(IntelIommuTest, SubWordAccessIsRejected) {
-  uint16_t v = 0;
-  EXPECT_FALSE(m_->system_as().Read(kVtdRegBase, &v, 2).ok() && v == 0x10);
+  // The register block takes 4- and 8-byte accesses only: a 2- or 1-byte
+  // read is a decode error that reads 0 (QEMU's invalid access), not VER.
+  uint16_t v = 0xdead;
+  EXPECT_EQ(m_->system_as().Read(kVtdRegBase, &v, 2),
+            memory::MemTxResult::DecodeError());
+  EXPECT_EQ(v, 0u);
+  uint8_t b = 0xaa;
+  EXPECT_EQ(m_->system_as().Read(kVtdRegBase, &b, 1),
+            memory::MemTxResult::DecodeError());
+  EXPECT_EQ(b, 0u);
+  // A rejected 2-byte write changes nothing: VER still reads 0x10.
+  uint16_t w = 0xffff;
+  EXPECT_EQ(m_->system_as().Write(kVtdRegBase + 0x20, &w, 2),
+            memory::MemTxResult::DecodeError());
+  EXPECT_EQ(R64(0x20), 0u);
+  EXPECT_EQ(R32(0x00), 0x10u);
 }
 
 TEST_F(IntelIommuTest, SrtpLatchesMaskedRootAndSetsRtps) {

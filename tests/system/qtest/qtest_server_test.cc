@@ -341,10 +341,11 @@ TEST_F(QtestServerTest, CreateRefusesUnknownChardevsAndBadPaths) {
   EXPECT_FALSE(l.ok());
 }
 
-// Throughput of simple commands through a pipe, batched as a client that
-// pipelines them would send (reported, not asserted).
-TEST_F(QtestServerTest, ReportsPipeThroughput) {
-  constexpr int kCommands = 400000;
+// Commands pipelined through a pipe, batched as a client that pipelines
+// them would send: every one is answered, none lost at buffer boundaries.
+// (Throughput is measured in tests/bench/qtest_throughput_bench.cc.)
+TEST_F(QtestServerTest, AnswersEveryPipelinedCommand) {
+  constexpr int kCommands = 20000;
   std::string batch;
   for (int i = 0; i < kCommands; ++i) {
     batch += (i % 2 == 0) ? "writel 0x1000 0x12345678\n" : "readl 0x1000\n";
@@ -367,21 +368,15 @@ TEST_F(QtestServerTest, ReportsPipeThroughput) {
       for (ssize_t i = 0; i < n; ++i) answered += buf[i] == '\n';
     }
   });
-  const auto start = std::chrono::steady_clock::now();
   {
     QtestServer server(&target_, to_server_[0], from_server_[1], nullptr, {});
     server.RunBlocking();
   }
-  const double secs =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-          .count();
   writer.join();
   close(from_server_[1]);
   from_server_[1] = -1;
   reader.join();
   EXPECT_EQ(answered, static_cast<size_t>(kCommands));
-  std::printf("qtest server: %d commands in %.3f s = %.0f commands/s\n",
-              kCommands, secs, kCommands / secs);
 }
 
 }  // namespace
