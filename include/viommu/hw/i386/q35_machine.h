@@ -2,10 +2,12 @@
 // bridge with CF8/CFC and ECAM, the MSI window, the virtual clock, the
 // interrupt router, and the -device / device_add front end.
 //
-//   VIOMMU_ASSIGN_OR_RETURN(auto m, Q35Machine::Create({.ram_size = 256 <<
-//   20})); VIOMMU_RETURN_IF_ERROR(m->AddDevice({.driver = "edu", .props =
-//   {{"addr", "4"}}})); uint32_t id = 0; m->system_as().Read(0xb0000000 + (4 <<
-//   15), &id, 4);   // ECAM: 0x11e81234
+//   VIOMMU_ASSIGN_OR_RETURN(auto m,
+//                           Q35Machine::Create({.ram_size = 256 << 20}));
+//   VIOMMU_RETURN_IF_ERROR(
+//       m->AddDevice({.driver = "edu", .props = {{"addr", "4"}}}));
+//   uint32_t id = 0;
+//   m->system_as().Read(0xb0000000 + (4 << 15), &id, 4);  // 0x11e81234
 //
 // Layout (ARCHITECTURE.md §3, a CONTRACT): RAM from 0 — below 4 GiB as
 // QEMU's q35 splits it (all of it when it is smaller than 0xb0000000,

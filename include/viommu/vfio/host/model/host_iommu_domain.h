@@ -8,9 +8,10 @@
 // host IOMMU fault that the device counts.
 //
 //   HostIommuDomain d(/*aperture_last=*/(1ull << 48) - 1,
-//   platform.pgsize_bitmap); d.Map(0x100000, hva, 0x10000, kPermRead |
-//   kPermWrite); std::optional<uint64_t> hva2 = d.Translate(0x100040, 64,
-//   /*write=*/true);
+//                     platform.pgsize_bitmap);
+//   int err = d.Map(0x100000, hva, 0x10000, kPermRead | kPermWrite);  // 0
+//   std::optional<uint64_t> hva2 =
+//       d.Translate(0x100040, 64, /*write=*/true);  // hva + 0x40
 //
 // Mappings are stored as ranges (one btree node per Map call), so a domain
 // with 100k mappings costs 100k nodes and Translate is O(log n).
