@@ -21,7 +21,7 @@ namespace viommu::hw {
 
 using DeviceProps = absl::btree_map<std::string, std::string>;
 
-absl::StatusOr<std::unique_ptr<pci::PciDevice>> CreatePciDevice(
+[[nodiscard]] absl::StatusOr<std::unique_ptr<pci::PciDevice>> CreatePciDevice(
     absl::string_view driver, const DeviceProps& props);
 
 }  // namespace viommu::hw

@@ -39,8 +39,8 @@ bool ParseHex(absl::string_view s, unsigned max, unsigned* out) {
 }
 
 // QEMU's PCI "addr" property: SLOT[.FN], both hex.
-absl::StatusOr<uint8_t> ParseDevfn(absl::string_view driver,
-                                   absl::string_view value) {
+[[nodiscard]] absl::StatusOr<uint8_t> ParseDevfn(absl::string_view driver,
+                                                 absl::string_view value) {
   std::vector<absl::string_view> parts = absl::StrSplit(value, '.');
   unsigned slot = 0, fn = 0;
   bool ok = parts.size() <= 2 && ParseHex(parts[0], 0x1f, &slot) &&

@@ -20,9 +20,8 @@ namespace viommu::hw::misc {
 // hex, a leading 0 octal, otherwise decimal; the whole text must be the
 // number (no sign, no spaces, no suffix) and fit in 64 bits.
 // Errors: kInvalidArgument naming `device`.`key` and the text.
-inline absl::StatusOr<uint64_t> ParseU64Property(absl::string_view device,
-                                                 absl::string_view key,
-                                                 absl::string_view value) {
+[[nodiscard]] inline absl::StatusOr<uint64_t> ParseU64Property(
+    absl::string_view device, absl::string_view key, absl::string_view value) {
   absl::string_view digits = value;
   int base = 10;
   if (digits.size() > 2 && digits[0] == '0' &&
@@ -46,8 +45,8 @@ inline absl::StatusOr<uint64_t> ParseU64Property(absl::string_view device,
   return v;
 }
 
-inline absl::Status UnknownProperty(absl::string_view device,
-                                    absl::string_view key) {
+[[nodiscard]] inline absl::Status UnknownProperty(absl::string_view device,
+                                                  absl::string_view key) {
   return absl::InvalidArgumentError(
       absl::StrCat("Property '", device, ".", key, "' not found"));
 }

@@ -37,14 +37,14 @@ class FakeModel final : public IommuModel {
   IommuTlbEntry Translate(Iova iova, IommuPerm, int) override {
     return {.iova = iova & ~uint64_t{0xfff}, .addr_mask = 0xfff};
   }
-  absl::Status Replay(int iommu_idx, ReplaySink emit) override {
+  [[nodiscard]] absl::Status Replay(int iommu_idx, ReplaySink emit) override {
     replayed_indexes.push_back(iommu_idx);
     for (const IommuTlbEntry& e : mappings) emit(e);
     return absl::OkStatus();
   }
   int NumIndexes() const override { return num_indexes_; }
-  absl::Status NotifyFlagChanged(NotifierFlags old_flags,
-                                 NotifierFlags new_flags) override {
+  [[nodiscard]] absl::Status NotifyFlagChanged(
+      NotifierFlags old_flags, NotifierFlags new_flags) override {
     flag_changes.emplace_back(old_flags, new_flags);
     if (veto_map && (new_flags & kNotifyMap)) {
       return absl::FailedPreconditionError("no caching mode");

@@ -27,11 +27,13 @@ class VtdDevice final : public memory::IommuModel {
                                   int /*iommu_idx*/) override {
     return engine_->Translate(*this, iova, access);
   }
-  absl::Status Replay(int iommu_idx, memory::ReplaySink emit) override {
+  [[nodiscard]] absl::Status Replay(int iommu_idx,
+                                    memory::ReplaySink emit) override {
     return engine_->Replay(*this, iommu_idx, emit);
   }
-  absl::Status NotifyFlagChanged(memory::NotifierFlags old_flags,
-                                 memory::NotifierFlags new_flags) override {
+  [[nodiscard]] absl::Status NotifyFlagChanged(
+      memory::NotifierFlags old_flags,
+      memory::NotifierFlags new_flags) override {
     return engine_->NotifyFlagChanged(*this, old_flags, new_flags);
   }
 

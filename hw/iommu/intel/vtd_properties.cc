@@ -11,7 +11,8 @@
 namespace viommu::vtd {
 namespace {
 
-absl::Status ParseBool(absl::string_view key, absl::string_view v, bool* out) {
+[[nodiscard]] absl::Status ParseBool(absl::string_view key, absl::string_view v,
+                                     bool* out) {
   if (v == "on" || v == "yes" || v == "true" || v == "y") {
     *out = true;
   } else if (v == "off" || v == "no" || v == "false" || v == "n") {
@@ -23,8 +24,8 @@ absl::Status ParseBool(absl::string_view key, absl::string_view v, bool* out) {
   return absl::OkStatus();
 }
 
-absl::Status ParseOnOffAuto(absl::string_view key, absl::string_view v,
-                            OnOffAuto* out) {
+[[nodiscard]] absl::Status ParseOnOffAuto(absl::string_view key,
+                                          absl::string_view v, OnOffAuto* out) {
   if (v == "on") {
     *out = OnOffAuto::kOn;
   } else if (v == "off") {
@@ -39,7 +40,8 @@ absl::Status ParseOnOffAuto(absl::string_view key, absl::string_view v,
 }
 
 // QEMU's uint8 property: a base-0 integer (sign allowed, then range-checked).
-absl::Status ParseU8(absl::string_view key, absl::string_view v, int* out) {
+[[nodiscard]] absl::Status ParseU8(absl::string_view key, absl::string_view v,
+                                   int* out) {
   absl::string_view digits = v;
   const bool negative = absl::ConsumePrefix(&digits, "-");
   uint64_t n = 0;

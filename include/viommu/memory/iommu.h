@@ -96,7 +96,7 @@ class IommuModel {
   // in time proportional to the mappings that exist. The default returns
   // kUnimplemented: the framework never walks the address space page by
   // page on a model's behalf.
-  virtual absl::Status Replay(int iommu_idx, ReplaySink emit);
+  [[nodiscard]] virtual absl::Status Replay(int iommu_idx, ReplaySink emit);
 
   // Optional: smallest page the model maps (default 4 KiB).
   virtual uint64_t MinPageSize() const { return 4096; }
@@ -109,8 +109,8 @@ class IommuModel {
   // changes; a non-OK status vetoes the registration that caused it, which
   // is then undone. Unregistration cannot be vetoed (the result is
   // ignored). Default: accept.
-  virtual absl::Status NotifyFlagChanged(NotifierFlags /*old_flags*/,
-                                         NotifierFlags /*new_flags*/) {
+  [[nodiscard]] virtual absl::Status NotifyFlagChanged(
+      NotifierFlags /*old_flags*/, NotifierFlags /*new_flags*/) {
     return absl::OkStatus();
   }
 };

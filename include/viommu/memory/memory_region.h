@@ -76,7 +76,7 @@ class MemoryRegion : public std::enable_shared_from_this<MemoryRegion> {
                                                        Size128 size);
   // Zero-filled anonymous host memory of `size` bytes.
   // Errors: kInvalidArgument (size 0), kResourceExhausted (mmap failed).
-  static absl::StatusOr<std::shared_ptr<MemoryRegion>> CreateRam(
+  [[nodiscard]] static absl::StatusOr<std::shared_ptr<MemoryRegion>> CreateRam(
       MemorySystem* system, std::string name, uint64_t size);
   // Device memory at `host` (not owned; must stay mapped for the region's
   // lifetime). Dispatched like MMIO: 1..8-byte host-endian accesses,

@@ -79,13 +79,13 @@ class TableIommu final : public IommuModel {
 
   // Emits every mapping once, in IOVA order: O(mappings), whatever the
   // region size. The table serves all iommu indexes alike.
-  absl::Status Replay(int iommu_idx, ReplaySink emit) override;
+  [[nodiscard]] absl::Status Replay(int iommu_idx, ReplaySink emit) override;
 
   uint64_t MinPageSize() const override { return min_page_size_; }
 
   // Records the change; vetoes per Options::veto_map.
-  absl::Status NotifyFlagChanged(NotifierFlags old_flags,
-                                 NotifierFlags new_flags) override;
+  [[nodiscard]] absl::Status NotifyFlagChanged(
+      NotifierFlags old_flags, NotifierFlags new_flags) override;
 
   // Number of mappings.
   size_t size() const;

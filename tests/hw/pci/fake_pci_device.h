@@ -62,7 +62,8 @@ class FakePciDevice final : public PciDevice {
   bool DoMsiNotify(unsigned vector) { return MsiNotify(vector); }
   bool IsMsiEnabled() const { return msi_enabled(); }
   uint8_t* RawConfig() { return config(); }
-  absl::StatusOr<uint8_t> DoAddMsiCapability(unsigned v, bool is64) {
+  [[nodiscard]] absl::StatusOr<uint8_t> DoAddMsiCapability(unsigned v,
+                                                           bool is64) {
     return AddMsiCapability(v, is64);
   }
 
@@ -72,7 +73,7 @@ class FakePciDevice final : public PciDevice {
   int unrealize_count() const { return unrealize_count_; }
 
  protected:
-  absl::Status Realize() override {
+  [[nodiscard]] absl::Status Realize() override {
     ++realize_count_;
     if (!options_.realize_status.ok()) return options_.realize_status;
     if (options_.bars) {

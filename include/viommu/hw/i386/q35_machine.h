@@ -89,7 +89,7 @@ class Q35Machine {
 
   // Errors: kInvalidArgument (RAM size 0, not a multiple of 4 KiB, or too
   // large for this host), kResourceExhausted (RAM cannot be allocated).
-  static absl::StatusOr<std::unique_ptr<Q35Machine>> Create(
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Q35Machine>> Create(
       const Options& options);
   Q35Machine(const Q35Machine&) = delete;
   Q35Machine& operator=(const Q35Machine&) = delete;
@@ -109,14 +109,14 @@ class Q35Machine {
   // Errors: kInvalidArgument (unknown driver, bad property or
   // value, named), kAlreadyExists (slot in use, duplicate id),
   // kResourceExhausted (no free slot), or the device's own.
-  absl::Status AddDevice(const DeviceSpec& spec);
+  [[nodiscard]] absl::Status AddDevice(const DeviceSpec& spec);
   // device_add after machine creation (QMP): as AddDevice, but refuses
   // drivers that cannot be hot-plugged (intel-iommu) with QEMU's
   // kInvalidArgument "Parameter 'driver' expects a pluggable device type".
-  absl::Status HotplugDevice(const DeviceSpec& spec);
+  [[nodiscard]] absl::Status HotplugDevice(const DeviceSpec& spec);
   // device_del: removes the device with qdev id `id`. Errors: kNotFound,
   // kFailedPrecondition (not hot-pluggable).
-  absl::Status DeleteDevice(const std::string& id);
+  [[nodiscard]] absl::Status DeleteDevice(const std::string& id);
   // system_reset: every device reset, RAM kept, clock unchanged.
   void Reset();
   // A reset the guest asks for (a write of RST_CPU to port 0xcf9): runs
@@ -142,12 +142,12 @@ class Q35Machine {
 
  private:
   Q35Machine() = default;
-  absl::Status Init(const Options& options);
+  [[nodiscard]] absl::Status Init(const Options& options);
   // Maps ECAM where the host bridge's PCIEXBAR says (or unmaps it).
   void UpdateEcam(uint64_t pciexbar);
-  absl::Status AddIntelIommu(const DeviceSpec& spec);
+  [[nodiscard]] absl::Status AddIntelIommu(const DeviceSpec& spec);
   // Unplugs and re-plugs every device so it gets the IOMMU's DMA root.
-  absl::Status ReplugForIommu();
+  [[nodiscard]] absl::Status ReplugForIommu();
 
   // All-ones reads for the I/O ports nothing claims.
   class UnassignedIo;

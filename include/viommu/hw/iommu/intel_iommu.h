@@ -37,7 +37,7 @@ class IntelIommu final : public memory::MmioOps {
  public:
   // `system_as`: where interrupt messages are written (not owned, outlives
   // this). Errors: kInvalidArgument (aw_bits not 39 or 48).
-  static absl::StatusOr<std::unique_ptr<IntelIommu>> Create(
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<IntelIommu>> Create(
       const Properties& props, memory::AddressSpace* system_as);
 
   // Every register back to its default and all latched state dropped

@@ -104,8 +104,8 @@ class VtdEngine final : public Observer, public InvalidationSink {
   // wider than the host IOMMU's. Errors: kFailedPrecondition (caching-mode
   // off), kInvalidArgument (aw-bits), kAlreadyExists (set twice); each
   // names hiod.name and the intel-iommu property. (vtd_host_iommu.cc)
-  absl::Status SetHostIommuDevice(uint8_t bus, uint8_t devfn,
-                                  const hw::pci::HostIommuDevice& hiod);
+  [[nodiscard]] absl::Status SetHostIommuDevice(
+      uint8_t bus, uint8_t devfn, const hw::pci::HostIommuDevice& hiod);
   void UnsetHostIommuDevice(uint8_t bus, uint8_t devfn);
   // nullptr when none is set for (bus, devfn).
   const hw::pci::HostIommuDevice* HostIommuDeviceOf(uint8_t bus,
@@ -154,10 +154,11 @@ class VtdEngine final : public Observer, public InvalidationSink {
   ContextLookup ReadContext(const VtdDevice& dev);
 
   // --- vtd_engine.cc (control context) ---
-  absl::Status NotifyFlagChanged(VtdDevice& dev,
-                                 memory::NotifierFlags old_flags,
-                                 memory::NotifierFlags new_flags);
-  absl::Status Replay(VtdDevice& dev, int idx, memory::ReplaySink emit);
+  [[nodiscard]] absl::Status NotifyFlagChanged(VtdDevice& dev,
+                                               memory::NotifierFlags old_flags,
+                                               memory::NotifierFlags new_flags);
+  [[nodiscard]] absl::Status Replay(VtdDevice& dev, int idx,
+                                    memory::ReplaySink emit);
   // QEMU's vtd_switch_address_space for one / every device.
   void SwitchAddressSpace(VtdDevice& dev);
   void SwitchAll();

@@ -44,7 +44,7 @@ struct Properties {
 //   "Supported values for aw-bits are: 39, 48",
 //   "eim=on cannot be selected without intremap=on",
 //   "eim=on requires accel=kvm,kernel-irqchip=split".
-absl::StatusOr<Properties> ParseProperties(
+[[nodiscard]] absl::StatusOr<Properties> ParseProperties(
     const absl::btree_map<std::string, std::string>& props);
 
 // CAP and ECAP exactly as QEMU 7.2 advertises them for `p`.

@@ -57,8 +57,8 @@ class DmaTestDevice final : public pci::PciDevice {
   DmaTestDevice();
   ~DmaTestDevice() override;
   // Errors: kInvalidArgument for any property (it takes none).
-  static absl::StatusOr<std::unique_ptr<DmaTestDevice>> CreateFromProperties(
-      const absl::btree_map<std::string, std::string>& props);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<DmaTestDevice>>
+  CreateFromProperties(const absl::btree_map<std::string, std::string>& props);
 
   void Reset() override;
 
@@ -66,7 +66,7 @@ class DmaTestDevice final : public pci::PciDevice {
   uint64_t blocked_reentrant_count() const { return blocked_reentrant_count_; }
 
  protected:
-  absl::Status Realize() override;
+  [[nodiscard]] absl::Status Realize() override;
 
  private:
   class Registers;

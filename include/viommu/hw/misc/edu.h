@@ -94,7 +94,7 @@ class Edu final : public pci::PciDevice {
   uint64_t blocked_reentrant_count() const { return blocked_reentrant_count_; }
 
  protected:
-  absl::Status Realize() override;
+  [[nodiscard]] absl::Status Realize() override;
   void Unrealize() override;
 
  private:

@@ -75,7 +75,8 @@ class PciBus {
   // pci_device_set_iommu_device). OK when no IOMMU hook is set. Errors:
   // the IOMMU's (e.g. kFailedPrecondition, kInvalidArgument naming the
   // device and the offending property).
-  absl::Status SetIommuDevice(uint8_t devfn, const HostIommuDevice& hiod);
+  [[nodiscard]] absl::Status SetIommuDevice(uint8_t devfn,
+                                            const HostIommuDevice& hiod);
   // Forgets it (no-op without a hook or when none was set).
   void UnsetIommuDevice(uint8_t devfn);
   // Connects every device's INTx pin, present and future, to
@@ -88,12 +89,13 @@ class PciBus {
   // Errors: kAlreadyExists (devfn in use), kResourceExhausted (no free
   // slot), or the device's Realize() error; on error nothing stays
   // attached (the device is destroyed).
-  absl::StatusOr<PciDevice*> Plug(std::unique_ptr<PciDevice> device,
-                                  std::optional<uint8_t> devfn);
+  [[nodiscard]] absl::StatusOr<PciDevice*> Plug(
+      std::unique_ptr<PciDevice> device, std::optional<uint8_t> devfn);
   // Unrealizes and detaches the device at `devfn` (INTx lowered, BARs
   // unmapped, DMA space gone) and hands it back.
   // Errors: kNotFound (no device there).
-  absl::StatusOr<std::unique_ptr<PciDevice>> Unplug(uint8_t devfn);
+  [[nodiscard]] absl::StatusOr<std::unique_ptr<PciDevice>> Unplug(
+      uint8_t devfn);
 
   PciDevice* Find(uint8_t devfn) const { return devices_[devfn].get(); }
   // The device with qdev id `id`; nullptr if none or `id` is empty.

@@ -135,7 +135,7 @@ class PciDevice {
   // Called once by PciBus::Plug after devfn, bus and the DMA address space
   // exist: create regions, BARs, capabilities and timers here. An error
   // fails the plug (nothing stays attached).
-  virtual absl::Status Realize() { return absl::OkStatus(); }
+  [[nodiscard]] virtual absl::Status Realize() { return absl::OkStatus(); }
   // Called before the device leaves the bus (unplug or bus destruction).
   virtual void Unrealize() {}
   // Called after every config write (for device-specific config
@@ -155,12 +155,14 @@ class PciDevice {
   // offset. Errors: kInvalidArgument (size 0, or offset below 0x40, past
   // 256 bytes or overlapping a capability), kResourceExhausted (no free
   // space). (Realize only.)
-  absl::StatusOr<uint8_t> AddCapability(uint8_t cap_id, uint8_t size,
-                                        uint8_t offset = 0);
+  [[nodiscard]] absl::StatusOr<uint8_t> AddCapability(uint8_t cap_id,
+                                                      uint8_t size,
+                                                      uint8_t offset = 0);
   // Adds an MSI capability with `vectors` (1, 2, 4, .. 32) vectors and
   // returns its config offset. Errors: kInvalidArgument (bad count),
   // kResourceExhausted (no config space left). (Realize only.)
-  absl::StatusOr<uint8_t> AddMsiCapability(unsigned vectors, bool is_64bit);
+  [[nodiscard]] absl::StatusOr<uint8_t> AddMsiCapability(unsigned vectors,
+                                                         bool is_64bit);
 
   // DMA through the bus-master address space with this device's requester
   // id. Decode error when bus mastering is off or nothing is there.

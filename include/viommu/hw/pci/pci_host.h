@@ -61,7 +61,7 @@ class Q35HostBridge final : public PciDevice {
   }
 
  protected:
-  absl::Status Realize() override;
+  [[nodiscard]] absl::Status Realize() override;
   void ConfigWritten(uint32_t offset, unsigned size) override;
 
  private:
