@@ -19,7 +19,7 @@ T Load(absl::Span<const uint8_t> buf, size_t offset) {
   return v;
 }
 
-absl::Status Malformed(const std::string& what) {
+[[nodiscard]] absl::Status Malformed(const std::string& what) {
   return absl::DataLossError(
       absl::StrCat("VFIO_IOMMU_GET_INFO: malformed reply: ", what));
 }

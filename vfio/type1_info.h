@@ -40,7 +40,8 @@ struct Type1Info {
 
 // Errors: kDataLoss naming the malformed field (short buffer, an offset or
 // count running past the data, a backwards chain, an inverted range).
-absl::StatusOr<Type1Info> ParseType1Info(absl::Span<const uint8_t> buffer);
+[[nodiscard]] absl::StatusOr<Type1Info> ParseType1Info(
+    absl::Span<const uint8_t> buffer);
 
 }  // namespace viommu::vfio
 

@@ -139,18 +139,21 @@ class TimedModelHost final : public HostBackend {
                  uint64_t offset) override {
     return host_.Pwrite(fd, buf, len, offset);
   }
-  absl::StatusOr<void*> Mmap(int fd, uint64_t len, uint64_t offset) override {
+  [[nodiscard]] absl::StatusOr<void*> Mmap(int fd, uint64_t len,
+                                           uint64_t offset) override {
     return host_.Mmap(fd, len, offset);
   }
   void Munmap(void* addr, uint64_t len) override { host_.Munmap(addr, len); }
-  absl::StatusOr<uint32_t> IommuGroupOf(const HostPciAddress& d) override {
+  [[nodiscard]] absl::StatusOr<uint32_t> IommuGroupOf(
+      const HostPciAddress& d) override {
     return host_.IommuGroupOf(d);
   }
-  absl::StatusOr<std::vector<ResvRegion>> GroupReservedRegions(
+  [[nodiscard]] absl::StatusOr<std::vector<ResvRegion>> GroupReservedRegions(
       uint32_t group) override {
     return host_.GroupReservedRegions(group);
   }
-  absl::StatusOr<std::string> DeviceCdevPath(const HostPciAddress& d) override {
+  [[nodiscard]] absl::StatusOr<std::string> DeviceCdevPath(
+      const HostPciAddress& d) override {
     return host_.DeviceCdevPath(d);
   }
 
@@ -230,10 +233,10 @@ class StackBox {
     guest_->Write64(l1_[i >> 9] + (i & 511) * 8, Leaf(i));
     guest_->InvalidatePage(kDid, i * kPage, 0);
   }
-  absl::StatusOr<VfioContainer*> Attach() {
+  [[nodiscard]] absl::StatusOr<VfioContainer*> Attach() {
     return vfio_->AttachDevice(dev_as_.get(), {.host = Host()});
   }
-  absl::Status Detach() { return vfio_->DetachDevice(Host()); }
+  [[nodiscard]] absl::Status Detach() { return vfio_->DetachDevice(Host()); }
   memory::IommuNotifierChains* chains() {
     return m_->vtd_engine()->FindAddressSpace(0, kDevfn)->notifiers();
   }

@@ -170,23 +170,25 @@ class FakeHostBackend final : public HostBackend {
   int64_t Pwrite(int, const void*, uint64_t, uint64_t) override {
     return -ENOSYS;
   }
-  absl::StatusOr<void*> Mmap(int, uint64_t, uint64_t) override {
+  [[nodiscard]] absl::StatusOr<void*> Mmap(int, uint64_t, uint64_t) override {
     return absl::UnimplementedError("fake: no mmap");
   }
   void Munmap(void*, uint64_t) override {}
 
-  absl::StatusOr<uint32_t> IommuGroupOf(const HostPciAddress& d) override {
+  [[nodiscard]] absl::StatusOr<uint32_t> IommuGroupOf(
+      const HostPciAddress& d) override {
     auto it = device_groups_.find(d.ToString());
     if (it == device_groups_.end()) {
       return absl::NotFoundError("fake: no device " + d.ToString());
     }
     return it->second;
   }
-  absl::StatusOr<std::vector<ResvRegion>> GroupReservedRegions(
+  [[nodiscard]] absl::StatusOr<std::vector<ResvRegion>> GroupReservedRegions(
       uint32_t) override {
     return std::vector<ResvRegion>{};
   }
-  absl::StatusOr<std::string> DeviceCdevPath(const HostPciAddress& d) override {
+  [[nodiscard]] absl::StatusOr<std::string> DeviceCdevPath(
+      const HostPciAddress& d) override {
     const std::string bdf = d.ToString();
     if (!device_groups_.count(bdf)) return absl::NotFoundError("fake: " + bdf);
     for (const auto& [path, b] : cdev_bdf_) {

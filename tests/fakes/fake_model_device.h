@@ -82,7 +82,8 @@ class FakeModelDevice final : public ModelDeviceOps {
     std::memcpy(p, buf, len);
     return static_cast<int64_t>(len);
   }
-  absl::StatusOr<void*> Mmap(uint64_t offset, uint64_t len) override {
+  [[nodiscard]] absl::StatusOr<void*> Mmap(uint64_t offset,
+                                           uint64_t len) override {
     if (offset != uapi::PciIndexToOffset(uapi::kPciBar2RegionIndex) ||
         len > kBar2Size) {
       return absl::InvalidArgumentError("only BAR2 is mmap-able");

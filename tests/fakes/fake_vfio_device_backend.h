@@ -242,7 +242,8 @@ class FakeVfioDeviceBackend final : public HostBackend {
     return int64_t(len);
   }
 
-  absl::StatusOr<void*> Mmap(int fd, uint64_t len, uint64_t offset) override {
+  [[nodiscard]] absl::StatusOr<void*> Mmap(int fd, uint64_t len,
+                                           uint64_t offset) override {
     const uapi::vfio_region_info& r2 = regions[2];
     if (fd != kDeviceFd || fail_mmap || offset < r2.offset ||
         offset - r2.offset + len > r2.size || r2.size > kBar2Size ||
@@ -256,14 +257,16 @@ class FakeVfioDeviceBackend final : public HostBackend {
   }
   void Munmap(void*, uint64_t) override { ++munmaps; }
 
-  absl::StatusOr<uint32_t> IommuGroupOf(const HostPciAddress&) override {
+  [[nodiscard]] absl::StatusOr<uint32_t> IommuGroupOf(
+      const HostPciAddress&) override {
     return absl::NotFoundError("fake: no sysfs");
   }
-  absl::StatusOr<std::vector<ResvRegion>> GroupReservedRegions(
+  [[nodiscard]] absl::StatusOr<std::vector<ResvRegion>> GroupReservedRegions(
       uint32_t) override {
     return std::vector<ResvRegion>{};
   }
-  absl::StatusOr<std::string> DeviceCdevPath(const HostPciAddress&) override {
+  [[nodiscard]] absl::StatusOr<std::string> DeviceCdevPath(
+      const HostPciAddress&) override {
     return absl::NotFoundError("fake: no cdev");
   }
 

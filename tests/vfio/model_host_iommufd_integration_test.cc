@@ -29,7 +29,7 @@ using ::testing::ElementsAre;
 class ModelHostIommufdIntegrationTest : public GuestRamTestEnv {
  protected:
   ~ModelHostIommufdIntegrationTest() override { manager_.reset(); }
-  absl::StatusOr<VfioContainer*> Attach(const char* bdf) {
+  [[nodiscard]] absl::StatusOr<VfioContainer*> Attach(const char* bdf) {
     return manager_->AttachDevice(memory_.get(),
                                   {.host = Bdf(bdf), .iommufd = "iommufd0"});
   }

@@ -67,9 +67,9 @@ class VfioTestEnv : public ::testing::Test {
   }
 
   // Attaches `bdf` (type1 unless iommufd is set) to `as` (default: memory).
-  absl::StatusOr<VfioContainer*> Attach(const std::string& bdf,
-                                        memory::AddressSpace* as = nullptr,
-                                        const std::string& iommufd = "") {
+  [[nodiscard]] absl::StatusOr<VfioContainer*> Attach(
+      const std::string& bdf, memory::AddressSpace* as = nullptr,
+      const std::string& iommufd = "") {
     if (!manager_) MakeManager();
     return manager_->AttachDevice(as ? as : memory_.get(),
                                   {.host = Bdf(bdf), .iommufd = iommufd});

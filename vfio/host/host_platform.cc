@@ -36,7 +36,7 @@ bool ParseHex(std::string_view text, size_t max_digits, uint64_t max_value,
   return true;
 }
 
-absl::Status BadAddress(std::string_view text) {
+[[nodiscard]] absl::Status BadAddress(std::string_view text) {
   return absl::InvalidArgumentError(absl::StrCat(
       "invalid host PCI address '", absl::string_view(text.data(), text.size()),
       "': expected SSSS:BB:DD.F (hex), e.g. 0000:01:00.0"));

@@ -136,18 +136,18 @@ class VfioContainer {
                 ContainerOptions options);
 
   // --- ops (QEMU's VFIOIOMMUClass) --------------------------------------
-  virtual absl::Status HostMap(Iova iova, uint64_t size, Hva hva,
-                               bool readonly) = 0;
-  virtual absl::Status HostUnmap(Iova iova, uint64_t size) = 0;
+  [[nodiscard]] virtual absl::Status HostMap(Iova iova, uint64_t size, Hva hva,
+                                             bool readonly) = 0;
+  [[nodiscard]] virtual absl::Status HostUnmap(Iova iova, uint64_t size) = 0;
   // Whether HostUnmapAll is available (type1: CHECK_EXTENSION(UNMAP_ALL)).
   virtual bool HasUnmapAll() const { return false; }
   // Unmaps everything at the host in one call. Called only when
   // HasUnmapAll().
-  virtual absl::Status HostUnmapAll() {
+  [[nodiscard]] virtual absl::Status HostUnmapAll() {
     return absl::InternalError("HostUnmapAll without HasUnmapAll");
   }
   // Re-reads the valid IOVA ranges (and page sizes) into the setters below.
-  virtual absl::Status ReadIovaInfo() = 0;
+  [[nodiscard]] virtual absl::Status ReadIovaInfo() = 0;
   // Detaches every device/group and closes host objects. Called once by
   // Shutdown() after every mapping is gone.
   virtual void ReleaseHost() = 0;
@@ -163,7 +163,7 @@ class VfioContainer {
   // ReadIovaInfo(), then, when the ranges differ from before, counts the
   // change, records "iova ranges changed" in last_error() and calls
   // on_iova_ranges_changed. Errors: ReadIovaInfo's.
-  absl::Status RefreshIovaRanges(bool* changed);
+  [[nodiscard]] absl::Status RefreshIovaRanges(bool* changed);
 
   void set_iova_ranges(std::vector<Range> ranges);
   void set_page_size_mask(uint64_t mask) { pgsizes_ = mask; }
@@ -176,9 +176,11 @@ class VfioContainer {
   friend class ContainerListener;
   // DmaMap without the EINVAL re-read: maps the pieces of [iova, last]
   // inside iova_ranges_, recording the holes.
-  absl::Status MapPieces(Iova iova, uint64_t last, Hva hva, bool readonly,
-                         bool record_holes, bool* einval);
-  absl::Status MapOne(Iova iova, uint64_t size, Hva hva, bool readonly);
+  [[nodiscard]] absl::Status MapPieces(Iova iova, uint64_t last, Hva hva,
+                                       bool readonly, bool record_holes,
+                                       bool* einval);
+  [[nodiscard]] absl::Status MapOne(Iova iova, uint64_t size, Hva hva,
+                                    bool readonly);
 
   const ContainerBackend backend_;
   HostBackend* const host_;         // not owned; outlives this

@@ -47,15 +47,14 @@ class IommufdContainer final : public VfioContainer {
  public:
   // open(cdev) + VFIO_DEVICE_BIND_IOMMUFD.
   // Errors: HostCallError of the open or ioctl.
-  static absl::StatusOr<IommufdDevice> BindDevice(HostBackend* backend,
-                                                  int iommufd,
-                                                  const std::string& cdev,
-                                                  std::string name);
+  [[nodiscard]] static absl::StatusOr<IommufdDevice> BindDevice(
+      HostBackend* backend, int iommufd, const std::string& cdev,
+      std::string name);
 
   // A new IOAS with `device` attached; the listener maps `as` at once.
   // Errors: the first host error or listener error; everything done so
   // far is undone (the device fd is closed).
-  static absl::StatusOr<std::unique_ptr<IommufdContainer>> Create(
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<IommufdContainer>> Create(
       HostBackend* backend, memory::AddressSpace* as, uint32_t id, int iommufd,
       IommufdDevice device, ContainerOptions options);
 
@@ -77,19 +76,19 @@ class IommufdContainer final : public VfioContainer {
   size_t device_count() const { return attached_.size(); }
 
  protected:
-  absl::Status HostMap(Iova iova, uint64_t size, Hva hva,
-                       bool readonly) override;
-  absl::Status HostUnmap(Iova iova, uint64_t size) override;
+  [[nodiscard]] absl::Status HostMap(Iova iova, uint64_t size, Hva hva,
+                                     bool readonly) override;
+  [[nodiscard]] absl::Status HostUnmap(Iova iova, uint64_t size) override;
   bool HasUnmapAll() const override { return true; }  // iova 0, length ~0
-  absl::Status HostUnmapAll() override;
-  absl::Status ReadIovaInfo() override;
+  [[nodiscard]] absl::Status HostUnmapAll() override;
+  [[nodiscard]] absl::Status ReadIovaInfo() override;
   void ReleaseHost() override;
 
  private:
   IommufdContainer(HostBackend* backend, memory::AddressSpace* as, uint32_t id,
                    int iommufd, ContainerOptions options);
-  absl::Status Setup(IommufdDevice device);
-  absl::Status Attach(IommufdDevice& device);
+  [[nodiscard]] absl::Status Setup(IommufdDevice device);
+  [[nodiscard]] absl::Status Attach(IommufdDevice& device);
   void Detach(IommufdDevice& device);
 
   const int iommufd_;  // not owned

@@ -46,8 +46,8 @@ class Type1Container final : public VfioContainer {
   // open("/dev/vfio/<group>") and VFIO_GROUP_GET_STATUS.
   // Errors: HostCallError of the open or ioctl; kFailedPrecondition when
   // the group is not viable (a device in it is not bound to vfio).
-  static absl::StatusOr<Type1Group> OpenGroup(HostBackend* backend,
-                                              uint32_t group);
+  [[nodiscard]] static absl::StatusOr<Type1Group> OpenGroup(
+      HostBackend* backend, uint32_t group);
 
   // Creates the container around `group` (see the setup order above) and
   // registers its listener on `as`, which maps every current section.
@@ -55,7 +55,7 @@ class Type1Container final : public VfioContainer {
   // Errors: the first host error (HostCallError), kFailedPrecondition for
   // an API version mismatch or no type1 support, or the first listener
   // error; everything done so far is undone (the group is closed).
-  static absl::StatusOr<std::unique_ptr<Type1Container>> Create(
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Type1Container>> Create(
       HostBackend* backend, memory::AddressSpace* as, uint32_t id,
       Type1Group group, std::string device, ContainerOptions options);
 
@@ -95,18 +95,18 @@ class Type1Container final : public VfioContainer {
   }
 
  protected:
-  absl::Status HostMap(Iova iova, uint64_t size, Hva hva,
-                       bool readonly) override;
-  absl::Status HostUnmap(Iova iova, uint64_t size) override;
+  [[nodiscard]] absl::Status HostMap(Iova iova, uint64_t size, Hva hva,
+                                     bool readonly) override;
+  [[nodiscard]] absl::Status HostUnmap(Iova iova, uint64_t size) override;
   bool HasUnmapAll() const override { return unmap_all_; }
-  absl::Status HostUnmapAll() override;
-  absl::Status ReadIovaInfo() override;
+  [[nodiscard]] absl::Status HostUnmapAll() override;
+  [[nodiscard]] absl::Status ReadIovaInfo() override;
   void ReleaseHost() override;
 
  private:
   Type1Container(HostBackend* backend, memory::AddressSpace* as, uint32_t id,
                  ContainerOptions options);
-  absl::Status Setup(Type1Group group, std::string device);
+  [[nodiscard]] absl::Status Setup(Type1Group group, std::string device);
 
   BackendFd fd_;
   unsigned long iommu_type_ = 0;

@@ -108,7 +108,7 @@ class VfioManager {
   size_t container_count() const { return containers_.size(); }
 
   // Host IOMMU facts of the device's container. Errors: kNotFound.
-  absl::StatusOr<HostIommuDeviceInfo> HostIommuInfo(
+  [[nodiscard]] absl::StatusOr<HostIommuDeviceInfo> HostIommuInfo(
       const HostPciAddress& host) const;
   // x-query-vfio: every container in id order.
   std::vector<ContainerQuery> Query() const;
@@ -122,14 +122,13 @@ class VfioManager {
     BackendFd device_fd;                 // type1 GET_DEVICE_FD, lazily
   };
 
-  absl::StatusOr<VfioContainer*> AttachType1(memory::AddressSpace* as,
-                                             const HostPciAddress& host,
-                                             const std::string& name,
-                                             uint32_t* group_out);
-  absl::StatusOr<VfioContainer*> AttachIommufd(memory::AddressSpace* as,
-                                               const VfioDeviceSpec& spec,
-                                               const std::string& name);
-  absl::StatusOr<int> IommufdFd(const std::string& id);
+  [[nodiscard]] absl::StatusOr<VfioContainer*> AttachType1(
+      memory::AddressSpace* as, const HostPciAddress& host,
+      const std::string& name, uint32_t* group_out);
+  [[nodiscard]] absl::StatusOr<VfioContainer*> AttachIommufd(
+      memory::AddressSpace* as, const VfioDeviceSpec& spec,
+      const std::string& name);
+  [[nodiscard]] absl::StatusOr<int> IommufdFd(const std::string& id);
   ContainerOptions OptionsFor(uint32_t id);
   void DestroyContainer(VfioContainer* c);
 

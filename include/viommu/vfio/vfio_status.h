@@ -23,14 +23,15 @@ namespace viommu::vfio {
 // message reads "OP(ARGS): strerror (errno N)", and which carries N as a
 // payload for StatusErrno(). `rc` may be -errno or errno.
 // REQUIRES: rc != 0.
-absl::Status HostCallError(int rc, absl::string_view op,
-                           absl::string_view args);
+[[nodiscard]] absl::Status HostCallError(int rc, absl::string_view op,
+                                         absl::string_view args);
 
 // The errno carried by a HostCallError status; nullopt for any other.
 std::optional<int> StatusErrno(const absl::Status& status);
 
 // Appends context to a status, keeping its code and payloads.
-absl::Status Annotate(const absl::Status& status, absl::string_view context);
+[[nodiscard]] absl::Status Annotate(const absl::Status& status,
+                                    absl::string_view context);
 
 }  // namespace viommu::vfio
 

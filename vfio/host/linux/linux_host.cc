@@ -47,7 +47,7 @@ class Real final : public SysCalls {
 int NegErrno() { return errno > 0 ? -errno : -EIO; }
 
 // The first line of a sysfs attribute, without the newline.
-absl::StatusOr<std::string> ReadAttr(const fs::path& path) {
+[[nodiscard]] absl::StatusOr<std::string> ReadAttr(const fs::path& path) {
   std::ifstream in(path);
   std::string line;
   if (!in || !std::getline(in, line)) {

@@ -77,17 +77,17 @@ class HostBackend {
 
   // sysfs: /sys/bus/pci/devices/<bdf>/iommu_group. kNotFound for an
   // unknown device.
-  virtual absl::StatusOr<uint32_t> IommuGroupOf(
+  [[nodiscard]] virtual absl::StatusOr<uint32_t> IommuGroupOf(
       const HostPciAddress& device) = 0;
   // sysfs: /sys/kernel/iommu_groups/<group>/reserved_regions, merged as the
   // kernel merges them (sorted; same-type overlapping or adjacent regions
   // joined).
-  virtual absl::StatusOr<std::vector<ResvRegion>> GroupReservedRegions(
-      uint32_t group) = 0;
+  [[nodiscard]] virtual absl::StatusOr<std::vector<ResvRegion>>
+  GroupReservedRegions(uint32_t group) = 0;
   // sysfs: /sys/bus/pci/devices/<bdf>/vfio-dev/vfio<N> as
   // "/dev/vfio/devices/vfio<N>" (the cdev for iommufd). kNotFound when the
   // device has none.
-  virtual absl::StatusOr<std::string> DeviceCdevPath(
+  [[nodiscard]] virtual absl::StatusOr<std::string> DeviceCdevPath(
       const HostPciAddress& device) = 0;
 };
 

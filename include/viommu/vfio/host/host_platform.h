@@ -45,7 +45,8 @@ struct ResvRegion {
 
 // Parses one line of /sys/kernel/iommu_groups/N/reserved_regions
 // ("0x00000000fee00000 0x00000000feefffff msi"). kInvalidArgument otherwise.
-absl::StatusOr<ResvRegion> ParseResvRegionLine(std::string_view line);
+[[nodiscard]] absl::StatusOr<ResvRegion> ParseResvRegionLine(
+    std::string_view line);
 // The inverse, as the kernel prints it ("0x%016llx 0x%016llx %s"; kSwMsi
 // prints as "msi" too).
 std::string FormatResvRegionLine(const ResvRegion& region);
@@ -59,7 +60,8 @@ struct HostPciAddress {
 
   // Accepts "SSSS:BB:DD.F" (hex, as lspci -D prints) and "BB:DD.F"
   // (domain 0). kInvalidArgument names the bad text.
-  static absl::StatusOr<HostPciAddress> Parse(std::string_view text);
+  [[nodiscard]] static absl::StatusOr<HostPciAddress> Parse(
+      std::string_view text);
   std::string ToString() const;  // "0000:01:00.0"
 
   friend bool operator==(const HostPciAddress&,
@@ -99,7 +101,7 @@ const HostPlatform& DefaultHostPlatform();
 
 // Reads a platform from a flattened device tree (libfdt). Errors are
 // kInvalidArgument with the node/property at fault and libfdt's message.
-absl::StatusOr<HostPlatform> ParseHostPlatformDtb(
+[[nodiscard]] absl::StatusOr<HostPlatform> ParseHostPlatformDtb(
     absl::Span<const uint8_t> blob);
 
 }  // namespace viommu::vfio

@@ -77,10 +77,11 @@ class LinuxHost final : public HostBackend {
                                            uint64_t offset) override;
   void Munmap(void* addr, uint64_t len) override;
 
-  absl::StatusOr<uint32_t> IommuGroupOf(const HostPciAddress& device) override;
-  absl::StatusOr<std::vector<ResvRegion>> GroupReservedRegions(
+  [[nodiscard]] absl::StatusOr<uint32_t> IommuGroupOf(
+      const HostPciAddress& device) override;
+  [[nodiscard]] absl::StatusOr<std::vector<ResvRegion>> GroupReservedRegions(
       uint32_t group) override;
-  absl::StatusOr<std::string> DeviceCdevPath(
+  [[nodiscard]] absl::StatusOr<std::string> DeviceCdevPath(
       const HostPciAddress& device) override;
 
   // The fds this backend owns now (tests: nothing leaks).

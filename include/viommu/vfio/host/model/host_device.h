@@ -103,7 +103,8 @@ class ModelHostDevice final : public ModelDeviceOps {
   // BAR2 only: `offset` page aligned inside region 2, 0 < len and
   // offset + len within it (len rounded up to pages). kInvalidArgument
   // ("EINVAL") otherwise; kResourceExhausted if mmap(2) fails.
-  absl::StatusOr<void*> Mmap(uint64_t offset, uint64_t len) override;
+  [[nodiscard]] absl::StatusOr<void*> Mmap(uint64_t offset,
+                                           uint64_t len) override;
   void Munmap(void* addr, uint64_t len) override;
   int Reset() override;  // always 0
   // 0, or -EINVAL for an index >= kPciNumIrqs.

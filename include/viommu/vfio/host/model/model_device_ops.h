@@ -46,7 +46,8 @@ class ModelDeviceOps {
   // mmap of a mmap-able region (BAR2): a read/write pointer to `len` bytes
   // of device memory at `offset`, valid until Munmap. ModelHost registers
   // the range as device memory (VM_PFNMAP) with ProcessMemory.
-  virtual absl::StatusOr<void*> Mmap(uint64_t offset, uint64_t len) = 0;
+  [[nodiscard]] virtual absl::StatusOr<void*> Mmap(uint64_t offset,
+                                                   uint64_t len) = 0;
   virtual void Munmap(void* addr, uint64_t len) = 0;
   // VFIO_DEVICE_RESET: 0 or -errno.
   virtual int Reset() = 0;

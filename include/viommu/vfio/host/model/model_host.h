@@ -78,10 +78,11 @@ class ModelHost final : public HostBackend {
   [[nodiscard]] absl::StatusOr<void*> Mmap(int fd, uint64_t len,
                                            uint64_t offset) override;
   void Munmap(void* addr, uint64_t len) override;
-  absl::StatusOr<uint32_t> IommuGroupOf(const HostPciAddress& device) override;
-  absl::StatusOr<std::vector<ResvRegion>> GroupReservedRegions(
+  [[nodiscard]] absl::StatusOr<uint32_t> IommuGroupOf(
+      const HostPciAddress& device) override;
+  [[nodiscard]] absl::StatusOr<std::vector<ResvRegion>> GroupReservedRegions(
       uint32_t group) override;
-  absl::StatusOr<std::string> DeviceCdevPath(
+  [[nodiscard]] absl::StatusOr<std::string> DeviceCdevPath(
       const HostPciAddress& device) override;
 
   // Fault injection. The n-th MAP_DMA (n >= 1, counted from now over all
@@ -102,8 +103,8 @@ class ModelHost final : public HostBackend {
   const Type1Iommu* ContainerIommu(int fd) const;
   // Mappings (vfio_dma count) and pages charged of a container fd; 0 before
   // SET_IOMMU; kNotFound for a non-container fd.
-  absl::StatusOr<uint64_t> ContainerMappingCount(int fd) const;
-  absl::StatusOr<uint64_t> ContainerLockedPages(int fd) const;
+  [[nodiscard]] absl::StatusOr<uint64_t> ContainerMappingCount(int fd) const;
+  [[nodiscard]] absl::StatusOr<uint64_t> ContainerLockedPages(int fd) const;
   // The simulated device; nullptr without a factory or for unknown BDFs.
   ModelDeviceOps* device(const HostPciAddress& address) const;
   // The domain the device's DMA goes through now (type1 or iommufd), or
@@ -115,10 +116,11 @@ class ModelHost final : public HostBackend {
   // The ctx of a /dev/iommu fd, or nullptr.
   const IommufdCtx* Iommufd(int fd) const;
   // IOAS ids of a /dev/iommu fd; kNotFound for another fd.
-  absl::StatusOr<std::vector<uint32_t>> IoasIds(int fd) const;
+  [[nodiscard]] absl::StatusOr<std::vector<uint32_t>> IoasIds(int fd) const;
   // Mappings (areas) of an IOAS; kNotFound for a non-iommufd fd or an id
   // that is not an IOAS.
-  absl::StatusOr<uint64_t> IoasMappingCount(int fd, uint32_t ioas_id) const;
+  [[nodiscard]] absl::StatusOr<uint64_t> IoasMappingCount(
+      int fd, uint32_t ioas_id) const;
 
  private:
   enum class FdKind { kContainer, kGroup, kDevice, kIommufd, kCdev };
