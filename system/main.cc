@@ -35,8 +35,8 @@ int Die(const absl::Status& s) {
 }
 
 // The QMP endpoints of -qmp and of -mon chardev=ID,mode=control.
-absl::StatusOr<std::vector<std::unique_ptr<QmpEndpoint>>> QmpEndpoints(
-    const VmConfig& config, QmpDispatcher* qmp) {
+[[nodiscard]] absl::StatusOr<std::vector<std::unique_ptr<QmpEndpoint>>>
+QmpEndpoints(const VmConfig& config, QmpDispatcher* qmp) {
   std::vector<std::unique_ptr<QmpEndpoint>> out;
   for (const std::string& q : config.qmp) {
     VIOMMU_ASSIGN_OR_RETURN(QmpSocketSpec spec, ParseQmpOption(q));

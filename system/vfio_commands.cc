@@ -95,7 +95,7 @@ namespace {
 
 // The debug commands look inside the model host; a real kernel has no such
 // window.
-absl::Status NotModelError(const char* command) {
+[[nodiscard]] absl::Status NotModelError(const char* command) {
   return absl::FailedPreconditionError(
       absl::StrCat(command,
                    ": only with -machine vfio-host=model (this machine passes "

@@ -27,7 +27,7 @@ bool ParseHex(absl::string_view s, unsigned max, unsigned* out) {
 }
 
 // QEMU's PCI "addr": SLOT[.FN], both hex.
-absl::StatusOr<uint8_t> ParseDevfn(absl::string_view value) {
+[[nodiscard]] absl::StatusOr<uint8_t> ParseDevfn(absl::string_view value) {
   std::vector<absl::string_view> parts = absl::StrSplit(value, '.');
   unsigned slot = 0, fn = 0;
   if (parts.size() > 2 || !ParseHex(parts[0], 0x1f, &slot) ||
@@ -44,7 +44,8 @@ std::string DeviceName(const std::string& id, const std::string& host) {
                     : absl::StrCat("vfio-pci '", id, "' (host ", host, ")");
 }
 
-absl::Status Prefix(const absl::Status& s, const std::string& name) {
+[[nodiscard]] absl::Status Prefix(const absl::Status& s,
+                                  const std::string& name) {
   return absl::Status(s.code(), absl::StrCat(name, ": ", s.message()));
 }
 

@@ -16,7 +16,7 @@
 namespace viommu::system {
 namespace {
 
-absl::StatusOr<sockaddr_un> UnixAddress(const std::string& path) {
+[[nodiscard]] absl::StatusOr<sockaddr_un> UnixAddress(const std::string& path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof(addr.sun_path)) {

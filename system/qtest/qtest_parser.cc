@@ -36,16 +36,17 @@ class Words {
   size_t count_ = 0;
 };
 
-absl::Status Err(absl::string_view cmd, absl::string_view why) {
+[[nodiscard]] absl::Status Err(absl::string_view cmd, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(cmd, ": ", why));
 }
 
-absl::Status Missing(absl::string_view cmd, size_t n) {
+[[nodiscard]] absl::Status Missing(absl::string_view cmd, size_t n) {
   return Err(cmd, absl::StrCat("expected ", n, " argument", n == 1 ? "" : "s"));
 }
 
-absl::Status BadNumber(absl::string_view cmd, absl::string_view what,
-                       absl::string_view word) {
+[[nodiscard]] absl::Status BadNumber(absl::string_view cmd,
+                                     absl::string_view what,
+                                     absl::string_view word) {
   return Err(cmd, absl::StrCat("invalid ", what, " '", word, "'"));
 }
 
@@ -118,7 +119,7 @@ bool IsBase64Char(char c) {
 }
 
 // ADDR and SIZE of read/write/b64read/b64write/memset.
-absl::Status AddrAndSize(const Words& w, QtestCommand* c) {
+[[nodiscard]] absl::Status AddrAndSize(const Words& w, QtestCommand* c) {
   if (!ParseQtestU64(w[1], &c->addr)) return BadNumber(w[0], "address", w[1]);
   if (!ParseQtestU64(w[2], &c->value)) return BadNumber(w[0], "size", w[2]);
   if (!InRange(c->addr, c->value)) {
@@ -133,7 +134,8 @@ absl::Status AddrAndSize(const Words& w, QtestCommand* c) {
     if (!s_.ok()) return s_;  \
   } while (0)
 
-absl::StatusOr<QtestCommand> ParsePio(const Words& w, QtestCommand c) {
+[[nodiscard]] absl::StatusOr<QtestCommand> ParsePio(const Words& w,
+                                                    QtestCommand c) {
   const absl::string_view cmd = w[0];
   const bool out = c.op == QtestOp::kOut;
   if (w.count() < (out ? 3u : 2u)) return Missing(cmd, out ? 2 : 1);
@@ -145,7 +147,8 @@ absl::StatusOr<QtestCommand> ParsePio(const Words& w, QtestCommand c) {
   return c;
 }
 
-absl::StatusOr<QtestCommand> ParseMmio(const Words& w, QtestCommand c) {
+[[nodiscard]] absl::StatusOr<QtestCommand> ParseMmio(const Words& w,
+                                                     QtestCommand c) {
   const absl::string_view cmd = w[0];
   const bool write = c.op == QtestOp::kWrite;
   if (w.count() < (write ? 3u : 2u)) return Missing(cmd, write ? 2 : 1);
@@ -159,7 +162,8 @@ absl::StatusOr<QtestCommand> ParseMmio(const Words& w, QtestCommand c) {
   return c;
 }
 
-absl::StatusOr<QtestCommand> ParseBuffer(const Words& w, QtestCommand c) {
+[[nodiscard]] absl::StatusOr<QtestCommand> ParseBuffer(const Words& w,
+                                                       QtestCommand c) {
   const absl::string_view cmd = w[0];
   const bool has_data = c.op == QtestOp::kBufWrite ||
                         c.op == QtestOp::kB64Write || c.op == QtestOp::kMemset;
@@ -208,7 +212,8 @@ absl::StatusOr<QtestCommand> ParseBuffer(const Words& w, QtestCommand c) {
   return c;
 }
 
-absl::StatusOr<QtestCommand> ParseClock(const Words& w, QtestCommand c) {
+[[nodiscard]] absl::StatusOr<QtestCommand> ParseClock(const Words& w,
+                                                      QtestCommand c) {
   const absl::string_view cmd = w[0];
   c.has_arg = w.count() > 1;
   if (c.op == QtestOp::kClockSet && !c.has_arg) return Missing(cmd, 1);
@@ -223,7 +228,8 @@ absl::StatusOr<QtestCommand> ParseClock(const Words& w, QtestCommand c) {
   return c;
 }
 
-absl::StatusOr<QtestCommand> ParseIrq(const Words& w, QtestCommand c) {
+[[nodiscard]] absl::StatusOr<QtestCommand> ParseIrq(const Words& w,
+                                                    QtestCommand c) {
   const absl::string_view cmd = w[0];
   switch (c.op) {
     case QtestOp::kIrqInterceptIn:

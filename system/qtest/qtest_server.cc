@@ -27,7 +27,7 @@ int64_t MonotonicNs() {
   return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
 }
 
-absl::StatusOr<sockaddr_un> UnixAddress(absl::string_view path) {
+[[nodiscard]] absl::StatusOr<sockaddr_un> UnixAddress(absl::string_view path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
@@ -38,7 +38,7 @@ absl::StatusOr<sockaddr_un> UnixAddress(absl::string_view path) {
   return addr;
 }
 
-absl::StatusOr<int> ConnectUnix(absl::string_view path) {
+[[nodiscard]] absl::StatusOr<int> ConnectUnix(absl::string_view path) {
   absl::StatusOr<sockaddr_un> addr = UnixAddress(path);
   if (!addr.ok()) return addr.status();
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -54,7 +54,7 @@ absl::StatusOr<int> ConnectUnix(absl::string_view path) {
 }
 
 // Listens at `path` (replacing a stale socket file) and waits for one peer.
-absl::StatusOr<int> AcceptUnix(absl::string_view path) {
+[[nodiscard]] absl::StatusOr<int> AcceptUnix(absl::string_view path) {
   absl::StatusOr<sockaddr_un> addr = UnixAddress(path);
   if (!addr.ok()) return addr.status();
   int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -83,8 +83,8 @@ class VfioPciDevice::BarOps final : public memory::MmioOps {
   memory::AccessRules impl() const override { return {1, 8, false}; }
 
  private:
-  absl::Status Failure(const char* op, int64_t n, uint64_t offset,
-                       unsigned size) const {
+  [[nodiscard]] absl::Status Failure(const char* op, int64_t n, uint64_t offset,
+                                     unsigned size) const {
     const std::string args =
         absl::StrFormat("fd=%d, %s BAR %d, len=%u, offset=0x%x", dev_->fd_,
                         dev_->host_, index_, size, offset);

@@ -31,7 +31,7 @@ struct SparseMmapHeader {
 };
 static_assert(sizeof(SparseMmapHeader) == 16);
 
-absl::Status OutOfProtocol(int fd, std::string_view what) {
+[[nodiscard]] absl::Status OutOfProtocol(int fd, std::string_view what) {
   return absl::DataLossError(
       absl::StrFormat("vfio device fd %d: backend answer out of protocol: %s",
                       fd, std::string(what)));
@@ -39,9 +39,10 @@ absl::Status OutOfProtocol(int fd, std::string_view what) {
 
 // One GET_REGION_INFO into `buf` (argsz = its size). Checks the answer's
 // index, argsz floor and offset + size.
-absl::Status QueryRegionInfo(vfio::HostBackend& backend, int fd, uint32_t index,
-                             std::vector<uint64_t>& buf,
-                             uapi::vfio_region_info* ri) {
+[[nodiscard]] absl::Status QueryRegionInfo(vfio::HostBackend& backend, int fd,
+                                           uint32_t index,
+                                           std::vector<uint64_t>& buf,
+                                           uapi::vfio_region_info* ri) {
   std::memset(buf.data(), 0, buf.size() * sizeof(uint64_t));
   ri->argsz = static_cast<uint32_t>(buf.size() * sizeof(uint64_t));
   ri->index = index;
@@ -74,9 +75,10 @@ absl::Status QueryRegionInfo(vfio::HostBackend& backend, int fd, uint32_t index,
 // Walks the capability chain in `bytes` (the whole GET_REGION_INFO answer)
 // for the sparse-mmap areas. Every header, area array and `next` is
 // bounds-checked; `next` must move forward, so a chain cannot loop.
-absl::Status ParseRegionCaps(int fd, uint32_t index, const uint8_t* bytes,
-                             uint32_t len, uint32_t cap_offset,
-                             VfioRegionInfo* out) {
+[[nodiscard]] absl::Status ParseRegionCaps(int fd, uint32_t index,
+                                           const uint8_t* bytes, uint32_t len,
+                                           uint32_t cap_offset,
+                                           VfioRegionInfo* out) {
   uint32_t off = cap_offset;
   bool sparse = false;
   while (off != 0) {
@@ -134,8 +136,8 @@ absl::Status ParseRegionCaps(int fd, uint32_t index, const uint8_t* bytes,
 
 // GET_REGION_INFO with the argsz protocol: when the answer wants a larger
 // argsz (a capability chain), ask again with that much room, once.
-absl::StatusOr<VfioRegionInfo> ReadRegionInfo(vfio::HostBackend& backend,
-                                              int fd, uint32_t index) {
+[[nodiscard]] absl::StatusOr<VfioRegionInfo> ReadRegionInfo(
+    vfio::HostBackend& backend, int fd, uint32_t index) {
   std::vector<uint64_t> buf(sizeof(uapi::vfio_region_info) / 8);
   uapi::vfio_region_info ri{};
   absl::Status st = QueryRegionInfo(backend, fd, index, buf, &ri);
@@ -178,8 +180,8 @@ absl::StatusOr<VfioRegionInfo> ReadRegionInfo(vfio::HostBackend& backend,
   return out;
 }
 
-absl::StatusOr<VfioIrqInfo> ReadIrqInfo(vfio::HostBackend& backend, int fd,
-                                        uint32_t index) {
+[[nodiscard]] absl::StatusOr<VfioIrqInfo> ReadIrqInfo(
+    vfio::HostBackend& backend, int fd, uint32_t index) {
   uapi::vfio_irq_info ii{};
   ii.argsz = sizeof(ii);
   ii.index = index;

@@ -101,8 +101,8 @@ class FakeQtestTarget final : public QtestTarget {
     return now;
   }
 
-  absl::Status InterceptIrqIn(absl::string_view path,
-                              std::function<void(int, bool)> fn) override {
+  [[nodiscard]] absl::Status InterceptIrqIn(
+      absl::string_view path, std::function<void(int, bool)> fn) override {
     if (IsIoapic(path)) {
       irq = std::move(fn);
       return absl::OkStatus();
@@ -110,13 +110,14 @@ class FakeQtestTarget final : public QtestTarget {
     if (path == "/machine/peripheral/dev0") return intercept_in_error;
     return absl::NotFoundError("no such device");
   }
-  absl::Status InterceptIrqOut(absl::string_view path) override {
+  [[nodiscard]] absl::Status InterceptIrqOut(absl::string_view path) override {
     return IsIoapic(path) || path == "/machine/peripheral/dev0"
                ? absl::OkStatus()
                : absl::NotFoundError("no such device");
   }
-  absl::Status SetIrqIn(absl::string_view path, absl::string_view name,
-                        uint64_t n, int64_t level) override {
+  [[nodiscard]] absl::Status SetIrqIn(absl::string_view path,
+                                      absl::string_view name, uint64_t n,
+                                      int64_t level) override {
     if (!IsIoapic(path)) return absl::NotFoundError("Unknown device");
     if (name != "unnamed-gpio-in" || n >= 24) {
       return absl::NotFoundError("Unknown IRQ");

@@ -34,7 +34,7 @@ class QtestClient {
  public:
   // Starts argv[0] with argv[1..]; its stdin/stdout become the qtest
   // channel (pass "-qtest", "stdio"). stderr is kept for diagnostics.
-  static absl::StatusOr<std::unique_ptr<QtestClient>> Spawn(
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<QtestClient>> Spawn(
       std::vector<std::string> argv,
       std::chrono::milliseconds timeout = std::chrono::seconds(10));
   QtestClient(const QtestClient&) = delete;
@@ -44,11 +44,11 @@ class QtestClient {
   ~QtestClient();
 
   // Sends one line and returns the answer line without its newline.
-  absl::StatusOr<std::string> Command(absl::string_view line);
+  [[nodiscard]] absl::StatusOr<std::string> Command(absl::string_view line);
 
   // Sends `lines` (newline-terminated) in one write and reads `answers`
   // answers (asynchronous IRQ lines are collected, not counted).
-  absl::Status SendBatch(absl::string_view lines, int answers);
+  [[nodiscard]] absl::Status SendBatch(absl::string_view lines, int answers);
 
   // Typed helpers (libqtest's qtest_inl, qtest_readl, ...).
   uint8_t Inb(uint16_t port);
@@ -79,8 +79,8 @@ class QtestClient {
 
  private:
   QtestClient() = default;
-  absl::StatusOr<std::string> ReadLine();
-  absl::Status WriteAll(absl::string_view out);
+  [[nodiscard]] absl::StatusOr<std::string> ReadLine();
+  [[nodiscard]] absl::Status WriteAll(absl::string_view out);
   // "OK 0x..." -> value; records a failure otherwise.
   uint64_t ValueOf(absl::string_view line);
   void ExpectOk(absl::string_view line);

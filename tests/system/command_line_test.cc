@@ -13,7 +13,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Pair;
 
-absl::StatusOr<VmConfig> Parse(std::vector<std::string> args) {
+[[nodiscard]] absl::StatusOr<VmConfig> Parse(std::vector<std::string> args) {
   return ParseCommandLine(args);
 }
 

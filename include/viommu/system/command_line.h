@@ -49,15 +49,17 @@ struct VmConfig {
 // Splits "a,b=c,,d" into head "a" and {b: "c,d"}. A first element that
 // contains '=' is a property (the head stays empty unless `implied_key`
 // names the key it would have, e.g. "driver" for -device).
-absl::StatusOr<OptionList> ParseOptionList(absl::string_view text,
-                                           absl::string_view implied_key);
+[[nodiscard]] absl::StatusOr<OptionList> ParseOptionList(
+    absl::string_view text, absl::string_view implied_key);
 
 // QEMU's size syntax: a number with an optional K/M/G/T/P/E suffix (base
 // 1024); `default_suffix` applies when there is none ('M' for -m).
-absl::StatusOr<uint64_t> ParseSize(absl::string_view text, char default_suffix);
+[[nodiscard]] absl::StatusOr<uint64_t> ParseSize(absl::string_view text,
+                                                 char default_suffix);
 
 // Errors: kInvalidArgument naming the flag or the value.
-absl::StatusOr<VmConfig> ParseCommandLine(absl::Span<const std::string> args);
+[[nodiscard]] absl::StatusOr<VmConfig> ParseCommandLine(
+    absl::Span<const std::string> args);
 
 }  // namespace viommu::system
 

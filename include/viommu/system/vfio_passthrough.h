@@ -57,13 +57,13 @@ class VfioPassthrough {
     uint8_t devfn = 0;
   };
   // `iommufds`: the ids of every `-object iommufd,id=ID`.
-  static absl::StatusOr<std::unique_ptr<VfioPassthrough>> Create(
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<VfioPassthrough>> Create(
       hw::Q35Machine* machine, vfio::HostPlatform platform,
       std::set<std::string> iommufds);
   // The same over the real kernel (LinuxHost with `options`).
-  static absl::StatusOr<std::unique_ptr<VfioPassthrough>> CreateLinux(
-      hw::Q35Machine* machine, std::set<std::string> iommufds,
-      vfio::LinuxHostOptions options = {});
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<VfioPassthrough>>
+  CreateLinux(hw::Q35Machine* machine, std::set<std::string> iommufds,
+              vfio::LinuxHostOptions options = {});
   VfioPassthrough(const VfioPassthrough&) = delete;
   VfioPassthrough& operator=(const VfioPassthrough&) = delete;
   ~VfioPassthrough();
@@ -74,11 +74,11 @@ class VfioPassthrough {
   // (no such host device), kAlreadyExists (slot or id in use, device
   // attached already), kFailedPrecondition (group in another address
   // space; VT-d without caching-mode), the container's first error.
-  absl::Status Add(const hw::DeviceSpec& spec);
+  [[nodiscard]] absl::Status Add(const hw::DeviceSpec& spec);
   // device_del of a vfio-pci device: unplug, host IOMMU device unset,
   // container detach (the last device tears its container down: no host
   // mapping stays). Errors: kNotFound.
-  absl::Status Delete(const std::string& id);
+  [[nodiscard]] absl::Status Delete(const std::string& id);
   bool Owns(const std::string& id) const;
   // Unplugs and detaches every device (for a re-attach in new address
   // spaces once intel-iommu is added); returns what re-adds them.
@@ -119,7 +119,7 @@ class VfioPassthrough {
   explicit VfioPassthrough(hw::Q35Machine* machine) : machine_(machine) {}
   void Init(std::unique_ptr<vfio::HostBackend> host,
             std::set<std::string> iommufds);
-  absl::Status Attach(const hw::DeviceSpec& spec);
+  [[nodiscard]] absl::Status Attach(const hw::DeviceSpec& spec);
   void Remove(Attached& a);
 
   hw::Q35Machine* const machine_;  // not owned

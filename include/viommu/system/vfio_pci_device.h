@@ -147,7 +147,7 @@ class VfioPciDevice final : public hw::pci::PciDevice {
   const absl::Status& last_host_error() const { return last_host_error_; }
 
  protected:
-  absl::Status Realize() override;
+  [[nodiscard]] absl::Status Realize() override;
   void Unrealize() override;
 
  private:
@@ -156,7 +156,7 @@ class VfioPciDevice final : public hw::pci::PciDevice {
   // destroyed.
   class EventFd {
    public:
-    static absl::StatusOr<EventFd> Create();
+    [[nodiscard]] static absl::StatusOr<EventFd> Create();
     EventFd(EventFd&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
     EventFd& operator=(EventFd&& other) noexcept;
     EventFd(const EventFd&) = delete;
@@ -199,9 +199,9 @@ class VfioPciDevice final : public hw::pci::PciDevice {
                 const hw::pci::PciDeviceInfo& pci_info);
 
   // Config (vfio_pci_config.cc).
-  absl::Status PlanBars();
+  [[nodiscard]] absl::Status PlanBars();
   void PlanCapabilities();
-  absl::Status ApplyCapabilities();  // Realize: list + byte modes
+  [[nodiscard]] absl::Status ApplyCapabilities();  // Realize: list + byte modes
   bool HostConfigRead(uint32_t offset, uint8_t* buf, unsigned len);
   // Shows or hides every BAR's mmap (ram_device) regions in one
   // transaction; hidden, their ranges fall through to the MMIO path.
@@ -212,10 +212,11 @@ class VfioPciDevice final : public hw::pci::PciDevice {
   void UnrealizeBars();
   // Interrupts (vfio_pci_irq.cc).
   // VFIO_DEVICE_SET_IRQS with `count` and, for DATA_EVENTFD, `fds`.
-  absl::Status SetIrqs(uint32_t index, uint32_t flags, uint32_t count,
-                       const std::vector<int>& fds);
-  absl::Status EnableIntx();
-  absl::Status EnableMsi(unsigned vectors);
+  [[nodiscard]] absl::Status SetIrqs(uint32_t index, uint32_t flags,
+                                     uint32_t count,
+                                     const std::vector<int>& fds);
+  [[nodiscard]] absl::Status EnableIntx();
+  [[nodiscard]] absl::Status EnableMsi(unsigned vectors);
   void DisableIrqs();     // whatever is active; errors are recorded
   void UpdateMsiState();  // after a config write
   void IntxEoi();         // a BAR MMIO access

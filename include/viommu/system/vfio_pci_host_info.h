@@ -83,8 +83,8 @@ struct VfioPciHostInfo {
 // The Status for a host call that returned `rc` (-errno, or errno):
 // "<op>(<args>): <strerror> (errno N)" with the errno's status code and
 // the "viommu.dev/errno" payload.
-absl::Status VfioHostCallError(int64_t rc, std::string_view op,
-                               std::string_view args);
+[[nodiscard]] absl::Status VfioHostCallError(int64_t rc, std::string_view op,
+                                             std::string_view args);
 
 }  // namespace viommu::system
 

@@ -38,7 +38,8 @@ class Vm final : public QtestTarget {
   // vfio-host=linux; kAlreadyExists for a duplicate object id; the
   // machine's, the host backend's or the first device's,
   // prefixed with the offending -device / -object text.
-  static absl::StatusOr<std::unique_ptr<Vm>> Create(const VmConfig& config);
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Vm>> Create(
+      const VmConfig& config);
   Vm(const Vm&) = delete;
   Vm& operator=(const Vm&) = delete;
   // vfio-pci devices first (they need the host backend), then the machine.
@@ -65,16 +66,18 @@ class Vm final : public QtestTarget {
 
   // irq_intercept_in: only the machine's interrupt controller ("ioapic")
   // can be intercepted; level changes go to `fn` (qtest IRQ lines).
-  absl::Status InterceptIrqIn(absl::string_view qom_path,
-                              std::function<void(int, bool)> fn) override;
-  absl::Status InterceptIrqOut(absl::string_view qom_path) override;
+  [[nodiscard]] absl::Status InterceptIrqIn(
+      absl::string_view qom_path, std::function<void(int, bool)> fn) override;
+  [[nodiscard]] absl::Status InterceptIrqOut(
+      absl::string_view qom_path) override;
   // Only the interrupt controller's unnamed inputs (GSIs) can be driven.
-  absl::Status SetIrqIn(absl::string_view qom_path, absl::string_view name,
-                        uint64_t n, int64_t level) override;
+  [[nodiscard]] absl::Status SetIrqIn(absl::string_view qom_path,
+                                      absl::string_view name, uint64_t n,
+                                      int64_t level) override;
 
   // QMP device_add/device_del/system_reset (vfio-pci included).
-  absl::Status DeviceAdd(const hw::DeviceSpec& spec);
-  absl::Status DeviceDel(const std::string& id);
+  [[nodiscard]] absl::Status DeviceAdd(const hw::DeviceSpec& spec);
+  [[nodiscard]] absl::Status DeviceDel(const std::string& id);
   void SystemReset() { machine_->Reset(); }
 
   // Delivers pending passthrough interrupts (after every qtest command and
@@ -83,7 +86,7 @@ class Vm final : public QtestTarget {
 
  private:
   Vm() = default;
-  absl::Status AddColdDevice(const OptionList& d);
+  [[nodiscard]] absl::Status AddColdDevice(const OptionList& d);
   std::unique_ptr<hw::Q35Machine> machine_;
   std::unique_ptr<VfioPassthrough> vfio_;
 };

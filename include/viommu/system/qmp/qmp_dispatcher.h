@@ -52,12 +52,12 @@ class QmpValue {
   }
   static QmpValue EmptyObject();
   // Errors: kInvalidArgument with json-glib's message.
-  static absl::StatusOr<QmpValue> Parse(absl::string_view json);
+  [[nodiscard]] static absl::StatusOr<QmpValue> Parse(absl::string_view json);
   // A value sent exactly as `json` (which must be valid JSON): json-glib
   // holds integers as int64, so unsigned 64-bit numbers above INT64_MAX
   // (addresses) survive only as text. node() is the parsed form, in which
   // such numbers wrap. Errors: Parse's.
-  static absl::StatusOr<QmpValue> FromJsonText(std::string json);
+  [[nodiscard]] static absl::StatusOr<QmpValue> FromJsonText(std::string json);
   JsonNode* node() const { return node_; }
   std::string ToString() const;
 
@@ -73,7 +73,7 @@ class QmpArgs {
   bool Has(const char* name) const;
   // Errors: kInvalidArgument "Parameter 'x' is missing" / "Invalid
   // parameter type for 'x', expected: string".
-  absl::StatusOr<std::string> GetString(const char* name) const;
+  [[nodiscard]] absl::StatusOr<std::string> GetString(const char* name) const;
   // Every member as text (numbers and booleans as qdev properties take
   // them), for device_add.
   std::map<std::string, std::string> AsStringMap() const;

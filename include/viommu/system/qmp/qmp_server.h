@@ -31,11 +31,12 @@ struct QmpSocketSpec {
 
 // "unix:PATH[,server=on|off][,wait=on|off]" (-qmp). QEMU's -qmp defaults
 // to server=on. Errors: kInvalidArgument (other backends, bad options).
-absl::StatusOr<QmpSocketSpec> ParseQmpOption(absl::string_view text);
+[[nodiscard]] absl::StatusOr<QmpSocketSpec> ParseQmpOption(
+    absl::string_view text);
 
 class QmpEndpoint {
  public:
-  static absl::StatusOr<std::unique_ptr<QmpEndpoint>> Create(
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<QmpEndpoint>> Create(
       QmpDispatcher* dispatcher, const QmpSocketSpec& spec);
   QmpEndpoint(const QmpEndpoint&) = delete;
   QmpEndpoint& operator=(const QmpEndpoint&) = delete;

@@ -88,7 +88,8 @@ struct QtestCommand {
 
 // Errors: kInvalidArgument ("ERR <message>"), kNotFound ("FAIL <message>");
 // the message is the answer text after the ERR/FAIL word.
-absl::StatusOr<QtestCommand> ParseQtestLine(absl::string_view line);
+[[nodiscard]] absl::StatusOr<QtestCommand> ParseQtestLine(
+    absl::string_view line);
 
 // The answer line for a parse error (without newline).
 std::string QtestErrorReply(const absl::Status& status);

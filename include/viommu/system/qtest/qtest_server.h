@@ -56,10 +56,10 @@ class QtestServer {
   // synchronously. `target` is not owned and must outlive the server.
   // Errors: kInvalidArgument (other chardev kinds, bad path), kUnavailable
   // (cannot connect/listen), errno-derived codes (cannot open the log).
-  static absl::StatusOr<std::unique_ptr<QtestServer>> Create(
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<QtestServer>> Create(
       QtestTarget* target, absl::string_view spec, absl::string_view log_path,
       std::function<void()> on_eof);
-  static absl::StatusOr<std::unique_ptr<QtestServer>> Create(
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<QtestServer>> Create(
       QtestTarget* target, absl::string_view spec, absl::string_view log_path,
       std::function<void()> on_eof, const Options& options);
 

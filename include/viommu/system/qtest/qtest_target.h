@@ -58,18 +58,19 @@ class QtestTarget {
 
   // irq_intercept_in: routes level changes of `qom_path`'s input lines to
   // `fn`. Errors: kNotFound (no such device).
-  virtual absl::Status InterceptIrqIn(absl::string_view qom_path,
-                                      std::function<void(int, bool)> fn) = 0;
+  [[nodiscard]] virtual absl::Status InterceptIrqIn(
+      absl::string_view qom_path, std::function<void(int, bool)> fn) = 0;
   // irq_intercept_out: intercepts the output lines of `qom_path` (none of
   // viommu's devices has named outputs yet, so this only checks the path).
   // Errors: kNotFound.
-  virtual absl::Status InterceptIrqOut(absl::string_view qom_path) = 0;
+  [[nodiscard]] virtual absl::Status InterceptIrqOut(
+      absl::string_view qom_path) = 0;
   // set_irq_in: drives input line `n` of the GPIO array `name` of
   // `qom_path` ("unnamed-gpio-in" is the unnamed one). Errors: kNotFound
   // (device or line).
-  virtual absl::Status SetIrqIn(absl::string_view qom_path,
-                                absl::string_view name, uint64_t n,
-                                int64_t level) = 0;
+  [[nodiscard]] virtual absl::Status SetIrqIn(absl::string_view qom_path,
+                                              absl::string_view name,
+                                              uint64_t n, int64_t level) = 0;
 };
 
 }  // namespace viommu::system
