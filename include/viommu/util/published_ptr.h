@@ -6,8 +6,9 @@
 //   std::shared_ptr<const FlatView> v = slot.Load();     // any thread
 //   std::shared_ptr<const FlatView> old = slot.Exchange(next);
 //
-// A tiny spinlock guards the pointer copy (a few instructions: readers hold
-// it only to bump the reference count). It replaces
+// A tiny spinlock (util/spin_lock.h) guards the pointer copy (a few
+// instructions: readers hold it only to bump the reference count); ptr_ is
+// ABSL_GUARDED_BY it, checked by clang's -Wthread-safety. It replaces
 // std::atomic<std::shared_ptr>, whose libstdc++ 12 implementation hides its
 // lock bit from ThreadSanitizer, which then reports false races; acquire/
 // release on an std::atomic<bool> is both cheap and visible to TSan.
@@ -16,9 +17,11 @@
 #ifndef VIOMMU_UTIL_PUBLISHED_PTR_H_
 #define VIOMMU_UTIL_PUBLISHED_PTR_H_
 
-#include <atomic>
 #include <memory>
 #include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "viommu/util/spin_lock.h"
 
 namespace viommu {
 
@@ -30,33 +33,24 @@ class PublishedPtr {
   PublishedPtr(const PublishedPtr&) = delete;
   PublishedPtr& operator=(const PublishedPtr&) = delete;
 
-  std::shared_ptr<T> Load() const {
-    Lock();
-    std::shared_ptr<T> copy = ptr_;
-    Unlock();
-    return copy;
+  std::shared_ptr<T> Load() const ABSL_LOCKS_EXCLUDED(mu_) {
+    SpinLockGuard g(mu_);
+    return ptr_;
   }
 
   // Installs `p` and returns the previous pointer (released by the caller,
   // outside the lock).
-  std::shared_ptr<T> Exchange(std::shared_ptr<T> p) {
-    Lock();
-    ptr_.swap(p);
-    Unlock();
+  std::shared_ptr<T> Exchange(std::shared_ptr<T> p) ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      SpinLockGuard g(mu_);
+      ptr_.swap(p);
+    }
     return p;
   }
 
  private:
-  void Lock() const {
-    while (locked_.exchange(true, std::memory_order_acquire)) {
-      while (locked_.load(std::memory_order_relaxed)) {
-      }
-    }
-  }
-  void Unlock() const { locked_.store(false, std::memory_order_release); }
-
-  mutable std::atomic<bool> locked_{false};
-  std::shared_ptr<T> ptr_;
+  mutable SpinLock mu_;
+  std::shared_ptr<T> ptr_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace viommu
