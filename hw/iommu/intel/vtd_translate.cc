@@ -130,6 +130,12 @@ void VtdEngine::ReportFault(uint16_t sid, FaultReason reason, bool fpd,
   faults_.fetch_add(1, std::memory_order_relaxed);
   if (fpd && IsQualifiedFault(reason)) return;  // suppressed by FPD
   absl::MutexLock lock(&fault_mu_);
+  RecordFaultLocked(sid, reason, addr, is_write, pasid_value);
+}
+
+void VtdEngine::RecordFaultLocked(uint16_t sid, FaultReason reason,
+                                  uint64_t addr, bool is_write,
+                                  uint16_t pasid_value) {
   iommu_->RecordFault(sid, reason, addr, is_write, pasid_value);
 }
 

@@ -64,22 +64,25 @@ class TableIommu final : public IommuModel {
   // MinPageSize(), iova or gpa not aligned to size, perm none or unknown);
   // kAlreadyExists (overlaps a mapping of another range; nothing changes).
   [[nodiscard]] absl::Status Map(Iova iova, uint64_t size, Gpa gpa,
-                                 IommuPerm perm);
+                                 IommuPerm perm) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Removes every mapping inside [iova, iova + size), one UNMAP each in
   // IOVA order. A range holding no mapping is not an error.
   // Errors: kInvalidArgument (size 0, range wraps past 2^64, or a mapping
   // is only partly inside; nothing changes).
-  [[nodiscard]] absl::Status Unmap(Iova iova, uint64_t size);
+  [[nodiscard]] absl::Status Unmap(Iova iova, uint64_t size)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // The mapping containing `iova` with its own perm (the caller checks the
   // access); otherwise perm none, iova aligned down to MinPageSize() and
   // addr_mask MinPageSize() - 1. Thread-safe.
-  IommuTlbEntry Translate(Iova iova, IommuPerm access, int iommu_idx) override;
+  IommuTlbEntry Translate(Iova iova, IommuPerm access, int iommu_idx) override
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Emits every mapping once, in IOVA order: O(mappings), whatever the
   // region size. The table serves all iommu indexes alike.
-  [[nodiscard]] absl::Status Replay(int iommu_idx, ReplaySink emit) override;
+  [[nodiscard]] absl::Status Replay(int iommu_idx, ReplaySink emit) override
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   uint64_t MinPageSize() const override { return min_page_size_; }
 
@@ -88,7 +91,7 @@ class TableIommu final : public IommuModel {
       NotifierFlags old_flags, NotifierFlags new_flags) override;
 
   // Number of mappings.
-  size_t size() const;
+  size_t size() const ABSL_LOCKS_EXCLUDED(mu_);
 
   void set_veto_map(bool veto) { veto_map_ = veto; }
   // The last NotifyFlagChanged() call (vetoed or not), and how many calls.
@@ -107,7 +110,8 @@ class TableIommu final : public IommuModel {
   IommuMapping ToIommuMapping(const Mapping& m) const;
   void Announce(Iova iova, uint64_t addr_mask,
                 const std::optional<IommuMapping>& before,
-                const std::optional<IommuMapping>& after);
+                const std::optional<IommuMapping>& after)
+      ABSL_LOCKS_EXCLUDED(mu_);  // notifiers may call Translate
 
   AddressSpace* const target_as_;  // not owned
   const uint64_t min_page_size_;

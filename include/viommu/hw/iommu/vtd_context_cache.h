@@ -82,29 +82,32 @@ class ContextCache {
   ContextCache& operator=(const ContextCache&) = delete;
 
   // The cached context entry of (bus, devfn), if valid. Counts hit/miss.
-  std::optional<CachedContext> Lookup(uint8_t bus, uint8_t devfn);
+  std::optional<CachedContext> Lookup(uint8_t bus, uint8_t devfn)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Caches `ctx` for (bus, devfn) at the current generation.
-  void Insert(uint8_t bus, uint8_t devfn, const CachedContext& ctx);
+  void Insert(uint8_t bus, uint8_t devfn, const CachedContext& ctx)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Advances on every invalidation.
   uint64_t epoch() const { return epoch_.load(std::memory_order_seq_cst); }
   // Insert, unless an invalidation ran since `epoch` was read; returns
   // whether the entry was inserted.
   bool InsertIfCurrent(uint64_t epoch, uint8_t bus, uint8_t devfn,
-                       const CachedContext& ctx);
+                       const CachedContext& ctx)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Global (and, as QEMU, domain-selective) invalidation.
-  void InvalidateAll();
+  void InvalidateAll() ABSL_LOCKS_EXCLUDED(mu_);
   // Device-selective invalidation with function mask `fm` (see above).
-  void InvalidateDevice(uint16_t source_id, uint8_t fm);
+  void InvalidateDevice(uint16_t source_id, uint8_t fm) ABSL_LOCKS_EXCLUDED(mu_);
 
-  uint32_t generation() const;
+  uint32_t generation() const ABSL_LOCKS_EXCLUDED(mu_);
   // Number of valid entries. O(allocated slots): for tests.
-  size_t CountValidForTesting() const;
-  ContextCacheStats stats() const;
+  size_t CountValidForTesting() const ABSL_LOCKS_EXCLUDED(mu_);
+  ContextCacheStats stats() const ABSL_LOCKS_EXCLUDED(mu_);
   // Sets the global generation, e.g. to kGenerationMax - 1 to test the
   // wraparound. REQUIRES: gen >= 1.
-  void SetGenerationForTesting(uint32_t gen);
+  void SetGenerationForTesting(uint32_t gen) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Slot {

@@ -145,7 +145,12 @@ class VtdEngine final : public Observer, public InvalidationSink {
                                   memory::IommuPerm access);
   // QEMU's vtd_qualify_report_fault; `pasid_value` as IntelIommu::RecordFault.
   void ReportFault(uint16_t sid, FaultReason reason, bool fpd, uint64_t addr,
-                   bool is_write, uint16_t pasid_value = 0);
+                   bool is_write, uint16_t pasid_value = 0)
+      ABSL_LOCKS_EXCLUDED(fault_mu_);
+  // IntelIommu::RecordFault, the only way the engine records a fault.
+  void RecordFaultLocked(uint16_t sid, FaultReason reason, uint64_t addr,
+                         bool is_write, uint16_t pasid_value)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(fault_mu_);
   // The device's context entry for translation (context cache, else the
   // tables).
   ContextLookup GetContext(VtdDevice& dev);
@@ -196,7 +201,10 @@ class VtdEngine final : public Observer, public InvalidationSink {
 
   absl::flat_hash_map<uint16_t, std::unique_ptr<VtdDevice>> devices_;
   absl::flat_hash_map<uint16_t, hw::pci::HostIommuDevice> host_devices_;
-  // Serialises fault recording from DMA threads.
+  // Serialises fault recording from DMA threads: IntelIommu's fault
+  // registers are written only in RecordFaultLocked, with it held. (It does
+  // not order those writes against the guest's register accesses, which
+  // run in the control context without it: see "Threading" above.)
   absl::Mutex fault_mu_;
   std::atomic<uint64_t> walks_{0};
   std::atomic<uint64_t> faults_{0};

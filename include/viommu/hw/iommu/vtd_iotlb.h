@@ -144,32 +144,34 @@ class Iotlb {
   // e.addr_mask. An existing entry with the same key is replaced (keeps its
   // ring position and reference bit). When full, evicts one entry (CLOCK).
   // REQUIRES: e.addr_mask is 4K, 2M or 1G - 1 (VIOMMU_CHECK).
-  void Insert(uint16_t sid, Iova iova, const IotlbEntry& e);
+  void Insert(uint16_t sid, Iova iova, const IotlbEntry& e)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // The invalidation epoch: advances on every Invalidate* call.
   uint64_t epoch() const { return epoch_.load(std::memory_order_seq_cst); }
   // Insert, unless an invalidation ran since `epoch` was read; returns
   // whether the entry was inserted.
   bool InsertIfCurrent(uint64_t epoch, uint16_t sid, Iova iova,
-                       const IotlbEntry& e);
+                       const IotlbEntry& e) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Global invalidation: drops everything.
-  void InvalidateAll();
+  void InvalidateAll() ABSL_LOCKS_EXCLUDED(mu_);
   // Domain-selective: drops every entry of `domain_id`. O(capacity).
-  void InvalidateDomain(uint16_t domain_id);
+  void InvalidateDomain(uint16_t domain_id) ABSL_LOCKS_EXCLUDED(mu_);
   // Page-selective, QEMU 7.2's vtd_hash_remove_by_page: drops the entries of
   // `domain_id` that overlap [addr & ~(2^am * 4K - 1), +2^am * 4K) — an
   // entry inside the range, or a superpage entry containing `addr`.
   // REQUIRES: am <= kMaxAm (the caller rejects larger AM as QEMU does).
-  void InvalidatePage(uint16_t domain_id, Iova addr, uint8_t am);
+  void InvalidatePage(uint16_t domain_id, Iova addr, uint8_t am)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
-  size_t size() const;
+  size_t size() const ABSL_LOCKS_EXCLUDED(mu_);
   size_t capacity() const { return capacity_; }
-  IotlbStats stats() const;
+  IotlbStats stats() const ABSL_LOCKS_EXCLUDED(mu_);
 
   // How InvalidatePage finds its victims; kAuto picks the cheaper way.
   enum class PsiStrategy { kAuto, kScan, kProbe };
-  void set_psi_strategy_for_testing(PsiStrategy s);
+  void set_psi_strategy_for_testing(PsiStrategy s) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   // One table slot (16 bytes, so 1024 entries at 50% load fill 32 KiB).
