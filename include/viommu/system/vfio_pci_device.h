@@ -227,7 +227,12 @@ class VfioPciDevice final : public hw::pci::PciDevice {
   std::string host_;
   VfioPciHostInfo info_;
   std::array<BarPlan, hw::pci::kNumBars> bar_plan_{};
-  std::array<BarState, hw::pci::kNumBars> bars_{};
+  // Default-initialised, not `{}`: aggregate-initialising the array here
+  // would need BarState's destructor, so ~unique_ptr<BarOps>, while BarOps
+  // is incomplete (clang rejects it). The constructor and destructor are
+  // defined in vfio_pci_device.cc, where BarOps is complete; every
+  // BarState member has a default constructor.
+  std::array<BarState, hw::pci::kNumBars> bars_;
   std::vector<CapPlan> caps_;  // host list order
   // Per config byte: read from the host / also written to the host.
   std::array<bool, 256> read_host_{};
