@@ -92,13 +92,13 @@ absl::StatusOr<std::unique_ptr<ModelHostDevice>> ModelHostDevice::Create(
 }
 
 ModelDeviceFactory ModelHostDevice::Factory(const Options& options) {
-  return
-      [options](const HostDeviceDesc& desc) -> std::unique_ptr<ModelDeviceOps> {
-        absl::StatusOr<std::unique_ptr<ModelHostDevice>> dev =
-            Create(desc, /*memory=*/nullptr, options);
-        if (!dev.ok()) return nullptr;
-        return std::move(*dev);
-      };
+  return [options](const HostDeviceDesc& desc)
+             -> absl::StatusOr<std::unique_ptr<ModelDeviceOps>> {
+    absl::StatusOr<std::unique_ptr<ModelHostDevice>> dev =
+        Create(desc, /*memory=*/nullptr, options);
+    if (!dev.ok()) return dev.status();
+    return std::unique_ptr<ModelDeviceOps>(std::move(*dev));
+  };
 }
 
 ModelHostDevice::ModelHostDevice(const HostDeviceDesc& desc,

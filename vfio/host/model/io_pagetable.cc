@@ -378,8 +378,10 @@ int IoPagetable::CutAfter(uint64_t iova) {
     // Pin both halves before dropping the whole: every page is already
     // pinned, so this neither fails nor charges.
     Area head{iova, a.pages, a.offset, a.perm};
-    VIOMMU_CHECK(PinArea(it->first, head) == 0);
-    VIOMMU_CHECK(PinArea(new_start, tail) == 0);
+    const int head_rc = PinArea(it->first, head);
+    const int tail_rc = PinArea(new_start, tail);
+    VIOMMU_CHECK(head_rc == 0);
+    VIOMMU_CHECK(tail_rc == 0);
     UnpinArea(it->first, a);
   }
   a.last = iova;

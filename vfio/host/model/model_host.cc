@@ -28,7 +28,15 @@ ModelHost::ModelHost(HostPlatform platform, ModelHostOptions options)
     : platform_(std::move(platform)), options_(std::move(options)) {
   for (const HostDeviceDesc& d : platform_.devices) {
     DeviceSlot slot{&d, nullptr};
-    if (options_.device_factory) slot.ops = options_.device_factory(d);
+    if (options_.device_factory) {
+      absl::StatusOr<std::unique_ptr<ModelDeviceOps>> ops =
+          options_.device_factory(d);
+      if (ops.ok()) {
+        slot.ops = std::move(*ops);
+      } else if (device_status_.ok()) {
+        device_status_ = ops.status();
+      }
+    }
     devices_.push_back(std::move(slot));
   }
   for (const HostDeviceDesc& d : platform_.devices) {
@@ -48,6 +56,14 @@ ModelHost::ModelHost(HostPlatform platform, ModelHostOptions options)
     groups_.emplace(d.group, std::make_unique<VfioGroupModel>(
                                  std::move(desc), std::move(names)));
   }
+}
+
+absl::StatusOr<std::unique_ptr<ModelHost>> ModelHost::Create(
+    HostPlatform platform, ModelHostOptions options) {
+  auto host =
+      std::make_unique<ModelHost>(std::move(platform), std::move(options));
+  if (!host->device_status().ok()) return host->device_status();
+  return host;
 }
 
 ModelHost::~ModelHost() {

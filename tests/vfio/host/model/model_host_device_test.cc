@@ -120,5 +120,26 @@ TEST_F(ModelHostDeviceTest, LeavingTheContainerBlocksDma) {
   EXPECT_EQ(host_.ContainerIommu(container_)->domain_count(), 1u);
 }
 
+TEST(ModelHostDeviceFactoryTest, ADeviceThatCannotBeMadeFailsModelHostCreate) {
+  HostPlatform platform = DefaultHostPlatform();
+  platform.devices[1].bar2_size = 100;  // not a power of two >= 4 KiB
+  absl::StatusOr<std::unique_ptr<ModelHost>> host = ModelHost::Create(
+      platform, {.device_factory = ModelHostDevice::Factory({})});
+  ASSERT_FALSE(host.ok());
+  EXPECT_EQ(host.status().code(), absl::StatusCode::kInvalidArgument);
+  // The constructor keeps the error and leaves that device without ops.
+  ModelHost direct(platform, {.device_factory = ModelHostDevice::Factory({})});
+  EXPECT_EQ(direct.device_status(), host.status());
+  EXPECT_EQ(direct.device(platform.devices[1].address), nullptr);
+  EXPECT_NE(direct.device(platform.devices[0].address), nullptr);
+}
+
+TEST(ModelHostDeviceFactoryTest, ModelHostCreateSucceedsWhenEveryDeviceIsMade) {
+  absl::StatusOr<std::unique_ptr<ModelHost>> host = ModelHost::Create(
+      DefaultHostPlatform(), {.device_factory = ModelHostDevice::Factory({})});
+  ASSERT_TRUE(host.ok()) << host.status();
+  EXPECT_TRUE((*host)->device_status().ok());
+}
+
 }  // namespace
 }  // namespace viommu::vfio::model

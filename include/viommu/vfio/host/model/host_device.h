@@ -88,8 +88,8 @@ class ModelHostDevice final : public ModelDeviceOps {
       const Options& options);
   // A ModelHostOptions::device_factory making ModelHostDevices with
   // `options` and no ProcessMemory of their own (ModelHost registers the
-  // BAR2 mmaps in its own). A device that cannot be created is nullptr
-  // (its fd then answers region/irq calls with -EINVAL).
+  // BAR2 mmaps in its own). A device that cannot be created returns
+  // Create's error, which ModelHost::Create returns.
   static ModelDeviceFactory Factory(const Options& options);
   ~ModelHostDevice() override;
 

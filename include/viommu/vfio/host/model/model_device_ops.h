@@ -63,8 +63,11 @@ class ModelDeviceOps {
   virtual void AttachDomain(HostIommuDomain* domain) = 0;
 };
 
+// Makes the simulated device behind one platform device. An error (the
+// device's resources cannot be created) reaches ModelHost::Create.
 using ModelDeviceFactory =
-    std::function<std::unique_ptr<ModelDeviceOps>(const HostDeviceDesc&)>;
+    std::function<absl::StatusOr<std::unique_ptr<ModelDeviceOps>>(
+        const HostDeviceDesc&)>;
 
 }  // namespace viommu::vfio::model
 

@@ -62,7 +62,13 @@ class ModelHost final : public HostBackend {
  public:
   static constexpr int kFirstFd = 1000;
 
+  // A device the factory fails to make has no ops (its fd answers region
+  // and irq calls with -EINVAL); device_status() keeps the first error.
   explicit ModelHost(HostPlatform platform, ModelHostOptions options = {});
+  // The constructor, failing with the factory's first error (e.g.
+  // kResourceExhausted: a device's BAR2 memory cannot be created).
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<ModelHost>> Create(
+      HostPlatform platform, ModelHostOptions options = {});
   ~ModelHost() override;
 
   std::string_view name() const override { return "model"; }
@@ -105,7 +111,10 @@ class ModelHost final : public HostBackend {
   // SET_IOMMU; kNotFound for a non-container fd.
   [[nodiscard]] absl::StatusOr<uint64_t> ContainerMappingCount(int fd) const;
   [[nodiscard]] absl::StatusOr<uint64_t> ContainerLockedPages(int fd) const;
-  // The simulated device; nullptr without a factory or for unknown BDFs.
+  // OK, or the first error the device factory returned.
+  const absl::Status& device_status() const { return device_status_; }
+  // The simulated device; nullptr without a factory, for unknown BDFs, or
+  // when the factory failed for it.
   ModelDeviceOps* device(const HostPciAddress& address) const;
   // The domain the device's DMA goes through now (type1 or iommufd), or
   // nullptr (blocked / unknown BDF).
@@ -186,6 +195,7 @@ class ModelHost final : public HostBackend {
   ProcessMemory mem_;
   ModelFaults faults_;
   std::vector<DeviceSlot> devices_;
+  absl::Status device_status_;  // the factory's first error
   std::map<uint32_t, std::unique_ptr<VfioGroupModel>> groups_;
   std::map<int, FdEntry> fds_;
   std::map<uint64_t, DeviceMapping> mmaps_;  // address -> mapping
