@@ -4,6 +4,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "viommu/util/trace.h"
 
 namespace viommu::system {
 namespace {
@@ -22,6 +24,63 @@ std::string NodeToString(JsonNode* node) {
   std::string out(text);
   g_free(text);
   return out;
+}
+
+// `s` as QEMU's JSON writer quotes a string: printable ASCII as is, \b \f
+// \n \r \t, every other character as \uXXXX (upper-case hex, surrogate
+// pairs above U+FFFF), bytes that are not UTF-8 as \uFFFD.
+void AppendQemuJsonString(absl::string_view s, std::string* out) {
+  out->push_back('"');
+  for (size_t i = 0; i < s.size();) {
+    const uint8_t c = static_cast<uint8_t>(s[i]);
+    uint32_t cp = c;
+    size_t len = 1;
+    if (c >= 0x80) {
+      len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+      if (len == 0 || i + len > s.size()) {
+        len = 1;
+        cp = 0xFFFD;
+      } else {
+        const uint32_t mins[] = {0, 0, 0x80, 0x800, 0x10000};
+        cp = c & (0x7F >> len);
+        for (size_t k = 1; k < len; ++k) {
+          const uint8_t b = static_cast<uint8_t>(s[i + k]);
+          if ((b & 0xC0) != 0x80) {
+            cp = 0xFFFD;
+            len = 1;
+            break;
+          }
+          cp = (cp << 6) | (b & 0x3F);
+        }
+        if (len > 1 && (cp < mins[len] || cp > 0x10FFFF ||
+                        (cp >= 0xD800 && cp <= 0xDFFF))) {
+          cp = 0xFFFD;
+          len = 1;
+        }
+      }
+    }
+    i += len;
+    switch (cp) {
+      case '"': *out += "\\\""; continue;
+      case '\\': *out += "\\\\"; continue;
+      case '\b': *out += "\\b"; continue;
+      case '\f': *out += "\\f"; continue;
+      case '\n': *out += "\\n"; continue;
+      case '\r': *out += "\\r"; continue;
+      case '\t': *out += "\\t"; continue;
+      default: break;
+    }
+    if (cp >= 0x20 && cp < 0x7F) {
+      out->push_back(static_cast<char>(cp));
+    } else if (cp > 0xFFFF) {
+      cp -= 0x10000;
+      absl::StrAppendFormat(out, "\\u%04X\\u%04X", 0xD800 + (cp >> 10),
+                            0xDC00 + (cp & 0x3FF));
+    } else {
+      absl::StrAppendFormat(out, "\\u%04X", cp);
+    }
+  }
+  out->push_back('"');
 }
 
 }  // namespace
@@ -139,12 +198,10 @@ void QmpSession::Greet() {
 
 void QmpSession::SendError(const char* cls, absl::string_view desc,
                            JsonNode* id) {
-  JsonNode* desc_node = json_node_new(JSON_NODE_VALUE);
-  json_node_set_string(desc_node, std::string(desc).c_str());
   std::string out =
-      absl::StrCat("{\"error\": {\"class\": \"", cls,
-                   "\", \"desc\": ", NodeToString(desc_node), "}");
-  json_node_unref(desc_node);
+      absl::StrCat("{\"error\": {\"class\": \"", cls, "\", \"desc\": ");
+  AppendQemuJsonString(desc, &out);
+  out += "}";
   if (id != nullptr) absl::StrAppend(&out, ", \"id\": ", NodeToString(id));
   out += "}";
   send_(out);
@@ -204,6 +261,7 @@ void QmpSession::HandleMessage(absl::string_view json) {
               "Expecting capabilities negotiation with 'qmp_capabilities'", id);
     return;
   }
+  VIOMMU_TRACE(qmp_command, name);
   auto it = dispatcher_->handlers_.find(name);
   if (it == dispatcher_->handlers_.end()) {
     SendError("CommandNotFound",
@@ -224,36 +282,13 @@ void QmpSession::HandleMessage(absl::string_view json) {
 }
 
 void QmpSession::Feed(absl::string_view bytes) {
-  for (char c : bytes) {
-    if (depth_ == 0 && !in_string_ &&
-        (c == ' ' || c == '\n' || c == '\r' || c == '\t')) {
-      continue;
+  streamer_.Feed(bytes, [this](const absl::StatusOr<std::string>& message) {
+    if (message.ok()) {
+      HandleMessage(*message);
+    } else {
+      SendError("GenericError", message.status().message(), nullptr);
     }
-    pending_ += c;
-    if (in_string_) {
-      if (escaped_) {
-        escaped_ = false;
-      } else if (c == '\\') {
-        escaped_ = true;
-      } else if (c == '"') {
-        in_string_ = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string_ = true;
-    } else if (c == '{' || c == '[') {
-      ++depth_;
-    } else if (c == '}' || c == ']') {
-      --depth_;
-    }
-    if (depth_ <= 0) {
-      std::string text;
-      text.swap(pending_);
-      depth_ = 0;
-      HandleMessage(text);
-    }
-  }
+  });
 }
 
 }  // namespace viommu::system

@@ -1,6 +1,7 @@
 #include "viommu/system/qmp/qmp_server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib-unix.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -38,13 +39,9 @@ bool OnOff(absl::string_view v, bool* out) {
   return true;
 }
 
-void WriteAll(int fd, absl::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // the client is gone; its EOF removes it
-    data.remove_prefix(static_cast<size_t>(n));
-  }
+bool SetNonBlocking(int fd) {
+  const int flags = fcntl(fd, F_GETFL);
+  return flags >= 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
 }
 
 }  // namespace
@@ -75,21 +72,82 @@ absl::StatusOr<QmpSocketSpec> ParseQmpOption(absl::string_view text) {
   return spec;
 }
 
+// One connection. Replies go to a bounded output buffer written without
+// blocking as the socket drains: a client that stops reading cannot stall
+// the main loop, and once more than kMaxPendingOutput bytes wait for it,
+// it is dropped (after the callback that overflowed it returns).
 struct QmpEndpoint::Client {
   Client(QmpEndpoint* ep, int fd_in)
       : endpoint(ep),
         fd(fd_in),
-        session(ep->dispatcher_, [this](absl::string_view json) {
-          WriteAll(fd, absl::StrCat(json, "\r\n"));
-        }) {}
+        session(ep->dispatcher_,
+                [this](absl::string_view json) { Send(json); }) {}
   ~Client() {
     if (watch != 0) g_source_remove(watch);
+    if (out_watch != 0) g_source_remove(out_watch);
     close(fd);
+  }
+  void Send(absl::string_view json) {
+    if (closing) return;
+    if (out.size() - out_pos > kMaxPendingOutput) {
+      closing = true;
+      endpoint->ScheduleReap();
+      return;
+    }
+    absl::StrAppend(&out, json, "\r\n");
+    Flush();
+  }
+  // Writes what the socket takes now; watches for room for the rest.
+  void Flush() {
+    while (out_pos < out.size()) {
+      ssize_t n = send(fd, out.data() + out_pos, out.size() - out_pos,
+                       MSG_NOSIGNAL);  // a gone client is EPIPE, not SIGPIPE
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      if (n <= 0) {  // the client is gone
+        closing = true;
+        endpoint->ScheduleReap();
+        out.clear();
+        out_pos = 0;
+        return;
+      }
+      out_pos += static_cast<size_t>(n);
+    }
+    if (out_pos == out.size()) {
+      out.clear();
+      out_pos = 0;
+      if (out_watch != 0) {
+        g_source_remove(out_watch);
+        out_watch = 0;
+      }
+      return;
+    }
+    if (out_pos > (size_t{1} << 20)) {  // keep the buffer compact
+      out.erase(0, out_pos);
+      out_pos = 0;
+    }
+    if (out_watch == 0) {
+      GSource* s = g_unix_fd_source_new(fd, G_IO_OUT);
+      g_source_set_callback(s, G_SOURCE_FUNC(&Client::OnWritable), this,
+                            nullptr);
+      out_watch = g_source_attach(s, endpoint->context_);
+      g_source_unref(s);
+    }
+  }
+  static gboolean OnWritable(gint, GIOCondition, gpointer c) {
+    auto* client = static_cast<Client*>(c);
+    client->out_watch = 0;  // Flush adds a new watch if it needs one
+    client->Flush();
+    return G_SOURCE_REMOVE;
   }
   QmpEndpoint* endpoint;
   int fd;
   QmpSession session;
   guint watch = 0;
+  guint out_watch = 0;
+  std::string out;     // replies not written yet, from out_pos
+  size_t out_pos = 0;
+  bool closing = false;  // dropped at the next reap
 };
 
 QmpEndpoint::QmpEndpoint(QmpDispatcher* dispatcher, const QmpSocketSpec& spec)
@@ -127,6 +185,12 @@ absl::StatusOr<std::unique_ptr<QmpEndpoint>> QmpEndpoint::Create(
 QmpEndpoint::~QmpEndpoint() {
   clients_.clear();
   if (listen_watch_ != 0) g_source_remove(listen_watch_);
+  for (GSource* s : {retry_accept_, reap_}) {
+    if (s != nullptr) {
+      g_source_destroy(s);
+      g_source_unref(s);
+    }
+  }
   if (listen_fd_ >= 0) {
     close(listen_fd_);
     unlink(spec_.path.c_str());
@@ -136,13 +200,7 @@ QmpEndpoint::~QmpEndpoint() {
 
 void QmpEndpoint::Attach(GMainContext* context) {
   context_ = context;
-  if (listen_fd_ >= 0) {
-    GSource* s = g_unix_fd_source_new(listen_fd_, G_IO_IN);
-    g_source_set_callback(s, G_SOURCE_FUNC(&QmpEndpoint::OnAccept), this,
-                          nullptr);
-    listen_watch_ = g_source_attach(s, context);
-    g_source_unref(s);
-  }
+  if (listen_fd_ >= 0) WatchListener();
   if (connected_fd_ >= 0) {
     AddClient(connected_fd_);
     connected_fd_ = -1;
@@ -150,12 +208,67 @@ void QmpEndpoint::Attach(GMainContext* context) {
 }
 
 gboolean QmpEndpoint::OnAccept(gint fd, GIOCondition, gpointer self) {
-  int client = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
-  if (client >= 0) static_cast<QmpEndpoint*>(self)->AddClient(client);
+  auto* ep = static_cast<QmpEndpoint*>(self);
+  int client = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (client < 0) {
+    if (errno == EMFILE || errno == ENFILE) {
+      // The connection stays queued and the socket readable: stop watching
+      // it for a while rather than spin.
+      ep->listen_watch_ = 0;
+      ep->retry_accept_ = g_timeout_source_new(100);
+      g_source_set_callback(ep->retry_accept_, &QmpEndpoint::OnRetryAccept,
+                            ep, nullptr);
+      g_source_attach(ep->retry_accept_, ep->context_);
+      return G_SOURCE_REMOVE;
+    }
+    return G_SOURCE_CONTINUE;
+  }
+  if (ep->clients_.size() >= kMaxClients) {
+    close(client);  // refused: the client sees EOF before any greeting
+    return G_SOURCE_CONTINUE;
+  }
+  ep->AddClient(client);
   return G_SOURCE_CONTINUE;
 }
 
+gboolean QmpEndpoint::OnRetryAccept(gpointer self) {
+  auto* ep = static_cast<QmpEndpoint*>(self);
+  g_source_unref(ep->retry_accept_);
+  ep->retry_accept_ = nullptr;
+  ep->WatchListener();
+  return G_SOURCE_REMOVE;
+}
+
+void QmpEndpoint::WatchListener() {
+  GSource* s = g_unix_fd_source_new(listen_fd_, G_IO_IN);
+  g_source_set_callback(s, G_SOURCE_FUNC(&QmpEndpoint::OnAccept), this,
+                        nullptr);
+  listen_watch_ = g_source_attach(s, context_);
+  g_source_unref(s);
+}
+
+void QmpEndpoint::ScheduleReap() {
+  if (reap_ != nullptr) return;
+  reap_ = g_idle_source_new();
+  g_source_set_callback(reap_, &QmpEndpoint::OnReap, this, nullptr);
+  g_source_attach(reap_, context_);
+}
+
+gboolean QmpEndpoint::OnReap(gpointer self) {
+  auto* ep = static_cast<QmpEndpoint*>(self);
+  g_source_unref(ep->reap_);
+  ep->reap_ = nullptr;
+  ep->clients_.erase(std::remove_if(ep->clients_.begin(), ep->clients_.end(),
+                                    [](const auto& c) { return c->closing; }),
+                     ep->clients_.end());
+  return G_SOURCE_REMOVE;
+}
+
 void QmpEndpoint::AddClient(int fd) {
+  if (!SetNonBlocking(fd)) {
+    close(fd);
+    return;
+  }
   auto client = std::make_unique<Client>(this, fd);
   GSource* s = g_unix_fd_source_new(
       fd, static_cast<GIOCondition>(G_IO_IN | G_IO_HUP | G_IO_ERR));
@@ -169,16 +282,22 @@ void QmpEndpoint::AddClient(int fd) {
 
 gboolean QmpEndpoint::OnClientReadable(gint fd, GIOCondition, gpointer c) {
   auto* client = static_cast<Client*>(c);
+  if (client->closing) return G_SOURCE_CONTINUE;  // the reap removes it
   char buf[16 * 1024];
   ssize_t n;
   do {
     n = read(fd, buf, sizeof(buf));
   } while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    return G_SOURCE_CONTINUE;
+  }
   if (n <= 0) {
     client->watch = 0;
     client->endpoint->RemoveClient(client);
     return G_SOURCE_REMOVE;
   }
+  // Feed may overflow the client's output; it is then only marked closing
+  // (the session must outlive this call) and reaped from an idle callback.
   client->session.Feed(absl::string_view(buf, static_cast<size_t>(n)));
   return G_SOURCE_CONTINUE;
 }

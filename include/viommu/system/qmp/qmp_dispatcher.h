@@ -32,6 +32,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "viommu/system/qmp/qmp_json_streamer.h"
 
 namespace viommu::system {
 
@@ -111,8 +112,10 @@ class QmpSession {
   void Greet();
   // Handles one complete JSON text; sends the answer.
   void HandleMessage(absl::string_view json);
-  // Splits a byte stream into JSON texts (brace depth outside strings)
-  // and handles each; keeps a partial text for the next call.
+  // Splits a byte stream into JSON messages as QEMU does (see
+  // qmp_json_streamer.h) and handles each; a malformed message or garbage
+  // run gets one GenericError with QEMU's text. Keeps a partial message for
+  // the next call.
   void Feed(absl::string_view bytes);
   bool negotiated() const { return negotiated_; }
 
@@ -124,10 +127,7 @@ class QmpSession {
   QmpDispatcher* dispatcher_;
   SendFn send_;
   bool negotiated_ = false;
-  std::string pending_;
-  int depth_ = 0;
-  bool in_string_ = false;
-  bool escaped_ = false;
+  QmpJsonStreamer streamer_;
 };
 
 }  // namespace viommu::system

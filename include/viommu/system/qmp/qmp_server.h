@@ -34,8 +34,15 @@ struct QmpSocketSpec {
 [[nodiscard]] absl::StatusOr<QmpSocketSpec> ParseQmpOption(
     absl::string_view text);
 
+// Hostile clients: each reply waits in a per-client output buffer written
+// without blocking; a client with more than kMaxPendingOutput bytes unread
+// is disconnected. At most kMaxClients clients are served at once (QEMU's
+// -qmp serves one); further connections are closed at once.
 class QmpEndpoint {
  public:
+  static constexpr size_t kMaxPendingOutput = size_t{16} << 20;
+  static constexpr size_t kMaxClients = 64;
+
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<QmpEndpoint>> Create(
       QmpDispatcher* dispatcher, const QmpSocketSpec& spec);
   QmpEndpoint(const QmpEndpoint&) = delete;
@@ -50,6 +57,10 @@ class QmpEndpoint {
   QmpEndpoint(QmpDispatcher* dispatcher, const QmpSocketSpec& spec);
   void AddClient(int fd);
   void RemoveClient(Client* client);
+  void WatchListener();
+  void ScheduleReap();  // drops closing clients from an idle callback
+  static gboolean OnReap(gpointer self);
+  static gboolean OnRetryAccept(gpointer self);
   static gboolean OnAccept(gint fd, GIOCondition cond, gpointer self);
   static gboolean OnClientReadable(gint fd, GIOCondition cond, gpointer c);
 
@@ -58,6 +69,8 @@ class QmpEndpoint {
   GMainContext* context_ = nullptr;
   int listen_fd_ = -1;
   guint listen_watch_ = 0;
+  GSource* retry_accept_ = nullptr;  // accept paused (out of fds)
+  GSource* reap_ = nullptr;
   int connected_fd_ = -1;  // connect mode, until attached
   std::vector<std::unique_ptr<Client>> clients_;
 };
