@@ -315,6 +315,24 @@ class Reader {
   return absl::OkStatus();
 }
 
+// Whether walking the structure block tag by tag always moves forward.
+// Debian's libfdt 1.6.1 fdt_next_tag does not check a property's length for
+// overflow: a length of -12 makes the next tag's offset the property's own,
+// and fdt_check_full then loops forever on it (found by AFL++; the blob is
+// tests/fuzz/corpus/host_platform_dtb/prop-len-minus12-loop). This is the
+// walk fdt_check_full does, with the progress check it lacks; it ends
+// because the offset only grows and fdt_next_tag stops at the block's end.
+bool TagWalkAdvances(const void* fdt) {
+  int offset = 0;
+  for (;;) {
+    int next = 0;
+    const uint32_t tag = fdt_next_tag(fdt, offset, &next);
+    if (tag == FDT_END || next < 0) return true;  // fdt_check_full judges
+    if (next <= offset) return false;
+    offset = next;
+  }
+}
+
 [[nodiscard]] absl::Status FdtCheck(int rc, const char* what) {
   if (rc >= 0) return absl::OkStatus();
   return absl::InternalError(absl::StrCat("vfio-host-model dtb: writing ", what,
@@ -360,6 +378,10 @@ absl::StatusOr<HostPlatform> ParseHostPlatformDtb(
                    absl::StrFormat("header says %u bytes, only %u present",
                                    fdt_totalsize(fdt), blob.size()),
                    -FDT_ERR_TRUNCATED);
+  }
+  if (!TagWalkAdvances(fdt)) {
+    return Invalid("blob", "a property length makes the structure walk loop",
+                   -FDT_ERR_BADSTRUCTURE);
   }
   if (int rc = fdt_check_full(fdt, fdt_totalsize(fdt)); rc != 0) {
     return Invalid("blob", "malformed structure", rc);

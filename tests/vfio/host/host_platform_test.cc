@@ -365,6 +365,29 @@ TEST(HostPlatformDtbErrorTest, OldAndNewVersionsAreRefusedBeforeAnyWalk) {
   }
 }
 
+// A property whose length is -12 made Debian's libfdt 1.6.1 fdt_check_full
+// loop forever: fdt_next_tag gives the property's own offset as the next
+// one (found by AFL++; the blob is corpus/host_platform_dtb/
+// prop-len-minus12-loop). The parser refuses it; a hang fails this test.
+TEST(HostPlatformDtbErrorTest, PropertyLengthThatStallsTheTagWalkIsRefused) {
+  std::vector<uint8_t> blob = Blob(ValidTree());
+  int offset = 0;
+  int next = 0;
+  while (fdt_next_tag(blob.data(), offset, &next) != FDT_PROP) {
+    ASSERT_GT(next, offset) << "no property in the valid tree";
+    offset = next;
+  }
+  const size_t len_at = fdt_off_dt_struct(blob.data()) + offset + 4;
+  for (size_t i = 0; i < 4; ++i) {
+    blob[len_at + i] = static_cast<uint8_t>(uint32_t{0xfffffff4} >> (24 - 8 * i));
+  }
+  ASSERT_EQ(fdt_next_tag(blob.data(), offset, &next), uint32_t{FDT_PROP});
+  absl::StatusOr<HostPlatform> p = ParseHostPlatformDtb(blob);
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(p.status().message()),
+              HasSubstr("FDT_ERR_BADSTRUCTURE"));
+}
+
 TEST(HostPlatformDtbErrorTest, TruncatedBlob) {
   std::vector<uint8_t> blob = Blob(ValidTree());
   for (size_t len : {size_t{0}, size_t{8}, blob.size() / 2, blob.size() - 1}) {
