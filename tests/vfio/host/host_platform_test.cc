@@ -379,7 +379,8 @@ TEST(HostPlatformDtbErrorTest, PropertyLengthThatStallsTheTagWalkIsRefused) {
   }
   const size_t len_at = fdt_off_dt_struct(blob.data()) + offset + 4;
   for (size_t i = 0; i < 4; ++i) {
-    blob[len_at + i] = static_cast<uint8_t>(uint32_t{0xfffffff4} >> (24 - 8 * i));
+    blob[len_at + i] =
+        static_cast<uint8_t>(uint32_t{0xfffffff4} >> (24 - 8 * i));
   }
   ASSERT_EQ(fdt_next_tag(blob.data(), offset, &next), uint32_t{FDT_PROP});
   absl::StatusOr<HostPlatform> p = ParseHostPlatformDtb(blob);
