@@ -88,7 +88,6 @@ constexpr uint64_t kWindows[8] = {
     (uint64_t{1} << 48) - 0x8000,  // the 48-bit aperture end
     (uint64_t{1} << 63) - 0x8000,  // bit 63
 };
-constexpr uint64_t kWindowSpan = 40 * kPage;
 constexpr uint64_t kBigRam = 0x200000;
 constexpr uint64_t kPoolPages = 64;  // ram_device backing ("a BAR mmap")
 const char* const kBdfs[3] = {"0000:01:00.0", "0000:02:00.0", "0000:03:00.0"};
@@ -273,7 +272,7 @@ class Program {
   }
   static Gpa PickGpa(Input& in, uint64_t size) {
     const uint8_t b = in.U8();
-    if (size == kBigRam) return static_cast<uint64_t>(b & 3) * kBigRam;  // 0..6 MiB
+    if (size == kBigRam) return uint64_t{b & 3u} * kBigRam;  // 0..6 MiB
     return kWindows[b & 7] + static_cast<uint64_t>((b >> 3) & 31) * kPage;
   }
 
@@ -309,8 +308,8 @@ void Program::AddRegion(Input& in) {
   const uint8_t where = in.U8();
   const uint8_t len = in.U8();
   if (regions_.size() >= kMaxRegions) return;
-  const uint64_t base = kWindows[where & 7] + static_cast<uint64_t>((where >> 3) & 15) *
-                                                  kPage;
+  const uint64_t base =
+      kWindows[where & 7] + uint64_t{(where >> 3) & 15u} * kPage;
   uint64_t size = static_cast<uint64_t>((len & 15) + 1) * kPage;
   if ((len & 0x30) == 0x30 && (where & 7) == 0) size = kBigRam;
   Region r;
