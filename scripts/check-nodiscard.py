@@ -2,10 +2,10 @@
 """Fails when a function returning absl::Status or absl::StatusOr<...> is not [[nodiscard]].
 
 STYLE.md rule 10: every function that can fail returns a Status and is
-[[nodiscard]]. Debian's Abseil (20220623) does not mark the Status class
-must-use under GCC, so the function attribute is what turns a dropped error
-into -Wunused-result. This script keeps new declarations from slipping
-through:
+[[nodiscard]]. (Debian's Abseil 20220623 also declares the Status and
+StatusOr classes [[nodiscard]] when the compiler has the attribute; the
+function attribute states the rule at the declaration and does not depend
+on that.) This script keeps new declarations from slipping through:
 
     scripts/check-nodiscard.py [--root DIR] [PATH...]
     scripts/check-nodiscard.py --self-test     prove the check can fail
