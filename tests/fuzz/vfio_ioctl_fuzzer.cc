@@ -221,6 +221,9 @@ bool Allowed(unsigned long request, int err) {
                         request == u::kVfioDeviceBindIommufd ||
                         request == u::kVfioDeviceAttachIommufdPt ||
                         request == u::kVfioGroupSetContainer ||
+                        // a group set to an iommufd binds and attaches
+                        // the device to the compat IOAS (EADDRINUSE)
+                        request == u::kVfioGroupGetDeviceFd ||
                         request == u::kVfioSetIommu ||
                         request == u::kIommuVfioIoas ||
                         request == u::kIommuHwptAlloc;
