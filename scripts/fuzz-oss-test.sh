@@ -66,7 +66,15 @@ for t in "${targets[@]}"; do
           >"$run/$name.log" 2>&1); then
       status="replay failed: $(grep -m1 -E 'ERROR|error' "$run/$name.log" || tail -1 "$run/$name.log")"
     else
-      status="ok ($n seeds replayed; $(ls "$run/lib" | wc -l) libs in \$OUT/lib)"
+      # The system libraries must resolve to the copies beside the binary.
+      from_out="$(ldd "$run/$t" | grep -c "=> $run/lib/" || true)"
+      outside="$(ldd "$run/$t" | awk '$3 ~ /^\// { print $3 }' | grep -v "^$run/lib/" |
+                 grep -v -E '/(libc|libm|libstdc\+\+|libgcc_s|libpthread|libdl|librt)\.so' || true)"
+      if [[ -n "$outside" ]]; then
+        status="libraries outside \$OUT/lib: $(echo $outside)"
+      else
+        status="ok ($n seeds replayed; $from_out libraries from \$OUT/lib)"
+      fi
     fi
   fi
   [[ $status == ok* ]] || fail=1
