@@ -56,11 +56,13 @@ absl::StatusOr<std::unique_ptr<VfioPassthrough>> VfioPassthrough::Create(
     std::set<std::string> iommufds) {
   std::unique_ptr<VfioPassthrough> p(new VfioPassthrough(machine));
   p->timers_ = std::make_unique<ClockDeviceTimers>(&machine->clock());
-  auto model = std::make_unique<vfio::model::ModelHost>(
-      std::move(platform),
-      vfio::model::ModelHostOptions{
-          .device_factory = vfio::model::ModelHostDevice::Factory(
-              {.timers = p->timers_.get(), .irq_sink = &p->eventfds_})});
+  VIOMMU_ASSIGN_OR_RETURN(
+      std::unique_ptr<vfio::model::ModelHost> model,
+      vfio::model::ModelHost::Create(
+          std::move(platform),
+          vfio::model::ModelHostOptions{
+              .device_factory = vfio::model::ModelHostDevice::Factory(
+                  {.timers = p->timers_.get(), .irq_sink = &p->eventfds_})}));
   p->model_ = model.get();
   p->Init(std::move(model), std::move(iommufds));
   return p;
@@ -198,7 +200,9 @@ absl::Status VfioPassthrough::Attach(const hw::DeviceSpec& spec) {
   }
   VIOMMU_RETURN_IF_ERROR(
       vfio_->AttachDevice(as, {.host = *host, .iommufd = iommufd}).status());
-  auto undo_attach = [&] { (void)vfio_->DetachDevice(*host); };
+  // A failed undo is counted (errors()); the attach's own error is the
+  // one returned.
+  auto undo_attach = [&] { CountError(vfio_->DetachDevice(*host)); };
   absl::StatusOr<vfio::HostIommuDeviceInfo> info = vfio_->HostIommuInfo(*host);
   if (!info.ok()) {
     undo_attach();
@@ -240,9 +244,15 @@ void VfioPassthrough::Remove(Attached& a) {
   hw::pci::PciBus& bus = machine_->pci_bus();
   // Unplug first: the device's BAR mmaps leave the topology (and any
   // container that mapped them for P2P) before its fd closes.
-  (void)bus.Unplug(a.devfn);
+  CountError(bus.Unplug(a.devfn).status());
   bus.UnsetIommuDevice(a.devfn);
-  (void)vfio_->DetachDevice(a.host);
+  CountError(vfio_->DetachDevice(a.host));
+}
+
+void VfioPassthrough::CountError(const absl::Status& s) {
+  if (s.ok()) return;
+  ++errors_;
+  last_error_ = s;
 }
 
 absl::Status VfioPassthrough::Delete(const std::string& id) {

@@ -352,7 +352,10 @@ absl::Status VfioContainer::StartListening() {
   if (!first_error_.ok()) {
     absl::Status err = first_error_;
     listener_handle_.Reset();
-    (void)UnmapAll();
+    // The attach fails with `err` either way, and the caller's Shutdown()
+    // unmaps what is left and releases the host objects (which drops any
+    // host mapping an unmap failed to remove): nothing to add here.
+    UnmapAll().IgnoreError();
     return err;
   }
   initialized_ = true;

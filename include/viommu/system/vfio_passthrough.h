@@ -99,7 +99,8 @@ class VfioPassthrough {
   // The model host behind host(), or null with vfio-host=linux.
   vfio::model::ModelHost* model_host() { return model_; }
   vfio::VfioManager& manager() { return *vfio_; }
-  // Errors reported by containers after their initialisation.
+  // Errors reported by containers after their initialisation, and failures
+  // to undo an attach or to detach a device being removed.
   uint64_t errors() const { return errors_; }
   const absl::Status& last_error() const { return last_error_; }
   // Attached devices in attach order (host BDF, device).
@@ -121,6 +122,8 @@ class VfioPassthrough {
             std::set<std::string> iommufds);
   [[nodiscard]] absl::Status Attach(const hw::DeviceSpec& spec);
   void Remove(Attached& a);
+  // Counts a non-OK `s` in errors() and keeps it in last_error().
+  void CountError(const absl::Status& s);
 
   hw::Q35Machine* const machine_;  // not owned
   std::set<std::string> iommufds_;
