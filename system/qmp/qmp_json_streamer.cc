@@ -11,7 +11,7 @@ namespace {
 
 using TokenType = QmpJsonStreamer::TokenType;
 
-absl::Status ParseError(absl::string_view what) {
+[[nodiscard]] absl::Status ParseError(absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat("JSON parse error, ", what));
 }
 
@@ -81,7 +81,8 @@ size_t Utf8SequenceLength(absl::string_view text, size_t at) {
 }
 
 // A string token (with its quotes) decoded as QEMU's parser decodes it.
-absl::StatusOr<std::string> DecodeString(absl::string_view token) {
+[[nodiscard]] absl::StatusOr<std::string> DecodeString(
+    absl::string_view token) {
   std::string out;
   const absl::string_view body = token.substr(1, token.size() - 2);
   for (size_t i = 0; i < body.size();) {
