@@ -368,9 +368,12 @@ def classify(path, s, line_of, stack, stmt_start, pos, m, is_definition, end):
                 friend, '::' in name, stack[-1][0] == 'class')
 
 
-def find_violations(decls_by_file):
+def find_violations(decls_by_file, header_decls=None):
+    """header_decls: declarations of headers outside decls_by_file (so a
+    run over some paths still knows what the headers declare)."""
     declared = set()
-    for path, decls in decls_by_file.items():
+    for path, decls in list(decls_by_file.items()) + \
+            list((header_decls or {}).items()):
         if path.endswith(HEADER_EXTS):
             for d in decls:
                 if not d.is_definition and not d.qualified:
@@ -583,7 +586,16 @@ def main(argv):
             decls = scan(f, fh.read())
         decls_by_file[f] = decls
         total += len(decls)
-    violations = find_violations(decls_by_file)
+    # A run over some paths still reads every header of the default set
+    # for declarations, so a definition of a declared function stays exempt.
+    header_decls = {}
+    if args.paths:
+        for f in collect(args.root, DEFAULT_PATHS):
+            if f.endswith(HEADER_EXTS) and f not in decls_by_file:
+                with open(os.path.join(args.root, f), encoding='utf-8',
+                          errors='replace') as fh:
+                    header_decls[f] = scan(f, fh.read())
+    violations = find_violations(decls_by_file, header_decls)
     for d in violations:
         print('%s:%d: function returns absl::Status but is not [[nodiscard]]'
               % (d.path, d.line))
