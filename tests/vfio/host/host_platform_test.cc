@@ -346,16 +346,26 @@ TEST(HostPlatformDtbErrorTest, BadMagic) {
   EXPECT_THAT(std::string(p.status().message()), HasSubstr("FDT_ERR_BADMAGIC"));
 }
 
+void SetBe32(std::vector<uint8_t>& blob, size_t offset, uint32_t v) {
+  for (int i = 0; i < 4; ++i) {
+    blob[offset + i] = static_cast<uint8_t>(v >> (24 - 8 * i));
+  }
+}
+
 // A header that says version 5 made Debian's libfdt 1.6.1 fdt_check_full read
 // address 0 (found by the host_platform_dtb fuzzer; the blob is in its
 // corpus). Every version other than 17 is refused before any walk.
 TEST(HostPlatformDtbErrorTest, OldAndNewVersionsAreRefusedBeforeAnyWalk) {
-  for (uint32_t version : {2u, 5u, 16u, 18u}) {
+  // {version, last_comp_version}: libfdt's own header check passes each of
+  // these (last_comp <= version <= 17 or a newer version readable by 16), so
+  // it is the parser's version rule that refuses them; {5, 0} is the header
+  // of the fuzzer's blob.
+  const std::pair<uint32_t, uint32_t> kHeaders[] = {
+      {2, 2}, {5, 0}, {16, 16}, {18, 16}};
+  for (const auto& [version, last_comp] : kHeaders) {
     std::vector<uint8_t> blob = Blob(ValidTree());
-    blob[20] = static_cast<uint8_t>(version >> 24);  // fdt_header.version, BE
-    blob[21] = static_cast<uint8_t>(version >> 16);
-    blob[22] = static_cast<uint8_t>(version >> 8);
-    blob[23] = static_cast<uint8_t>(version);
+    SetBe32(blob, 20, version);    // fdt_header.version
+    SetBe32(blob, 24, last_comp);  // fdt_header.last_comp_version
     absl::StatusOr<HostPlatform> p = ParseHostPlatformDtb(blob);
     EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << version;
     EXPECT_THAT(std::string(p.status().message()),
