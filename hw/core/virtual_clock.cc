@@ -5,11 +5,19 @@
 #include <algorithm>
 #include <utility>
 
+#include "viommu/util/check.h"
+
 namespace viommu::hw {
 
 VirtualClock::~VirtualClock() {
   for (auto& [key, timer] : armed_) timer->armed_ = false;
   armed_.clear();
+}
+
+void VirtualClock::Rewind() {
+  VIOMMU_CHECK(armed_.empty());
+  now_ns_ = 0;
+  seq_ = 0;
 }
 
 int64_t VirtualClock::Step(int64_t ns) {
@@ -49,7 +57,12 @@ VirtualClock::Key VirtualClock::Insert(int64_t deadline, Timer* timer) {
   return key;
 }
 
-Timer::Timer(VirtualClock* clock, std::function<void()> callback)
+std::unique_ptr<devcore::DeviceTimer> VirtualClock::CreateTimer(
+    absl::AnyInvocable<void()> callback) {
+  return std::make_unique<Timer>(this, std::move(callback));
+}
+
+Timer::Timer(VirtualClock* clock, absl::AnyInvocable<void()> callback)
     : clock_(clock), callback_(std::move(callback)) {}
 
 void Timer::ArmAt(int64_t deadline_ns) {

@@ -1,7 +1,13 @@
 // libFuzzer target: the input is a program of guest actions against a
-// fresh q35 machine with intel-iommu, edu (04.0) and dma-testdev (05.0):
-// table writes into a small guest region, VT-d register accesses, device
-// DMA, clock steps, MAP/UNMAP notifiers and system reset.
+// q35 machine with intel-iommu, edu (04.0) and dma-testdev (05.0): table
+// writes into a small guest region, VT-d register accesses, device DMA,
+// clock steps, MAP/UNMAP notifiers and system reset.
+//
+// One machine per intel-iommu configuration is kept for the process and
+// fully reset between inputs (machine_reuse.h: system_reset, RAM, clock);
+// the replay test proves an input's trace (register reads, notifier
+// mappings, registers, config spaces and RAM at the end) is the same on a
+// fresh machine and after every other corpus input (fuzz_trace.h).
 //
 // Byte 0 picks the intel-iommu properties (bit 0 caching-mode, bit 1
 // aw-bits=48, bits 2+3 both set: dma-translation=off, bit 4 pt=off, bit 5
@@ -29,6 +35,9 @@
 #include <string>
 
 #include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
+#include "tests/fuzz/fuzz_trace.h"
+#include "tests/fuzz/machine_reuse.h"
 #include "tests/fuzz/vtd_shadow_checker.h"
 #include "viommu/hw/i386/q35_machine.h"
 #include "viommu/hw/iommu/vtd_context.h"
@@ -76,8 +85,8 @@ class Input {
 
 class Program {
  public:
-  Program(std::unique_ptr<hw::Q35Machine> m, bool caching_mode)
-      : m_(std::move(m)),
+  Program(hw::Q35Machine* m, bool caching_mode)
+      : m_(m),
         caching_mode_(caching_mode),
         mem_(&m_->system_as()),
         cfg_(TableConfig::FromProperties(m_->intel_iommu()->properties())) {}
@@ -88,6 +97,8 @@ class Program {
   // False when the program must stop (work budget exceeded).
   bool Step(Input& in);
   void FinalCheck();
+  // Adds the machine's observable end state to the trace (replay only).
+  void TraceEndState();
 
  private:
   // --- guest memory and registers ---
@@ -158,7 +169,7 @@ class Program {
   // the queue when QI is on); true when it verifiably ran.
   bool GlobalInvalidate();
 
-  std::unique_ptr<hw::Q35Machine> m_;
+  hw::Q35Machine* m_;  // not owned, outlives this
   const bool caching_mode_;
   AddressSpaceGuestMemory mem_;
   const TableConfig cfg_;
@@ -338,7 +349,11 @@ void Program::RegRead(Input& in) {
   const unsigned size = (k & 1) ? 8 : 4;
   const uint16_t off =
       static_cast<uint16_t>((in.U16() % kRegBlockSize) & ~(size - 1));
-  (void)ReadReg(off, size);
+  const uint64_t v = ReadReg(off, size);
+  if (viommu::fuzz::Mode().tracing) {
+    viommu::fuzz::Trace().Add64(off);
+    viommu::fuzz::Trace().Add64(v);
+  }
 }
 
 void Program::SetupPci() {
@@ -489,6 +504,32 @@ bool Program::GlobalInvalidate() {
          !(ReadReg(Offset(Reg32::kFsts), 4) & kFstsIqe);
 }
 
+void Program::TraceEndState() {
+  viommu::fuzz::TraceHash& t = viommu::fuzz::Trace();
+  for (const MappingRecorder& r : recorders_) {
+    t.Add64(r.mappings().size());
+    for (const auto& [iova, mapping] : r.mappings()) {
+      t.Add64(iova);
+      t.Add64(mapping.last);
+      t.Add64(mapping.gpa);
+      t.Add64(mapping.perm);
+    }
+  }
+  for (uint16_t off = 0; off < kRegBlockSize; off += 8)
+    t.Add64(ReadReg(off, 8));
+  for (uint8_t devfn : kDevfns) {
+    for (uint16_t off = 0; off < 256; off += 4) {
+      t.Add64(m_->pci_bus().ConfigRead(devfn, off, 4));
+    }
+  }
+  t.Add64(m_->clock().now_ns());
+  static uint8_t page[kPage];
+  for (uint64_t gpa = 0; gpa < m_->ram_size(); gpa += kPage) {
+    (void)m_->system_as().Read(gpa, page, kPage);
+    t.Add(page, kPage);
+  }
+}
+
 void Program::FinalCheck() {
   if (!handles_[0].registered() && !handles_[1].registered()) return;
   if (!SyncBudgetOk() || !GlobalInvalidate()) return;
@@ -537,18 +578,42 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (cfg & 0x10) props["pt"] = "off";
   if (cfg & 0x20) props["device-iotlb"] = "on";
 
-  auto m = viommu::hw::Q35Machine::Create({.ram_size = 16 << 20});
-  if (!m.ok()) __builtin_trap();
-  if (!(*m)->AddDevice({.driver = "intel-iommu", .props = props}).ok() ||
-      !(*m)->AddDevice({.driver = "edu", .props = {{"addr", "04.0"}}}).ok() ||
-      !(*m)->AddDevice({.driver = "dma-testdev", .props = {{"addr", "05.0"}}})
-           .ok()) {
-    __builtin_trap();
+  // One machine per distinct property set, reset between inputs.
+  static absl::flat_hash_map<std::string,
+                             std::unique_ptr<viommu::hw::Q35Machine>>
+      machines;
+  std::string key;
+  for (const auto& [k, v] : props) key += k + "=" + v + ",";
+  std::unique_ptr<viommu::hw::Q35Machine>& m = machines[key];
+  if (m != nullptr && viommu::fuzz::Mode().fresh) m.reset();
+  if (m == nullptr) {
+    auto created = viommu::hw::Q35Machine::Create({.ram_size = 16 << 20});
+    if (!created.ok()) __builtin_trap();
+    m = *std::move(created);
+    if (!m->AddDevice({.driver = "intel-iommu", .props = props}).ok() ||
+        !m->AddDevice({.driver = "edu", .props = {{"addr", "04.0"}}}).ok() ||
+        !m->AddDevice({.driver = "dma-testdev", .props = {{"addr", "05.0"}}})
+             .ok()) {
+      __builtin_trap();
+    }
+  } else {
+    viommu::fuzz::ResetForReuse(*m);
   }
-  Program program(std::move(*m), (cfg & 1) != 0);
+  viommu::fuzz::Trace().Clear();
+  Program program(m.get(), (cfg & 1) != 0);
+  bool checked = true;
   for (int i = 0; i < kMaxActions && !in.empty(); ++i) {
-    if (!program.Step(in)) return 0;  // over the work budget: not checked
+    if (!program.Step(in)) {  // over the work budget: not checked
+      checked = false;
+      break;
+    }
   }
-  program.FinalCheck();
+  if (checked) program.FinalCheck();
+  if (viommu::fuzz::Mode().tracing) {
+    viommu::fuzz::Trace().Add64(checked);
+    program.TraceEndState();
+  }
   return 0;
 }
+
+VIOMMU_FUZZ_TRACE_HOOKS()

@@ -171,5 +171,27 @@ TEST(VirtualClockTest, TimerArmedByCallbackWithinTargetRuns) {
   EXPECT_THAT(log, ElementsAre(100, 150));
 }
 
+TEST(VirtualClockTest, RewindStartsOverAsANewClock) {
+  VirtualClock clock;
+  int fired = 0;
+  Timer t(&clock, [&] { ++fired; });
+  t.ArmAt(100);
+  clock.Step(1000);
+  clock.Rewind();
+  EXPECT_EQ(clock.now_ns(), 0);
+  t.ArmAt(100);  // a deadline that had passed before the rewind
+  clock.Step(99);
+  EXPECT_EQ(fired, 1);
+  clock.Step(1);
+  EXPECT_EQ(fired, 2);
+}
+
+TEST(VirtualClockDeathTest, RewindWithATimerArmedIsABug) {
+  VirtualClock clock;
+  Timer t(&clock, [] {});
+  t.ArmAt(100);
+  EXPECT_DEATH(clock.Rewind(), "armed_.empty");
+}
+
 }  // namespace
 }  // namespace viommu::hw

@@ -20,31 +20,39 @@
 //  * Time never goes back: AdvanceTo(t < now) leaves the time unchanged
 //    (timers already due, armed in the past, still run).
 //  * Destroying the clock disarms the timers still armed on it.
+// The clock is viommu's one timer interface, devcore::DeviceTimers
+// (include/viommu/devcore/device_timers.h), and Timer its DeviceTimer, so
+// device models below hw/ (devcore::EduEngine, vfio/host/model's simulated
+// host devices) run on it directly.
 //
 // Threading: control context only.
 #ifndef VIOMMU_HW_CORE_VIRTUAL_CLOCK_H_
 #define VIOMMU_HW_CORE_VIRTUAL_CLOCK_H_
 
 #include <cstdint>
-#include <functional>
+#include <memory>
 #include <optional>
 
 #include "absl/container/btree_map.h"
+#include "absl/functional/any_invocable.h"
+#include "viommu/devcore/device_timers.h"
 
 namespace viommu::hw {
 
 class Timer;
 
-class VirtualClock {
+class VirtualClock final : public devcore::DeviceTimers {
  public:
   VirtualClock() = default;
-  VirtualClock(const VirtualClock&) = delete;
-  VirtualClock& operator=(const VirtualClock&) = delete;
   // Disarms every timer still armed. REQUIRES: no Timer on this clock is
   // armed again afterwards.
-  ~VirtualClock();
+  ~VirtualClock() override;
 
   int64_t now_ns() const { return now_ns_; }
+  // devcore::DeviceTimers: now_ns(), and a new unarmed Timer on this clock.
+  int64_t NowNs() const override { return now_ns_; }
+  std::unique_ptr<devcore::DeviceTimer> CreateTimer(
+      absl::AnyInvocable<void()> callback) override;
   // Advances by `ns` (>= 0) and returns the new time.
   int64_t Step(int64_t ns);
   // Advances to `target_ns` if it is in the future; returns the new time.
@@ -54,6 +62,10 @@ class VirtualClock {
   std::optional<int64_t> StepToNextDeadline();
   // The earliest armed deadline, if any.
   std::optional<int64_t> NextDeadline() const;
+  // Back to time 0, as a new clock (fuzzers that reuse one machine per
+  // process: QEMU's system_reset keeps the clock running, an input's
+  // replies must not). REQUIRES: no timer armed.
+  void Rewind();
 
  private:
   friend class Timer;
@@ -68,24 +80,23 @@ class VirtualClock {
 
 // A one-shot timer; re-arm from the callback for periodic behaviour.
 // Move-less; cancels itself on destruction.
-class Timer {
+class Timer final : public devcore::DeviceTimer {
  public:
-  Timer(VirtualClock* clock, std::function<void()> callback);
-  Timer(const Timer&) = delete;
-  Timer& operator=(const Timer&) = delete;
-  ~Timer() { Cancel(); }
+  Timer(VirtualClock* clock, absl::AnyInvocable<void()> callback);
+  ~Timer() override { Cancel(); }
 
   // Arms (or re-arms) the timer for `deadline_ns`. A deadline in the past
   // fires at the next Step/AdvanceTo (even Step(0)).
-  void ArmAt(int64_t deadline_ns);
-  void Cancel();
+  void ArmAt(int64_t deadline_ns) override;
+  void Cancel() override;
   bool armed() const { return armed_; }
+  bool pending() const override { return armed_; }
   int64_t deadline_ns() const { return key_.first; }
 
  private:
   friend class VirtualClock;
   VirtualClock* clock_;  // not owned, outlives this
-  std::function<void()> callback_;
+  absl::AnyInvocable<void()> callback_;
   bool armed_ = false;
   VirtualClock::Key key_{0, 0};
 };
