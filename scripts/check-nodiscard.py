@@ -11,7 +11,9 @@ on that.) This script keeps new declarations from slipping through:
     scripts/check-nodiscard.py --self-test     prove the check can fail
 
 PATHs (files or directories, relative to --root, default: the repository)
-default to the production directories and the test helper headers. Each
+default to every top-level source directory (util memory hw vfio system
+tools include tests and any new one; not subprojects/, docs/, scripts/ or a
+build tree), so production code, the fakes and test helpers. Each
 missing attribute is reported as
     path:line: function returns absl::Status but is not [[nodiscard]]
 and the exit status is 1 when there is at least one.
@@ -41,8 +43,25 @@ import subprocess
 import sys
 import tempfile
 
-DEFAULT_PATHS = ['util', 'memory', 'hw', 'vfio', 'system', 'tools', 'include',
-                 'examples', 'tests']
+# Not source: third-party wraps, documents, scripts. Build trees (any
+# directory holding build.ninja or meson-private) are skipped too.
+NOT_SOURCE_DIRS = {'subprojects', 'docs', 'scripts'}
+
+
+def default_paths(root):
+    """Every top-level source directory: util memory hw vfio system tools
+    include tests ..., and any layer added later (devcore, examples, ...)."""
+    paths = []
+    for d in sorted(os.listdir(root)):
+        full = os.path.join(root, d)
+        if (not os.path.isdir(full) or d.startswith('.') or
+                d in NOT_SOURCE_DIRS or
+                os.path.exists(os.path.join(full, 'build.ninja')) or
+                os.path.isdir(os.path.join(full, 'meson-private'))):
+            continue
+        paths.append(d)
+    return paths
+
 SOURCE_EXTS = ('.h', '.hh', '.hpp', '.cc', '.cpp', '.cxx')
 HEADER_EXTS = ('.h', '.hh', '.hpp')
 
@@ -505,6 +524,16 @@ absl::StatusOr<
 @ND@absl::Status DefinedHereOnly(int x) { return absl::OkStatus(); }
 }  // namespace viommu::demo
 """,
+    # A layer added later is scanned without being listed anywhere.
+    'newlayer/engine.h': """\
+namespace viommu::newlayer {
+@ND@absl::Status Run();
+}  // namespace viommu::newlayer
+""",
+    # Not scanned: a build tree, third-party wraps.
+    'build-demo/build.ninja': '',
+    'build-demo/generated.cc': 'absl::Status Generated() { return {}; }\n',
+    'subprojects/wrap/wrap.h': 'absl::Status ThirdParty();\n',
     'tests/fakes/fake_widget.h': """\
 #include "viommu/demo/widget.h"
 namespace viommu::demo {
@@ -572,7 +601,7 @@ def main(argv):
     args = ap.parse_args(argv)
     if args.self_test:
         return self_test()
-    paths = args.paths or DEFAULT_PATHS
+    paths = args.paths or default_paths(args.root)
     files = collect(args.root, paths)
     if not files:
         print('check-nodiscard: no C++ sources under %s' % args.root,
@@ -590,7 +619,7 @@ def main(argv):
     # for declarations, so a definition of a declared function stays exempt.
     header_decls = {}
     if args.paths:
-        for f in collect(args.root, DEFAULT_PATHS):
+        for f in collect(args.root, default_paths(args.root)):
             if f.endswith(HEADER_EXTS) and f not in decls_by_file:
                 with open(os.path.join(args.root, f), encoding='utf-8',
                           errors='replace') as fh:
