@@ -6,6 +6,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "viommu/util/check.h"
+#include "viommu/util/trace.h"
 
 namespace viommu::memory {
 
@@ -216,6 +217,15 @@ void IommuNotifierChains::Notify(int iommu_idx, const IommuEvent& event) {
   if (hits.size() > 1) {
     std::sort(hits.begin(), hits.end(),
               [](const Entry* a, const Entry* b) { return a->id < b->id; });
+  }
+  const IommuTlbEntry& te = event.entry;
+  if (event.type == IommuEventType::kMap) {
+    VIOMMU_TRACE(iommu_notify_map, iommu_idx, te.iova, te.addr_mask,
+                 te.translated_addr, static_cast<unsigned>(te.perm),
+                 hits.size());
+  } else {
+    VIOMMU_TRACE(iommu_notify_unmap, iommu_idx, te.iova, te.addr_mask,
+                 event.type == IommuEventType::kDevIotlbUnmap, hits.size());
   }
   ++dispatch_depth_;
   for (Entry* e : hits) Deliver(*e, event);

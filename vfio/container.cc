@@ -10,7 +10,9 @@
 #include "absl/numeric/bits.h"
 #include "absl/strings/str_format.h"
 #include "vfio/container_listener.h"
+#include "viommu/util/log.h"
 #include "viommu/util/status_macros.h"
+#include "viommu/util/trace.h"
 #include "viommu/vfio/vfio_status.h"
 
 namespace viommu::vfio {
@@ -105,6 +107,7 @@ void VfioContainer::RemoveDeviceName(const std::string& name) {
 
 void VfioContainer::ReportError(const absl::Status& status) {
   if (status.ok()) return;
+  VIOMMU_TRACE(vfio_error, id_, "error", status.message());
   if (!initialized_) {
     if (first_error_.ok()) first_error_ = status;
     return;
@@ -116,6 +119,8 @@ void VfioContainer::ReportError(const absl::Status& status) {
 
 void VfioContainer::ReportGuestError(const absl::Status& status) {
   if (status.ok()) return;
+  VIOMMU_TRACE(vfio_error, id_, "guest error", status.message());
+  VIOMMU_LOG_GUEST_ERROR("vfio: container %u: %s", id_, status.message());
   ++stats_.errors;
   last_error_ = status;
   if (options_.on_error) options_.on_error(status);
@@ -123,11 +128,15 @@ void VfioContainer::ReportGuestError(const absl::Status& status) {
 
 void VfioContainer::ReportWarning(const absl::Status& status) {
   if (status.ok()) return;
+  VIOMMU_TRACE(vfio_error, id_, "warning", status.message());
+  VIOMMU_LOG_GUEST_ERROR("vfio: container %u: %s", id_, status.message());
   ++stats_.warnings;
   last_error_ = status;
 }
 
 void VfioContainer::RecordSkipped(const Range& range, std::string reason) {
+  VIOMMU_TRACE(vfio_listener_region_add_skip, id_, range.first, range.last,
+               reason);
   skipped_[range.first] = {range.first, range.last, std::move(reason)};
 }
 
@@ -220,6 +229,7 @@ absl::Status VfioContainer::MapPieces(Iova iova, uint64_t last, Hva hva,
 
 absl::Status VfioContainer::DmaMap(Iova iova, uint64_t size, Hva hva,
                                    bool readonly) {
+  VIOMMU_TRACE(vfio_dma_map, id_, iova, size, hva, readonly);
   const uint64_t last = iova + (size - 1);
   bool einval = false;
   absl::Status s = MapPieces(iova, last, hva, readonly, true, &einval);
@@ -279,6 +289,7 @@ absl::Status VfioContainer::DmaUnmap(Iova iova, Size128 size) {
   if (size == 0) return absl::OkStatus();
   std::optional<Range> req = Range::FromBaseSizeClipped(iova, size);
   if (!req.has_value()) return absl::OkStatus();
+  VIOMMU_TRACE(vfio_dma_unmap, id_, req->first, req->last);
   // The common case (a guest UNMAP or a section going away): exactly one
   // table mapping, unmapped whole. Mappings never overlap, so a mapping
   // starting at the request with the request's size is the only hit.

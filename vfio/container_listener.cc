@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "viommu/memory/address_space.h"
 #include "viommu/memory/memory_region.h"
+#include "viommu/util/trace.h"
 #include "viommu/vfio/vfio_status.h"
 
 namespace viommu::vfio {
@@ -31,6 +32,8 @@ class ContainerListener::GuestIommu final : public memory::IommuNotifier {
     const memory::IommuTlbEntry& e = event.entry;
     const Iova iova = e.iova + iommu_offset_;
     const Size128 size = Size128(e.addr_mask) + 1;
+    VIOMMU_TRACE(vfio_iommu_map_notify, container_->id(), iova,
+                 iova + e.addr_mask, event.type == IommuEventType::kMap);
     if (event.type == IommuEventType::kUnmap) {
       ++container_->stats_.giommu_unmap_events;
       std::optional<Range> r = Range::FromBaseSizeClipped(iova, size);
@@ -151,6 +154,11 @@ void ContainerListener::AddIommuSection(const MemoryRegionSection& section) {
   giommu->handle() = std::move(*h);
   GuestIommu* g = giommu.get();
   giommus_.push_back(std::move(giommu));
+  VIOMMU_TRACE(vfio_listener_region_add_iommu, container_->id(),
+               section.offset_within_address_space,
+               section.offset_within_address_space + (in_region->last -
+                                                      in_region->first));
+  VIOMMU_TRACE(vfio_replay, container_->id(), mr->name());
   absl::Status s = chains->Replay(g->handle());
   if (!s.ok()) {
     container_->ReportError(
@@ -207,6 +215,8 @@ void ContainerListener::RegionDel(const MemoryRegionSection& section) {
           return g->mr() == section.mr &&
                  g->section_start() == section.offset_within_region;
         });
+    VIOMMU_TRACE(vfio_listener_region_del_iommu, container_->id(), r->first,
+                 r->last);
     if (it != giommus_.end()) giommus_.erase(it);  // unregisters
   }
   container_->ForgetSkipped(*r);

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "viommu/util/trace.h"
 
 namespace viommu::system {
 namespace {
@@ -125,6 +126,7 @@ void QtestSession::RunImpl(absl::string_view line, std::string* out,
     return;
   }
   if (c->op == QtestOp::kNone) return;
+  VIOMMU_TRACE(qtest_command, line);
   sink_ = out;
   streaming_ = stream && stream_flush_ != nullptr;
   Dispatch(*c, out);

@@ -3,6 +3,7 @@
 #include "viommu/hw/iommu/intel_iommu.h"
 
 #include "absl/status/status.h"
+#include "viommu/util/trace.h"
 
 namespace viommu::vtd {
 namespace {
@@ -97,12 +98,14 @@ memory::MemTxResult IntelIommu::Read(uint64_t offset, uint64_t* value,
     v = regs_.GetLong(off);
   }
   *value = size == 4 ? (v & 0xffff'ffff) : v;
+  VIOMMU_TRACE(vtd_reg_read, offset, size, *value);
   return memory::MemTxResult::Ok();
 }
 
 memory::MemTxResult IntelIommu::Write(uint64_t offset, uint64_t value,
                                       unsigned size, memory::MemTxAttrs) {
   const uint16_t off = static_cast<uint16_t>(offset);
+  VIOMMU_TRACE(vtd_reg_write, offset, size, value);
   if (size == 8 && (off == O(Reg32::kFectl) || off == O(Reg32::kIectl))) {
     // QEMU 7.2 asserts on these; viommu treats them as two 4-byte writes.
     WriteRegister(off, value & 0xffff'ffff, 4);
@@ -192,11 +195,13 @@ void IntelIommu::HandleGcmd() {
       next_frcd_ = 0;
       regs_.SetClearMaskLong(gsts, kGstsTes, 0);
     }
+    VIOMMU_TRACE(vtd_dmar_enable, dmar_enabled_);
     if (observer_ != nullptr) observer_->OnTranslationEnabled(dmar_enabled_);
   }
   if (val & kGcmdSrtp) {
     root_ = regs_.Raw(Reg64::kRtaddr) & (HawMask(props_.aw_bits) ^ 0xfff);
     regs_.SetClearMaskLong(gsts, 0, kGstsRtps);
+    VIOMMU_TRACE(vtd_reg_dmar_root, root_);
     if (observer_ != nullptr) observer_->OnRootTableChanged(root_);
   }
   if (changed & kGcmdQie) HandleQie((val & kGcmdQie) != 0);

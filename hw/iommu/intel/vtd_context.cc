@@ -4,6 +4,7 @@
 #include "viommu/hw/iommu/vtd_context.h"
 
 #include "viommu/hw/iommu/vtd_regs.h"
+#include "viommu/util/trace.h"
 
 namespace viommu::vtd {
 namespace {
@@ -68,6 +69,7 @@ ContextLookup LookupContext(GuestMemory& mem, const TableConfig& cfg,
     return r;
   }
   if (!re.present()) {
+    VIOMMU_TRACE(vtd_re_not_present, bus);
     r.fault = FaultReason::kRootEntryP;
     return r;
   }
@@ -83,6 +85,7 @@ ContextLookup LookupContext(GuestMemory& mem, const TableConfig& cfg,
   }
   r.entry = ce;
   if (!ce.present()) {
+    VIOMMU_TRACE(vtd_ce_not_present, bus, devfn);
     r.fault = FaultReason::kContextEntryP;
   } else if (ce.reserved_nonzero(cfg.aw_bits)) {
     r.fault = FaultReason::kContextEntryRsvd;

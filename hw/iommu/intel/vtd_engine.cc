@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "hw/iommu/intel/vtd_device.h"
+#include "viommu/util/trace.h"
 
 namespace viommu::vtd {
 
@@ -55,6 +56,7 @@ void VtdEngine::SwitchAddressSpace(VtdDevice& dev) {
       use_iommu = false;
     }
   }
+  VIOMMU_TRACE(vtd_switch_address_space, dev.as().DeviceName(), use_iommu);
   dev.as().SetUseIommu(use_iommu);
 }
 
@@ -100,11 +102,14 @@ absl::Status VtdEngine::Replay(VtdDevice& dev, int /*idx*/,
                                memory::ReplaySink emit) {
   // The shadow is what every MAP notifier of this device has been told;
   // the new one gets the same, in O(mappings).
+  uint64_t n = 0;
   dev.shadow().ForEach(Range::Full(), [&](const memory::IommuTlbEntry& e) {
     memory::IommuTlbEntry out = e;
     out.target_as = system_as_;
     emit(out);
+    ++n;
   });
+  VIOMMU_TRACE(vtd_replay, dev.as().DeviceName(), n);
   return absl::OkStatus();
 }
 
@@ -123,14 +128,19 @@ void VtdEngine::OnTranslationEnabled(bool enabled) {
 }
 
 void VtdEngine::OnContextInvalidate(ContextGranularity granularity,
-                                    uint16_t /*did*/, uint16_t sid,
+                                    uint16_t did, uint16_t sid,
                                     uint8_t fm) {
   switch (granularity) {
     case ContextGranularity::kGlobal:
+      VIOMMU_TRACE(vtd_inv_desc_cc_global);
+      InvalidateContextAll();
+      break;
     case ContextGranularity::kDomain:  // QEMU 7.2: treated as global
+      VIOMMU_TRACE(vtd_inv_desc_cc_domain, did);
       InvalidateContextAll();
       break;
     case ContextGranularity::kDevice:
+      VIOMMU_TRACE(vtd_inv_desc_cc_device, sid, fm);
       InvalidateContextDevice(sid, fm);
       break;
     case ContextGranularity::kInvalid:
@@ -143,7 +153,10 @@ void VtdEngine::OnIotlbInvalidate(IotlbGranularity granularity, uint16_t did,
   InvalidateIotlbAndSync(granularity, did, addr, am);
 }
 
-void VtdEngine::OnQueueTailWritten(uint32_t /*tail*/) { queue_.Drain(); }
+void VtdEngine::OnQueueTailWritten(uint32_t tail) {
+  VIOMMU_TRACE(vtd_inv_qi_tail, tail);
+  queue_.Drain();
+}
 
 // --- InvalidationSink ---
 
@@ -159,6 +172,7 @@ void VtdEngine::InvalidateIotlb(IotlbGranularity g, uint16_t did, Iova addr,
 
 void VtdEngine::InvalidateDeviceIotlb(uint16_t sid, Iova addr,
                                       uint64_t size_mask) {
+  VIOMMU_TRACE(vtd_inv_desc_dev_iotlb, sid, addr, size_mask);
   auto it = devices_.find(sid);
   if (it == devices_.end()) return;
   VtdDevice& dev = *it->second;

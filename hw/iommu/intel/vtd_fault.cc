@@ -2,6 +2,7 @@
 // vtd_generate_fault_event, vtd_update_fsts_ppf and the FSTS / FECTL / ICS /
 // IECTL write handlers.
 #include "viommu/hw/iommu/intel_iommu.h"
+#include "viommu/util/trace.h"
 
 namespace viommu::vtd {
 namespace {
@@ -44,16 +45,25 @@ void IntelIommu::GenerateFaultEvent(uint32_t pre_fsts) {
 void IntelIommu::RecordFault(uint16_t sid, FaultReason reason, uint64_t addr,
                              bool is_write, uint16_t pasid_value) {
   const uint32_t fsts = regs_.Raw(Reg32::kFsts);
-  if (fsts & kFstsPfo) return;  // overflowed: dropped
+  const auto code = static_cast<unsigned>(reason);
+  if (fsts & kFstsPfo) {  // overflowed: dropped
+    VIOMMU_TRACE(vtd_fault_dropped, sid, code, addr, "overflow");
+    return;
+  }
   for (int i = 0; i < kNumFrcd; ++i) {
     const uint64_t hi = regs_.GetQuadRaw(kFrcdHi + 16 * i);
-    if ((hi & kFrcdF) && (hi & kFrcdSidMask) == sid) return;  // collapsed
+    if ((hi & kFrcdF) && (hi & kFrcdSidMask) == sid) {  // collapsed
+      VIOMMU_TRACE(vtd_fault_dropped, sid, code, addr, "pending for sid");
+      return;
+    }
   }
   const uint16_t rec = Offset(Reg64::kFrcd0Lo) + 16 * next_frcd_;
   if (regs_.GetQuadRaw(rec + 8) & kFrcdF) {
+    VIOMMU_TRACE(vtd_fault_dropped, sid, code, addr, "records full");
     regs_.SetClearMaskLong(kFsts, 0, kFstsPfo);
     return;
   }
+  VIOMMU_TRACE(vtd_frr_new, next_frcd_, sid, code, addr, is_write);
   uint64_t hi = sid | uint64_t{static_cast<uint8_t>(reason)} << kFrcdFrShift |
                 uint64_t{pasid_value} << kFrcdPvShift;
   if (!is_write) hi |= kFrcdT;

@@ -7,6 +7,8 @@
 
 #include "viommu/hw/iommu/intel_iommu.h"
 #include "viommu/util/check.h"
+#include "viommu/util/log.h"
+#include "viommu/util/trace.h"
 
 namespace viommu::vtd {
 namespace {
@@ -160,6 +162,8 @@ QueueError ProcessDescriptor(const InvDesc& desc, GuestMemory& mem,
       return Wait(desc, mem, progress);
     case kTypePasidIotlb:
     case kTypePasidCache:
+      VIOMMU_LOG_UNIMP("vtd: PASID invalidation descriptor (type %u) ignored",
+                       static_cast<unsigned>(desc.lo & kTypeMask));
       return QueueError::kNone;  // 7.2 accepts and ignores these
     default:
       return QueueError::kUnknownType;
@@ -183,6 +187,8 @@ QueueRunResult ProcessQueue(GuestMemory& mem, Hwaddr base, uint32_t size,
       r.error = QueueError::kFetchFailed;
       return r;
     }
+    VIOMMU_TRACE(vtd_inv_desc, static_cast<unsigned>(d.lo & kTypeMask), d.hi,
+                 d.lo);
     const bool is_wait = (d.lo & kTypeMask) == kTypeWait;
     r.last_was_wait = is_wait;
     const bool signals = is_wait && (d.lo & kWaitIf) != 0;
@@ -240,6 +246,9 @@ void InvalidationQueue::RunOnce() {
                    iommu_->queue_head(), iommu_->queue_tail(), *sink_,
                    &progress);
   if (!r.failed()) return;
+  VIOMMU_TRACE(vtd_inv_qi_error, r.new_head, static_cast<int>(r.error));
+  VIOMMU_LOG_GUEST_ERROR("vtd: invalidation queue error %d at head %u",
+                         static_cast<int>(r.error), r.new_head);
   ++errors_;
   last_error_ = r.error;
   // A failed descriptor still counts as fetched (QEMU's iq_last_desc_type);

@@ -4,6 +4,7 @@
 #include "hw/iommu/intel/vtd_device.h"
 #include "viommu/hw/iommu/vtd_engine.h"
 #include "viommu/hw/iommu/vtd_page_walk.h"
+#include "viommu/util/trace.h"
 
 namespace viommu::vtd {
 namespace {
@@ -135,13 +136,16 @@ void VtdEngine::InvalidateIotlbAndSync(IotlbGranularity granularity,
                                        uint8_t am) {
   switch (granularity) {
     case IotlbGranularity::kGlobal:
+      VIOMMU_TRACE(vtd_inv_desc_iotlb_global);
       iotlb_.InvalidateAll();
       for (auto& [sid, dev] : devices_) SyncDevice(*dev);
       return;
     case IotlbGranularity::kDomain:
+      VIOMMU_TRACE(vtd_inv_desc_iotlb_domain, did);
       iotlb_.InvalidateDomain(did);
       break;
     case IotlbGranularity::kPage:
+      VIOMMU_TRACE(vtd_inv_desc_iotlb_pages, did, addr, am);
       iotlb_.InvalidatePage(did, addr, am);
       break;
     case IotlbGranularity::kInvalid:

@@ -4,6 +4,8 @@
 #include "hw/iommu/intel/vtd_device.h"
 #include "viommu/hw/iommu/vtd_engine.h"
 #include "viommu/hw/iommu/vtd_page_walk.h"
+#include "viommu/util/log.h"
+#include "viommu/util/trace.h"
 
 namespace viommu::vtd {
 namespace {
@@ -32,6 +34,8 @@ memory::IommuTlbEntry VtdEngine::Translate(VtdDevice& dev, Iova iova,
       const uint16_t sid = d.sid();
       // No permission check on a hit (see below); also 2M/1G hits.
       if (std::optional<IotlbEntry> hit = e.iotlb_.Lookup(sid, va)) {
+        VIOMMU_TRACE(vtd_iotlb_page_hit, sid, va, hit->page_base,
+                     hit->addr_mask);
         out.addr_mask = hit->addr_mask;
         out.iova = va & ~hit->addr_mask;
         out.translated_addr = hit->page_base;
@@ -72,6 +76,8 @@ memory::IommuTlbEntry VtdEngine::Translate(VtdDevice& dev, Iova iova,
       out.addr_mask = t.addr_mask;
       out.iova = va & ~t.addr_mask;
       out.translated_addr = t.page_base;
+      VIOMMU_TRACE(vtd_dmar_translate, sid, va, t.page_base, t.addr_mask,
+                   static_cast<unsigned>(t.perm));
       // Deliberate: the stacked permissions for every access kind (see
       // header).
       out.perm = t.perm;
@@ -106,11 +112,14 @@ ContextLookup VtdEngine::GetContext(VtdDevice& dev) {
   const uint8_t bus = dev.as().bus();
   const uint8_t devfn = dev.as().devfn();
   if (std::optional<CachedContext> c = context_cache_.Lookup(bus, devfn)) {
+    VIOMMU_TRACE(vtd_iotlb_cc_hit, bus, devfn, c->hi, c->lo);
     return ContextLookup{.fault = std::nullopt,
                          .entry = ContextEntry{.lo = c->lo, .hi = c->hi}};
   }
   const uint64_t epoch = context_cache_.epoch();
   ContextLookup r = ReadContext(dev);
+  VIOMMU_TRACE(vtd_iotlb_cc_miss, bus, devfn,
+               r.ok() ? 0u : static_cast<unsigned>(*r.fault));
   // Only good entries are cached (QEMU fills the cache after the checks).
   if (r.ok()) {
     context_cache_.InsertIfCurrent(epoch, bus, devfn,
@@ -128,6 +137,11 @@ void VtdEngine::ReportFault(uint16_t sid, FaultReason reason, bool fpd,
                             uint64_t addr, bool is_write,
                             uint16_t pasid_value) {
   faults_.fetch_add(1, std::memory_order_relaxed);
+  const auto code = static_cast<unsigned>(reason);
+  VIOMMU_TRACE(vtd_dmar_fault, sid, addr, is_write, code, fpd);
+  VIOMMU_LOG_GUEST_ERROR("vtd: DMA %s fault: sid 0x%04x addr 0x%x reason 0x%x%s",
+                         is_write ? "write" : "read", sid, addr, code,
+                         fpd ? " (FPD set)" : "");
   if (fpd && IsQualifiedFault(reason)) return;  // suppressed by FPD
   absl::MutexLock lock(&fault_mu_);
   RecordFaultLocked(sid, reason, addr, is_write, pasid_value);
