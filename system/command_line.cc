@@ -6,6 +6,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "viommu/util/log.h"
 #include "viommu/util/status_macros.h"
 
 namespace viommu::system {
@@ -37,6 +39,48 @@ std::vector<std::string> SplitCommas(absl::string_view text) {
     }
   }
   return out;
+}
+
+// -trace [enable=]PATTERN[,events=FILE][,file=FILE], -d ITEMS, -D FILE.
+[[nodiscard]] absl::Status ParseLogFlag(absl::string_view flag,
+                                        absl::string_view value,
+                                        VmConfig* config) {
+  if (flag == "D") {
+    config->log_file = std::string(value);
+    return absl::OkStatus();
+  }
+  if (flag == "trace") {
+    VIOMMU_ASSIGN_OR_RETURN(OptionList t, ParseOptionList(value, "enable"));
+    if (!t.head.empty()) config->trace_patterns.push_back(t.head);
+    for (const auto& [k, v] : t.props) {
+      if (k == "enable") {
+        config->trace_patterns.push_back(v);
+      } else if (k == "events") {
+        config->trace_event_files.push_back(v);
+      } else if (k == "file") {
+        config->log_file = v;
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat("-trace ", value, ": Invalid parameter '", k, "'"));
+      }
+    }
+    return absl::OkStatus();
+  }
+  // -d: categories, "help", and trace:PATTERN items.
+  std::string categories;
+  for (absl::string_view item : absl::StrSplit(value, ',', absl::SkipEmpty())) {
+    if (item == "help") {
+      config->log_help = true;
+    } else if (absl::StartsWith(item, "trace:")) {
+      config->trace_patterns.emplace_back(item.substr(6));
+    } else {
+      absl::StrAppend(&categories, categories.empty() ? "" : ",", item);
+    }
+  }
+  uint32_t mask = 0;
+  VIOMMU_RETURN_IF_ERROR(log::Log::ParseMask(categories, &mask));
+  config->log_mask |= mask;
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -158,8 +202,8 @@ absl::StatusOr<VmConfig> ParseCommandLine(absl::Span<const std::string> args) {
       continue;
     }
     static const absl::flat_hash_set<absl::string_view> kWithValue = {
-        "machine", "M",   "m",   "device", "object",
-        "chardev", "mon", "qmp", "qtest",  "qtest-log"};
+        "machine", "M",   "m",   "device", "object", "chardev", "mon",
+        "qmp",     "qtest", "qtest-log", "trace", "d", "D"};
     if (!kWithValue.contains(flag)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "-", flag, ": invalid option (not supported by viommu)"));
@@ -230,6 +274,8 @@ absl::StatusOr<VmConfig> ParseCommandLine(absl::Span<const std::string> args) {
       config.qtest = std::string(value);
     } else if (flag == "qtest-log") {
       config.qtest_log = std::string(value);
+    } else if (flag == "trace" || flag == "d" || flag == "D") {
+      VIOMMU_RETURN_IF_ERROR(ParseLogFlag(flag, value, &config));
     }
   }
   return config;

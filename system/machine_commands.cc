@@ -6,6 +6,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "viommu/system/trace_commands.h"
 #include "viommu/system/vfio_commands.h"
 #include "viommu/util/status_macros.h"
 
@@ -92,6 +93,7 @@ void RegisterMachineCommands(QmpDispatcher* qmp, Vm* vm,
         return QmpValue::FromJsonText(out + "}");
       });
   RegisterVfioCommands(qmp, vm);
+  RegisterTraceCommands(qmp);
 }
 
 }  // namespace viommu::system

@@ -18,6 +18,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "viommu/system/command_line.h"
+#include "viommu/system/log_options.h"
 #include "viommu/system/machine_commands.h"
 #include "viommu/system/qmp/qmp_dispatcher.h"
 #include "viommu/system/qmp/qmp_server.h"
@@ -97,6 +98,9 @@ GSourceFuncs kPollFuncs = {PollPrepare, PollCheck, PollDispatch,
 int Serve(const std::vector<std::string>& args) {
   absl::StatusOr<VmConfig> config = ParseCommandLine(args);
   if (!config.ok()) return Die(config.status());
+  absl::StatusOr<bool> help = ApplyLogOptions(*config, std::cout, std::cerr);
+  if (!help.ok()) return Die(help.status());
+  if (*help) return 0;
   absl::StatusOr<std::unique_ptr<Vm>> vm = Vm::Create(*config);
   if (!vm.ok()) return Die(vm.status());
 
@@ -147,6 +151,9 @@ int Run(std::vector<std::string> args) {
   if (args.empty()) args = DefaultWorkloadMachineArgs();
   absl::StatusOr<VmConfig> config = ParseCommandLine(args);
   if (!config.ok()) return Die(config.status());
+  absl::StatusOr<bool> help = ApplyLogOptions(*config, std::cout, std::cerr);
+  if (!help.ok()) return Die(help.status());
+  if (*help) return 0;
   absl::StatusOr<std::unique_ptr<Vm>> vm = Vm::Create(*config);
   if (!vm.ok()) return Die(vm.status());
   QmpDispatcher qmp;

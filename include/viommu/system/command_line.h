@@ -8,7 +8,8 @@
 // `-device DRIVER,...` and `-device driver=DRIVER,...` are the same; `--opt`
 // equals `-opt`. Flags that mean nothing here (-display, -nodefaults,
 // -accel, -bios, -S, -audio, -serial, -no-shutdown, -name) are accepted and
-// ignored; anything else is an error naming it.
+// ignored; anything else is an error naming it. -trace, -d and -D are
+// QEMU's (docs/tracing.md); an unknown -d category is an error.
 #ifndef VIOMMU_SYSTEM_COMMAND_LINE_H_
 #define VIOMMU_SYSTEM_COMMAND_LINE_H_
 
@@ -44,6 +45,13 @@ struct VmConfig {
   std::vector<std::string> qmp;      // -qmp arguments, verbatim
   std::optional<std::string> qtest;  // -qtest stdio | unix:PATH
   std::optional<std::string> qtest_log;
+  // Tracing and logging (docs/tracing.md), applied by ApplyLogOptions:
+  // -trace [enable=]PATTERN and -d trace:PATTERN, in order;
+  std::vector<std::string> trace_patterns;
+  std::vector<std::string> trace_event_files;  // -trace events=FILE
+  uint32_t log_mask = 0;                       // -d guest_errors,unimp
+  bool log_help = false;                       // -d help
+  std::optional<std::string> log_file;         // -D FILE, -trace file=FILE
 };
 
 // Splits "a,b=c,,d" into head "a" and {b: "c,d"}. A first element that
