@@ -1,42 +1,17 @@
 #include "viommu/system/vfio_passthrough.h"
 
 #include <algorithm>
-#include <charconv>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
+#include "viommu/util/parse_devfn.h"
 #include "viommu/util/status_macros.h"
 #include "viommu/vfio/host/model/host_device.h"
 
 namespace viommu::system {
 namespace {
-
-bool ParseHex(absl::string_view s, unsigned max, unsigned* out) {
-  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-    s.remove_prefix(2);
-  }
-  if (s.empty()) return false;
-  unsigned v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 16);
-  if (ec != std::errc() || p != s.data() + s.size() || v > max) return false;
-  *out = v;
-  return true;
-}
-
-// QEMU's PCI "addr": SLOT[.FN], both hex.
-[[nodiscard]] absl::StatusOr<uint8_t> ParseDevfn(absl::string_view value) {
-  std::vector<absl::string_view> parts = absl::StrSplit(value, '.');
-  unsigned slot = 0, fn = 0;
-  if (parts.size() > 2 || !ParseHex(parts[0], 0x1f, &slot) ||
-      (parts.size() == 2 && !ParseHex(parts[1], 7, &fn))) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Property 'vfio-pci.addr' doesn't take value '", value, "'"));
-  }
-  return static_cast<uint8_t>(slot << 3 | fn);
-}
 
 // "vfio-pci 'id' (host 0000:01:00.0)" for messages.
 std::string DeviceName(const std::string& id, const std::string& host) {
@@ -55,14 +30,13 @@ absl::StatusOr<std::unique_ptr<VfioPassthrough>> VfioPassthrough::Create(
     hw::Q35Machine* machine, vfio::HostPlatform platform,
     std::set<std::string> iommufds) {
   std::unique_ptr<VfioPassthrough> p(new VfioPassthrough(machine));
-  p->timers_ = std::make_unique<ClockDeviceTimers>(&machine->clock());
   VIOMMU_ASSIGN_OR_RETURN(
       std::unique_ptr<vfio::model::ModelHost> model,
       vfio::model::ModelHost::Create(
           std::move(platform),
           vfio::model::ModelHostOptions{
               .device_factory = vfio::model::ModelHostDevice::Factory(
-                  {.timers = p->timers_.get(), .irq_sink = &p->eventfds_})}));
+                  {.timers = &machine->clock(), .irq_sink = &p->eventfds_})}));
   p->model_ = model.get();
   p->Init(std::move(model), std::move(iommufds));
   return p;
@@ -136,7 +110,7 @@ absl::Status VfioPassthrough::Attach(const hw::DeviceSpec& spec) {
     if (k == "host") {
       VIOMMU_ASSIGN_OR_RETURN(host, vfio::HostPciAddress::Parse(v));
     } else if (k == "addr") {
-      VIOMMU_ASSIGN_OR_RETURN(devfn, ParseDevfn(v));
+      VIOMMU_ASSIGN_OR_RETURN(devfn, ParseDevfn("vfio-pci", v));
     } else if (k == "iommufd") {
       if (!iommufds_.contains(v)) {
         return absl::InvalidArgumentError(

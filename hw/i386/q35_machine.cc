@@ -1,15 +1,14 @@
 #include "viommu/hw/i386/q35_machine.h"
 
-#include <charconv>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "hw/i386/device_factory.h"
 #include "hw/i386/ich9_functions.h"
 #include "hw/i386/ich9_reset_control.h"
 #include "viommu/hw/pci/pci_host.h"
+#include "viommu/util/parse_devfn.h"
 #include "viommu/util/status_macros.h"
 
 namespace viommu::hw {
@@ -24,32 +23,6 @@ using memory::MemTxResult;
 uint64_t RamBelow4g(uint64_t ram_size) {
   const uint64_t lowmem = ram_size >= kEcamBase ? 0x8000'0000 : kEcamBase;
   return std::min(ram_size, lowmem);
-}
-
-bool ParseHex(absl::string_view s, unsigned max, unsigned* out) {
-  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-    s.remove_prefix(2);
-  }
-  if (s.empty()) return false;
-  unsigned v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 16);
-  if (ec != std::errc() || p != s.data() + s.size() || v > max) return false;
-  *out = v;
-  return true;
-}
-
-// QEMU's PCI "addr" property: SLOT[.FN], both hex.
-[[nodiscard]] absl::StatusOr<uint8_t> ParseDevfn(absl::string_view driver,
-                                                 absl::string_view value) {
-  std::vector<absl::string_view> parts = absl::StrSplit(value, '.');
-  unsigned slot = 0, fn = 0;
-  bool ok = parts.size() <= 2 && ParseHex(parts[0], 0x1f, &slot) &&
-            (parts.size() == 1 || ParseHex(parts[1], 7, &fn));
-  if (!ok) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Property '", driver, ".addr' doesn't take value '", value, "'"));
-  }
-  return static_cast<uint8_t>(slot << 3 | fn);
 }
 
 }  // namespace

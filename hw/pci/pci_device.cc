@@ -10,6 +10,7 @@
 
 #include "viommu/hw/pci/pci_bus.h"
 #include "viommu/util/check.h"
+#include "viommu/util/le_bytes.h"
 
 namespace viommu::hw::pci {
 namespace {
@@ -21,16 +22,6 @@ using memory::MemTxResult;
 // QEMU's pci_set_default_subsystem_id: Red Hat / QEMU.
 constexpr uint16_t kDefaultSubsystemVendorId = 0x1af4;
 constexpr uint16_t kDefaultSubsystemId = 0x1100;
-
-uint32_t LoadLe(const uint8_t* p, unsigned size) {
-  uint32_t v = 0;
-  for (unsigned i = 0; i < size; ++i) v |= uint32_t{p[i]} << (8 * i);
-  return v;
-}
-
-void StoreLe(uint8_t* p, uint64_t v, unsigned size) {
-  for (unsigned i = 0; i < size; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
 
 bool RangesOverlap(uint32_t a, unsigned alen, uint32_t b, unsigned blen) {
   return a < b + blen && b < a + alen;
@@ -164,17 +155,13 @@ void PciDevice::WireIntx(IrqSink* sink, int line) {
 
 uint32_t PciDevice::ConfigRead(uint32_t offset, unsigned size) {
   VIOMMU_CHECK(size >= 1 && size <= 4 && offset + size <= config_size());
-  return LoadLe(&config_[offset], size);
+  return static_cast<uint32_t>(LoadLe(&config_[offset], size));
 }
 
 void PciDevice::ConfigWrite(uint32_t offset, uint32_t value, unsigned size) {
   VIOMMU_CHECK(size >= 1 && size <= 4 && offset + size <= config_size());
-  for (unsigned i = 0; i < size; ++i) {
-    const uint8_t byte = static_cast<uint8_t>(value >> (8 * i));
-    const uint32_t o = offset + i;
-    config_[o] = (config_[o] & ~wmask_[o]) | (byte & wmask_[o]);
-    config_[o] &= ~(byte & w1cmask_[o]);
-  }
+  ApplyConfigWrite(config_.data(), wmask_.data(), w1cmask_.data(), offset,
+                   value, size);
   const bool command = RangesOverlap(offset, size, kCfgCommand, 2);
   if (command || RangesOverlap(offset, size, kCfgBar0, 24) ||
       RangesOverlap(offset, size, kCfgRomAddress, 4)) {

@@ -38,7 +38,6 @@
 #include "absl/status/statusor.h"
 #include "viommu/hw/i386/q35_machine.h"
 #include "viommu/memory/address_space.h"
-#include "viommu/system/clock_device_timers.h"
 #include "viommu/system/vfio_pci_device.h"
 #include "viommu/vfio/host/host_backend.h"
 #include "viommu/vfio/host/host_platform.h"
@@ -128,7 +127,6 @@ class VfioPassthrough {
   hw::Q35Machine* const machine_;  // not owned
   std::set<std::string> iommufds_;
   vfio::model::EventfdIrqSink eventfds_;
-  std::unique_ptr<ClockDeviceTimers> timers_;
   std::unique_ptr<vfio::HostBackend> host_;
   vfio::model::ModelHost* model_ = nullptr;  // host_ when it is the model
   std::unique_ptr<vfio::VfioManager> vfio_;

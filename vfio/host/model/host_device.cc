@@ -12,8 +12,8 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
-#include "vfio/host/model/host_edu_engine.h"
 #include "vfio/host/model/host_pci_config.h"
+#include "viommu/util/le_bytes.h"
 
 namespace viommu::vfio::model {
 namespace {
@@ -32,20 +32,10 @@ unsigned ChunkSize(uint64_t offset, uint64_t left, unsigned max) {
   return 1;
 }
 
-uint64_t LoadLe(const uint8_t* p, unsigned size) {
-  uint64_t v = 0;
-  for (unsigned i = 0; i < size; ++i) v |= uint64_t{p[i]} << (8 * i);
-  return v;
-}
-
-void StoreLe(uint8_t* p, uint64_t v, unsigned size) {
-  for (unsigned i = 0; i < size; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-
 }  // namespace
 
 // The engine's view of its device.
-class ModelHostDevice::Bus final : public HostEduEngine::Bus {
+class ModelHostDevice::Bus final : public devcore::EduEngine::Bus {
  public:
   explicit Bus(ModelHostDevice* dev) : dev_(dev) {}
   void Dma(uint64_t iova, uint8_t* buf, uint64_t len, bool to_ram) override {
@@ -108,8 +98,8 @@ ModelHostDevice::ModelHostDevice(const HostDeviceDesc& desc,
       irq_sink_(options.irq_sink),
       bus_(std::make_unique<Bus>(this)),
       config_(std::make_unique<HostPciConfig>(desc, kBar0Size)),
-      engine_(std::make_unique<HostEduEngine>(bus_.get(), options.timers,
-                                              options.dma_mask)) {}
+      engine_(std::make_unique<devcore::EduEngine>(bus_.get(), options.timers,
+                                                   options.dma_mask)) {}
 
 ModelHostDevice::~ModelHostDevice() {
   engine_.reset();  // cancels the DMA timer before the rest goes

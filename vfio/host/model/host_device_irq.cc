@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include "vfio/host/model/host_edu_engine.h"
 #include "vfio/host/model/host_pci_config.h"
 #include "viommu/vfio/host/model/host_device.h"
 

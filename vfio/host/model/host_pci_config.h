@@ -20,53 +20,22 @@
 #include <array>
 #include <cstdint>
 
+#include "viommu/devcore/pci_config_regs.h"
 #include "viommu/vfio/host/host_platform.h"
 
 namespace viommu::vfio::model {
 
-// Type-0 header offsets and bits (PCI Local Bus 3.0 §6.2, §6.8.1).
+// The type-0 layout is devcore's (one definition with hw/pci); what is this
+// device's own: where its BARs and MSI capability sit.
 namespace pcicfg {
-inline constexpr uint32_t kVendorId = 0x00;
-inline constexpr uint32_t kDeviceId = 0x02;
-inline constexpr uint32_t kCommand = 0x04;
-inline constexpr uint32_t kStatus = 0x06;
-inline constexpr uint32_t kRevision = 0x08;
-inline constexpr uint32_t kClassProg = 0x09;
-inline constexpr uint32_t kCacheLineSize = 0x0c;
-inline constexpr uint32_t kLatencyTimer = 0x0d;
-inline constexpr uint32_t kHeaderType = 0x0e;
-inline constexpr uint32_t kBar0 = 0x10;
-inline constexpr uint32_t kBar2 = 0x18;
-inline constexpr uint32_t kBar3 = 0x1c;
-inline constexpr uint32_t kSubsystemVendorId = 0x2c;
-inline constexpr uint32_t kSubsystemId = 0x2e;
-inline constexpr uint32_t kRomAddress = 0x30;
-inline constexpr uint32_t kCapabilityList = 0x34;
-inline constexpr uint32_t kInterruptLine = 0x3c;
-inline constexpr uint32_t kInterruptPin = 0x3d;
-
-inline constexpr uint16_t kCommandIo = 1 << 0;
-inline constexpr uint16_t kCommandMemory = 1 << 1;
-inline constexpr uint16_t kCommandMaster = 1 << 2;
-inline constexpr uint16_t kCommandParity = 1 << 6;
-inline constexpr uint16_t kCommandSerr = 1 << 8;
-inline constexpr uint16_t kCommandIntxDisable = 1 << 10;
-inline constexpr uint16_t kStatusInterrupt = 1 << 3;
-inline constexpr uint16_t kStatusCapList = 1 << 4;
-inline constexpr uint16_t kStatusW1c = 0xf900;
-
-inline constexpr uint32_t kBarMem64 = 0x4;
-inline constexpr uint32_t kBarPrefetch = 0x8;
-
-inline constexpr uint8_t kCapIdMsi = 0x05;
+using namespace ::viommu::devcore::pci_regs;  // NOLINT(build/namespaces)
+inline constexpr uint32_t kCfgBar2 = CfgBar(2);
+inline constexpr uint32_t kCfgBar3 = CfgBar(3);
 inline constexpr uint32_t kMsiCap = 0x40;  // where edu's msi_init puts it
-inline constexpr uint32_t kMsiFlags = kMsiCap + 0x02;
-inline constexpr uint32_t kMsiAddressLo = kMsiCap + 0x04;
-inline constexpr uint32_t kMsiAddressHi = kMsiCap + 0x08;
-inline constexpr uint32_t kMsiData = kMsiCap + 0x0c;
-inline constexpr uint16_t kMsiFlagsEnable = 1 << 0;
-inline constexpr uint16_t kMsiFlagsQsize = 0x0070;
-inline constexpr uint16_t kMsiFlags64Bit = 1 << 7;
+inline constexpr uint32_t kMsiCapFlags = kMsiCap + kMsiFlags;
+inline constexpr uint32_t kMsiCapAddressLo = kMsiCap + kMsiAddressLo;
+inline constexpr uint32_t kMsiCapAddressHi = kMsiCap + kMsiAddressHi;
+inline constexpr uint32_t kMsiCapData = kMsiCap + kMsiData64;
 }  // namespace pcicfg
 
 class HostPciConfig {
@@ -80,7 +49,7 @@ class HostPciConfig {
   uint32_t Read(uint32_t offset, unsigned size) const;
   void Write(uint32_t offset, uint32_t value, unsigned size);
 
-  uint16_t command() const { return Load16(pcicfg::kCommand); }
+  uint16_t command() const { return Load16(pcicfg::kCfgCommand); }
   void set_intx_status(bool asserted);
   void set_msi_enable(bool on);
 

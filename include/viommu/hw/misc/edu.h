@@ -1,5 +1,8 @@
 // viommu/hw/misc/edu.h — QEMU's educational PCI device "edu" (1234:11e8),
 // register for register (QEMU's docs/specs/edu.rst; docs/architecture.md).
+// The registers and the DMA engine are devcore::EduEngine
+// (include/viommu/devcore/edu_engine.h, shared with the simulated host
+// devices); Edu is the PCI function around it.
 //
 //   VIOMMU_ASSIGN_OR_RETURN(std::unique_ptr<Edu> edu,
 //                           Edu::CreateFromProperties({{"dma_mask", "0xffff"}}));
@@ -57,6 +60,7 @@
 #include "absl/container/btree_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "viommu/devcore/edu_engine.h"
 #include "viommu/hw/core/virtual_clock.h"
 #include "viommu/hw/pci/pci_device.h"
 #include "viommu/memory/memory_region.h"
@@ -69,9 +73,9 @@ class Edu final : public pci::PciDevice {
   struct Properties {
     uint64_t dma_mask = (uint64_t{1} << 28) - 1;  // "dma_mask"
   };
-  static constexpr uint64_t kDmaStart = 0x40000;
-  static constexpr uint64_t kDmaSize = 4096;
-  static constexpr uint64_t kBarSize = 1 << 20;
+  static constexpr uint64_t kDmaStart = devcore::EduEngine::kDmaStart;
+  static constexpr uint64_t kDmaSize = devcore::EduEngine::kDmaSize;
+  static constexpr uint64_t kBarSize = devcore::EduEngine::kBarSize;
 
   // Never fails today; StatusOr so that property checks can be added.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<Edu>> Create(
@@ -88,8 +92,13 @@ class Edu final : public pci::PciDevice {
   ~Edu() override;
 
   const Properties& properties() const { return props_; }
+  // Back to the registers, buffer and (no) DMA of a new edu, which system
+  // reset keeps (see above). Not a guest operation: for fuzzers that reuse
+  // one machine per process (tests/fuzz/machine_reuse.h). Call after the
+  // machine's reset (config space already reset).
+  void PowerOnReset();
   // DMAs refused for leaving the device buffer (see above).
-  uint64_t refused_dma_count() const { return refused_dma_count_; }
+  uint64_t refused_dma_count() const;
   // BAR0 accesses refused by the re-entrancy guard.
   uint64_t blocked_reentrant_count() const { return blocked_reentrant_count_; }
 
@@ -99,30 +108,16 @@ class Edu final : public pci::PciDevice {
 
  private:
   class Registers;
+  class EngineBus;
   explicit Edu(const Properties& props);
 
-  uint64_t MmioRead(uint64_t offset, unsigned size);
-  void MmioWrite(uint64_t offset, uint64_t value, unsigned size);
-  void WriteDmaRegister(uint64_t* reg, uint64_t value, bool starts_timer);
-  void DmaTimerFired();
-  void RaiseIrq(uint32_t bits);
-  void LowerIrq(uint32_t bits);
-
   Properties props_;
+  std::unique_ptr<EngineBus> bus_;
   std::unique_ptr<Registers> ops_;
   std::shared_ptr<memory::MemoryRegion> mmio_;
-  std::unique_ptr<Timer> dma_timer_;  // from Realize to Unrealize
-  bool in_mmio_ = false;              // the re-entrancy guard
-  uint32_t liveness_ = 0;             // QEMU's addr4: ~value written
-  uint32_t factorial_ = 0;
-  uint32_t status_ = 0;
-  uint32_t irq_status_ = 0;
-  uint64_t dma_src_ = 0;
-  uint64_t dma_dst_ = 0;
-  uint64_t dma_count_ = 0;
-  uint64_t dma_cmd_ = 0;
-  std::array<uint8_t, kDmaSize> dma_buf_{};
-  uint64_t refused_dma_count_ = 0;
+  // From Realize (it needs the machine clock); Unrealize stops its DMA.
+  std::unique_ptr<devcore::EduEngine> engine_;
+  bool in_mmio_ = false;  // the re-entrancy guard
   uint64_t blocked_reentrant_count_ = 0;
 };
 

@@ -1,6 +1,6 @@
 // viommu/vfio/host/model/host_device.h — one simulated host PCI device bound
 // to vfio-pci, as its VFIO device fd shows it (ARCHITECTURE.md §4): an
-// edu-compatible DMA engine whose DMA goes through the host IOMMU domain it
+// edu DMA engine (devcore::EduEngine, the guest edu's own) whose DMA goes through the host IOMMU domain it
 // is attached to into this process's memory, plus BAR2 device memory.
 //
 //   ProcessMemory mem;
@@ -52,6 +52,7 @@
 #include <optional>
 
 #include "absl/status/statusor.h"
+#include "viommu/devcore/edu_engine.h"
 #include "viommu/vfio/host/host_platform.h"
 #include "viommu/vfio/host/model/device_timers.h"
 #include "viommu/vfio/host/model/host_iommu_domain.h"
@@ -62,16 +63,16 @@
 
 namespace viommu::vfio::model {
 
-class HostEduEngine;
 class HostPciConfig;
 
 class ModelHostDevice final : public ModelDeviceOps {
  public:
-  static constexpr uint64_t kBar0Size = 1 << 20;
+  static constexpr uint64_t kBar0Size = devcore::EduEngine::kBarSize;
   static constexpr uint64_t kConfigSize = 256;
-  static constexpr uint64_t kDmaStart = 0x40000;  // edu's buffer
-  static constexpr uint64_t kDmaSize = 4096;
-  static constexpr uint64_t kDefaultDmaMask = (uint64_t{1} << 28) - 1;
+  static constexpr uint64_t kDmaStart = devcore::EduEngine::kDmaStart;
+  static constexpr uint64_t kDmaSize = devcore::EduEngine::kDmaSize;
+  static constexpr uint64_t kDefaultDmaMask =
+      devcore::EduEngine::kDefaultDmaMask;
 
   struct Options {
     DeviceTimers* timers = nullptr;       // not owned; null: DMA at the write
@@ -156,7 +157,7 @@ class ModelHostDevice final : public ModelDeviceOps {
   HostIrqSink* irq_sink_;  // not owned, may be null
   std::unique_ptr<Bus> bus_;
   std::unique_ptr<HostPciConfig> config_;
-  std::unique_ptr<HostEduEngine> engine_;
+  std::unique_ptr<devcore::EduEngine> engine_;
   HostIommuDomain* domain_ = nullptr;  // not owned; see AttachDomain
   int bar2_fd_ = -1;                   // the memfd behind BAR2
   uint8_t* bar2_ = nullptr;            // the device's own mapping

@@ -1,6 +1,10 @@
-#include "vfio/host/model/host_edu_engine.h"
+// The edu register file and DMA state machine: QEMU's edu_mmio_read,
+// edu_mmio_write, dma_rw and edu_dma_timer (see edu_engine.h).
+#include "viommu/devcore/edu_engine.h"
 
-namespace viommu::vfio::model {
+#include "viommu/util/le_bytes.h"
+
+namespace viommu::devcore {
 namespace {
 
 constexpr uint32_t kStatusComputing = 0x01;
@@ -12,7 +16,7 @@ constexpr uint64_t kDmaToRam = 0x2;  // direction: device -> RAM
 constexpr uint64_t kDmaRaiseIrq = 0x4;
 constexpr int64_t kNsPerMs = 1'000'000;
 
-// BAR0 register offsets (edu.rst).
+// BAR0 offsets (QEMU's edu_mmio_read/edu_mmio_write cases).
 enum Reg : uint64_t {
   kRegId = 0x00,
   kRegLiveness = 0x04,
@@ -31,12 +35,9 @@ bool AccessAllowed(uint64_t offset, unsigned size) {
   return offset < 0x80 ? size == 4 : (size == 4 || size == 8);
 }
 
-uint64_t AllOnes(unsigned size) {
-  return size >= 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * size)) - 1;
-}
-
-// n! mod 2^32; the product stays 0 once it has 32 factors of two, so the
-// loop ends early for a large n.
+// n! mod 2^32, as QEMU's worker loop over uint32_t. The product is 0 once
+// it has 32 factors of two (n >= 34), so the loop stops there instead of
+// running up to 2^32 times for a hostile n.
 uint32_t Factorial(uint32_t n) {
   uint32_t f = 1;
   for (uint32_t i = n; i > 0 && f != 0; --i) f *= i;
@@ -45,14 +46,14 @@ uint32_t Factorial(uint32_t n) {
 
 }  // namespace
 
-HostEduEngine::HostEduEngine(Bus* bus, DeviceTimers* timers, uint64_t dma_mask)
+EduEngine::EduEngine(Bus* bus, DeviceTimers* timers, uint64_t dma_mask)
     : bus_(bus), timers_(timers), dma_mask_(dma_mask) {
   if (timers_ != nullptr) {
     dma_timer_ = timers_->CreateTimer([this] { RunDma(); });
   }
 }
 
-uint64_t HostEduEngine::Read(uint64_t offset, unsigned size) const {
+uint64_t EduEngine::Read(uint64_t offset, unsigned size) const {
   if (!AccessAllowed(offset, size)) return AllOnes(size);
   switch (offset) {
     case kRegId:
@@ -78,7 +79,7 @@ uint64_t HostEduEngine::Read(uint64_t offset, unsigned size) const {
   }
 }
 
-void HostEduEngine::Write(uint64_t offset, uint64_t value, unsigned size) {
+void EduEngine::Write(uint64_t offset, uint64_t value, unsigned size) {
   if (!AccessAllowed(offset, size)) return;
   switch (offset) {
     case kRegLiveness:
@@ -116,9 +117,9 @@ void HostEduEngine::Write(uint64_t offset, uint64_t value, unsigned size) {
   }
 }
 
-// A 4-byte access already arrives zero-extended in `value`.
-void HostEduEngine::WriteDmaRegister(uint64_t* reg, uint64_t value,
-                                     bool starts_dma) {
+// QEMU's dma_rw for a write; a 4-byte access arrives zero-extended.
+void EduEngine::WriteDmaRegister(uint64_t* reg, uint64_t value,
+                                 bool starts_dma) {
   if (dma_cmd_ & kDmaRun) return;
   *reg = value;
   if (!starts_dma) return;
@@ -131,7 +132,8 @@ void HostEduEngine::WriteDmaRegister(uint64_t* reg, uint64_t value,
   dma_timer_->ArmAt((now_ms + kDmaDelayMs) * kNsPerMs);
 }
 
-void HostEduEngine::RunDma() {
+// QEMU's edu_dma_timer, with the buffer range enforced.
+void EduEngine::RunDma() {
   if (!(dma_cmd_ & kDmaRun)) return;
   const bool to_ram = dma_cmd_ & kDmaToRam;
   const uint64_t dev = to_ram ? dma_src_ : dma_dst_;
@@ -147,17 +149,17 @@ void HostEduEngine::RunDma() {
   if (dma_cmd_ & kDmaRaiseIrq) RaiseIrq(kDmaIrq);
 }
 
-void HostEduEngine::RaiseIrq(uint32_t bits) {
+void EduEngine::RaiseIrq(uint32_t bits) {
   irq_status_ |= bits;
   if (irq_status_ != 0) bus_->IrqRaised();
 }
 
-void HostEduEngine::LowerIrq(uint32_t bits) {
+void EduEngine::LowerIrq(uint32_t bits) {
   irq_status_ &= ~bits;
   if (irq_status_ == 0) bus_->IrqCleared();
 }
 
-void HostEduEngine::Reset() {
+void EduEngine::Reset() {
   if (dma_timer_ != nullptr) dma_timer_->Cancel();
   liveness_ = 0;
   factorial_ = 0;
@@ -167,4 +169,9 @@ void HostEduEngine::Reset() {
   dma_buf_.fill(0);
 }
 
-}  // namespace viommu::vfio::model
+void EduEngine::StopDma() {
+  if (dma_timer_ != nullptr) dma_timer_->Cancel();
+  dma_cmd_ &= ~kDmaRun;
+}
+
+}  // namespace viommu::devcore

@@ -1,17 +1,17 @@
-// ClockDeviceTimers: a simulated host device's timers on the machine's
-// virtual clock meet the DeviceTimers contract.
-#include "viommu/system/clock_device_timers.h"
-
+// VirtualClock as devcore::DeviceTimers: the timers a device model (the
+// edu engine, a simulated host device) creates on the machine's virtual
+// clock meet the DeviceTimers contract.
 #include <memory>
 
 #include "gtest/gtest.h"
+#include "viommu/hw/core/virtual_clock.h"
 
-namespace viommu::system {
+namespace viommu::hw {
 namespace {
 
-TEST(ClockDeviceTimersTest, FiresWhenTheClockReachesTheDeadline) {
-  hw::VirtualClock clock;
-  ClockDeviceTimers timers(&clock);
+TEST(VirtualClockDeviceTimersTest, FiresWhenTheClockReachesTheDeadline) {
+  VirtualClock clock;
+  devcore::DeviceTimers& timers = clock;
   int fired = 0;
   int64_t seen = -1;
   auto t = timers.CreateTimer([&] {
@@ -28,10 +28,10 @@ TEST(ClockDeviceTimersTest, FiresWhenTheClockReachesTheDeadline) {
   EXPECT_FALSE(t->pending());
 }
 
-TEST(ClockDeviceTimersTest, PastDeadlineFiresAtTheNextStepNotInArmAt) {
-  hw::VirtualClock clock;
+TEST(VirtualClockDeviceTimersTest, PastDeadlineFiresAtTheNextStepNotInArmAt) {
+  VirtualClock clock;
   clock.Step(1000);
-  ClockDeviceTimers timers(&clock);
+  devcore::DeviceTimers& timers = clock;
   int fired = 0;
   auto t = timers.CreateTimer([&] { ++fired; });
   t->ArmAt(10);
@@ -40,9 +40,9 @@ TEST(ClockDeviceTimersTest, PastDeadlineFiresAtTheNextStepNotInArmAt) {
   EXPECT_EQ(fired, 1);
 }
 
-TEST(ClockDeviceTimersTest, CancelAndDestroyStopTheCallback) {
-  hw::VirtualClock clock;
-  ClockDeviceTimers timers(&clock);
+TEST(VirtualClockDeviceTimersTest, CancelAndDestroyStopTheCallback) {
+  VirtualClock clock;
+  devcore::DeviceTimers& timers = clock;
   int fired = 0;
   auto t = timers.CreateTimer([&] { ++fired; });
   t->ArmAt(10);
@@ -55,11 +55,11 @@ TEST(ClockDeviceTimersTest, CancelAndDestroyStopTheCallback) {
   EXPECT_EQ(fired, 0);
 }
 
-TEST(ClockDeviceTimersTest, CallbackMayRearmItsOwnTimer) {
-  hw::VirtualClock clock;
-  ClockDeviceTimers timers(&clock);
+TEST(VirtualClockDeviceTimersTest, CallbackMayRearmItsOwnTimer) {
+  VirtualClock clock;
+  devcore::DeviceTimers& timers = clock;
   int fired = 0;
-  std::unique_ptr<vfio::model::DeviceTimer> t;
+  std::unique_ptr<devcore::DeviceTimer> t;
   t = timers.CreateTimer([&] {
     if (++fired < 3) t->ArmAt(timers.NowNs() + 10);
   });
@@ -69,4 +69,4 @@ TEST(ClockDeviceTimersTest, CallbackMayRearmItsOwnTimer) {
 }
 
 }  // namespace
-}  // namespace viommu::system
+}  // namespace viommu::hw
