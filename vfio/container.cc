@@ -134,10 +134,10 @@ void VfioContainer::ReportWarning(const absl::Status& status) {
   last_error_ = status;
 }
 
-void VfioContainer::RecordSkipped(const Range& range, std::string reason) {
+void VfioContainer::RecordSkipped(const Range& range, SkipReason reason) {
   VIOMMU_TRACE(vfio_listener_region_add_skip, id_, range.first, range.last,
-               reason);
-  skipped_[range.first] = {range.first, range.last, std::move(reason)};
+               SkipReasonName(reason));
+  skipped_[range.first] = {range.first, range.last, SkipReasonName(reason)};
 }
 
 void VfioContainer::ForgetSkipped(const Range& range) {
@@ -213,7 +213,7 @@ absl::Status VfioContainer::MapPieces(Iova iova, uint64_t last, Hva hva,
     if (!reached_end) holes.push_back({cursor, last});
   }
   if (record_holes) {
-    for (const Range& h : holes) RecordSkipped(h, "outside-iova-ranges");
+    for (const Range& h : holes) RecordSkipped(h, SkipReason::kOutsideIovaRanges);
   }
   absl::Status first;
   for (const Range& p : pieces) {

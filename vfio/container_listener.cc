@@ -66,7 +66,7 @@ class ContainerListener::GuestIommu final : public memory::IommuNotifier {
     if (t.mr == nullptr || !t.mr->IsRam() || t.mr->host() == nullptr ||
         t.len < len) {
       container_->RecordSkipped(Range{iova, iova + (len - 1)},
-                                "iommu-target-not-ram");
+                                SkipReason::kIommuTargetNotRam);
       container_->ReportGuestError(absl::InvalidArgumentError(absl::StrFormat(
           "vfio: IOMMU MAP iova=0x%x size=0x%x -> 0x%x in %s is not RAM", iova,
           len, e.translated_addr, e.target_as->name())));
@@ -95,27 +95,27 @@ ContainerListener::ContainerListener(VfioContainer* container)
     : container_(container) {}
 ContainerListener::~ContainerListener() = default;
 
-const char* ContainerListener::SkipReason(
+std::optional<SkipReason> ContainerListener::SkipFor(
     const MemoryRegionSection& section) const {
-  if (!section.mr->IsRam() && !section.mr->IsIommu()) return "mmio";
+  if (!section.mr->IsRam() && !section.mr->IsIommu()) return SkipReason::kMmio;
   if (section.offset_within_address_space & (uint64_t{1} << 63)) {
-    return "bit63";
+    return SkipReason::kBit63;
   }
   const uint64_t low = container_->host_page_size() - 1;
   if ((section.offset_within_address_space & low) !=
       (section.offset_within_region & low)) {
-    return "page-offset-mismatch";
+    return SkipReason::kPageOffsetMismatch;
   }
-  return nullptr;
+  return std::nullopt;
 }
 
 void ContainerListener::RegionAdd(const MemoryRegionSection& section) {
   std::optional<Range> r = Range::FromBaseSizeClipped(
       section.offset_within_address_space, section.size);
   if (!r.has_value()) return;
-  if (const char* reason = SkipReason(section)) {
-    container_->RecordSkipped(*r, reason);
-    if (std::string(reason) == "page-offset-mismatch") {
+  if (std::optional<SkipReason> reason = SkipFor(section)) {
+    container_->RecordSkipped(*r, *reason);
+    if (*reason == SkipReason::kPageOffsetMismatch) {
       container_->ReportWarning(absl::InvalidArgumentError(absl::StrFormat(
           "vfio: %s at 0x%x: page offset differs from the region's (0x%x)",
           section.mr->name(), r->first, section.offset_within_region)));
@@ -185,12 +185,12 @@ void ContainerListener::AddRamSection(const MemoryRegionSection& section) {
   if (section.mr->IsRamDevice()) {
     const uint64_t align = container_->MinIommuPage() - 1;
     if ((iova & align) != 0 || (len & align) != 0) {
-      container_->RecordSkipped(range, "ram-device-misaligned");
+      container_->RecordSkipped(range, SkipReason::kRamDeviceMisaligned);
       return;
     }
     absl::Status s = container_->DmaMap(iova, len, hva, section.readonly);
     if (!s.ok()) {
-      container_->RecordSkipped(range, "ram-device-map-failed");
+      container_->RecordSkipped(range, SkipReason::kRamDeviceMapFailed);
       container_->ReportWarning(Annotate(
           s, absl::StrFormat("vfio: %s: PCI peer-to-peer transactions on BARs "
                              "are not supported",

@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "viommu/memory/iommu_notifier_chains.h"
@@ -45,8 +46,9 @@ class ContainerListener final : public memory::MemoryListener {
  private:
   class GuestIommu;
 
-  // Returns the skip reason, or nullptr when the section may be mapped.
-  const char* SkipReason(const memory::MemoryRegionSection& section) const;
+  // Why the section is not mapped, or nullopt when it may be.
+  std::optional<SkipReason> SkipFor(
+      const memory::MemoryRegionSection& section) const;
   void AddIommuSection(const memory::MemoryRegionSection& section);
   void AddRamSection(const memory::MemoryRegionSection& section);
 

@@ -126,7 +126,7 @@ class VfioContainer {
   // counted and passed to on_error even before initialisation; it never
   // fails the attach (QEMU only reports these).
   void ReportGuestError(const absl::Status& status);
-  void RecordSkipped(const Range& range, std::string reason);
+  void RecordSkipped(const Range& range, SkipReason reason);
   // Forgets skipped ranges that lie inside `range`.
   void ForgetSkipped(const Range& range);
 

@@ -33,10 +33,41 @@ struct DmaMapping {
   friend bool operator==(const DmaMapping&, const DmaMapping&) = default;
 };
 
-// A guest range the listener did not map, inclusive [start, end].
-// Reasons: "mmio" (not RAM), "bit63", "page-offset-mismatch",
-// "ram-device-misaligned", "ram-device-map-failed",
-// "outside-iova-ranges", "iommu-target-not-ram".
+// Why a guest range was not mapped.
+enum class SkipReason {
+  kMmio,                // not RAM
+  kBit63,               // address with bit 63 set
+  kPageOffsetMismatch,  // page offset differs from the region's
+  kRamDeviceMisaligned,
+  kRamDeviceMapFailed,
+  kOutsideIovaRanges,
+  kIommuTargetNotRam,
+};
+
+// The one mapping of SkipReason to the strings x-query-vfio shows (and the
+// vfio_listener_region_add_skip trace event prints).
+constexpr const char* SkipReasonName(SkipReason r) {
+  switch (r) {
+    case SkipReason::kMmio:
+      return "mmio";
+    case SkipReason::kBit63:
+      return "bit63";
+    case SkipReason::kPageOffsetMismatch:
+      return "page-offset-mismatch";
+    case SkipReason::kRamDeviceMisaligned:
+      return "ram-device-misaligned";
+    case SkipReason::kRamDeviceMapFailed:
+      return "ram-device-map-failed";
+    case SkipReason::kOutsideIovaRanges:
+      return "outside-iova-ranges";
+    case SkipReason::kIommuTargetNotRam:
+      return "iommu-target-not-ram";
+  }
+  return "unknown";
+}
+
+// A guest range the listener did not map, inclusive [start, end];
+// `reason` is SkipReasonName's string.
 struct SkippedRange {
   uint64_t start = 0;
   uint64_t end = 0;  // inclusive
