@@ -250,6 +250,9 @@ void QmpEndpoint::WatchListener() {
 void QmpEndpoint::ScheduleReap() {
   if (reap_ != nullptr) return;
   reap_ = g_idle_source_new();
+  // Above the fd sources: a closing client's readable socket must not
+  // starve its own removal.
+  g_source_set_priority(reap_, G_PRIORITY_HIGH);
   g_source_set_callback(reap_, &QmpEndpoint::OnReap, this, nullptr);
   g_source_attach(reap_, context_);
 }
@@ -282,7 +285,11 @@ void QmpEndpoint::AddClient(int fd) {
 
 gboolean QmpEndpoint::OnClientReadable(gint fd, GIOCondition, gpointer c) {
   auto* client = static_cast<Client*>(c);
-  if (client->closing) return G_SOURCE_CONTINUE;  // the reap removes it
+  if (client->closing) {  // marked by an event or a failed write
+    client->watch = 0;
+    client->endpoint->RemoveClient(client);
+    return G_SOURCE_REMOVE;
+  }
   char buf[16 * 1024];
   ssize_t n;
   do {
@@ -297,8 +304,13 @@ gboolean QmpEndpoint::OnClientReadable(gint fd, GIOCondition, gpointer c) {
     return G_SOURCE_REMOVE;
   }
   // Feed may overflow the client's output; it is then only marked closing
-  // (the session must outlive this call) and reaped from an idle callback.
+  // (the session must outlive Feed) and removed below.
   client->session.Feed(absl::string_view(buf, static_cast<size_t>(n)));
+  if (client->closing) {  // overflowed by these answers: drop it now
+    client->watch = 0;
+    client->endpoint->RemoveClient(client);
+    return G_SOURCE_REMOVE;
+  }
   return G_SOURCE_CONTINUE;
 }
 
