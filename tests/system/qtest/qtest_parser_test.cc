@@ -180,8 +180,6 @@ TEST(QtestParserTest, IrqCommands) {
 
 TEST(QtestParserTest, BlankLineIsNoCommand) {
   EXPECT_EQ(ParseQtestLine("")->op, QtestOp::kNone);
-  EXPECT_EQ(ParseQtestLine(absl::string_view("\0readb 0", 8))->op,
-            QtestOp::kNone);
 }
 
 TEST(QtestParserTest, ExtraSpacesMakeEmptyWords) {
@@ -209,8 +207,14 @@ TEST(QtestParserTest, CarriageReturnIsPartOfTheWord) {
   EXPECT_THAT(Reply("readb 0\r"), StartsWith("ERR readb: invalid address"));
 }
 
-TEST(QtestParserTest, NulByteEndsTheLine) {
-  EXPECT_EQ(Reply(absl::string_view("readb 0\0junk", 12)), "parsed");
+TEST(QtestParserTest, NulByteAnywhereIsErr) {
+  // QEMU 7.2 never answers again after a NUL (it asserts on one at the
+  // start of a line); viommu answers ERR like other malformed lines.
+  EXPECT_EQ(Reply(absl::string_view("readb 0\0junk", 12)),
+            "ERR NUL byte in command");
+  EXPECT_EQ(Reply(absl::string_view("\0readb 0", 8)),
+            "ERR NUL byte in command");
+  EXPECT_EQ(Reply(absl::string_view("\0", 1)), "ERR NUL byte in command");
 }
 
 // ---- errors ----

@@ -111,6 +111,18 @@ TEST_F(QtestServerTest, BatchedAndSplitLinesAreAnsweredInOrder) {
   EXPECT_EQ(Received(), "OK little\nFAIL Unknown command 'bogus'\n");
 }
 
+TEST_F(QtestServerTest, LineWithANulByteIsAnsweredWithErr) {
+  // QEMU 7.2 goes deaf after a NUL (docs/qmp.md); viommu answers ERR, runs
+  // nothing of the line, and serves the next one.
+  QtestServer server(&target_, to_server_[0], from_server_[1], nullptr, {});
+  Send(std::string("writeb 0 7\0junk\n\0writeb 0 8\nreadb 0\n", 36));
+  ASSERT_TRUE(server.ServeAvailable());
+  EXPECT_EQ(Received(),
+            "ERR NUL byte in command\nERR NUL byte in command\n"
+            "OK 0x0000000000000000\n");
+  EXPECT_EQ(target_.Byte(0), 0);
+}
+
 TEST_F(QtestServerTest, EofRunsTheCallbackAndDropsAPartialLine) {
   int eofs = 0;
   QtestServer server(&target_, to_server_[0], from_server_[1], nullptr,
