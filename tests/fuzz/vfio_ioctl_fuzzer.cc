@@ -210,6 +210,8 @@ bool Allowed(unsigned long request, int err) {
     case ENOTTY: case E2BIG: case EOVERFLOW: case EOPNOTSUPP: case EBADFD:
     case EADDRINUSE: case EACCES: case ERANGE: case ENXIO: case EIO:
       break;
+    case EMSGSIZE:  // IOAS_IOVA_RANGES: more ranges than num_iovas holds
+      return request == u::kIommuIoasIovaRanges;
     default:
       return false;
   }
@@ -232,7 +234,13 @@ bool Allowed(unsigned long request, int err) {
   if (err == E2BIG && !iommufd_nr) return false;
   // ENOSPC / EEXIST / EADDRINUSE / ENOMEM come from creating mappings,
   // objects or attachments.
-  if ((err == ENOSPC || err == EADDRINUSE) && !map_like) return false;
+  if (err == ENOSPC && !map_like) return false;
+  // EADDRINUSE also from ALLOW_IOVAS (a range over a reserved one) and
+  // OPTION HUGE_PAGES=0 (areas misaligned to PAGE_SIZE).
+  if (err == EADDRINUSE && !map_like && request != u::kIommuIoasAllowIovas &&
+      request != u::kIommuOption) {
+    return false;
+  }
   if (err == EEXIST && !map_like && request != u::kIommuIoasAllowIovas) {
     return false;
   }
