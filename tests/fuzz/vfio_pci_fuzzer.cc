@@ -59,9 +59,9 @@ constexpr uint64_t kBar0Size = 1 << 20;
 constexpr int kMaxActions = 128;
 constexpr int64_t kDmaDelayNs = 100'000'000;
 // edu registers (BAR0) and its DMA buffer.
-constexpr uint64_t kEduId = 0x00, kEduIrqStatus = 0x24, kEduIrqRaise = 0x60,
-                   kEduIrqAck = 0x64, kDmaSrc = 0x80, kDmaDst = 0x88,
-                   kDmaCnt = 0x90, kDmaCmd = 0x98, kEduBuffer = 0x40000;
+constexpr uint64_t kEduId = 0x00, kEduIrqRaise = 0x60, kEduIrqAck = 0x64,
+                   kDmaSrc = 0x80, kDmaDst = 0x88, kDmaCnt = 0x90,
+                   kDmaCmd = 0x98, kEduBuffer = 0x40000;
 constexpr uint64_t kCmdStart = 1, kCmdToRam = 2, kCmdIrq = 4;
 constexpr uint32_t kEduIdValue = 0x010000ed;
 
