@@ -83,11 +83,11 @@ constexpr size_t kMaxRegions = 12;
 constexpr uint64_t kIommuBase = 0xc0000000;  // dev AS offset of the region
 constexpr uint64_t kIommuSize = 0x40000000;
 constexpr uint64_t kWindows[8] = {
-    0x0,                          // low RAM
-    0x0effc000,                   // start of 02:00.0's direct region
-    0x0f0fc000,                   // its end
-    0xfedfc000,                   // MSI window start (under the IOMMU)
-    0xfeefc000,                   // MSI window end
+    0x0,                           // low RAM
+    0x0effc000,                    // start of 02:00.0's direct region
+    0x0f0fc000,                    // its end
+    0xfedfc000,                    // MSI window start (under the IOMMU)
+    0xfeefc000,                    // MSI window end
     (uint64_t{1} << 39) - 0x8000,  // 03:00.0's aperture end
     (uint64_t{1} << 48) - 0x8000,  // the 48-bit aperture end
     (uint64_t{1} << 63) - 0x8000,  // bit 63
@@ -240,10 +240,10 @@ void SetInRanges(PageMap& m, const std::vector<Range>& ranges, uint64_t s,
     return;
   }
   for (const Range& r : ranges) {
-    const Size128 lo = std::max(Size128(s), (Size128(r.first) + (kPage - 1)) /
-                                                kPage * kPage);
-    const Size128 hi = std::min(Size128(e), (Size128(r.last) + 1) / kPage *
-                                                kPage);
+    const Size128 lo =
+        std::max(Size128(s), (Size128(r.first) + (kPage - 1)) / kPage * kPage);
+    const Size128 hi =
+        std::min(Size128(e), (Size128(r.last) + 1) / kPage * kPage);
     if (lo >= hi) continue;
     const uint64_t l = absl::Uint128Low64(lo);
     Set(m, l, absl::Uint128Low64(hi), hva + (l - s), ro, device);
@@ -286,8 +286,8 @@ class Program {
   Program(bool iommufd, bool iommu_present)
       : iommufd_(iommufd),
         host_(DefaultHostPlatform()),
-        sys_root_(memory::MemoryRegion::CreateContainer(&sys_, "system",
-                                                        kSize2To64)),
+        sys_root_(
+            memory::MemoryRegion::CreateContainer(&sys_, "system", kSize2To64)),
         dev_root_(memory::MemoryRegion::CreateContainer(&sys_, "dev-root",
                                                         kSize2To64)),
         memory_(&sys_, sys_root_, "memory"),
@@ -299,8 +299,8 @@ class Program {
     dev_root_->AddSubregion(
         0, memory::MemoryRegion::CreateAlias(&sys_, "sys-alias", sys_root_, 0,
                                              kSize2To64));
-    host_.process_memory().AddDeviceMemory(
-        reinterpret_cast<uintptr_t>(Pool()), kPoolPages * kPage);
+    host_.process_memory().AddDeviceMemory(reinterpret_cast<uintptr_t>(Pool()),
+                                           kPoolPages * kPage);
     manager_ = std::make_unique<VfioManager>(&host_);
     if (iommu_present) ToggleIommu();
   }
@@ -461,9 +461,8 @@ void Program::ToggleIommu() {
   for (auto& [c, st] : containers_) SnapshotAll(c, st);
 }
 
-PageMap Program::TranslateEntry(VfioContainer* c, uint64_t iova,
-                                uint64_t size, Gpa gpa,
-                                memory::IommuPerm perm) {
+PageMap Program::TranslateEntry(VfioContainer* c, uint64_t iova, uint64_t size,
+                                Gpa gpa, memory::IommuPerm perm) {
   PageMap out;
   memory::Translation t = memory_.Translate(gpa, size, /*is_write=*/false);
   if (t.mr == nullptr || !t.mr->IsRam() || t.mr->host() == nullptr ||
@@ -471,8 +470,8 @@ PageMap Program::TranslateEntry(VfioContainer* c, uint64_t iova,
     return out;  // iommu-target-not-ram
   }
   if (iommufd_ && t.mr->IsRamDevice()) return out;  // EFAULT (not GUP)
-  const Hva hva = reinterpret_cast<uintptr_t>(t.mr->host()) +
-                  t.offset_in_region;
+  const Hva hva =
+      reinterpret_cast<uintptr_t>(t.mr->host()) + t.offset_in_region;
   const bool ro = (perm & memory::kIommuWrite) == 0 || t.readonly;
   const uint64_t host_iova = kIommuBase + iova;
   SetInRanges(out, c->iova_ranges(), host_iova, host_iova + size, hva, ro,
@@ -586,8 +585,7 @@ void Program::Step(Input& in) {
     }
     case 11: {
       const uint8_t d = in.U8();
-      absl::Status s =
-          manager_->DetachDevice(Bdf(d % 3));
+      absl::Status s = manager_->DetachDevice(Bdf(d % 3));
       if (Verbose()) {
         std::fprintf(stderr, "detach %s: %s\n", kBdfs[d % 3],
                      s.ToString().c_str());
@@ -640,7 +638,7 @@ PageMap Program::Expected(VfioContainer* c, ContainerState& st) {
     memory::MemoryRegion* mr = fr.mr.get();
     if (mr->IsIommu() || !mr->IsRam()) return;  // IOMMU below; MMIO never
     const uint64_t start = fr.range.first;
-    if (start >> 63) return;                                      // bit63
+    if (start >> 63) return;  // bit63
     if ((start & (hp - 1)) != (fr.offset_in_region & (hp - 1))) return;
     const Size128 end_excl = Size128(fr.range.last) + 1;
     const Size128 first = (Size128(start) + (hp - 1)) / hp * hp;
@@ -650,11 +648,11 @@ PageMap Program::Expected(VfioContainer* c, ContainerState& st) {
     // No region reaches the last page of the space (kWindows), so the
     // exclusive end fits in 64 bits.
     if (last_excl > kSize2To64 - hp) Fail("a RAM section at the top page");
-    const Hva base = reinterpret_cast<uintptr_t>(mr->host()) +
-                     fr.offset_in_region - start;
+    const Hva base =
+        reinterpret_cast<uintptr_t>(mr->host()) + fr.offset_in_region - start;
     const uint64_t f = absl::Uint128Low64(first);
-    SetInRanges(e, c->iova_ranges(), f, absl::Uint128Low64(last_excl),
-                base + f, fr.readonly, mr->IsRamDevice());
+    SetInRanges(e, c->iova_ranges(), f, absl::Uint128Low64(last_excl), base + f,
+                fr.readonly, mr->IsRamDevice());
   });
   for (const auto& [iova, pages] : st.iommu) {
     for (const auto& [p, r] : pages) Set(e, p, r.end, r.hva, r.ro, r.device);
@@ -667,8 +665,7 @@ void Program::CheckContainer(VfioContainer* c, ContainerState& st,
   PageMap actual;
   uint64_t table_bytes = 0;
   for (const auto& [iova, m] : c->mappings()) {
-    if (m.size == 0 || iova % kPage || m.size % kPage ||
-        iova + m.size < iova) {
+    if (m.size == 0 || iova % kPage || m.size % kPage || iova + m.size < iova) {
       Fail("a container mapping is not page granular");
     }
     table_bytes += m.size;
@@ -756,7 +753,8 @@ void Program::CheckContainer(VfioContainer* c, ContainerState& st,
     if (dom == nullptr) Fail("an attached device has no DMA domain");
     if (dom->mapped_bytes() != table_bytes) {
       std::fprintf(stderr, "%s: domain has 0x%lx bytes, table 0x%lx\n",
-                   name.c_str(), static_cast<unsigned long>(dom->mapped_bytes()),
+                   name.c_str(),
+                   static_cast<unsigned long>(dom->mapped_bytes()),
                    static_cast<unsigned long>(table_bytes));
       PrintPages("table", actual);
       Fail("domain and container table differ in size");
