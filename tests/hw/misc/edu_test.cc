@@ -479,6 +479,29 @@ TEST_F(EduTest, DmaPendingAcrossResetReachesNothing) {
   EXPECT_EQ(R(kCmd, 8) & kRun, 0u);
 }
 
+TEST_F(EduTest, PowerOnResetForgetsRegistersBufferAndPendingDma) {
+  PutRam(0x1000, 0x1234);
+  StartDma(0x1000, kStart, 8, kRun);
+  b_.clock().Step(kDmaNs);  // the buffer holds 0x1234
+  W(kLiveness, 0x1);
+  W(kStatus, 0x80);
+  W(kRaise, 0x2);
+  StartDma(kStart, 0x3000, 8, kRun | kToRam);  // pending
+  b_.bus().Reset();
+  edu_->PowerOnReset();
+  EXPECT_FALSE(b_.clock().NextDeadline().has_value());
+  EXPECT_FALSE(Intx());
+  b_.SetCfg(kDevfn, kCfgBar0, kBar, 4);
+  b_.SetCfg(kDevfn, kCfgCommand, kCommandMemory | kCommandMaster, 2);
+  EXPECT_EQ(R(kLiveness), 0u);  // as a new edu
+  EXPECT_EQ(R(kStatus), 0u);
+  EXPECT_EQ(R(kIrqStatus), 0u);
+  EXPECT_EQ(R(kCmd, 8), 0u);
+  StartDma(kStart, 0x3000, 8, kRun | kToRam);
+  b_.clock().Step(kDmaNs);
+  EXPECT_EQ(GetRam(0x3000), 0u);  // the buffer is zero again
+}
+
 TEST_F(EduTest, UnplugCancelsAPendingDma) {
   StartDma(kStart, 0x3000, 8, kRun | kToRam | kIrq);
   absl::StatusOr<std::unique_ptr<pci::PciDevice>> dev =
