@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "viommu/devcore/host_iommu_device.h"
 #include "viommu/util/parse_devfn.h"
 #include "viommu/util/status_macros.h"
 #include "viommu/vfio/host/model/host_device.h"
@@ -177,16 +178,13 @@ absl::Status VfioPassthrough::Attach(const hw::DeviceSpec& spec) {
   // A failed undo is counted (errors()); the attach's own error is the
   // one returned.
   auto undo_attach = [&] { CountError(vfio_->DetachDevice(*host)); };
-  absl::StatusOr<vfio::HostIommuDeviceInfo> info = vfio_->HostIommuInfo(*host);
-  if (!info.ok()) {
+  absl::StatusOr<devcore::HostIommuDevice> hiod = vfio_->HostIommuInfo(*host);
+  if (!hiod.ok()) {
     undo_attach();
-    return info.status();
+    return hiod.status();
   }
-  hw::pci::HostIommuDevice hiod{.name = DeviceName(spec.id, bdf),
-                                .aw_bits = info->aw_bits,
-                                .page_size_mask = info->page_size_mask,
-                                .iova_ranges = info->iova_ranges};
-  if (absl::Status s = bus.SetIommuDevice(*devfn, hiod); !s.ok()) {
+  hiod->name = DeviceName(spec.id, bdf);
+  if (absl::Status s = bus.SetIommuDevice(*devfn, *hiod); !s.ok()) {
     undo_attach();
     return s;  // the vIOMMU's message names the device already
   }

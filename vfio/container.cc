@@ -58,8 +58,8 @@ std::vector<SkippedRange> VfioContainer::skipped() const {
   return out;
 }
 
-HostIommuDeviceInfo VfioContainer::HostIommuInfo() const {
-  HostIommuDeviceInfo info;
+devcore::HostIommuDevice VfioContainer::HostIommuInfo() const {
+  devcore::HostIommuDevice info;
   info.page_size_mask = pgsizes_;
   info.iova_ranges = iova_ranges_;
   uint64_t top = UINT64_MAX;

@@ -218,7 +218,7 @@ std::vector<VfioContainer*> VfioManager::ContainersOf(
   return out;
 }
 
-absl::StatusOr<HostIommuDeviceInfo> VfioManager::HostIommuInfo(
+absl::StatusOr<devcore::HostIommuDevice> VfioManager::HostIommuInfo(
     const HostPciAddress& host) const {
   VfioContainer* c = ContainerOf(host);
   if (c == nullptr) {

@@ -8,6 +8,7 @@
 #include "hw/i386/ich9_functions.h"
 #include "hw/i386/ich9_reset_control.h"
 #include "viommu/hw/pci/pci_host.h"
+#include "viommu/util/le_bytes.h"
 #include "viommu/util/parse_devfn.h"
 #include "viommu/util/status_macros.h"
 
@@ -31,7 +32,7 @@ class Q35Machine::UnassignedIo final : public memory::MmioOps {
  public:
   MemTxResult Read(uint64_t, uint64_t* value, unsigned size,
                    MemTxAttrs) override {
-    *value = size >= 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * size)) - 1;
+    *value = AllOnes(size);
     return MemTxResult::Ok();
   }
   MemTxResult Write(uint64_t, uint64_t, unsigned, MemTxAttrs) override {
@@ -181,7 +182,7 @@ absl::Status Q35Machine::AddIntelIommu(const DeviceSpec& spec) {
       });
   pci_bus_->SetIommuDeviceHooks(
       [engine = vtd_engine_.get()](pci::PciBus* bus, uint8_t devfn,
-                                   const pci::HostIommuDevice& hiod) {
+                                   const devcore::HostIommuDevice& hiod) {
         return engine->SetHostIommuDevice(bus->bus_number(), devfn, hiod);
       },
       [engine = vtd_engine_.get()](pci::PciBus* bus, uint8_t devfn) {

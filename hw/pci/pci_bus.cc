@@ -7,15 +7,9 @@
 
 #include "absl/strings/str_format.h"
 #include "viommu/util/check.h"
+#include "viommu/util/le_bytes.h"
 
 namespace viommu::hw::pci {
-namespace {
-
-uint32_t AllOnes(unsigned size) {
-  return size >= 4 ? 0xffffffffu : (1u << (8 * size)) - 1;
-}
-
-}  // namespace
 
 PciBus::PciBus(memory::MemorySystem* memory, VirtualClock* clock,
                std::shared_ptr<memory::MemoryRegion> memory_space_root,
@@ -47,7 +41,7 @@ void PciBus::SetIommuDeviceHooks(SetIommuDeviceFn set,
 }
 
 absl::Status PciBus::SetIommuDevice(uint8_t devfn,
-                                    const HostIommuDevice& hiod) {
+                                    const devcore::HostIommuDevice& hiod) {
   if (!set_iommu_device_) return absl::OkStatus();
   return set_iommu_device_(this, devfn, hiod);
 }
@@ -141,9 +135,9 @@ PciDevice* PciBus::FindById(std::string_view id) const {
 uint32_t PciBus::ConfigRead(uint8_t devfn, uint32_t offset, unsigned size,
                             uint32_t limit) {
   PciDevice* dev = devices_[devfn].get();
-  if (dev == nullptr) return AllOnes(size);
+  if (dev == nullptr) return static_cast<uint32_t>(AllOnes(size));
   limit = std::min(limit, dev->config_size());
-  if (offset >= limit) return AllOnes(size);
+  if (offset >= limit) return static_cast<uint32_t>(AllOnes(size));
   return dev->ConfigRead(offset, std::min(size, limit - offset));
 }
 

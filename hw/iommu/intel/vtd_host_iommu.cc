@@ -13,7 +13,7 @@ uint16_t Sid(uint8_t bus, uint8_t devfn) {
 }  // namespace
 
 absl::Status VtdEngine::SetHostIommuDevice(
-    uint8_t bus, uint8_t devfn, const hw::pci::HostIommuDevice& hiod) {
+    uint8_t bus, uint8_t devfn, const devcore::HostIommuDevice& hiod) {
   const Properties& p = iommu_->properties();
   if (!p.caching_mode) {
     return absl::FailedPreconditionError(absl::StrFormat(
@@ -42,7 +42,7 @@ void VtdEngine::UnsetHostIommuDevice(uint8_t bus, uint8_t devfn) {
   host_devices_.erase(Sid(bus, devfn));
 }
 
-const hw::pci::HostIommuDevice* VtdEngine::HostIommuDeviceOf(
+const devcore::HostIommuDevice* VtdEngine::HostIommuDeviceOf(
     uint8_t bus, uint8_t devfn) const {
   auto it = host_devices_.find(Sid(bus, devfn));
   return it == host_devices_.end() ? nullptr : &it->second;

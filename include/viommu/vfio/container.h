@@ -39,6 +39,7 @@
 
 #include "absl/container/btree_map.h"
 #include "absl/status/status.h"
+#include "viommu/devcore/host_iommu_device.h"
 #include "viommu/memory/address_space.h"
 #include "viommu/memory/memory_listener.h"
 #include "viommu/util/range.h"
@@ -91,7 +92,9 @@ class VfioContainer {
   // Device names (host BDFs) attached, in attach order.
   const std::vector<std::string>& devices() const { return devices_; }
 
-  HostIommuDeviceInfo HostIommuInfo() const;
+  // Host IOMMU facts (QEMU's HostIOMMUDevice): aw_bits is the bit count of
+  // the highest valid IOVA; `name` is left empty for the caller to set.
+  devcore::HostIommuDevice HostIommuInfo() const;
   ContainerQuery Query() const;
 
   // --- DMA, used by the listener (and directly by tests) ----------------

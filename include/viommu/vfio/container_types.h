@@ -1,10 +1,9 @@
 // viommu/vfio/container_types.h — the plain data a VFIO container exposes:
-// its DMA mappings, skipped ranges, counters, the host-IOMMU facts a vIOMMU
-// consumes (HostIommuDeviceInfo) and the x-query-vfio record.
+// its DMA mappings, skipped ranges, counters and the x-query-vfio record
+// (the host-IOMMU facts a vIOMMU consumes are devcore::HostIommuDevice).
 //
 //   ContainerQuery q = container->Query();
 //   for (const SkippedRange& s : q.skipped) printf("%s\n", s.reason.c_str());
-//   HostIommuDeviceInfo h = container->HostIommuInfo();   // aw_bits, ...
 //
 // Thread-safety: values; copy freely.
 #ifndef VIOMMU_VFIO_CONTAINER_TYPES_H_
@@ -86,14 +85,6 @@ struct ContainerStats {
   uint64_t iova_range_changes = 0;  // QMP VFIO_IOVA_RANGES_CHANGED count
   uint64_t giommu_map_events = 0;
   uint64_t giommu_unmap_events = 0;
-};
-
-// Host IOMMU facts for a vIOMMU (QEMU's HostIOMMUDevice): the address
-// width is the bit count of the highest valid IOVA.
-struct HostIommuDeviceInfo {
-  uint8_t aw_bits = 64;
-  uint64_t page_size_mask = 0;
-  std::vector<Range> iova_ranges;  // inclusive, sorted, disjoint
 };
 
 // One container in x-query-vfio (ARCHITECTURE.md §5).

@@ -8,7 +8,7 @@
 //   // machine's memory address space (shared containers).
 //   absl::StatusOr<VfioContainer*> c = vfio.AttachDevice(
 //       dev_as, {.host = *HostPciAddress::Parse("0000:01:00.0")});
-//   absl::StatusOr<HostIommuDeviceInfo> h = vfio.HostIommuInfo(addr);
+//   absl::StatusOr<devcore::HostIommuDevice> h = vfio.HostIommuInfo(addr);
 //   std::vector<ContainerQuery> q = vfio.Query();      // x-query-vfio
 //   vfio.DetachDevice(addr);   // last device: container torn down
 //
@@ -41,6 +41,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "viommu/devcore/host_iommu_device.h"
 #include "viommu/memory/address_space.h"
 #include "viommu/vfio/backend_fd.h"
 #include "viommu/vfio/container.h"
@@ -108,7 +109,7 @@ class VfioManager {
   size_t container_count() const { return containers_.size(); }
 
   // Host IOMMU facts of the device's container. Errors: kNotFound.
-  [[nodiscard]] absl::StatusOr<HostIommuDeviceInfo> HostIommuInfo(
+  [[nodiscard]] absl::StatusOr<devcore::HostIommuDevice> HostIommuInfo(
       const HostPciAddress& host) const;
   // x-query-vfio: every container in id order.
   std::vector<ContainerQuery> Query() const;

@@ -6,8 +6,8 @@
 
 #include "absl/strings/match.h"
 #include "gtest/gtest.h"
+#include "viommu/devcore/host_iommu_device.h"
 #include "viommu/hw/i386/q35_machine.h"
-#include "viommu/hw/pci/host_iommu_device.h"
 
 namespace viommu::hw {
 namespace {
@@ -22,7 +22,7 @@ std::unique_ptr<Q35Machine> MachineWith(DeviceProps iommu_props) {
   return *std::move(m);
 }
 
-pci::HostIommuDevice Hiod(uint8_t aw_bits) {
+devcore::HostIommuDevice Hiod(uint8_t aw_bits) {
   return {.name = "vfio-pci 'v0' (host 0000:01:00.0)",
           .aw_bits = aw_bits,
           .page_size_mask = 0x40201000,
@@ -58,7 +58,8 @@ TEST(VtdHostIommuTest, GuestAddressWidthWiderThanHostIsRefused) {
 TEST(VtdHostIommuTest, SetKeepsTheFactsUntilUnset) {
   auto m = MachineWith({{"caching-mode", "on"}});
   ASSERT_TRUE(m->pci_bus().SetIommuDevice(0x20, Hiod(48)).ok());
-  const pci::HostIommuDevice* h = m->vtd_engine()->HostIommuDeviceOf(0, 0x20);
+  const devcore::HostIommuDevice* h =
+      m->vtd_engine()->HostIommuDeviceOf(0, 0x20);
   ASSERT_NE(h, nullptr);
   EXPECT_EQ(h->aw_bits, 48);
   EXPECT_EQ(h->page_size_mask, 0x40201000u);

@@ -57,6 +57,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "viommu/devcore/host_iommu_device.h"
 #include "viommu/hw/iommu/intel_iommu.h"
 #include "viommu/hw/iommu/vtd_address_space.h"
 #include "viommu/hw/iommu/vtd_context.h"
@@ -65,7 +66,6 @@
 #include "viommu/hw/iommu/vtd_invalidation_queue.h"
 #include "viommu/hw/iommu/vtd_iotlb.h"
 #include "viommu/hw/iommu/vtd_observer.h"
-#include "viommu/hw/pci/host_iommu_device.h"
 #include "viommu/memory/address_space.h"
 #include "viommu/memory/iommu.h"
 #include "viommu/memory/memory_region.h"
@@ -105,10 +105,10 @@ class VtdEngine final : public Observer, public InvalidationSink {
   // off), kInvalidArgument (aw-bits), kAlreadyExists (set twice); each
   // names hiod.name and the intel-iommu property. (vtd_host_iommu.cc)
   [[nodiscard]] absl::Status SetHostIommuDevice(
-      uint8_t bus, uint8_t devfn, const hw::pci::HostIommuDevice& hiod);
+      uint8_t bus, uint8_t devfn, const devcore::HostIommuDevice& hiod);
   void UnsetHostIommuDevice(uint8_t bus, uint8_t devfn);
   // nullptr when none is set for (bus, devfn).
-  const hw::pci::HostIommuDevice* HostIommuDeviceOf(uint8_t bus,
+  const devcore::HostIommuDevice* HostIommuDeviceOf(uint8_t bus,
                                                     uint8_t devfn) const;
 
   VtdEngineStats stats() const;
@@ -200,7 +200,7 @@ class VtdEngine final : public Observer, public InvalidationSink {
   InvalidationQueue queue_;
 
   absl::flat_hash_map<uint16_t, std::unique_ptr<VtdDevice>> devices_;
-  absl::flat_hash_map<uint16_t, hw::pci::HostIommuDevice> host_devices_;
+  absl::flat_hash_map<uint16_t, devcore::HostIommuDevice> host_devices_;
   // Serialises fault recording from DMA threads: IntelIommu's fault
   // registers are written only in RecordFaultLocked, with it held. (It does
   // not order those writes against the guest's register accesses, which

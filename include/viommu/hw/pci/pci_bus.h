@@ -32,9 +32,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "viommu/devcore/host_iommu_device.h"
 #include "viommu/hw/core/irq.h"
 #include "viommu/hw/core/virtual_clock.h"
-#include "viommu/hw/pci/host_iommu_device.h"
 #include "viommu/hw/pci/pci_device.h"
 #include "viommu/memory/memory_region.h"
 #include "viommu/memory/memory_system.h"
@@ -52,7 +52,7 @@ class PciBus {
   // QEMU's PCIIOMMUOps set_iommu_device / unset_iommu_device: the IOMMU
   // checks (and may refuse) a passthrough function's host IOMMU facts.
   using SetIommuDeviceFn = std::function<absl::Status(
-      PciBus* bus, uint8_t devfn, const HostIommuDevice& hiod)>;
+      PciBus* bus, uint8_t devfn, const devcore::HostIommuDevice& hiod)>;
   using UnsetIommuDeviceFn = std::function<void(PciBus* bus, uint8_t devfn)>;
 
   // `memory`, `clock`: not owned, outlive the bus. `memory_space_root`:
@@ -75,8 +75,8 @@ class PciBus {
   // pci_device_set_iommu_device). OK when no IOMMU hook is set. Errors:
   // the IOMMU's (e.g. kFailedPrecondition, kInvalidArgument naming the
   // device and the offending property).
-  [[nodiscard]] absl::Status SetIommuDevice(uint8_t devfn,
-                                            const HostIommuDevice& hiod);
+  [[nodiscard]] absl::Status SetIommuDevice(
+      uint8_t devfn, const devcore::HostIommuDevice& hiod);
   // Forgets it (no-op without a hook or when none was set).
   void UnsetIommuDevice(uint8_t devfn);
   // Connects every device's INTx pin, present and future, to

@@ -1,0 +1,40 @@
+// viommu/devcore/host_iommu_device.h — what a vIOMMU learns about the host
+// IOMMU behind a passthrough PCI function (QEMU's HostIOMMUDevice role):
+// the host address width, the page sizes and the valid IOVA ranges. The one
+// type for these facts: vfio/ produces it (VfioContainer::HostIommuInfo),
+// hw/ consumes it (PciBus::SetIommuDevice hands it to the vIOMMU's hook,
+// VtdEngine::SetHostIommuDevice checks it); system/ passes it from one to
+// the other, naming the device. It lives here, below both, because vfio/
+// and hw/ never see each other (docs/architecture.md).
+//
+//   absl::StatusOr<devcore::HostIommuDevice> h = vfio.HostIommuInfo(addr);
+//   h->name = "vfio-pci 'nic0' (host 0000:01:00.0)";
+//   VIOMMU_RETURN_IF_ERROR(bus.SetIommuDevice(devfn, *h));  // VT-d checks
+//
+// Thread-safety: a value; copy freely.
+#ifndef VIOMMU_DEVCORE_HOST_IOMMU_DEVICE_H_
+#define VIOMMU_DEVCORE_HOST_IOMMU_DEVICE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "viommu/util/range.h"
+
+namespace viommu::devcore {
+
+struct HostIommuDevice {
+  // Names the device in error messages (driver, id and host address);
+  // empty as the container reports it, set by whoever plugs the device.
+  std::string name;
+  // Bit count of the highest IOVA the host IOMMU translates (39, 48, ...).
+  uint8_t aw_bits = 64;
+  // Supported host IOMMU page sizes (bit n set: 2^n bytes); 0 unknown.
+  uint64_t page_size_mask = 0;
+  // Valid IOVA ranges, inclusive, sorted, disjoint; empty: unknown.
+  std::vector<Range> iova_ranges;
+};
+
+}  // namespace viommu::devcore
+
+#endif  // VIOMMU_DEVCORE_HOST_IOMMU_DEVICE_H_
