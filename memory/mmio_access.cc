@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "viommu/util/check.h"
+#include "viommu/util/le_bytes.h"
 
 namespace viommu::memory {
 namespace {
@@ -15,11 +16,6 @@ namespace {
 // ram_device regions accept and implement 1..8 bytes, unaligned allowed
 // (QEMU's ram_device_mem_ops).
 constexpr AccessRules kRamDeviceRules = {1, 8, true};
-
-// The low `bytes` bytes set (bytes in 1..8).
-constexpr uint64_t ByteMask(unsigned bytes) {
-  return bytes >= 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * bytes)) - 1;
-}
 
 // QEMU's memory_region_access_valid.
 bool AccessValid(const MemoryRegion& mr, uint64_t offset, unsigned size,
@@ -67,7 +63,7 @@ MemTxResult MmioDispatchRead(MemoryRegion& mr, uint64_t offset, uint64_t* value,
   }
   MmioOps& ops = *mr.mmio_ops();
   unsigned access_size = ImplAccessSize(ops, size);
-  uint64_t access_mask = ByteMask(access_size);
+  uint64_t access_mask = AllOnes(access_size);
   MemTxResult result;
   uint64_t v = 0;
   // Pieces at increasing offsets hold increasing significance; a widened
@@ -77,7 +73,7 @@ MemTxResult MmioDispatchRead(MemoryRegion& mr, uint64_t offset, uint64_t* value,
     result |= ops.Read(offset + i, &piece, access_size, attrs);
     v |= (piece & access_mask) << (8 * i);
   }
-  *value = v & ByteMask(size);
+  *value = v & AllOnes(size);
   return result;
 }
 
@@ -93,8 +89,8 @@ MemTxResult MmioDispatchWrite(MemoryRegion& mr, uint64_t offset, uint64_t value,
   }
   MmioOps& ops = *mr.mmio_ops();
   unsigned access_size = ImplAccessSize(ops, size);
-  uint64_t access_mask = ByteMask(access_size);
-  value &= ByteMask(size);
+  uint64_t access_mask = AllOnes(access_size);
+  value &= AllOnes(size);
   MemTxResult result;
   for (unsigned i = 0; i < size; i += access_size) {
     result |= ops.Write(offset + i, (value >> (8 * i)) & access_mask,

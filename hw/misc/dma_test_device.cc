@@ -1,6 +1,7 @@
 #include "viommu/hw/misc/dma_test_device.h"
 
 #include "hw/misc/property_parse.h"
+#include "viommu/util/le_bytes.h"
 
 namespace viommu::hw::misc {
 namespace {
@@ -19,10 +20,6 @@ enum Reg : uint64_t {
 constexpr uint32_t kCmdRead = 1;
 constexpr uint32_t kCmdWrite = 2;
 
-uint64_t AllOnes(unsigned size) {
-  return size >= 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * size)) - 1;
-}
-
 // Whether [offset, offset + size) lies in the buffer window. The memory
 // core only passes aligned 1..8-byte accesses inside BAR0; checked anyway,
 // as the buffer must never be overrun.
@@ -34,45 +31,19 @@ bool InBuffer(uint64_t offset, unsigned size) {
 
 }  // namespace
 
-class DmaTestDevice::Registers final : public memory::MmioOps {
- public:
-  explicit Registers(DmaTestDevice* dev) : dev_(dev) {}
-  memory::MemTxResult Read(uint64_t offset, uint64_t* value, unsigned size,
-                           memory::MemTxAttrs) override {
-    if (dev_->in_mmio_) {
-      ++dev_->blocked_reentrant_count_;
-      *value = AllOnes(size);
-      return memory::MemTxResult::AccessError();
-    }
-    dev_->in_mmio_ = true;
-    *value = dev_->RegRead(offset, size);
-    dev_->in_mmio_ = false;
-    return memory::MemTxResult::Ok();
-  }
-  memory::MemTxResult Write(uint64_t offset, uint64_t value, unsigned size,
-                            memory::MemTxAttrs) override {
-    if (dev_->in_mmio_) {
-      ++dev_->blocked_reentrant_count_;
-      return memory::MemTxResult::AccessError();
-    }
-    dev_->in_mmio_ = true;
-    dev_->RegWrite(offset, value, size);
-    dev_->in_mmio_ = false;
-    return memory::MemTxResult::Ok();
-  }
-  memory::AccessRules valid() const override { return {1, 8, false}; }
-  memory::AccessRules impl() const override { return {1, 8, false}; }
-
- private:
-  DmaTestDevice* dev_;  // not owned, owns this
-};
-
 DmaTestDevice::DmaTestDevice()
     : PciDevice("dma-testdev", {.vendor_id = 0x1b36,
                                 .device_id = 0x10f0,
                                 .revision = 0x01,
                                 .class_code = 0x00ff00}),
-      ops_(std::make_unique<Registers>(this)) {}
+      ops_(std::make_unique<GuardedMmioOps>(
+          [this](uint64_t offset, unsigned size) {
+            return RegRead(offset, size);
+          },
+          [this](uint64_t offset, uint64_t value, unsigned size) {
+            RegWrite(offset, value, size);
+          },
+          memory::AccessRules{1, 8, false})) {}
 
 DmaTestDevice::~DmaTestDevice() = default;
 
@@ -103,10 +74,7 @@ void DmaTestDevice::Reset() {
 uint64_t DmaTestDevice::RegRead(uint64_t offset, unsigned size) {
   if (offset >= kBufferOffset) {
     if (!InBuffer(offset, size)) return AllOnes(size);
-    const uint8_t* p = buffer_.data() + (offset - kBufferOffset);
-    uint64_t v = 0;
-    for (unsigned i = 0; i < size; ++i) v |= uint64_t{p[i]} << (8 * i);
-    return v;
+    return LoadLe(buffer_.data() + (offset - kBufferOffset), size);
   }
   if (size == 8 && offset == kRegIova) return iova_;
   if (size != 4) return AllOnes(size);
@@ -137,8 +105,7 @@ uint64_t DmaTestDevice::RegRead(uint64_t offset, unsigned size) {
 void DmaTestDevice::RegWrite(uint64_t offset, uint64_t value, unsigned size) {
   if (offset >= kBufferOffset) {
     if (!InBuffer(offset, size)) return;
-    uint8_t* p = buffer_.data() + (offset - kBufferOffset);
-    for (unsigned i = 0; i < size; ++i) p[i] = static_cast<uint8_t>(value >> (8 * i));
+    StoreLe(buffer_.data() + (offset - kBufferOffset), value, size);
     return;
   }
   if (size == 8 && offset == kRegIova) {

@@ -3,7 +3,6 @@
 #include <utility>
 
 #include "hw/misc/property_parse.h"
-#include "viommu/util/le_bytes.h"
 #include "viommu/util/status_macros.h"
 
 namespace viommu::hw::misc {
@@ -31,41 +30,6 @@ class Edu::EngineBus final : public devcore::EduEngine::Bus {
   void IrqCleared() override {
     if (!edu_->msi_enabled()) edu_->SetIntx(false);
   }
-
- private:
-  Edu* edu_;  // not owned, owns this
-};
-
-// BAR0's MmioOps: valid and implemented sizes 4..8, as QEMU's edu_mmio_ops,
-// behind the re-entrancy guard.
-class Edu::Registers final : public memory::MmioOps {
- public:
-  explicit Registers(Edu* edu) : edu_(edu) {}
-  memory::MemTxResult Read(uint64_t offset, uint64_t* value, unsigned size,
-                           memory::MemTxAttrs) override {
-    if (edu_->in_mmio_) {
-      ++edu_->blocked_reentrant_count_;
-      *value = AllOnes(size);
-      return memory::MemTxResult::AccessError();
-    }
-    edu_->in_mmio_ = true;
-    *value = edu_->engine_->Read(offset, size);
-    edu_->in_mmio_ = false;
-    return memory::MemTxResult::Ok();
-  }
-  memory::MemTxResult Write(uint64_t offset, uint64_t value, unsigned size,
-                            memory::MemTxAttrs) override {
-    if (edu_->in_mmio_) {
-      ++edu_->blocked_reentrant_count_;
-      return memory::MemTxResult::AccessError();
-    }
-    edu_->in_mmio_ = true;
-    edu_->engine_->Write(offset, value, size);
-    edu_->in_mmio_ = false;
-    return memory::MemTxResult::Ok();
-  }
-  memory::AccessRules valid() const override { return {4, 8, false}; }
-  memory::AccessRules impl() const override { return {4, 8, false}; }
 
  private:
   Edu* edu_;  // not owned, owns this
@@ -102,7 +66,16 @@ Edu::Edu(const Properties& props)
                         .interrupt_pin = 1}),
       props_(props),
       bus_(std::make_unique<EngineBus>(this)),
-      ops_(std::make_unique<Registers>(this)) {}
+      // BAR0: valid and implemented sizes 4..8, as QEMU's edu_mmio_ops,
+      // behind the re-entrancy guard.
+      ops_(std::make_unique<GuardedMmioOps>(
+          [this](uint64_t offset, unsigned size) {
+            return engine_->Read(offset, size);
+          },
+          [this](uint64_t offset, uint64_t value, unsigned size) {
+            engine_->Write(offset, value, size);
+          },
+          memory::AccessRules{4, 8, false})) {}
 
 Edu::~Edu() = default;
 
@@ -131,7 +104,7 @@ void Edu::PowerOnReset() {
                                                    props_.dma_mask);
   }
   if (!msi_enabled()) SetIntx(false);
-  blocked_reentrant_count_ = 0;
+  ops_->ResetBlockedCount();
 }
 
 uint64_t Edu::refused_dma_count() const {

@@ -1,7 +1,10 @@
 // CF8/CFC configuration access (QEMU's hw/pci/pci_host.c).
 #include "viommu/hw/pci/pci_config_ports.h"
 
+#include <algorithm>
+
 #include "viommu/hw/pci/pci_bus.h"
+#include "viommu/util/le_bytes.h"
 
 namespace viommu::hw::pci {
 namespace {
@@ -19,7 +22,7 @@ uint8_t DevfnOf(uint32_t addr) { return static_cast<uint8_t>(addr >> 8); }
 
 MemTxResult PciConfigPorts::Read(uint64_t offset, uint64_t* value,
                                  unsigned size, MemTxAttrs /*attrs*/) {
-  const uint64_t mask = size >= 4 ? 0xffffffffu : (1u << (8 * size)) - 1;
+  const uint64_t mask = AllOnes(std::min(size, 4u));  // 32-bit registers
   if (offset < kDataOffset) {
     *value = config_address_ & mask;
     return MemTxResult::Ok();

@@ -1,7 +1,10 @@
 // ECAM configuration access (QEMU's hw/pci/pcie_host.c).
 #include "viommu/hw/pci/pci_ecam.h"
 
+#include <algorithm>
+
 #include "viommu/hw/pci/pci_bus.h"
+#include "viommu/util/le_bytes.h"
 
 namespace viommu::hw::pci {
 
@@ -13,7 +16,7 @@ MemTxResult PciEcam::Read(uint64_t offset, uint64_t* value, unsigned size,
   const uint8_t bus = static_cast<uint8_t>(offset >> 20);
   const uint8_t devfn = static_cast<uint8_t>(offset >> 12);
   const uint32_t reg = static_cast<uint32_t>(offset & 0xfff);
-  const uint64_t mask = size >= 4 ? 0xffffffffu : (1u << (8 * size)) - 1;
+  const uint64_t mask = AllOnes(std::min(size, 4u));  // 32-bit config data
   if (bus != bus_->bus_number()) {
     *value = mask;
     return MemTxResult::Ok();

@@ -8,19 +8,10 @@
 
 #include "absl/strings/str_format.h"
 #include "viommu/hw/pci/pci_device.h"
+#include "viommu/util/le_bytes.h"
 
 namespace viommu::hw::pci {
 namespace {
-
-uint32_t LoadLe(const uint8_t* p, unsigned size) {
-  uint32_t v = 0;
-  for (unsigned i = 0; i < size; ++i) v |= uint32_t{p[i]} << (8 * i);
-  return v;
-}
-
-void StoreLe(uint8_t* p, uint32_t v, unsigned size) {
-  for (unsigned i = 0; i < size; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
 
 unsigned MsiCapSize(uint16_t flags) {
   return (flags & kMsiFlags64Bit) ? 0x0e : 0x0a;
@@ -149,8 +140,8 @@ bool PciDevice::MsiNotify(unsigned vector) {
   if (is64) {
     address |= uint64_t{LoadLe(&config_[msi_cap_ + kMsiAddressHi], 4)} << 32;
   }
-  uint32_t data =
-      LoadLe(&config_[msi_cap_ + (is64 ? kMsiData64 : kMsiData32)], 2);
+  uint32_t data = static_cast<uint32_t>(
+      LoadLe(&config_[msi_cap_ + (is64 ? kMsiData64 : kMsiData32)], 2));
   if (nr_vectors > 1) {
     data &= ~(nr_vectors - 1);
     data |= vector;

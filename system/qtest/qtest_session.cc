@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "viommu/util/le_bytes.h"
 #include "viommu/util/trace.h"
 
 namespace viommu::system {
@@ -70,10 +71,6 @@ void AppendBase64(std::string* out, const uint8_t* p, size_t n) {
 int Nibble(char c) {
   if (c <= '9') return c - '0';
   return (c | 0x20) - 'a' + 10;  // validated by the parser
-}
-
-uint64_t WidthMask(unsigned size) {
-  return size >= 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * size)) - 1;
 }
 
 constexpr char kNoDeadline[] =
@@ -140,22 +137,20 @@ void QtestSession::Dispatch(const QtestCommand& c, std::string* out) {
       return;
     case QtestOp::kOut:
       target_->PortOut(static_cast<uint16_t>(c.addr),
-                       static_cast<uint32_t>(c.value & WidthMask(c.size)),
+                       static_cast<uint32_t>(c.value & AllOnes(c.size)),
                        c.size);
       out->append("OK\n");
       return;
     case QtestOp::kIn: {
       const uint32_t v = target_->PortIn(static_cast<uint16_t>(c.addr), c.size);
       out->append("OK 0x");
-      AppendHex(out, v & WidthMask(c.size), 4);
+      AppendHex(out, v & AllOnes(c.size), 4);
       out->push_back('\n');
       return;
     }
     case QtestOp::kWrite: {
       uint8_t bytes[8];  // little-endian target
-      for (unsigned i = 0; i < c.size; ++i) {
-        bytes[i] = static_cast<uint8_t>(c.value >> (8 * i));
-      }
+      StoreLe(bytes, c.value, c.size);
       target_->MemWrite(c.addr, bytes, c.size);
       out->append("OK\n");
       return;
@@ -163,8 +158,7 @@ void QtestSession::Dispatch(const QtestCommand& c, std::string* out) {
     case QtestOp::kRead: {
       uint8_t bytes[8] = {};
       target_->MemRead(c.addr, bytes, c.size);
-      uint64_t v = 0;
-      for (unsigned i = 0; i < c.size; ++i) v |= uint64_t{bytes[i]} << (8 * i);
+      const uint64_t v = LoadLe(bytes, c.size);
       out->append("OK 0x");
       AppendHex(out, v, 16);
       out->push_back('\n');

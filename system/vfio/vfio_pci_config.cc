@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "viommu/hw/pci/pci_regs.h"
 #include "viommu/system/vfio_pci_device.h"
+#include "viommu/util/le_bytes.h"
 
 namespace viommu::system {
 namespace {
@@ -27,19 +28,14 @@ constexpr uint8_t kCapIdPcie = 0x10;
 constexpr uint8_t kCapIdMsix = 0x11;
 constexpr size_t kMaxCaps = 48;  // (256 - 64) / 4: more means a loop
 
-uint32_t Le(const uint8_t* p, unsigned size) {
-  uint32_t v = 0;
-  for (unsigned i = 0; i < size; ++i) v |= uint32_t{p[i]} << (8 * i);
-  return v;
-}
-
 }  // namespace
 
 absl::Status VfioPciDevice::PlanBars() {
   for (int i = 0; i < hw::pci::kNumBars; ++i) {
     const VfioRegionInfo& r = info_.regions[i];
     if (!r.present) continue;
-    const uint32_t reg = Le(&info_.config[kCfgBar0 + 4 * i], 4);
+    const uint32_t reg =
+        static_cast<uint32_t>(LoadLe(&info_.config[kCfgBar0 + 4 * i], 4));
     BarPlan plan;
     plan.present = true;
     if (reg & hw::pci::kBarSpaceIo) {
@@ -78,7 +74,7 @@ void VfioPciDevice::PlanCapabilities() {
   const uint8_t* c = info_.config.data();
   const uint32_t len = info_.config_len;
   caps_.clear();
-  if (!(Le(c + kCfgStatus, 2) & hw::pci::kStatusCapList)) return;
+  if (!(LoadLe(c + kCfgStatus, 2) & hw::pci::kStatusCapList)) return;
   std::array<bool, 256> seen{};
   uint32_t pos = c[kCfgCapabilityList] & ~3u;
   while (pos != 0 && caps_.size() < kMaxCaps) {
@@ -124,7 +120,7 @@ absl::Status VfioPciDevice::ApplyCapabilities() {
   for (const CapPlan& cap : caps_) {
     if (cap.mode != CapMode::kMsi) continue;
     const uint16_t flags = static_cast<uint16_t>(
-        Le(&info_.config[cap.offset + hw::pci::kMsiFlags], 2));
+        LoadLe(&info_.config[cap.offset + hw::pci::kMsiFlags], 2));
     unsigned vectors = 1u << ((flags & hw::pci::kMsiFlagsQmask) >> 1);
     vectors = std::min(vectors, std::bit_floor(info_.msi.count));
     vectors = std::min(vectors, 32u);
@@ -177,8 +173,7 @@ uint32_t VfioPciDevice::ConfigRead(uint32_t offset, unsigned size) {
 void VfioPciDevice::ConfigWrite(uint32_t offset, uint32_t value,
                                 unsigned size) {
   uint8_t bytes[4];
-  for (unsigned i = 0; i < 4; ++i)
-    bytes[i] = static_cast<uint8_t>(value >> (8 * i));
+  StoreLe(bytes, value, 4);
   // Host-bound bytes go out in contiguous runs, before the local update
   // (QEMU writes the device first, then the emulated config).
   unsigned i = 0;

@@ -11,6 +11,7 @@
 #include "viommu/hw/pci/pci_regs.h"
 #include "viommu/memory/memory_system.h"
 #include "viommu/util/check.h"
+#include "viommu/util/le_bytes.h"
 #include "viommu/util/status_macros.h"
 
 namespace viommu::system {
@@ -21,16 +22,6 @@ using hw::pci::kCfgCommand;
 using hw::pci::kCfgHeaderType;
 using hw::pci::kCfgInterruptPin;
 using hw::pci::kCfgSubsystemVendorId;
-
-uint32_t Le(const uint8_t* p, unsigned size) {
-  uint32_t v = 0;
-  for (unsigned i = 0; i < size; ++i) v |= uint32_t{p[i]} << (8 * i);
-  return v;
-}
-
-uint64_t AllOnes(unsigned size) {
-  return size >= 8 ? ~uint64_t{0} : (uint64_t{1} << (8 * size)) - 1;
-}
 
 }  // namespace
 
@@ -50,9 +41,7 @@ class VfioPciDevice::BarOps final : public memory::MmioOps {
       const int64_t n =
           dev_->backend_->Pread(dev_->fd_, buf, size, r.offset + offset);
       if (n == size) {
-        uint64_t v = 0;
-        for (unsigned i = 0; i < size; ++i) v |= uint64_t{buf[i]} << (8 * i);
-        *value = v;
+        *value = LoadLe(buf, size);
       } else {
         dev_->RecordHostError(Failure("pread", n, offset, size));
       }
@@ -66,9 +55,7 @@ class VfioPciDevice::BarOps final : public memory::MmioOps {
     const VfioRegionInfo& r = dev_->info_.regions[index_];
     if ((r.flags & uapi::kRegionInfoFlagWrite) && offset + size <= r.size) {
       uint8_t buf[8];
-      for (unsigned i = 0; i < size; ++i) {
-        buf[i] = static_cast<uint8_t>(value >> (8 * i));
-      }
+      StoreLe(buf, value, size);
       const int64_t n =
           dev_->backend_->Pwrite(dev_->fd_, buf, size, r.offset + offset);
       if (n != size) {
@@ -112,16 +99,17 @@ absl::StatusOr<std::unique_ptr<VfioPciDevice>> VfioPciDevice::Create(
   const bool has_intx = host_info.intx.count > 0 &&
                         (host_info.intx.flags & uapi::kIrqInfoEventfd);
   const hw::pci::PciDeviceInfo pci_info{
-      .vendor_id = static_cast<uint16_t>(Le(c + hw::pci::kCfgVendorId, 2)),
-      .device_id = static_cast<uint16_t>(Le(c + hw::pci::kCfgDeviceId, 2)),
+      .vendor_id = static_cast<uint16_t>(LoadLe(c + hw::pci::kCfgVendorId, 2)),
+      .device_id = static_cast<uint16_t>(LoadLe(c + hw::pci::kCfgDeviceId, 2)),
       .revision = c[hw::pci::kCfgRevision],
-      .class_code = Le(c + hw::pci::kCfgClassProg, 3),
+      .class_code =
+          static_cast<uint32_t>(LoadLe(c + hw::pci::kCfgClassProg, 3)),
       .interrupt_pin =
           static_cast<uint8_t>(has_intx && pin >= 1 && pin <= 4 ? pin : 0),
       .subsystem_vendor_id =
-          static_cast<uint16_t>(Le(c + kCfgSubsystemVendorId, 2)),
+          static_cast<uint16_t>(LoadLe(c + kCfgSubsystemVendorId, 2)),
       .subsystem_id =
-          static_cast<uint16_t>(Le(c + hw::pci::kCfgSubsystemId, 2)),
+          static_cast<uint16_t>(LoadLe(c + hw::pci::kCfgSubsystemId, 2)),
       .multifunction = false,
       .pcie = false,
   };

@@ -8,33 +8,11 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "viommu/util/parse_hex.h"
 
 namespace viommu::vfio {
 
 namespace {
-
-// Parses exactly `digits` hex digits (or 1..digits when !exact) into *out.
-bool ParseHex(std::string_view text, size_t max_digits, uint64_t max_value,
-              uint64_t* out) {
-  if (text.empty() || text.size() > max_digits) return false;
-  uint64_t v = 0;
-  for (char c : text) {
-    int d;
-    if (c >= '0' && c <= '9') {
-      d = c - '0';
-    } else if (c >= 'a' && c <= 'f') {
-      d = c - 'a' + 10;
-    } else if (c >= 'A' && c <= 'F') {
-      d = c - 'A' + 10;
-    } else {
-      return false;
-    }
-    v = v * 16 + static_cast<uint64_t>(d);
-  }
-  if (v > max_value) return false;
-  *out = v;
-  return true;
-}
 
 [[nodiscard]] absl::Status BadAddress(std::string_view text) {
   return absl::InvalidArgumentError(absl::StrCat(
@@ -71,10 +49,10 @@ absl::StatusOr<HostPciAddress> HostPciAddress::Parse(std::string_view text) {
   std::vector<absl::string_view> dev_fn = absl::StrSplit(parts[2], '.');
   if (dev_fn.size() != 2) return BadAddress(text);
   uint64_t domain, bus, slot, fn;
-  if (!ParseHex({parts[0].data(), parts[0].size()}, 4, 0xffff, &domain) ||
-      !ParseHex({parts[1].data(), parts[1].size()}, 2, 0xff, &bus) ||
-      !ParseHex({dev_fn[0].data(), dev_fn[0].size()}, 2, 31, &slot) ||
-      !ParseHex({dev_fn[1].data(), dev_fn[1].size()}, 1, 7, &fn)) {
+  if (!ParseHexDigits(parts[0], 4, 0xffff, &domain) ||
+      !ParseHexDigits(parts[1], 2, 0xff, &bus) ||
+      !ParseHexDigits(dev_fn[0], 2, 31, &slot) ||
+      !ParseHexDigits(dev_fn[1], 1, 7, &fn)) {
     return BadAddress(text);
   }
   return HostPciAddress{static_cast<uint16_t>(domain),
@@ -119,7 +97,7 @@ absl::StatusOr<ResvRegion> ParseResvRegionLine(std::string_view line) {
   for (auto [text, out] : {std::pair{f[0], &start}, std::pair{f[1], &last}}) {
     if (text.size() < 3 || text[0] != '0' ||
         (text[1] != 'x' && text[1] != 'X') ||
-        !ParseHex({text.data() + 2, text.size() - 2}, 16, UINT64_MAX, out)) {
+        !ParseHexDigits(text.substr(2), 16, UINT64_MAX, out)) {
       return bad();
     }
   }

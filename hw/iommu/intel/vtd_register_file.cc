@@ -1,19 +1,18 @@
 #include "viommu/hw/iommu/vtd_register_file.h"
 
 #include "viommu/util/check.h"
+#include "viommu/util/le_bytes.h"
 
 namespace viommu::vtd {
 
 uint64_t RegisterFile::Load(const Bytes& b, uint16_t off, unsigned size) {
   VIOMMU_CHECK(off + size <= b.size());
-  uint64_t v = 0;
-  for (unsigned i = 0; i < size; ++i) v |= uint64_t{b[off + i]} << (8 * i);
-  return v;
+  return LoadLe(&b[off], size);
 }
 
 void RegisterFile::Store(Bytes& b, uint16_t off, unsigned size, uint64_t val) {
   VIOMMU_CHECK(off + size <= b.size());
-  for (unsigned i = 0; i < size; ++i) b[off + i] = uint8_t(val >> (8 * i));
+  StoreLe(&b[off], val, size);
 }
 
 void RegisterFile::Clear() {

@@ -7,9 +7,7 @@
 #ifndef VIOMMU_UTIL_PARSE_DEVFN_H_
 #define VIOMMU_UTIL_PARSE_DEVFN_H_
 
-#include <charconv>
 #include <cstdint>
-#include <system_error>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -17,22 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "viommu/util/parse_hex.h"
 
 namespace viommu {
-
-// `s` as hex (optional 0x/0X prefix, at least one digit, nothing after) no
-// greater than `max` into *out; false (and *out untouched) otherwise.
-inline bool ParseHex(absl::string_view s, unsigned max, unsigned* out) {
-  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-    s.remove_prefix(2);
-  }
-  if (s.empty()) return false;
-  unsigned v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 16);
-  if (ec != std::errc() || p != s.data() + s.size() || v > max) return false;
-  *out = v;
-  return true;
-}
 
 // SLOT (0..0x1f) [.FN (0..7)] as a devfn. Errors: kInvalidArgument with
 // QEMU's message, naming `driver`.

@@ -40,6 +40,7 @@
 
 #include "absl/container/btree_map.h"
 #include "absl/status/statusor.h"
+#include "viommu/hw/core/guarded_mmio_ops.h"
 #include "viommu/hw/pci/pci_device.h"
 
 namespace viommu::hw::misc {
@@ -63,18 +64,17 @@ class DmaTestDevice final : public pci::PciDevice {
   void Reset() override;
 
   // BAR0 accesses refused by the re-entrancy guard.
-  uint64_t blocked_reentrant_count() const { return blocked_reentrant_count_; }
+  uint64_t blocked_reentrant_count() const { return ops_->blocked_count(); }
 
  protected:
   [[nodiscard]] absl::Status Realize() override;
 
  private:
-  class Registers;
   uint64_t RegRead(uint64_t offset, unsigned size);
   void RegWrite(uint64_t offset, uint64_t value, unsigned size);
   void Execute(uint32_t cmd);
 
-  std::unique_ptr<Registers> ops_;
+  std::unique_ptr<GuardedMmioOps> ops_;  // BAR0, behind the guard
   std::shared_ptr<memory::MemoryRegion> mmio_;
   uint64_t iova_ = 0;
   uint32_t len_ = 0;
@@ -82,8 +82,6 @@ class DmaTestDevice final : public pci::PciDevice {
   uint32_t result_ = kResultIdle;
   uint32_t count_ = 0;
   std::array<uint8_t, kBufferSize> buffer_{};
-  bool in_mmio_ = false;  // the re-entrancy guard
-  uint64_t blocked_reentrant_count_ = 0;
 };
 
 }  // namespace viommu::hw::misc

@@ -61,6 +61,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "viommu/devcore/edu_engine.h"
+#include "viommu/hw/core/guarded_mmio_ops.h"
 #include "viommu/hw/core/virtual_clock.h"
 #include "viommu/hw/pci/pci_device.h"
 #include "viommu/memory/memory_region.h"
@@ -100,25 +101,22 @@ class Edu final : public pci::PciDevice {
   // DMAs refused for leaving the device buffer (see above).
   uint64_t refused_dma_count() const;
   // BAR0 accesses refused by the re-entrancy guard.
-  uint64_t blocked_reentrant_count() const { return blocked_reentrant_count_; }
+  uint64_t blocked_reentrant_count() const { return ops_->blocked_count(); }
 
  protected:
   [[nodiscard]] absl::Status Realize() override;
   void Unrealize() override;
 
  private:
-  class Registers;
   class EngineBus;
   explicit Edu(const Properties& props);
 
   Properties props_;
   std::unique_ptr<EngineBus> bus_;
-  std::unique_ptr<Registers> ops_;
+  std::unique_ptr<GuardedMmioOps> ops_;  // BAR0, behind the guard
   std::shared_ptr<memory::MemoryRegion> mmio_;
   // From Realize (it needs the machine clock); Unrealize stops its DMA.
   std::unique_ptr<devcore::EduEngine> engine_;
-  bool in_mmio_ = false;  // the re-entrancy guard
-  uint64_t blocked_reentrant_count_ = 0;
 };
 
 }  // namespace viommu::hw::misc
