@@ -7,6 +7,7 @@
 #   $OUT/T_fuzzer                  the target binary
 #   $OUT/T_fuzzer_seed_corpus.zip  tests/fuzz/corpus/T/
 #   $OUT/T_fuzzer.dict             tests/fuzz/dict/T.dict, when there is one
+#   $OUT/T_fuzzer.options          tests/fuzz/options/T.options, when there is one
 #   $OUT/lib/                      the shared system libraries the targets
 #                                  need (Abseil, GLib, json-glib, libfdt: the
 #                                  runner image has none), found via RUNPATH
@@ -48,6 +49,9 @@ for t in $targets; do
   fi
   if [[ -f "$src/tests/fuzz/dict/$name.dict" ]]; then
     cp "$src/tests/fuzz/dict/$name.dict" "$OUT/$t.dict"
+  fi
+  if [[ -f "$src/tests/fuzz/options/$name.options" ]]; then
+    cp "$src/tests/fuzz/options/$name.options" "$OUT/$t.options"
   fi
   # Shared libraries outside the C/C++ runtime go beside the binary.
   ldd "$OUT/$t" | awk '$3 ~ /^\// { print $3 }' | while read -r lib; do

@@ -15,6 +15,9 @@
 #   seed corpus     tests/fuzz/corpus/T/ (checked in, read-only here)
 #   working corpus  DIR/fuzz-corpus/T/   (outside git; new inputs go there)
 #   dictionary      tests/fuzz/dict/T.dict, when it exists
+#   options         tests/fuzz/options/T.options, when it exists: OSS-Fuzz's
+#                   format ([libfuzzer] section, `name = value` lines), each
+#                   line passed as -name=value
 #   artifacts       DIR/fuzz-artifacts/T/ (crash-*, leak-*, timeout-*, oom-*)
 #   log             DIR/fuzz-logs/T.log
 # Environment: FUZZ_RSS_MB (default 8192: 24 GiB, 2 cores, one target at a
@@ -105,6 +108,15 @@ for t in "${targets[@]}"; do
   args=(-max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb="$rss_mb"
         -timeout="$timeout" -artifact_prefix="$artifacts/")
   [[ -f "$dict" ]] && args+=(-dict="$dict")
+  options="tests/fuzz/options/$t.options"
+  if [[ -f "$options" ]]; then
+    while IFS= read -r opt; do args+=("$opt"); done < <(awk '
+      /^[ \t]*(#|;|$)/ { next }
+      /^\[/ { in_lf = ($0 ~ /^\[libfuzzer\]/); next }
+      in_lf && /=/ { split($0, kv, "="); k = kv[1]; v = substr($0, index($0, "=") + 1)
+                     gsub(/^[ \t]+|[ \t]+$/, "", k); gsub(/^[ \t]+|[ \t]+$/, "", v)
+                     print "-" k "=" v }' "$options")
+  fi
   # shellcheck disable=SC2206 # FUZZ_EXTRA_ARGS is a list of flags
   args+=(${FUZZ_EXTRA_ARGS:-})
   dirs=("$work")
