@@ -6,6 +6,7 @@
 #   make bench   optimised tree; every benchmark -> build-bench/results/*.json
 #   make asan    ASan+UBSan tree build-asan; every test suite
 #   make tsan    TSan tree build-tsan; the stress suite
+#   make coverage  gcovr line coverage per directory (build-cov; docs/development.md)
 #   make fuzz    clang libFuzzer tree build-fuzz; every target FUZZ_SECONDS (docs/fuzzing.md)
 #   make fuzz-target T=NAME   one fuzz target (e.g. T=vtd)
 #   make fuzz-smoke   build-fuzz, replay the fuzz corpora, every target FUZZ_SMOKE_SECONDS (CI)
@@ -49,7 +50,7 @@ SAN_TEST_ENV := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
                 ASAN_OPTIONS=detect_leaks=1 \
                 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
-.PHONY: all deps build check run bench asan tsan clean format help \
+.PHONY: all deps build check run bench asan tsan coverage clean format help \
         fuzz fuzz-build fuzz-target fuzz-smoke fuzz-afl fuzz-afl-run fuzz-oss-test
 
 all: build
@@ -95,6 +96,12 @@ asan: deps
 tsan: deps
 	$(call meson_tree,build-tsan,-Db_sanitize=thread -Dstress_only=true,CXX="$(SAN_CXX)")
 	$(SAN_TEST_ENV) meson test -C build-tsan --suite stress --print-errorlogs --num-processes $(TEST_JOBS)
+
+# Line coverage (docs/development.md, "Coverage"): g++ tree build-cov with
+# -Db_coverage=true, every suite but host and lint, gcovr per directory.
+# Prints the table and the goal lines; HTML in build-cov/coverage/index.html.
+coverage: deps
+	NINJA_JOBS=$(NINJA_JOBS) TEST_JOBS=$(TEST_JOBS) CXX="$(SAN_CXX)" MESON_FLAGS="$(MESON_FLAGS)" scripts/coverage.sh
 
 # The fuzz tree (docs/fuzzing.md): clang, libFuzzer coverage in every library
 # (-Dfuzz=true), ASan+UBSan, only the libraries, the *_fuzzer targets and

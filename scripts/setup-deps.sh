@@ -36,6 +36,9 @@ PACKAGES=(
   # passes it for the sanitizer trees. Repeated builds (CI on one machine,
   # fresh clones) hit the cache.
   ccache
+  # `make coverage` (scripts/coverage.sh): line coverage reports of the
+  # --coverage tree build-cov.
+  gcovr
   # Sanitizer and libFuzzer builds.
   clang
   libclang-rt-14-dev
