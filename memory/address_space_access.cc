@@ -77,20 +77,31 @@ Translation AddressSpace::Translate(Hwaddr addr, uint64_t len, bool is_write,
 }
 
 MemTxResult AddressSpace::Access(Hwaddr addr, uint8_t* buf, size_t len,
-                                 bool is_write, MemTxAttrs attrs) {
+                                 bool is_write, MemTxAttrs attrs,
+                                 AccessFault* first_fault) {
   MemTxResult result;
+  // Records the first piece that did not complete (callers that asked).
+  auto note = [&](AccessFault::Kind kind) {
+    if (first_fault != nullptr &&
+        first_fault->kind == AccessFault::Kind::kNone) {
+      *first_fault = {kind, addr};
+    }
+  };
   while (len > 0) {
     Translation t = Translate(addr, len, is_write, attrs);
     uint64_t l = t.len;
     if (t.mr == nullptr) {
       if (!is_write) std::memset(buf, 0, l);
       result |= t.result;
+      note(t.iommu_fault ? AccessFault::Kind::kIommu
+                         : AccessFault::Kind::kUnassigned);
     } else if (t.mr->IsRam() && !t.mr->IsRamDevice()) {
       uint8_t* host = t.mr->host() + t.offset_in_region;
       if (!is_write) {
         std::memcpy(buf, host, l);
       } else if (t.readonly) {
         result |= MemTxResult::DecodeError();  // discarded, as ROM
+        note(AccessFault::Kind::kReadonly);
       } else {
         std::memcpy(host, buf, l);
       }
@@ -98,15 +109,18 @@ MemTxResult AddressSpace::Access(Hwaddr addr, uint8_t* buf, size_t len,
       // MMIO or ram_device: one naturally sized piece at a time.
       l = MmioChunkSize(*t.mr, t.offset_in_region, l);
       uint64_t value = 0;
+      MemTxResult r;
       if (is_write) {
         std::memcpy(&value, buf, l);  // little-endian host
-        result |= MmioDispatchWrite(*t.mr, t.offset_in_region, value,
-                                    static_cast<unsigned>(l), attrs);
+        r = MmioDispatchWrite(*t.mr, t.offset_in_region, value,
+                              static_cast<unsigned>(l), attrs);
       } else {
-        result |= MmioDispatchRead(*t.mr, t.offset_in_region, &value,
-                                   static_cast<unsigned>(l), attrs);
+        r = MmioDispatchRead(*t.mr, t.offset_in_region, &value,
+                             static_cast<unsigned>(l), attrs);
         std::memcpy(buf, &value, l);
       }
+      if (!r.ok()) note(AccessFault::Kind::kDevice);
+      result |= r;
     }
     addr += l;
     buf += l;
@@ -117,14 +131,28 @@ MemTxResult AddressSpace::Access(Hwaddr addr, uint8_t* buf, size_t len,
 
 MemTxResult AddressSpace::Read(Hwaddr addr, void* buf, size_t len,
                                MemTxAttrs attrs) {
-  return Access(addr, static_cast<uint8_t*>(buf), len, false, attrs);
+  return Access(addr, static_cast<uint8_t*>(buf), len, false, attrs, nullptr);
 }
 
 MemTxResult AddressSpace::Write(Hwaddr addr, const void* buf, size_t len,
                                 MemTxAttrs attrs) {
   // Access() does not write through `buf` for writes.
   return Access(addr, static_cast<uint8_t*>(const_cast<void*>(buf)), len,
-                true, attrs);
+                true, attrs, nullptr);
+}
+
+MemTxResult AddressSpace::Read(Hwaddr addr, void* buf, size_t len,
+                               MemTxAttrs attrs, AccessFault* first_fault) {
+  *first_fault = {};
+  return Access(addr, static_cast<uint8_t*>(buf), len, false, attrs,
+                first_fault);
+}
+
+MemTxResult AddressSpace::Write(Hwaddr addr, const void* buf, size_t len,
+                                MemTxAttrs attrs, AccessFault* first_fault) {
+  *first_fault = {};
+  return Access(addr, static_cast<uint8_t*>(const_cast<void*>(buf)), len,
+                true, attrs, first_fault);
 }
 
 }  // namespace viommu::memory

@@ -77,6 +77,20 @@ absl::StatusOr<std::shared_ptr<MemoryRegion>> MemoryRegion::CreateRam(
   return mr;
 }
 
+absl::StatusOr<std::shared_ptr<MemoryRegion>> MemoryRegion::CreateRamPtr(
+    MemorySystem* system, std::string name, uint64_t size, void* host) {
+  VIOMMU_CHECK(host != nullptr);
+  if (size == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("RAM region '", name, "' has size 0"));
+  }
+  std::shared_ptr<MemoryRegion> mr(
+      new MemoryRegion(system, std::move(name), RegionKind::kRam, size));
+  mr->host_ = static_cast<uint8_t*>(host);
+  mr->host_size_ = size;
+  return mr;
+}
+
 std::shared_ptr<MemoryRegion> MemoryRegion::CreateRamDevice(
     MemorySystem* system, std::string name, uint64_t size, void* host) {
   VIOMMU_CHECK(host != nullptr);

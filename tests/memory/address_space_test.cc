@@ -129,6 +129,48 @@ TEST_F(AddressSpaceTest, RamDeviceIsDispatchedNotCopied) {
   EXPECT_EQ(bar[0x10], 0x08);
 }
 
+TEST_F(AddressSpaceTest, FirstFaultIsNoneWhenEveryPieceCompletes) {
+  AddressSpace as(&sys_, root_, "as");
+  uint64_t v = 0;
+  AccessFault f{AccessFault::Kind::kIommu, 0x99};
+  ASSERT_TRUE(as.Read(0x100, &v, 8, MemTxAttrs::Unspecified(), &f).ok());
+  EXPECT_EQ(f.kind, AccessFault::Kind::kNone);
+}
+
+TEST_F(AddressSpaceTest, FirstFaultNamesTheFirstUnassignedByte) {
+  AddressSpace as(&sys_, root_, "as");
+  uint8_t buf[8] = {};
+  AccessFault f;
+  // Four bytes of RAM, then unassigned from 0x10000.
+  EXPECT_TRUE(as.Read(0xfffc, buf, 8, MemTxAttrs::Unspecified(), &f)
+                  .decode_error());
+  EXPECT_EQ(f.kind, AccessFault::Kind::kUnassigned);
+  EXPECT_EQ(f.addr, 0x10000u);
+}
+
+TEST_F(AddressSpaceTest, FirstFaultReportsAReadonlyWrite) {
+  ram_->SetReadonly(true);
+  AddressSpace as(&sys_, root_, "as");
+  uint8_t b = 1;
+  AccessFault f;
+  EXPECT_TRUE(
+      as.Write(0x20, &b, 1, MemTxAttrs::Unspecified(), &f).decode_error());
+  EXPECT_EQ(f.kind, AccessFault::Kind::kReadonly);
+  EXPECT_EQ(f.addr, 0x20u);
+}
+
+TEST_F(AddressSpaceTest, FirstFaultReportsADeviceError) {
+  FakeMmioDevice dev(0x100);
+  dev.set_read_result(MemTxResult::Error());
+  root_->AddSubregion(0x20000, MemoryRegion::CreateMmio(&sys_, "d", 0x100, &dev));
+  AddressSpace as(&sys_, root_, "as");
+  uint32_t v = 0;
+  AccessFault f;
+  EXPECT_FALSE(as.Read(0x20004, &v, 4, MemTxAttrs::Unspecified(), &f).ok());
+  EXPECT_EQ(f.kind, AccessFault::Kind::kDevice);
+  EXPECT_EQ(f.addr, 0x20004u);
+}
+
 TEST_F(AddressSpaceTest, TranslateReportsRegionOffsetAndLength) {
   AddressSpace as(&sys_, root_, "as");
   Translation t = as.Translate(0xff00, 0x1000, /*is_write=*/false);

@@ -80,6 +80,19 @@ TEST_F(IommuTranslateTest, TwoStackedIommusComposeTheirTranslations) {
   EXPECT_EQ(outer.translations, 1);
 }
 
+TEST_F(IommuTranslateTest, FirstFaultOfARefusedWriteIsTheIommusAtTheIova) {
+  AddressSpace* target = memory_.get();
+  OffsetIommu iommu(&target, 0, kIommuRead);
+  auto dmar = MemoryRegion::CreateIommu(&sys_, "dmar", kSize2To64, &iommu);
+  AddressSpace dev_as(&sys_, dmar, "dev");
+  uint32_t v = 1;
+  AccessFault f;
+  EXPECT_TRUE(dev_as.Write(0x3008, &v, 4, MemTxAttrs::Requester(0x20), &f)
+                  .decode_error());
+  EXPECT_EQ(f.kind, AccessFault::Kind::kIommu);
+  EXPECT_EQ(f.addr, 0x3008u);
+}
+
 TEST_F(IommuTranslateTest, PermissionDeniedIsADecodeErrorAndReadsZero) {
   AddressSpace* target = memory_.get();
   OffsetIommu iommu(&target, 0, kIommuRead);

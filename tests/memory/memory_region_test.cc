@@ -62,6 +62,27 @@ TEST_F(MemoryRegionTest, RamIsZeroFilledHostMemory) {
   EXPECT_EQ(std::memcmp(ram->host(), zeros.data(), zeros.size()), 0);
 }
 
+TEST_F(MemoryRegionTest, RamPtrUsesTheCallersMemoryWithoutOwningIt) {
+  alignas(8) uint8_t guest[0x2000] = {};
+  guest[0x10] = 0x5a;
+  {
+    auto ram = *MemoryRegion::CreateRamPtr(&sys_, "ram", sizeof(guest), guest);
+    EXPECT_EQ(ram->kind(), RegionKind::kRam);
+    EXPECT_FALSE(ram->IsRamDevice());
+    EXPECT_EQ(ram->host(), guest);
+    EXPECT_EQ(ram->host()[0x10], 0x5a);
+  }
+  // Destroying the region left the memory alone (it is still writable).
+  guest[0x10] = 0xa5;
+  EXPECT_EQ(guest[0x10], 0xa5);
+}
+
+TEST_F(MemoryRegionTest, RamPtrOfSizeZeroIsRefused) {
+  uint8_t guest[8] = {};
+  auto ram = MemoryRegion::CreateRamPtr(&sys_, "ram", 0, guest);
+  EXPECT_EQ(ram.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(MemoryRegionTest, RamOfSizeZeroIsRefused) {
   auto ram = MemoryRegion::CreateRam(&sys_, "ram", 0);
   EXPECT_EQ(ram.status().code(), absl::StatusCode::kInvalidArgument);

@@ -58,6 +58,20 @@ struct Translation {
   std::shared_ptr<const FlatView> view;
 };
 
+// The first piece of a buffer access that did not complete, for callers
+// that must say where and why DMA failed (the C API's fault record).
+struct AccessFault {
+  enum class Kind : uint8_t {
+    kNone,        // every piece completed
+    kUnassigned,  // nothing rendered at the (translated) address
+    kIommu,       // an IOMMU refused the translation or the permission
+    kReadonly,    // a write to readonly RAM, dropped
+    kDevice,      // MMIO / ram_device refused or failed the piece
+  };
+  Kind kind = Kind::kNone;
+  Hwaddr addr = 0;  // in the accessed address space (the IOVA for DMA)
+};
+
 class AddressSpace {
  public:
   // Renders (or shares) the view of `root`. REQUIRES: root != nullptr;
@@ -87,6 +101,13 @@ class AddressSpace {
                    MemTxAttrs attrs = MemTxAttrs::Unspecified());
   MemTxResult Write(Hwaddr addr, const void* buf, size_t len,
                     MemTxAttrs attrs = MemTxAttrs::Unspecified());
+  // The same, and `*first_fault` (REQUIRES: not null) says where the first
+  // piece that did not complete starts and why (kind kNone when the result
+  // is ok). The access still goes on past it, as above.
+  MemTxResult Read(Hwaddr addr, void* buf, size_t len, MemTxAttrs attrs,
+                   AccessFault* first_fault);
+  MemTxResult Write(Hwaddr addr, const void* buf, size_t len,
+                    MemTxAttrs attrs, AccessFault* first_fault);
 
   // Translates `addr` for an access of up to `len` bytes, looping while the
   // target is again an IOMMU region (stacked IOMMUs). Thread-safe.
@@ -118,7 +139,7 @@ class AddressSpace {
       std::shared_ptr<const FlatView> view);
   // Buffer access core shared by Read and Write.
   MemTxResult Access(Hwaddr addr, uint8_t* buf, size_t len, bool is_write,
-                     MemTxAttrs attrs);
+                     MemTxAttrs attrs, AccessFault* first_fault);
 
   MemorySystem* system_;  // not owned
   std::shared_ptr<MemoryRegion> root_;

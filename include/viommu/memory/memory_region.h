@@ -78,6 +78,14 @@ class MemoryRegion : public std::enable_shared_from_this<MemoryRegion> {
   // Errors: kInvalidArgument (size 0), kResourceExhausted (mmap failed).
   [[nodiscard]] static absl::StatusOr<std::shared_ptr<MemoryRegion>> CreateRam(
       MemorySystem* system, std::string name, uint64_t size);
+  // RAM the caller already mapped at `host` (QEMU's
+  // memory_region_init_ram_ptr): not owned, never unmapped here; `host`
+  // must stay mapped for the region's lifetime. Otherwise as CreateRam
+  // (kRam: GUP-able, copied by buffer accesses). REQUIRES: host != nullptr.
+  // Errors: kInvalidArgument (size 0).
+  [[nodiscard]] static absl::StatusOr<std::shared_ptr<MemoryRegion>>
+  CreateRamPtr(MemorySystem* system, std::string name, uint64_t size,
+               void* host);
   // Device memory at `host` (not owned; must stay mapped for the region's
   // lifetime). Dispatched like MMIO: 1..8-byte host-endian accesses,
   // unaligned allowed. IsRam() is true, IsRamDevice() is true.
