@@ -48,6 +48,7 @@ void IntelIommu::DefineRegisters() {
   intr_root_ = 0;
   intr_size_ = 0;
   intr_eime_ = false;
+  cfi_enabled_ = false;
   next_frcd_ = 0;
 
   RegisterFile& r = regs_;
@@ -206,17 +207,28 @@ void IntelIommu::HandleGcmd() {
   }
   if (changed & kGcmdQie) HandleQie((val & kGcmdQie) != 0);
   if (val & kGcmdSirtp) {
+    // EIME is latched as written, as QEMU 7.2 does, even without ECAP.EIM
+    // (where the spec makes it RsvdZ).
     const uint64_t irta = regs_.Raw(Reg64::kIrta);
     intr_size_ = 1u << ((irta & kIrtaSizeMask) + 1);
     intr_root_ = irta & (HawMask(props_.aw_bits) ^ 0xfff);
     intr_eime_ = (irta & kIrtaEime) != 0;
     regs_.SetClearMaskLong(gsts, 0, kGstsIrtps);
+    VIOMMU_TRACE(vtd_reg_ir_root, intr_root_, intr_size_, intr_eime_);
     if (observer_ != nullptr) observer_->OnInterruptRemapTableChanged(irta);
   }
   if ((changed & kGcmdIre) && props_.ir_supported()) {
     intr_enabled_ = (val & kGcmdIre) != 0;
     regs_.SetClearMaskLong(gsts, intr_enabled_ ? 0 : kGstsIres,
                            intr_enabled_ ? kGstsIres : 0);
+    VIOMMU_TRACE(vtd_ir_enable, intr_enabled_);
+  }
+  // CFI (the spec; QEMU 7.2 ignores it and never sets GSTS.CFIS).
+  if ((changed & kGcmdCfi) && props_.ir_supported()) {
+    cfi_enabled_ = (val & kGcmdCfi) != 0;
+    regs_.SetClearMaskLong(gsts, cfi_enabled_ ? 0 : kGstsCfis,
+                           cfi_enabled_ ? kGstsCfis : 0);
+    VIOMMU_TRACE(vtd_ir_cfi, cfi_enabled_);
   }
 }
 

@@ -107,12 +107,21 @@ bool IsQualifiedFault(FaultReason reason) {
     case FaultReason::kPagingEntryRsvd:
     case FaultReason::kContextEntryTt:
     case FaultReason::kInterruptAddr:
+    // The spec's qualified interrupt-remapping faults (IRTE.FPD).
+    case FaultReason::kIrEntryP:
+    case FaultReason::kIrIrteRsvd:
+    case FaultReason::kIrSidErr:
+    case FaultReason::kIrPidInval:
       return true;
     case FaultReason::kRootEntryP:
     case FaultReason::kRootTableInv:
     case FaultReason::kContextTableInv:
     case FaultReason::kRootEntryRsvd:
     case FaultReason::kContextEntryRsvd:
+    case FaultReason::kIrReqRsvd:
+    case FaultReason::kIrIndexOver:
+    case FaultReason::kIrRootInval:
+    case FaultReason::kIrReqCompat:
       return false;
   }
   return false;

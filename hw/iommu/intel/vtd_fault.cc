@@ -1,4 +1,5 @@
-// Fault recording and interrupt events: QEMU 7.2's vtd_report_dmar_fault,
+// Fault recording and interrupt events: QEMU 7.2's vtd_report_dmar_fault
+// (and 8.2's vtd_report_ir_fault for interrupt-remapping faults),
 // vtd_generate_fault_event, vtd_update_fsts_ppf and the FSTS / FECTL / ICS /
 // IECTL write handlers.
 #include "viommu/hw/iommu/intel_iommu.h"
@@ -44,30 +45,45 @@ void IntelIommu::GenerateFaultEvent(uint32_t pre_fsts) {
 
 void IntelIommu::RecordFault(uint16_t sid, FaultReason reason, uint64_t addr,
                              bool is_write, uint16_t pasid_value) {
+  uint64_t hi = sid | uint64_t{static_cast<uint8_t>(reason)} << kFrcdFrShift |
+                uint64_t{pasid_value} << kFrcdPvShift;
+  if (!is_write) hi |= kFrcdT;
+  RecordFaultRecord(sid, reason, addr & ~uint64_t{0xfff}, hi, is_write);
+}
+
+void IntelIommu::RecordInterruptFault(uint16_t sid, FaultReason reason,
+                                      uint16_t index) {
+  // QEMU 8.2's vtd_report_ir_fault and the spec: FI[63:48] = index, T = 0
+  // (the request was a write), no PASID.
+  const uint64_t hi =
+      sid | uint64_t{static_cast<uint8_t>(reason)} << kFrcdFrShift;
+  RecordFaultRecord(sid, reason, uint64_t{index} << kFrcdIrIndexShift, hi,
+                    /*is_write=*/true);
+}
+
+void IntelIommu::RecordFaultRecord(uint16_t sid, FaultReason reason,
+                                   uint64_t lo, uint64_t hi, bool is_write) {
   const uint32_t fsts = regs_.Raw(Reg32::kFsts);
   const auto code = static_cast<unsigned>(reason);
   if (fsts & kFstsPfo) {  // overflowed: dropped
-    VIOMMU_TRACE(vtd_fault_dropped, sid, code, addr, "overflow");
+    VIOMMU_TRACE(vtd_fault_dropped, sid, code, lo, "overflow");
     return;
   }
   for (int i = 0; i < kNumFrcd; ++i) {
-    const uint64_t hi = regs_.GetQuadRaw(kFrcdHi + 16 * i);
-    if ((hi & kFrcdF) && (hi & kFrcdSidMask) == sid) {  // collapsed
-      VIOMMU_TRACE(vtd_fault_dropped, sid, code, addr, "pending for sid");
+    const uint64_t rec_hi = regs_.GetQuadRaw(kFrcdHi + 16 * i);
+    if ((rec_hi & kFrcdF) && (rec_hi & kFrcdSidMask) == sid) {  // collapsed
+      VIOMMU_TRACE(vtd_fault_dropped, sid, code, lo, "pending for sid");
       return;
     }
   }
   const uint16_t rec = Offset(Reg64::kFrcd0Lo) + 16 * next_frcd_;
   if (regs_.GetQuadRaw(rec + 8) & kFrcdF) {
-    VIOMMU_TRACE(vtd_fault_dropped, sid, code, addr, "records full");
+    VIOMMU_TRACE(vtd_fault_dropped, sid, code, lo, "records full");
     regs_.SetClearMaskLong(kFsts, 0, kFstsPfo);
     return;
   }
-  VIOMMU_TRACE(vtd_frr_new, next_frcd_, sid, code, addr, is_write);
-  uint64_t hi = sid | uint64_t{static_cast<uint8_t>(reason)} << kFrcdFrShift |
-                uint64_t{pasid_value} << kFrcdPvShift;
-  if (!is_write) hi |= kFrcdT;
-  regs_.SetQuadRaw(rec, addr & ~uint64_t{0xfff});
+  VIOMMU_TRACE(vtd_frr_new, next_frcd_, sid, code, lo, is_write);
+  regs_.SetQuadRaw(rec, lo);
   regs_.SetQuadRaw(rec + 8, hi);
 
   const bool was_pending = (fsts & kFstsPpf) != 0;

@@ -60,6 +60,11 @@ class IntelIommu final : public memory::MmioOps {
   static constexpr uint16_t kNoPasidValue = 0xffff;
   void RecordFault(uint16_t sid, FaultReason reason, uint64_t addr,
                    bool is_write, uint16_t pasid_value = 0);
+  // Records an interrupt-remapping fault (reasons 0x20-0x27) the same way:
+  // FI bits 63:48 = `index` (the interrupt_index, 0 where the request had
+  // none), SID, FR, T = 0, no PASID (the VT-d spec; QEMU 8.2's
+  // vtd_report_ir_fault; QEMU 7.2 records none). FPD is the caller's.
+  void RecordInterruptFault(uint16_t sid, FaultReason reason, uint16_t index);
   // Invalidation-queue error: FSTS.IQE and a fault event.
   void ReportQueueError();
   // An invalidation-wait descriptor with IF: ICS.IWC, then the completion
@@ -84,7 +89,9 @@ class IntelIommu final : public memory::MmioOps {
   bool ir_enabled() const { return intr_enabled_; }
   uint64_t ir_table() const { return intr_root_; }
   uint32_t ir_table_size() const { return intr_size_; }  // entries
-  bool ir_eime() const { return intr_eime_; }
+  bool ir_eime() const { return intr_eime_; }  // as latched (see .cc)
+  // GSTS.CFIS: compatibility-format interrupts pass through (GCMD.CFI).
+  bool cfi_enabled() const { return cfi_enabled_; }
   const RegisterFile& regs() const { return regs_; }
 
   // MmioOps.
@@ -111,6 +118,8 @@ class IntelIommu final : public memory::MmioOps {
   void HandleIectl();
 
   // vtd_fault.cc.
+  void RecordFaultRecord(uint16_t sid, FaultReason reason, uint64_t lo,
+                         uint64_t hi, bool is_write);
   void UpdatePpf();
   void GenerateFaultEvent(uint32_t pre_fsts);
   void SendInterrupt(Reg32 addr_reg, Reg32 data_reg);
@@ -134,6 +143,7 @@ class IntelIommu final : public memory::MmioOps {
   uint64_t intr_root_ = 0;
   uint32_t intr_size_ = 0;
   bool intr_eime_ = false;
+  bool cfi_enabled_ = false;
   int next_frcd_ = 0;
 };
 

@@ -111,6 +111,9 @@ ContextLookup LookupContext(GuestMemory& mem, const TableConfig& cfg,
 // kContextEntryInv, kAddrBeyondMgaw, kWrite, kRead, kPagingEntryInv,
 // kPagingEntryRsvd, kContextEntryTt, kInterruptAddr. Not qualified: root
 // and table-access faults and kContextEntryRsvd (absent from 7.2's table).
+// Interrupt remapping (the spec's table; FPD is the IRTE's): kIrEntryP,
+// kIrIrteRsvd, kIrSidErr, kIrPidInval are qualified; kIrReqRsvd,
+// kIrIndexOver, kIrRootInval, kIrReqCompat are not.
 bool IsQualifiedFault(FaultReason reason);
 
 }  // namespace viommu::vtd

@@ -108,6 +108,7 @@ inline constexpr uint32_t kGstsRtps = 1u << 30;
 inline constexpr uint32_t kGstsQies = 1u << 26;
 inline constexpr uint32_t kGstsIres = 1u << 25;
 inline constexpr uint32_t kGstsIrtps = 1u << 24;
+inline constexpr uint32_t kGstsCfis = 1u << 23;
 
 // RTADDR.
 inline constexpr uint64_t kRtaddrSmt = 1ull << 10;
@@ -148,6 +149,8 @@ inline constexpr uint64_t kFrcdF = 1ull << 63;
 inline constexpr uint64_t kFrcdT = 1ull << 62;  // 1: read request
 inline constexpr int kFrcdFrShift = 32;
 inline constexpr int kFrcdPvShift = 40;  // PASID value, bits 55:40
+// FRCD, low quadword of an interrupt-remapping fault: interrupt_index.
+inline constexpr int kFrcdIrIndexShift = 48;
 
 // The interrupt-address window (0xfee00000-0xfeefffff): every device view
 // carries it (prio 1), and the unit's own interrupt messages go there.
@@ -163,6 +166,7 @@ inline constexpr int kIqtQtShift = 4;
 inline constexpr uint64_t kIqtQtMask = 0x7fff0;
 inline constexpr uint64_t kIrtaSizeMask = 0xf;
 inline constexpr uint64_t kIrtaEime = 1ull << 11;
+inline constexpr uint64_t kIrtaAddrMask = ~0xfffull;  // bits 63:12
 
 // Context-cache and IOTLB invalidation granularities (CIRG / IIRG values;
 // the same encodings answer in CAIG / IAIG).
