@@ -13,12 +13,13 @@ using memory::MemoryRegion;
 
 VtdSharedRegions VtdSharedRegions::Create(
     memory::MemorySystem* sys, std::shared_ptr<MemoryRegion> system_root,
-    std::shared_ptr<MemoryRegion> interrupt_window) {
-  VIOMMU_CHECK(interrupt_window->size() >= kInterruptWindowSize,
-               "interrupt window smaller than 1 MiB");
+    std::shared_ptr<MemoryRegion> msi_window) {
   memory::MemorySystem::Transaction txn(sys);
   VtdSharedRegions s;
-  s.interrupt_window = std::move(interrupt_window);
+  // InterruptWindow checks msi_window (MMIO, >= 1 MiB).
+  s.ir_window = std::make_shared<InterruptWindow>(std::move(msi_window));
+  s.interrupt_window = MemoryRegion::CreateMmio(
+      sys, "vtd-ir", kInterruptWindowSize, s.ir_window.get());
   s.nodmar =
       MemoryRegion::CreateContainer(sys, "vtd-nodmar-shared", kSize2To64);
   s.nodmar->AddSubregion(

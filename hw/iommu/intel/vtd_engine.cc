@@ -18,9 +18,17 @@ VtdEngine::VtdEngine(IntelIommu* iommu, memory::MemorySystem* sys,
       shared_(std::move(shared)),
       cfg_(TableConfig::FromProperties(iommu->properties())),
       mem_(system_as),
-      queue_(iommu, &mem_, this) {}
+      remapper_(iommu, &mem_,
+                [this](uint16_t sid, FaultReason reason, uint16_t index) {
+                  faults_.fetch_add(1, std::memory_order_relaxed);
+                  absl::MutexLock lock(&fault_mu_);
+                  iommu_->RecordInterruptFault(sid, reason, index);
+                }),
+      queue_(iommu, &mem_, this) {
+  shared_.ir_window->set_remapper(&remapper_);
+}
 
-VtdEngine::~VtdEngine() = default;
+VtdEngine::~VtdEngine() { shared_.ir_window->set_remapper(nullptr); }
 
 std::shared_ptr<memory::MemoryRegion> VtdEngine::DeviceRoot(uint8_t bus,
                                                             uint8_t devfn) {
@@ -186,13 +194,25 @@ void VtdEngine::InvalidateDeviceIotlb(uint16_t sid, Iova addr,
                                       .perm = memory::kIommuNone}});
 }
 
-void VtdEngine::InvalidateInterruptEntries(bool /*global*/, uint16_t /*index*/,
-                                           uint8_t /*index_mask*/) {}
+void VtdEngine::InvalidateInterruptEntries(bool global, uint16_t index,
+                                           uint8_t index_mask) {
+  VIOMMU_TRACE(vtd_inv_desc_iec, global, index, index_mask);
+  if (global) {
+    remapper_.InvalidateAll();
+  } else {
+    remapper_.InvalidateEntries(index, index_mask);
+  }
+}
+
+void VtdEngine::OnInterruptRemapTableChanged(uint64_t /*irta*/) {
+  remapper_.InvalidateAll();
+}
 
 void VtdEngine::OnReset() {
   dmar_enabled_.store(false, std::memory_order_release);
   root_.store(0, std::memory_order_release);
   FlushCaches();
+  remapper_.InvalidateAll();
   RefreshAll(/*resync=*/false);
 }
 

@@ -12,11 +12,14 @@
 // Layout (QEMU's vtd_find_add_as), all per device except `nodmar`'s target:
 //   root "vtd-SS.F" (2^64 container)
 //    ├─ "vtd-nodmar" alias (prio 0) of the shared container
-//    │     "vtd-nodmar-shared": system memory (prio 0) + interrupt window at
-//    │     0xfee00000 (prio 1)
+//    │     "vtd-nodmar-shared": system memory (prio 0) + "vtd-ir" alias of
+//    │     the interrupt window at 0xfee00000 (prio 1)
 //    └─ "vtd-SS.F-dmar" IOMMU region (prio 0, 2^64), translated by `model`,
 //          containing "vtd-SS.F-ir" alias of the interrupt window at
 //          0xfee00000 (prio 1)
+// The interrupt window is the unit's "vtd-ir" MMIO front end
+// (vtd_interrupt_remap.h InterruptWindow) of the machine's MSI window:
+// it forwards every access unchanged until interrupt remapping is on.
 // Exactly one of nodmar / dmar is enabled. The interrupt window splits the
 // IOMMU region into two sections, [0, 0xfedfffff] and [0xfef00000, 2^64-1],
 // so a shadowing consumer sees two IOMMU sections per device, as with QEMU.
@@ -30,6 +33,7 @@
 #include <memory>
 #include <string>
 
+#include "viommu/hw/iommu/vtd_interrupt_remap.h"
 #include "viommu/hw/iommu/vtd_regs.h"
 #include "viommu/memory/iommu.h"
 #include "viommu/memory/iommu_notifier_chains.h"
@@ -41,17 +45,20 @@ namespace viommu::vtd {
 // Regions shared by every device view of one remapping unit.
 struct VtdSharedRegions {
   // `system_root`: the system memory container (aliased, not modified).
-  // `interrupt_window`: the region devices' writes to 0xfee00000-0xfeefffff
-  // reach (the MSI window, or an interrupt-remapping front end), aliased
-  // here and in each IOMMU region; it may already have a parent.
-  // REQUIRES: interrupt_window->size() >= kInterruptWindowSize.
+  // `msi_window`: the MMIO region devices' interrupt writes to
+  // 0xfee00000-0xfeefffff reach (the machine's MSI window); it may already
+  // have a parent. Devices reach it through the "vtd-ir" front end.
+  // REQUIRES: msi_window is MMIO and msi_window->size() >=
+  // kInterruptWindowSize.
   static VtdSharedRegions Create(
       memory::MemorySystem* sys,
       std::shared_ptr<memory::MemoryRegion> system_root,
-      std::shared_ptr<memory::MemoryRegion> interrupt_window);
+      std::shared_ptr<memory::MemoryRegion> msi_window);
 
-  std::shared_ptr<memory::MemoryRegion> nodmar;            // the container
-  std::shared_ptr<memory::MemoryRegion> interrupt_window;  // as given
+  std::shared_ptr<memory::MemoryRegion> nodmar;  // the container
+  // "vtd-ir" (1 MiB MMIO, ops `ir_window`), aliased by every device view.
+  std::shared_ptr<memory::MemoryRegion> interrupt_window;
+  std::shared_ptr<InterruptWindow> ir_window;
 };
 
 class VtdAddressSpace {

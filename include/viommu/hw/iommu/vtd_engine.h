@@ -2,7 +2,9 @@
 // guest programs through the register block (IntelIommu) applied to the
 // DMA of every PCI function: per-device address spaces (vtd_address_space.h),
 // translation with faults, the caches, invalidations and the shadow sync
-// that feeds the IOMMU regions' MAP/UNMAP notifier chains.
+// that feeds the IOMMU regions' MAP/UNMAP notifier chains; and interrupt
+// remapping of the MSI writes devices send into their views' interrupt
+// window (vtd_interrupt_remap.h).
 //
 //   auto engine = std::make_unique<VtdEngine>(iommu, &sys, &system_as,
 //       VtdSharedRegions::Create(&sys, system_root, msi_region));
@@ -63,6 +65,7 @@
 #include "viommu/hw/iommu/vtd_context.h"
 #include "viommu/hw/iommu/vtd_context_cache.h"
 #include "viommu/hw/iommu/vtd_guest_memory.h"
+#include "viommu/hw/iommu/vtd_interrupt_remap.h"
 #include "viommu/hw/iommu/vtd_invalidation_queue.h"
 #include "viommu/hw/iommu/vtd_iotlb.h"
 #include "viommu/hw/iommu/vtd_observer.h"
@@ -112,6 +115,12 @@ class VtdEngine final : public Observer, public InvalidationSink {
                                                     uint8_t devfn) const;
 
   VtdEngineStats stats() const;
+  // Interrupt remapping: the remapper, and the "vtd-ir" window every
+  // device view aliases (a machine may give it a message sink to receive
+  // remapped messages with their full address, x2APIC destinations above
+  // 255 included; without one they are written to the MSI window).
+  const InterruptRemapper& interrupt_remapper() const { return remapper_; }
+  InterruptWindow& interrupt_window() { return *shared_.ir_window; }
   const Iotlb& iotlb() const { return iotlb_; }
   const ContextCache& context_cache() const { return context_cache_; }
 
@@ -123,6 +132,9 @@ class VtdEngine final : public Observer, public InvalidationSink {
   void OnIotlbInvalidate(IotlbGranularity granularity, uint16_t did,
                          uint64_t addr, uint8_t am, bool ih) override;
   void OnQueueTailWritten(uint32_t tail) override;
+  // SIRTP: the interrupt-entry cache is dropped (QEMU: a global IEC
+  // notification).
+  void OnInterruptRemapTableChanged(uint64_t irta) override;
   void OnReset() override;
 
   // InvalidationSink (queued invalidation, from OnQueueTailWritten).
@@ -133,7 +145,7 @@ class VtdEngine final : public Observer, public InvalidationSink {
   // A DEVIOTLB_UNMAP event on the device's region (nothing if it has none).
   void InvalidateDeviceIotlb(uint16_t sid, Iova addr,
                              uint64_t size_mask) override;
-  // No interrupt remapping yet: nothing to drop.
+  // Drops the interrupt-entry cache: all of it, or [index, index + 2^mask).
   void InvalidateInterruptEntries(bool global, uint16_t index,
                                   uint8_t index_mask) override;
 
@@ -191,6 +203,7 @@ class VtdEngine final : public Observer, public InvalidationSink {
   const VtdSharedRegions shared_;
   const TableConfig cfg_;
   AddressSpaceGuestMemory mem_;
+  InterruptRemapper remapper_;  // attached to shared_.ir_window
 
   // Published for Translate on DMA threads.
   std::atomic<bool> dmar_enabled_{false};

@@ -1,0 +1,164 @@
+// viommu/hw/iommu/vtd_interrupt_remap.h — VT-d interrupt remapping: what
+// an interrupt request (a device's 4-byte write into the interrupt window
+// 0xfee00000-0xfeefffff) becomes under the unit's IRTA / GCMD.IRE /
+// GCMD.CFI state, with the interrupt-entry cache, fault reporting, and the
+// "vtd-ir" window every device view of the unit aliases.
+//
+//   InterruptRemapper ir(iommu, &guest_mem, [&](uint16_t sid, FaultReason r,
+//                                               uint16_t index) {
+//     iommu->RecordInterruptFault(sid, r, index);
+//   });
+//   std::optional<InterruptMessage> m = ir.Remap(0xfee00010, 0, 0x0020);
+//   ir.InvalidateEntries(/*index=*/4, /*index_mask=*/0);   // IEC descriptor
+//
+//   auto window = std::make_shared<InterruptWindow>(msi_region);
+//   window->set_remapper(&ir);        // VtdEngine does this
+//
+// Behaviour (VT-d spec ch. 5 and §9.10; QEMU 7.2's vtd_interrupt_remap_msi
+// where the spec leaves room):
+//  * IR disabled (GSTS.IRES clear): the request passes unchanged.
+//  * Compatibility format (address bit 4 clear): passes unchanged when
+//    GSTS.CFIS is set and IRTA.EIME is clear; otherwise blocked, fault
+//    0x25 (QEMU 7.2 lets it pass and has no CFI).
+//  * Remappable format: address bits 63:32 or a head other than 0xfee, or
+//    data bits 31:16 with SHV: 0x20 (index 0). interrupt_index = handle
+//    (+ subhandle with SHV); >= the table's 2^(S+1) entries: 0x21. An
+//    unreadable IRTE: 0x23. Then, qualified by the IRTE's FPD (evaluated
+//    whether or not P is set): not present 0x22, reserved bits 0x24,
+//    requester-id verification 0x26 (skipped for a request without a
+//    requester id). A blocked request is dropped.
+//  * The result is the compatibility-format message of the IRTE
+//    (vtd_irte.h ComposeMessage). For a request without SHV (the IOxAPIC
+//    form) a vector or trigger mode that differs from the IRTE's only
+//    traces (vtd_warn_ir_vector / _trigger), as QEMU.
+//  * Faults go to the FaultSink with the sid (0xffff without a requester
+//    id) and index; QEMU 7.2 records none, 8.2 and the spec do.
+//  * The interrupt-entry cache holds IRTEs that were present and had no
+//    reserved bits set; others are read again on every request. It is
+//    dropped by a global IEC invalidation, SIRTP and reset; an
+//    index-selective one drops [index, index + 2^mask). QEMU 7.2 reads the
+//    IRTE on every request, so it never serves a stale entry.
+//
+// Threading: control context only (MSIs are sent from there).
+#ifndef VIOMMU_HW_IOMMU_VTD_INTERRUPT_REMAP_H_
+#define VIOMMU_HW_IOMMU_VTD_INTERRUPT_REMAP_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include "absl/container/flat_hash_map.h"
+#include "viommu/hw/iommu/vtd_fault_reason.h"
+#include "viommu/hw/iommu/vtd_guest_memory.h"
+#include "viommu/hw/iommu/vtd_irte.h"
+#include "viommu/memory/memory_region.h"
+#include "viommu/memory/mmio_ops.h"
+
+namespace viommu::vtd {
+
+class IntelIommu;
+
+// The source id QEMU uses for a request without a requester id.
+inline constexpr uint16_t kNoRequesterSid = 0xffff;
+
+struct InterruptRemapStats {
+  uint64_t requests = 0;   // Remap calls with IR enabled
+  uint64_t remapped = 0;   // remappable requests delivered
+  uint64_t passed = 0;     // compatibility format passed through
+  uint64_t blocked = 0;    // dropped (faulted, recorded or not)
+  uint64_t irte_reads = 0; // IRTEs read from guest memory
+  uint64_t cache_hits = 0;
+};
+
+class InterruptRemapper {
+ public:
+  // Records a fault that FPD did not suppress.
+  using FaultSink =
+      std::function<void(uint16_t sid, FaultReason reason, uint16_t index)>;
+
+  // `iommu` (the latched IRTA / IRE / CFI state) and `mem` (where the
+  // table is read) are not owned and outlive this.
+  InterruptRemapper(const IntelIommu* iommu, GuestMemory* mem, FaultSink sink);
+  InterruptRemapper(const InterruptRemapper&) = delete;
+  InterruptRemapper& operator=(const InterruptRemapper&) = delete;
+
+  // The message to deliver for a request of `data` at `address` from
+  // `sid` (nullopt: the write carried no requester id), or nullopt when
+  // the request is blocked (see the top of the file).
+  std::optional<InterruptMessage> Remap(uint64_t address, uint32_t data,
+                                        std::optional<uint16_t> sid);
+
+  // GSTS.IRES: whether Remap changes anything.
+  bool enabled() const;
+
+  // Interrupt-entry cache invalidation (IEC descriptor): every entry, or
+  // the 2^index_mask entries from `index` (index_mask <= 31; entries
+  // beyond 2^16 do not exist).
+  void InvalidateAll();
+  void InvalidateEntries(uint16_t index, uint8_t index_mask);
+
+  size_t cached_entries() const { return cache_.size(); }
+  const InterruptRemapStats& stats() const { return stats_; }
+
+ private:
+  std::optional<InterruptMessage> Block(uint16_t sid, FaultReason reason,
+                                        uint32_t index, bool fpd);
+  // The IRTE at `index` from the cache or guest memory; nullopt when it
+  // cannot be read.
+  std::optional<Irte> Fetch(uint32_t index, bool* cached);
+
+  const IntelIommu* const iommu_;  // not owned
+  GuestMemory* const mem_;         // not owned
+  const FaultSink sink_;
+  absl::flat_hash_map<uint16_t, Irte> cache_;
+  InterruptRemapStats stats_;
+};
+
+// The interrupt window as the unit's device views see it (QEMU's "vtd-ir"
+// region): a 1 MiB MMIO front end of the machine's MSI window region.
+// Without a remapper (or with IR disabled) every access is forwarded to
+// the MSI window's ops unchanged — same offsets, sizes, attributes and
+// access rules. With one, a 4-byte write is remapped: the resulting
+// message goes to the message sink if one is set, else as a 4-byte write
+// of the data at the message's window offset (address bits 19:0; bits
+// 63:32, an x2APIC destination above 255, are then lost), carrying the
+// original attributes; a blocked request is dropped with MemTxResult
+// kError (QEMU's MEMTX_ERROR).
+//
+// Threading: control context only.
+class InterruptWindow final : public memory::MmioOps {
+ public:
+  using MessageSink =
+      std::function<void(const InterruptMessage&, memory::MemTxAttrs)>;
+
+  // REQUIRES: msi_window is an MMIO region of at least 1 MiB.
+  explicit InterruptWindow(std::shared_ptr<memory::MemoryRegion> msi_window);
+
+  // Not owned; nullptr detaches. Must outlive its attachment.
+  void set_remapper(InterruptRemapper* remapper) { remapper_ = remapper; }
+  InterruptRemapper* remapper() const { return remapper_; }
+  // Optional: where remapped messages go, with their full address.
+  void set_message_sink(MessageSink sink) { sink_ = std::move(sink); }
+
+  memory::MemTxResult Read(uint64_t offset, uint64_t* value, unsigned size,
+                           memory::MemTxAttrs attrs) override;
+  memory::MemTxResult Write(uint64_t offset, uint64_t value, unsigned size,
+                            memory::MemTxAttrs attrs) override;
+  memory::AccessRules valid() const override { return target_->valid(); }
+  memory::AccessRules impl() const override { return target_->impl(); }
+  bool Accepts(uint64_t offset, unsigned size, bool is_write,
+               memory::MemTxAttrs attrs) override {
+    return target_->Accepts(offset, size, is_write, attrs);
+  }
+
+ private:
+  const std::shared_ptr<memory::MemoryRegion> msi_window_;  // keeps target_
+  memory::MmioOps* const target_;
+  InterruptRemapper* remapper_ = nullptr;  // not owned
+  MessageSink sink_;
+};
+
+}  // namespace viommu::vtd
+
+#endif  // VIOMMU_HW_IOMMU_VTD_INTERRUPT_REMAP_H_
