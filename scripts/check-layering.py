@@ -39,7 +39,8 @@ ARROWS = {
     'hw/core': ['memory', 'devcore'],
     'hw/pci': ['hw/core'],
     'hw/misc': ['hw/pci'],
-    'hw/iommu': ['memory', 'devcore'],
+    # hw/iommu: the vIOMMU models, behind the seam in hw/core/viommu.h.
+    'hw/iommu': ['hw/core'],
     'hw/i386': ['hw/misc', 'hw/iommu'],
     # vfio/ never sees hw/ or system/. vfio/host is the ioctl-shaped
     # HostBackend interface; the container layer (vfio/) sits on it and on

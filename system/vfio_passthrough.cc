@@ -167,10 +167,10 @@ absl::Status VfioPassthrough::Attach(const hw::DeviceSpec& spec) {
   a->spec = spec;
   a->spec.props["addr"] = absl::StrFormat("%02x.%x", *devfn >> 3, *devfn & 7);
   memory::AddressSpace* as = &machine_->system_as();
-  if (vtd::VtdEngine* engine = machine_->vtd_engine()) {
+  if (hw::Viommu* iommu = bus.iommu()) {
     a->own_as = std::make_unique<memory::AddressSpace>(
-        &machine_->memory(), engine->DeviceRoot(bus.bus_number(), *devfn),
-        absl::StrFormat("vtd-%02x.%x", *devfn >> 3, *devfn & 7));
+        &machine_->memory(), iommu->DmaRoot(bus.bus_number(), *devfn),
+        iommu->DmaSpaceName(bus.bus_number(), *devfn));
     as = a->own_as.get();
   }
   VIOMMU_RETURN_IF_ERROR(

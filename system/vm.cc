@@ -106,9 +106,11 @@ absl::StatusOr<std::unique_ptr<Vm>> Vm::Create(const VmConfig& config) {
 absl::Status Vm::AddColdDevice(const OptionList& d) {
   hw::DeviceSpec spec = ToDeviceSpec(d);
   if (spec.driver == "vfio-pci") return vfio_->Add(spec);
-  if (spec.driver != "intel-iommu") return machine_->AddDevice(spec);
-  // vfio-pci devices already plugged move into their VT-d address spaces
-  // (and meet VT-d's checks), at the slots they had.
+  if (!hw::Q35Machine::IsViommuDriver(spec.driver)) {
+    return machine_->AddDevice(spec);
+  }
+  // vfio-pci devices already plugged move into their vIOMMU address
+  // spaces (and meet its host-IOMMU checks), at the slots they had.
   std::vector<VfioPassthrough::Spec> moved = vfio_->DetachAll();
   VIOMMU_RETURN_IF_ERROR(machine_->AddDevice(spec));
   for (const VfioPassthrough::Spec& m : moved) {

@@ -8,6 +8,7 @@
 #include "hw/i386/ich9_functions.h"
 #include "hw/i386/ich9_reset_control.h"
 #include "viommu/hw/pci/pci_host.h"
+#include "viommu/util/check.h"
 #include "viommu/util/le_bytes.h"
 #include "viommu/util/parse_devfn.h"
 #include "viommu/util/status_macros.h"
@@ -62,12 +63,7 @@ absl::StatusOr<std::unique_ptr<Q35Machine>> Q35Machine::Create(
 Q35Machine::~Q35Machine() {
   // Devices first: they hold regions and address spaces of the system.
   pci_bus_.reset();
-  if (iommu_ != nullptr) iommu_->set_observer(nullptr);
-  vtd_engine_.reset();
-  if (iommu_region_ != nullptr)
-    system_root_->RemoveSubregion(iommu_region_.get());
-  iommu_region_.reset();
-  iommu_.reset();
+  viommu_.reset();
   system_as_.reset();
   io_as_.reset();
 }
@@ -151,11 +147,56 @@ void Q35Machine::UpdateEcam(uint64_t pciexbar) {
   system_root_->AddSubregion(d.window.base, ecam_region_);
 }
 
-absl::Status Q35Machine::AddIntelIommu(const DeviceSpec& spec) {
-  // Properties are set before realize, which refuses a second vIOMMU.
-  VIOMMU_ASSIGN_OR_RETURN(vtd::Properties props,
-                          vtd::ParseProperties(spec.props));
-  if (iommu_ != nullptr) {
+namespace {
+
+// The vIOMMUs -device can add to q35. A driver's properties are checked
+// before the one-vIOMMU rule (QEMU sets properties before realize).
+struct ViommuDriver {
+  std::string_view name;
+  absl::Status (*check_properties)(const DeviceProps& props);
+  absl::StatusOr<std::unique_ptr<Viommu>> (*create)(const DeviceProps& props,
+                                                    const ViommuHost& host);
+};
+
+constexpr ViommuDriver kViommuDrivers[] = {
+    {vtd::VtdViommu::kDriver,
+     [](const DeviceProps& props) {
+       return vtd::ParseProperties(props).status();
+     },
+     [](const DeviceProps& props, const ViommuHost& host)
+         -> absl::StatusOr<std::unique_ptr<Viommu>> {
+       return vtd::VtdViommu::Create(props, host);
+     }},
+};
+
+const ViommuDriver* FindViommuDriver(std::string_view name) {
+  for (const ViommuDriver& d : kViommuDrivers) {
+    if (d.name == name) return &d;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+bool Q35Machine::IsViommuDriver(std::string_view driver) {
+  return FindViommuDriver(driver) != nullptr;
+}
+
+vtd::IntelIommu* Q35Machine::intel_iommu() {
+  auto* vtd = dynamic_cast<vtd::VtdViommu*>(viommu_.get());
+  return vtd != nullptr ? &vtd->unit() : nullptr;
+}
+
+vtd::VtdEngine* Q35Machine::vtd_engine() {
+  auto* vtd = dynamic_cast<vtd::VtdViommu*>(viommu_.get());
+  return vtd != nullptr ? &vtd->engine() : nullptr;
+}
+
+absl::Status Q35Machine::AddViommu(const DeviceSpec& spec) {
+  const ViommuDriver* driver = FindViommuDriver(spec.driver);
+  VIOMMU_CHECK(driver != nullptr);
+  VIOMMU_RETURN_IF_ERROR(driver->check_properties(spec.props));
+  if (viommu_ != nullptr) {
     return absl::AlreadyExistsError(
         "QEMU does not support multiple vIOMMUs for x86 yet.");
   }
@@ -163,31 +204,13 @@ absl::Status Q35Machine::AddIntelIommu(const DeviceSpec& spec) {
     return absl::AlreadyExistsError(
         absl::StrCat("Duplicate device ID '", spec.id, "'"));
   }
-  VIOMMU_ASSIGN_OR_RETURN(iommu_,
-                          vtd::IntelIommu::Create(props, system_as_.get()));
-  iommu_id_ = spec.id;
-  iommu_region_ = MemoryRegion::CreateMmio(&memory_, "intel_iommu",
-                                           vtd::kRegBlockSize, iommu_.get());
-  system_root_->AddSubregion(kVtdRegBase, iommu_region_);
-
-  // DMA translation: every bus-0 function gets a VT-d address space whose
-  // interrupt window is the MSI region.
-  vtd_engine_ = std::make_unique<vtd::VtdEngine>(
-      iommu_.get(), &memory_, system_as_.get(),
-      vtd::VtdSharedRegions::Create(&memory_, system_root_, msi_region_));
-  iommu_->set_observer(vtd_engine_.get());
-  pci_bus_->SetIommu(
-      [engine = vtd_engine_.get()](pci::PciBus* bus, uint8_t devfn) {
-        return engine->DeviceRoot(bus->bus_number(), devfn);
-      });
-  pci_bus_->SetIommuDeviceHooks(
-      [engine = vtd_engine_.get()](pci::PciBus* bus, uint8_t devfn,
-                                   const devcore::HostIommuDevice& hiod) {
-        return engine->SetHostIommuDevice(bus->bus_number(), devfn, hiod);
-      },
-      [engine = vtd_engine_.get()](pci::PciBus* bus, uint8_t devfn) {
-        engine->UnsetHostIommuDevice(bus->bus_number(), devfn);
-      });
+  const ViommuHost host{.memory = &memory_,
+                        .system_root = system_root_,
+                        .system_as = system_as_.get(),
+                        .msi_region = msi_region_};
+  VIOMMU_ASSIGN_OR_RETURN(viommu_, driver->create(spec.props, host));
+  viommu_id_ = spec.id;
+  pci_bus_->SetIommu(viommu_.get());
   return ReplugForIommu();
 }
 
@@ -205,7 +228,7 @@ absl::Status Q35Machine::ReplugForIommu() {
 }
 
 absl::Status Q35Machine::HotplugDevice(const DeviceSpec& spec) {
-  if (spec.driver == "intel-iommu") {
+  if (IsViommuDriver(spec.driver)) {
     return absl::InvalidArgumentError(
         "Parameter 'driver' expects a pluggable device type");
   }
@@ -213,7 +236,7 @@ absl::Status Q35Machine::HotplugDevice(const DeviceSpec& spec) {
 }
 
 absl::Status Q35Machine::AddDevice(const DeviceSpec& spec) {
-  if (spec.driver == "intel-iommu") return AddIntelIommu(spec);
+  if (IsViommuDriver(spec.driver)) return AddViommu(spec);
   DeviceProps props = spec.props;
   std::optional<uint8_t> devfn;
   if (auto it = props.find("addr"); it != props.end()) {
@@ -221,7 +244,7 @@ absl::Status Q35Machine::AddDevice(const DeviceSpec& spec) {
     props.erase(it);
   }
   if (!spec.id.empty() &&
-      (pci_bus_->FindById(spec.id) != nullptr || spec.id == iommu_id_)) {
+      (pci_bus_->FindById(spec.id) != nullptr || spec.id == viommu_id_)) {
     return absl::AlreadyExistsError(
         absl::StrCat("Duplicate device ID '", spec.id, "'"));
   }
@@ -233,7 +256,7 @@ absl::Status Q35Machine::AddDevice(const DeviceSpec& spec) {
 
 absl::Status Q35Machine::DeleteDevice(const std::string& id) {
   pci::PciDevice* dev = id.empty() ? nullptr : pci_bus_->FindById(id);
-  if (dev == nullptr && !id.empty() && id == iommu_id_) {
+  if (dev == nullptr && !id.empty() && id == viommu_id_) {
     return absl::FailedPreconditionError(
         "Bus 'main-system-bus' does not support hotplugging");
   }
@@ -250,7 +273,7 @@ absl::Status Q35Machine::DeleteDevice(const std::string& id) {
 void Q35Machine::Reset() {
   reset_control_->Reset();
   pci_bus_->Reset();
-  if (iommu_ != nullptr) iommu_->Reset();
+  if (viommu_ != nullptr) viommu_->Reset();
 }
 
 }  // namespace viommu::hw

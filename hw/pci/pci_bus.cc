@@ -32,22 +32,14 @@ PciBus::~PciBus() {
   }
 }
 
-void PciBus::SetIommu(IommuFn iommu) { iommu_ = std::move(iommu); }
-
-void PciBus::SetIommuDeviceHooks(SetIommuDeviceFn set,
-                                 UnsetIommuDeviceFn unset) {
-  set_iommu_device_ = std::move(set);
-  unset_iommu_device_ = std::move(unset);
-}
-
 absl::Status PciBus::SetIommuDevice(uint8_t devfn,
                                     const devcore::HostIommuDevice& hiod) {
-  if (!set_iommu_device_) return absl::OkStatus();
-  return set_iommu_device_(this, devfn, hiod);
+  if (iommu_ == nullptr) return absl::OkStatus();
+  return iommu_->SetHostIommuDevice(bus_number(), devfn, hiod);
 }
 
 void PciBus::UnsetIommuDevice(uint8_t devfn) {
-  if (unset_iommu_device_) unset_iommu_device_(this, devfn);
+  if (iommu_ != nullptr) iommu_->UnsetHostIommuDevice(bus_number(), devfn);
 }
 
 void PciBus::SetIntxSink(IrqSink* sink, IntxRouteFn route) {
@@ -66,10 +58,7 @@ void PciBus::WireIntx(PciDevice* device) {
 }
 
 std::shared_ptr<memory::MemoryRegion> PciBus::DmaRootFor(uint8_t devfn) {
-  if (iommu_) {
-    std::shared_ptr<memory::MemoryRegion> root = iommu_(this, devfn);
-    if (root != nullptr) return root;
-  }
+  if (iommu_ != nullptr) return iommu_->DmaRoot(bus_number(), devfn);
   return default_dma_root_;
 }
 

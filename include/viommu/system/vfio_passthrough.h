@@ -13,10 +13,11 @@
 //   VIOMMU_RETURN_IF_ERROR(vfio->Delete("nic0"));   // zero host mappings
 //
 // Attach (per device, QEMU's vfio_pci_realize order): the container attach
-// with the device's DMA address space (its VT-d space with intel-iommu,
-// else the machine's "memory" space, shared by every such device), the
-// host IOMMU facts to the vIOMMU (PciBus::SetIommuDevice: VT-d refuses
-// caching-mode=off and aw-bits wider than the host), the device fd, then
+// with the device's DMA address space (the vIOMMU's space for it,
+// hw/core/viommu.h, else the machine's "memory" space, shared by every
+// such device), the host IOMMU facts to the vIOMMU
+// (PciBus::SetIommuDevice: VT-d refuses caching-mode=off and aw-bits
+// wider than the host), the device fd, then
 // the VfioPciDevice plugged at its devfn. Any failure undoes the earlier
 // steps and names the device. After attach, container errors never fail
 // anything: they are counted (errors()) and kept (last_error()).
@@ -80,7 +81,7 @@ class VfioPassthrough {
   [[nodiscard]] absl::Status Delete(const std::string& id);
   bool Owns(const std::string& id) const;
   // Unplugs and detaches every device (for a re-attach in new address
-  // spaces once intel-iommu is added); returns what re-adds them.
+  // spaces once a vIOMMU is added); returns what re-adds them.
   std::vector<Spec> DetachAll();
 
   // Delivers the devices' pending interrupts (VfioPciDevice::PollInterrupts).
@@ -108,7 +109,7 @@ class VfioPassthrough {
     vfio::HostPciAddress host;
     uint8_t devfn = 0;
     hw::DeviceSpec spec;
-    std::unique_ptr<memory::AddressSpace> own_as;  // VT-d space, else null
+    std::unique_ptr<memory::AddressSpace> own_as;  // vIOMMU's, else null
   };
   const std::vector<std::unique_ptr<Attached>>& devices() const {
     return devices_;

@@ -30,8 +30,8 @@ class Vm final : public QtestTarget {
   // Builds the machine and plugs every -device in order. Objects:
   // `iommufd,id=ID` (a /dev/iommu for vfio-pci's iommufd=ID) and
   // `vfio-host-model,id=ID,dtb=FILE` (the model host platform; at most one).
-  // vfio-pci devices given before intel-iommu are re-attached in their
-  // VT-d address spaces (command-line order does not matter, as QEMU).
+  // vfio-pci devices given before the vIOMMU (intel-iommu) are re-attached
+  // in its address spaces (command-line order does not matter, as QEMU).
   // vfio-host=linux selects the running kernel's /dev/vfio (LinuxHost)
   // instead of the model host. Errors: kInvalidArgument for an unknown
   // object type, a bad blob, or vfio-host-model together with

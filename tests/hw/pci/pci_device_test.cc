@@ -5,6 +5,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/fake_viommu.h"
 #include "tests/hw/pci/fake_pci_device.h"
 
 namespace viommu::hw::pci {
@@ -256,18 +257,39 @@ TEST(PciDeviceIommuTest, DmaGoesThroughIommuRootWithRequesterId) {
   memory::testing::FakeMmioDevice iommu_ops(0x1000);
   auto iommu_root =
       MemoryRegion::CreateMmio(&b.sys(), "fake-iommu", 0x1000, &iommu_ops);
-  int asked_devfn = -1;
-  b.bus().SetIommu([&](PciBus*, uint8_t devfn) {
-    asked_devfn = devfn;
-    return iommu_root;
-  });
+  hw::testing::FakeViommu iommu(iommu_root);
+  b.bus().SetIommu(&iommu);
   FakePciDevice* dev = b.PlugFake(0x28);
-  EXPECT_EQ(asked_devfn, 0x28);
+  EXPECT_THAT(iommu.roots_asked(), ::testing::ElementsAre(0x28));
   b.SetCfg(0x28, kCfgCommand, kCommandMaster, 2);
   uint32_t v = 7;
   ASSERT_TRUE(dev->DoDmaWrite(0x20, &v, 4).ok());
   EXPECT_THAT(iommu_ops.accesses(), ::testing::ElementsAre("w 0x20/4=0x7"));
   EXPECT_EQ(iommu_ops.last_attrs(), memory::MemTxAttrs::Requester(0x28));
+}
+
+TEST(PciDeviceIommuTest, HostIommuDeviceReachesTheViommu) {
+  PciTestBench b;
+  devcore::HostIommuDevice hiod;
+  hiod.name = "vfio-pci 'v0'";
+  // No vIOMMU: accepted, nothing to tell.
+  EXPECT_TRUE(b.bus().SetIommuDevice(0x28, hiod).ok());
+  hw::testing::FakeViommu iommu(
+      MemoryRegion::CreateContainer(&b.sys(), "fake-iommu", 0x1000));
+  b.bus().SetIommu(&iommu);
+  ASSERT_TRUE(b.bus().SetIommuDevice(0x28, hiod).ok());
+  b.bus().UnsetIommuDevice(0x28);
+  iommu.set_refusal(absl::FailedPreconditionError("no"));
+  EXPECT_EQ(b.bus().SetIommuDevice(0x30, hiod).code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_EQ(iommu.host_devices().size(), 1u);
+  EXPECT_EQ(iommu.host_devices()[0].first, 0x28);
+  EXPECT_EQ(iommu.host_devices()[0].second, "vfio-pci 'v0'");
+  EXPECT_THAT(iommu.unset(), ::testing::ElementsAre(0x28));
+  // Cleared: devices plugged now get the default root again.
+  b.bus().SetIommu(nullptr);
+  b.PlugFake(0x30);
+  EXPECT_TRUE(iommu.roots_asked().empty());
 }
 
 TEST_F(PciDeviceTest, IntxRaisesRoutedLineAndStatus) {

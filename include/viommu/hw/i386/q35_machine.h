@@ -29,6 +29,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -37,9 +38,11 @@
 #include "absl/status/statusor.h"
 #include "viommu/hw/core/irq.h"
 #include "viommu/hw/core/msi.h"
+#include "viommu/hw/core/viommu.h"
 #include "viommu/hw/core/virtual_clock.h"
 #include "viommu/hw/iommu/intel_iommu.h"
 #include "viommu/hw/iommu/vtd_engine.h"
+#include "viommu/hw/iommu/vtd_viommu.h"
 #include "viommu/hw/pci/pci_bus.h"
 #include "viommu/memory/address_space.h"
 #include "viommu/memory/memory_region.h"
@@ -51,7 +54,7 @@ inline constexpr uint64_t kEcamBase = 0xb000'0000;
 inline constexpr uint64_t kEcamSize = 0x1000'0000;
 inline constexpr uint64_t kMsiBase = 0xfee0'0000;
 inline constexpr uint64_t kMsiSize = 0x10'0000;
-inline constexpr uint64_t kVtdRegBase = 0xfed9'0000;
+inline constexpr uint64_t kVtdRegBase = vtd::kRegBase;
 inline constexpr uint64_t kFourGiB = uint64_t{1} << 32;
 inline constexpr int kNumGsi = 24;
 
@@ -96,14 +99,15 @@ class Q35Machine {
   ~Q35Machine();
 
   // -device / device_add. Known drivers: the ones in device_factory.h,
-  // and "intel-iommu" (one per machine, registers at kVtdRegBase; not a
-  // PCI device, so no `addr`; kAlreadyExists "QEMU does not support
-  // multiple vIOMMUs for x86 yet." for a second one). intel-iommu gives
-  // every PCI function on bus 0 a VT-d DMA address space, also those added
-  // before it on the command line: QEMU 7.2 sets up cold-plugged devices'
-  // bus-master spaces at machine-done, so the order does not matter there
-  // (checked against QEMU); here the earlier devices are re-plugged at
-  // their devfn (fresh state, as no guest has run yet).
+  // and the vIOMMUs (IsViommuDriver: "intel-iommu", registers at
+  // kVtdRegBase; not a PCI device, so no `addr`). One vIOMMU per machine:
+  // a second is kAlreadyExists "QEMU does not support multiple vIOMMUs for
+  // x86 yet.". A vIOMMU gives every PCI function on bus 0 its DMA address
+  // space (hw/core/viommu.h), also those added before it on the command
+  // line: QEMU 7.2 sets up cold-plugged devices' bus-master spaces at
+  // machine-done, so the order does not matter there (checked against
+  // QEMU); here the earlier devices are re-plugged at their devfn (fresh
+  // state, as no guest has run yet).
   // The `addr` property is SLOT[.FN] in hex as QEMU's ("4", "04.0",
   // "0x4.1"); without it the lowest free slot from 1 up.
   // Errors: kInvalidArgument (unknown driver, bad property or
@@ -111,7 +115,7 @@ class Q35Machine {
   // kResourceExhausted (no free slot), or the device's own.
   [[nodiscard]] absl::Status AddDevice(const DeviceSpec& spec);
   // device_add after machine creation (QMP): as AddDevice, but refuses
-  // drivers that cannot be hot-plugged (intel-iommu) with QEMU's
+  // drivers that cannot be hot-plugged (vIOMMUs) with QEMU's
   // kInvalidArgument "Parameter 'driver' expects a pluggable device type".
   [[nodiscard]] absl::Status HotplugDevice(const DeviceSpec& spec);
   // device_del: removes the device with qdev id `id`. Errors: kNotFound,
@@ -132,10 +136,14 @@ class Q35Machine {
   VirtualClock& clock() { return clock_; }
   pci::PciBus& pci_bus() { return *pci_bus_; }
   MsiController& msi() { return msi_; }
-  // The VT-d unit, or nullptr without -device intel-iommu.
-  vtd::IntelIommu* intel_iommu() { return iommu_.get(); }
-  // Its translation engine (per-device DMA address spaces), or nullptr.
-  vtd::VtdEngine* vtd_engine() { return vtd_engine_.get(); }
+  // The vIOMMU, or nullptr without one.
+  Viommu* viommu() { return viommu_.get(); }
+  // The drivers AddDevice accepts as the machine's vIOMMU.
+  static bool IsViommuDriver(std::string_view driver);
+  // With -device intel-iommu: the VT-d unit and its translation engine
+  // (per-device DMA address spaces), for tests and fuzzers; else nullptr.
+  vtd::IntelIommu* intel_iommu();
+  vtd::VtdEngine* vtd_engine();
   GsiRouter& gsi() { return gsi_; }
   uint64_t ram_size() const { return ram_size_; }
   uint64_t ram_below_4g() const { return below_4g_; }
@@ -145,8 +153,8 @@ class Q35Machine {
   [[nodiscard]] absl::Status Init(const Options& options);
   // Maps ECAM where the host bridge's PCIEXBAR says (or unmaps it).
   void UpdateEcam(uint64_t pciexbar);
-  [[nodiscard]] absl::Status AddIntelIommu(const DeviceSpec& spec);
-  // Unplugs and re-plugs every device so it gets the IOMMU's DMA root.
+  [[nodiscard]] absl::Status AddViommu(const DeviceSpec& spec);
+  // Unplugs and re-plugs every device so it gets the vIOMMU's DMA root.
   [[nodiscard]] absl::Status ReplugForIommu();
 
   // All-ones reads for the I/O ports nothing claims.
@@ -172,10 +180,8 @@ class Q35Machine {
   std::unique_ptr<memory::AddressSpace> system_as_;
   std::unique_ptr<memory::AddressSpace> io_as_;
   std::unique_ptr<pci::PciBus> pci_bus_;
-  std::unique_ptr<vtd::IntelIommu> iommu_;      // null: none
-  std::unique_ptr<vtd::VtdEngine> vtd_engine_;  // with iommu_
-  std::string iommu_id_;
-  std::shared_ptr<memory::MemoryRegion> iommu_region_;
+  std::unique_ptr<Viommu> viommu_;  // null: none
+  std::string viommu_id_;
 };
 
 }  // namespace viommu::hw

@@ -5,7 +5,7 @@
 //   VtdSharedRegions shared = VtdSharedRegions::Create(&sys, system_root,
 //                                                      interrupt_window);
 //   VtdAddressSpace as(&sys, shared, /*bus=*/0, /*devfn=*/0x20, &model);
-//   pci_bus.SetIommu([&](PciBus*, uint8_t) { return as.root(); });
+//   AddressSpace dma(&sys, as.root(), "vtd-04.0");  // a device's DMA
 //   as.SetUseIommu(true);            // DMAR on and the context not PT
 //   as.notifiers()->Register(...);   // "vtd-04.0-dmar"'s MAP/UNMAP chains
 //

@@ -9,9 +9,8 @@
 //   auto engine = std::make_unique<VtdEngine>(iommu, &sys, &system_as,
 //       VtdSharedRegions::Create(&sys, system_root, msi_region));
 //   iommu->set_observer(engine.get());
-//   pci_bus.SetIommu([e = engine.get()](PciBus*, uint8_t devfn) {
-//     return e->DeviceRoot(0, devfn);
-//   });
+//   AddressSpace as(&sys, engine->DeviceRoot(0, devfn), "vtd-04.0");
+// (VtdViommu, vtd_viommu.h, puts the two behind the vIOMMU seam.)
 //
 // Behaviour is QEMU 7.2's legacy mode (tests/conformance/vtd_scenarios.md),
 // including its quirks: an IOTLB hit is not permission-checked, so a write

@@ -1,7 +1,8 @@
 // viommu/hw/pci/pci_bus.h — PCI bus 0 (QEMU's PCIBus of the q35 host):
 // 256 device/function slots, the memory and I/O spaces BARs are mapped
-// into, the DMA root each device's bus-master space aliases (the IOMMU's,
-// or system memory), INTx routing, and configuration access by devfn.
+// into, the DMA root each device's bus-master space aliases (the vIOMMU's,
+// hw/core/viommu.h, or system memory), INTx routing, and configuration
+// access by devfn.
 //
 //   PciBus bus(&sys, &clock, system_root, io_root, system_root);
 //   bus.SetIntxSink(&gsi, [](uint8_t devfn, int pin) { return 16 + pin; });
@@ -11,8 +12,8 @@
 //
 // Semantics (QEMU's hw/pci/pci.c and pci_host.c):
 //  * Plug without a devfn takes function 0 of the lowest slot from 1 up
-//    whose function 0 is free. The device's DMA root is asked of the IOMMU
-//    function at plug time (QEMU's pci_device_iommu_address_space at
+//    whose function 0 is free. The device's DMA root is asked of the
+//    vIOMMU at plug time (QEMU's pci_device_iommu_address_space at
 //    realize), so SetIommu affects devices plugged afterwards.
 //  * Config reads of an absent function, or beyond a function's config
 //    space, return all-ones (of the access size); such writes are dropped.
@@ -34,6 +35,7 @@
 #include "absl/status/statusor.h"
 #include "viommu/devcore/host_iommu_device.h"
 #include "viommu/hw/core/irq.h"
+#include "viommu/hw/core/viommu.h"
 #include "viommu/hw/core/virtual_clock.h"
 #include "viommu/hw/pci/pci_device.h"
 #include "viommu/memory/memory_region.h"
@@ -43,17 +45,8 @@ namespace viommu::hw::pci {
 
 class PciBus {
  public:
-  // Returns the DMA root region for the device at `devfn` (e.g. a VT-d
-  // per-device IOMMU root); nullptr means the bus's default DMA root.
-  using IommuFn = std::function<std::shared_ptr<memory::MemoryRegion>(
-      PciBus* bus, uint8_t devfn)>;
   // The sink line for INTx `pin` (1 = INTA# .. 4 = INTD#) of `devfn`.
   using IntxRouteFn = std::function<int(uint8_t devfn, int pin)>;
-  // QEMU's PCIIOMMUOps set_iommu_device / unset_iommu_device: the IOMMU
-  // checks (and may refuse) a passthrough function's host IOMMU facts.
-  using SetIommuDeviceFn = std::function<absl::Status(
-      PciBus* bus, uint8_t devfn, const devcore::HostIommuDevice& hiod)>;
-  using UnsetIommuDeviceFn = std::function<void(PciBus* bus, uint8_t devfn)>;
 
   // `memory`, `clock`: not owned, outlive the bus. `memory_space_root`:
   // where memory BARs are mapped (priority 1, as QEMU); `io_space_root`:
@@ -67,13 +60,15 @@ class PciBus {
   PciBus& operator=(const PciBus&) = delete;
   ~PciBus();
 
-  // Sets (or with an empty function clears) the IOMMU hook.
-  void SetIommu(IommuFn iommu);
-  // Sets (or with empty functions clears) the host-IOMMU-device hooks.
-  void SetIommuDeviceHooks(SetIommuDeviceFn set, UnsetIommuDeviceFn unset);
-  // Hands `hiod` for the function at `devfn` to the IOMMU (QEMU's
-  // pci_device_set_iommu_device). OK when no IOMMU hook is set. Errors:
-  // the IOMMU's (e.g. kFailedPrecondition, kInvalidArgument naming the
+  // QEMU's pci_setup_iommu: the vIOMMU that gives devices plugged from
+  // now on their DMA roots, and takes passthrough functions' host IOMMU
+  // facts (nullptr: none; devices reach the default DMA root). Not owned;
+  // it outlives the bus or is replaced first.
+  void SetIommu(Viommu* iommu) { iommu_ = iommu; }
+  Viommu* iommu() const { return iommu_; }
+  // Hands `hiod` for the function at `devfn` to the vIOMMU (QEMU's
+  // pci_device_set_iommu_device). OK when there is none. Errors: the
+  // vIOMMU's (e.g. kFailedPrecondition, kInvalidArgument naming the
   // device and the offending property).
   [[nodiscard]] absl::Status SetIommuDevice(
       uint8_t devfn, const devcore::HostIommuDevice& hiod);
@@ -140,9 +135,7 @@ class PciBus {
   std::shared_ptr<memory::MemoryRegion> memory_space_;
   std::shared_ptr<memory::MemoryRegion> io_space_;
   std::shared_ptr<memory::MemoryRegion> default_dma_root_;
-  IommuFn iommu_;
-  SetIommuDeviceFn set_iommu_device_;
-  UnsetIommuDeviceFn unset_iommu_device_;
+  Viommu* iommu_ = nullptr;  // not owned
   IrqSink* intx_sink_ = nullptr;  // not owned
   IntxRouteFn intx_route_;
   std::array<std::unique_ptr<PciDevice>, 256> devices_;
