@@ -48,7 +48,7 @@ void IntelIommu::RecordFault(uint16_t sid, FaultReason reason, uint64_t addr,
   uint64_t hi = sid | uint64_t{static_cast<uint8_t>(reason)} << kFrcdFrShift |
                 uint64_t{pasid_value} << kFrcdPvShift;
   if (!is_write) hi |= kFrcdT;
-  RecordFaultRecord(sid, reason, addr & ~uint64_t{0xfff}, hi, is_write);
+  RecordFaultRecord(sid, reason, addr & ~uint64_t{0xfff}, hi, addr, is_write);
 }
 
 void IntelIommu::RecordInterruptFault(uint16_t sid, FaultReason reason,
@@ -58,31 +58,32 @@ void IntelIommu::RecordInterruptFault(uint16_t sid, FaultReason reason,
   const uint64_t hi =
       sid | uint64_t{static_cast<uint8_t>(reason)} << kFrcdFrShift;
   RecordFaultRecord(sid, reason, uint64_t{index} << kFrcdIrIndexShift, hi,
-                    /*is_write=*/true);
+                    /*trace_addr=*/index, /*is_write=*/true);
 }
 
 void IntelIommu::RecordFaultRecord(uint16_t sid, FaultReason reason,
-                                   uint64_t lo, uint64_t hi, bool is_write) {
+                                   uint64_t lo, uint64_t hi,
+                                   uint64_t trace_addr, bool is_write) {
   const uint32_t fsts = regs_.Raw(Reg32::kFsts);
   const auto code = static_cast<unsigned>(reason);
   if (fsts & kFstsPfo) {  // overflowed: dropped
-    VIOMMU_TRACE(vtd_fault_dropped, sid, code, lo, "overflow");
+    VIOMMU_TRACE(vtd_fault_dropped, sid, code, trace_addr, "overflow");
     return;
   }
   for (int i = 0; i < kNumFrcd; ++i) {
     const uint64_t rec_hi = regs_.GetQuadRaw(kFrcdHi + 16 * i);
     if ((rec_hi & kFrcdF) && (rec_hi & kFrcdSidMask) == sid) {  // collapsed
-      VIOMMU_TRACE(vtd_fault_dropped, sid, code, lo, "pending for sid");
+      VIOMMU_TRACE(vtd_fault_dropped, sid, code, trace_addr, "pending for sid");
       return;
     }
   }
   const uint16_t rec = Offset(Reg64::kFrcd0Lo) + 16 * next_frcd_;
   if (regs_.GetQuadRaw(rec + 8) & kFrcdF) {
-    VIOMMU_TRACE(vtd_fault_dropped, sid, code, lo, "records full");
+    VIOMMU_TRACE(vtd_fault_dropped, sid, code, trace_addr, "records full");
     regs_.SetClearMaskLong(kFsts, 0, kFstsPfo);
     return;
   }
-  VIOMMU_TRACE(vtd_frr_new, next_frcd_, sid, code, lo, is_write);
+  VIOMMU_TRACE(vtd_frr_new, next_frcd_, sid, code, trace_addr, is_write);
   regs_.SetQuadRaw(rec, lo);
   regs_.SetQuadRaw(rec + 8, hi);
 

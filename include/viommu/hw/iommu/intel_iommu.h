@@ -118,8 +118,10 @@ class IntelIommu final : public memory::MmioOps {
   void HandleIectl();
 
   // vtd_fault.cc.
+  // Writes FRCD (lo, hi) as RecordFault describes; `trace_addr` is what
+  // the trace events show (the DMA address, or the interrupt index).
   void RecordFaultRecord(uint16_t sid, FaultReason reason, uint64_t lo,
-                         uint64_t hi, bool is_write);
+                         uint64_t hi, uint64_t trace_addr, bool is_write);
   void UpdatePpf();
   void GenerateFaultEvent(uint32_t pre_fsts);
   void SendInterrupt(Reg32 addr_reg, Reg32 data_reg);
