@@ -1,0 +1,266 @@
+// The C API's context: creation and teardown, transactions, the exit
+// handler's MMIO entry point, the MSI window, and the helpers every entry
+// point shares (control guard, callback scopes, struct copies, errno).
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "capi/capi_internal.h"
+#include "viommu.h"
+#include "viommu/hw/core/msi.h"
+#include "viommu/util/check.h"
+
+namespace viommu::capi {
+namespace {
+
+// The contexts whose callbacks the calling thread is running, innermost
+// last (a callback may cause a callback of another context).
+thread_local std::vector<const viommu_ctx*> tl_callback_ctxs;
+
+}  // namespace
+
+CallbackScope::CallbackScope(const viommu_ctx* ctx) {
+  tl_callback_ctxs.push_back(ctx);
+}
+
+CallbackScope::~CallbackScope() { tl_callback_ctxs.pop_back(); }
+
+bool CallbackScope::Active(const viommu_ctx* ctx) {
+  return std::find(tl_callback_ctxs.begin(), tl_callback_ctxs.end(), ctx) !=
+         tl_callback_ctxs.end();
+}
+
+ControlGuard::ControlGuard(viommu_ctx* ctx, const char* fn) : ctx_(ctx) {
+  if (CallbackScope::Active(ctx)) {
+    status_ = -EDEADLK;
+    ctx->Logf(VIOMMU_LOG_ERR, "%s: called from a callback of the same context",
+              fn);
+    return;
+  }
+  if (ctx->control_busy.exchange(true, std::memory_order_acquire)) {
+    status_ = -EBUSY;
+    ctx->Logf(VIOMMU_LOG_ERR,
+              "%s: another control call is running on this context (control "
+              "calls must be serialised)",
+              fn);
+  }
+}
+
+ControlGuard::~ControlGuard() {
+  if (status_ == 0) ctx_->control_busy.store(false, std::memory_order_release);
+}
+
+int StatusToErrno(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return 0;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange:
+      return EINVAL;
+    case absl::StatusCode::kNotFound:
+      return ENOENT;
+    case absl::StatusCode::kAlreadyExists:
+      return EEXIST;
+    case absl::StatusCode::kResourceExhausted:
+      return ENOMEM;
+    case absl::StatusCode::kUnimplemented:
+      return EOPNOTSUPP;
+    case absl::StatusCode::kPermissionDenied:
+      return EPERM;
+    case absl::StatusCode::kUnavailable:
+      return EAGAIN;
+    default:
+      return EIO;
+  }
+}
+
+int Fail(const viommu_ctx* ctx, const char* fn, const absl::Status& status) {
+  ctx->Logf(VIOMMU_LOG_ERR, "%s: %s", fn, status.message());
+  return -StatusToErrno(status);
+}
+
+int FailErrno(const viommu_ctx* ctx, const char* fn, int err,
+              const std::string& msg) {
+  ctx->Logf(VIOMMU_LOG_ERR, "%s: %s", fn, msg);
+  return -err;
+}
+
+int CopyStructIn(const void* in, size_t min_size, size_t our_size, void* out) {
+  if (in == nullptr) return -EINVAL;
+  size_t n;
+  std::memcpy(&n, in, sizeof(n));  // the leading size_t
+  if (n < min_size) return -EINVAL;
+  if (n > our_size) {
+    const auto* bytes = static_cast<const unsigned char*>(in);
+    for (size_t i = our_size; i < n; ++i) {
+      if (bytes[i] != 0) return -E2BIG;
+    }
+    n = our_size;
+  }
+  std::memset(out, 0, our_size);
+  std::memcpy(out, in, n);
+  return 0;
+}
+
+void PurgeRetired(viommu_ctx* ctx) {
+  auto& v = ctx->retired;
+  v.erase(std::remove_if(
+              v.begin(), v.end(),
+              [](const viommu_ctx::Retired& r) { return r.mr.expired(); }),
+          v.end());
+}
+
+std::string EndpointName(uint16_t segment, uint8_t bus, uint8_t devfn) {
+  return absl::StrFormat("%04x:%02x:%02x.%x", segment, bus, devfn >> 3,
+                         devfn & 7);
+}
+
+memory::MemTxResult MsiWindowOps::Read(uint64_t, uint64_t* value, unsigned,
+                                       memory::MemTxAttrs) {
+  *value = 0;
+  return memory::MemTxResult::Ok();
+}
+
+memory::MemTxResult MsiWindowOps::Write(uint64_t offset, uint64_t value,
+                                        unsigned size,
+                                        memory::MemTxAttrs attrs) {
+  // As hw::MsiController: only 4-byte writes are messages.
+  if (size != 4 || ctx_->cb.msi == nullptr) return memory::MemTxResult::Ok();
+  const uint32_t sid =
+      attrs.has_requester_id ? uint32_t{attrs.requester_id} : VIOMMU_SID_NONE;
+  CallbackScope scope(ctx_);
+  ctx_->cb.msi(ctx_->opaque, hw::kMsiWindowBase + offset,
+               static_cast<uint32_t>(value), sid);
+  return memory::MemTxResult::Ok();
+}
+
+}  // namespace viommu::capi
+
+using viommu::capi::ControlGuard;
+
+void viommu_ctx::Log(int level, const std::string& msg) const {
+  if (cb.log == nullptr) return;
+  viommu::capi::CallbackScope scope(this);
+  cb.log(opaque, level, msg.c_str());
+}
+
+uint32_t viommu_abi_version(void) { return VIOMMU_ABI_VERSION; }
+
+int viommu_ctx_new(const struct viommu_config* cfg,
+                   const struct viommu_callbacks* cb, void* opaque,
+                   viommu_ctx** out) {
+  using viommu::memory::MemoryRegion;
+  if (out == nullptr) return -EINVAL;
+  *out = nullptr;
+  viommu_config c;
+  if (int r = viommu::capi::CopyIn(cfg, &c); r < 0) return r;
+  viommu_callbacks callbacks{};
+  if (cb != nullptr) {
+    if (int r = viommu::capi::CopyIn(cb, &callbacks); r < 0) return r;
+  }
+  if (c.flags != 0) return -EINVAL;
+
+  auto ctx = std::make_unique<viommu_ctx>();
+  ctx->cb = callbacks;
+  ctx->opaque = opaque;
+  ctx->root =
+      MemoryRegion::CreateContainer(&ctx->sys, "system", viommu::kSize2To64);
+  ctx->msi_ops = std::make_unique<viommu::capi::MsiWindowOps>(ctx.get());
+  ctx->msi_region = MemoryRegion::CreateMmio(
+      &ctx->sys, "msi", viommu::hw::kMsiWindowSize, ctx->msi_ops.get());
+  ctx->root->AddSubregion(viommu::hw::kMsiWindowBase, ctx->msi_region);
+  ctx->system_as = std::make_unique<viommu::memory::AddressSpace>(
+      &ctx->sys, ctx->root, "memory");
+  *out = ctx.release();
+  return 0;
+}
+
+void viommu_ctx_free(viommu_ctx* ctx) {
+  if (ctx == nullptr) return;
+  VIOMMU_CHECK(!viommu::capi::CallbackScope::Active(ctx),
+               "viommu_ctx_free from a callback of the same context");
+  VIOMMU_CHECK(!ctx->control_busy.load(),
+               "viommu_ctx_free during another control call");
+  while (ctx->txn_depth > 0) {
+    ctx->sys.CommitTransaction();
+    --ctx->txn_depth;
+  }
+  // Endpoints first (their listeners unmap, their address spaces go), then
+  // the vIOMMU, then the regions and the system address space.
+  while (!ctx->endpoints.empty()) {
+    viommu_ep_free(ctx->endpoints.begin()->second.get());
+  }
+  ctx->iommu.reset();
+  {
+    viommu::memory::MemorySystem::Transaction txn(&ctx->sys);
+    for (auto& [id, region] : ctx->regions) {
+      if (region->ops != nullptr) region->ops->Fence();
+      ctx->root->RemoveSubregion(region->mr.get());
+    }
+    ctx->root->RemoveSubregion(ctx->msi_region.get());
+  }
+  ctx->system_as.reset();
+  ctx->region_by_mr.clear();
+  ctx->regions.clear();
+  ctx->msi_region.reset();
+  ctx->root.reset();
+  delete ctx;
+}
+
+int viommu_transaction_begin(viommu_ctx* ctx) {
+  if (ctx == nullptr) return -EINVAL;
+  ControlGuard guard(ctx, __func__);
+  if (guard.status() != 0) return guard.status();
+  ctx->sys.BeginTransaction();
+  ++ctx->txn_depth;
+  return 0;
+}
+
+int viommu_transaction_commit(viommu_ctx* ctx) {
+  if (ctx == nullptr) return -EINVAL;
+  ControlGuard guard(ctx, __func__);
+  if (guard.status() != 0) return guard.status();
+  if (ctx->txn_depth == 0) {
+    return viommu::capi::FailErrno(ctx, __func__, EINVAL,
+                                   "no open transaction");
+  }
+  --ctx->txn_depth;
+  ctx->sys.CommitTransaction();
+  if (ctx->txn_depth == 0) viommu::capi::PurgeRetired(ctx);
+  return 0;
+}
+
+int viommu_mmio_access(viommu_ctx* ctx, uint64_t addr, uint64_t* data,
+                       uint32_t size, int is_write) {
+  if (ctx == nullptr) return -EINVAL;
+  ControlGuard guard(ctx, __func__);
+  if (guard.status() != 0) return guard.status();
+  if (data == nullptr || (size != 1 && size != 2 && size != 4 && size != 8)) {
+    return viommu::capi::FailErrno(
+        ctx, __func__, EINVAL,
+        absl::StrFormat("bad access: size %u at 0x%x", size, addr));
+  }
+  viommu::memory::Translation t =
+      ctx->system_as->Translate(addr, size, is_write != 0);
+  if (t.mr == nullptr) return -ENOENT;  // not ours: no log, the VMM chains
+  viommu::memory::AccessFault fault;
+  viommu::memory::MemTxResult r;
+  if (is_write != 0) {
+    // The value's low `size` bytes, little-endian (the host's order).
+    r = ctx->system_as->Write(
+        addr, data, size, viommu::memory::MemTxAttrs::Unspecified(), &fault);
+  } else {
+    uint64_t v = 0;
+    r = ctx->system_as->Read(addr, &v, size,
+                             viommu::memory::MemTxAttrs::Unspecified(), &fault);
+    *data = v;
+  }
+  if (r.ok()) return 0;
+  ctx->Logf(VIOMMU_LOG_DEBUG, "%s: %s of %u bytes at 0x%x failed at 0x%x",
+            __func__, is_write != 0 ? "write" : "read", size, addr, fault.addr);
+  return -EIO;
+}
