@@ -632,6 +632,43 @@ TEST_F(InterruptRemapEngineTest, X2apicDestinationReachesTheMessageSink) {
   EXPECT_EQ(window_.msgs.size(), 1u);
 }
 
+// With DMA translation on, a write whose IOVA translates into the
+// interrupt window is still the DMA fault 0xe and never an interrupt
+// request; an IOVA inside the window is one (it is never translated).
+TEST_F(InterruptRemapEngineTest, TranslatedWriteIntoTheWindowStaysADmaFault) {
+  Start();
+  // Root 0x200000 -> context table 0x201000; devfn 0x20: 3 levels, DID 1;
+  // IOVA 0x400000 -> GPA 0xfee00000.
+  auto put = [&](uint64_t gpa, uint64_t v) {
+    ASSERT_TRUE(as_->Write(gpa, &v, 8).ok());
+  };
+  put(0x20'0000, 0x20'1001);
+  put(0x20'1000 + 0x20 * 16, 0x20'2001);
+  put(0x20'1000 + 0x20 * 16 + 8, 0x101);
+  put(0x20'2000, 0x20'3003);
+  put(0x20'3000 + 2 * 8, 0x20'4003);
+  put(0x20'4000, 0xfee0'0003);
+  PutIrte(5, MakeIrte(0x41, 0x0200));
+  EnableIr();
+  W(Offset(Reg64::kRtaddr), 0x20'0000);
+  W(Offset(Reg32::kGcmd), Gsts() | kGcmdSrtp, 4);
+  W(Offset(Reg32::kGcmd), (Gsts() & ~(kGstsRtps | kGstsIrtps)) | kGcmdTe, 4);
+  ASSERT_TRUE(iommu_->translation_enabled());
+  ASSERT_TRUE(iommu_->ir_enabled());
+
+  EXPECT_FALSE(DeviceWrite(0x40'0000, 0x41));
+  EXPECT_TRUE(window_.msgs.empty());
+  EXPECT_EQ(FrcdHi() & ~(uint64_t{0xffff} << kFrcdPvShift),
+            kFrcdF | uint64_t{0xe} << kFrcdFrShift | kSid);
+  EXPECT_EQ(engine_->interrupt_remapper().stats().requests, 0u);
+  ClearFault();
+  // The window itself is carved out of the IOMMU region: remapped.
+  ASSERT_TRUE(DeviceWrite(Remappable(5), 0));
+  ASSERT_EQ(window_.msgs.size(), 1u);
+  EXPECT_EQ(window_.msgs[0].offset, 0x2000u);
+  EXPECT_EQ(Fsts(), 0u);
+}
+
 TEST_F(InterruptRemapEngineTest, FaultEventFollowsFectlAsForDmaFaults) {
   Start();
   W(Offset(Reg32::kFedata), 0x4444, 4);
