@@ -38,12 +38,16 @@ MemTxResult MsiController::Write(uint64_t offset, uint64_t value, unsigned size,
   if (!attrs.unspecified && attrs.has_requester_id) {
     msg.requester_id = attrs.requester_id;
   }
+  Deliver(msg);
+  return MemTxResult::Ok();
+}
+
+void MsiController::Deliver(const MsiMessage& msg) {
   Source& src = sources_[KeyOf(msg.requester_id)];
   ++src.count;
   src.last = msg;
   ++total_;
   if (observer_) observer_(msg);
-  return MemTxResult::Ok();
 }
 
 }  // namespace viommu::hw

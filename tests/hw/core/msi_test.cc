@@ -82,6 +82,18 @@ TEST_F(MsiControllerTest, ObserverSeesEveryMessage) {
   EXPECT_EQ(seen[0], (MsiMessage{0xfee00000, 5, 0x18}));
 }
 
+TEST_F(MsiControllerTest, DeliverRecordsTheWholeAddress) {
+  std::vector<MsiMessage> seen;
+  msi_.set_observer([&](const MsiMessage& m) { seen.push_back(m); });
+  const MsiMessage m{0x0001'0200'fee0'3000ull, 0x4033, 0x20};
+  msi_.Deliver(m);
+  EXPECT_EQ(msi_.Count(0x20), 1u);
+  EXPECT_EQ(msi_.TotalCount(), 1u);
+  EXPECT_EQ(msi_.Last(0x20), m);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], m);
+}
+
 TEST_F(MsiControllerTest, ClearForgetsMessages) {
   ASSERT_TRUE(Write32(0xfee00000, 5, MemTxAttrs::Requester(0x18)).ok());
   msi_.Clear();

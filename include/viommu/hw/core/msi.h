@@ -53,6 +53,12 @@ class MsiController final : public memory::MmioOps {
   // Forgets every recorded message (counts back to 0).
   void Clear();
 
+  // Records `msg` as a message received (counts, Last, the observer),
+  // with its whole address: what an interrupt remapper hands on, whose
+  // x2APIC destination bits 31:8 are address bits 63:40, beyond what a
+  // write into the window can carry. Write() ends here too.
+  void Deliver(const MsiMessage& msg);
+
   // Optional: called for every message after it is recorded. Replaces any
   // previous observer; an empty function removes it.
   void set_observer(std::function<void(const MsiMessage&)> observer) {
