@@ -39,6 +39,8 @@ ARROWS = {
     'hw/core': ['memory', 'devcore'],
     'hw/pci': ['hw/core'],
     'hw/misc': ['hw/pci'],
+    # hw/virtio: the virtio PCI transport later virtio devices sit on.
+    'hw/virtio': ['hw/pci'],
     # hw/iommu: the vIOMMU models, behind the seam in hw/core/viommu.h.
     'hw/iommu': ['hw/core'],
     'hw/i386': ['hw/misc', 'hw/iommu'],
