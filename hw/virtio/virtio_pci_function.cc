@@ -46,21 +46,20 @@ absl::StatusOr<std::unique_ptr<VirtioPciFunction>> VirtioPciFunction::Create(
     const uint16_t size = device->queue_max_size(i);
     if (size == 0 || size > kMaxQueueSize) {
       return absl::InvalidArgumentError(
-          absl::StrFormat("%s: queue %u size %u (1..%u)", options.type_name,
-                          i, size, kMaxQueueSize));
+          absl::StrFormat("%s: queue %u size %u (1..%u)", options.type_name, i,
+                          size, kMaxQueueSize));
     }
   }
   if (device->config_size() > kMaxConfigSize) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%s: config space of %u bytes (at most %u)",
-                        options.type_name, device->config_size(),
-                        kMaxConfigSize));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: config space of %u bytes (at most %u)", options.type_name,
+        device->config_size(), kMaxConfigSize));
   }
   const unsigned vectors = options.msix_vectors.value_or(nq + 1);
   if (vectors > kMaxMsixVectors) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("%s: %u MSI-X vectors (at most %u)",
-                        options.type_name, vectors, kMaxMsixVectors));
+        absl::StrFormat("%s: %u MSI-X vectors (at most %u)", options.type_name,
+                        vectors, kMaxMsixVectors));
   }
   options.msix_vectors = vectors;
   uint64_t offered = device->device_features() | FeatureBit(kFeatureVersion1);
@@ -72,16 +71,13 @@ absl::StatusOr<std::unique_ptr<VirtioPciFunction>> VirtioPciFunction::Create(
 }
 
 VirtioPciFunction::VirtioPciFunction(std::unique_ptr<VirtioDevice> device,
-                                     VirtioPciOptions options,
-                                     uint64_t offered)
-    : PciDevice(options.type_name,
-                {.vendor_id = kPciVendorId,
-                 .device_id =
-                     static_cast<uint16_t>(kPciDeviceIdBase +
-                                           device->device_id()),
-                 .revision = kPciModernRevision,
-                 .class_code = options.class_code,
-                 .interrupt_pin = 1}),
+                                     VirtioPciOptions options, uint64_t offered)
+    : PciDevice(options.type_name, {.vendor_id = kPciVendorId,
+                                    .device_id = static_cast<uint16_t>(
+                                        kPciDeviceIdBase + device->device_id()),
+                                    .revision = kPciModernRevision,
+                                    .class_code = options.class_code,
+                                    .interrupt_pin = 1}),
       options_(std::move(options)),
       device_(std::move(device)),
       offered_(offered),
@@ -119,10 +115,10 @@ absl::Status VirtioPciFunction::Realize() {
       "virtio-pci-common", "virtio-pci-isr", "virtio-pci-device",
       "virtio-pci-notify"};
   for (size_t i = 0; i < area_ops_.size(); ++i) {
-    bar4_->AddSubregion(i * kVirtioPciAreaSize,
-                        memory::MemoryRegion::CreateMmio(
-                            sys, kAreaNames[i], kVirtioPciAreaSize,
-                            area_ops_[i].get()));
+    bar4_->AddSubregion(
+        i * kVirtioPciAreaSize,
+        memory::MemoryRegion::CreateMmio(sys, kAreaNames[i], kVirtioPciAreaSize,
+                                         area_ops_[i].get()));
   }
   // The vendor capabilities in QEMU's order, each placed at the first free
   // config bytes: common 0x40, ISR 0x50, device 0x60, notify 0x70, PCI
@@ -147,8 +143,8 @@ absl::Status VirtioPciFunction::Realize() {
     StoreLe(&cfg[at + kPciCapOffOffset], c.offset, 4);
     StoreLe(&cfg[at + kPciCapOffLength], kVirtioPciAreaSize, 4);
     if (c.type == kPciCapNotifyCfg) {
-      StoreLe(&cfg[at + kPciCapOffNotifyMultiplier],
-              kVirtioPciNotifyMultiplier, 4);
+      StoreLe(&cfg[at + kPciCapOffNotifyMultiplier], kVirtioPciNotifyMultiplier,
+              4);
     }
   }
   RegisterBar(kVirtioPciModernBar, pci::BarType::kMem64,
@@ -167,9 +163,8 @@ absl::Status VirtioPciFunction::Realize() {
     msix_bar_ = msix_->CreateBar(sys);
     RegisterBar(kVirtioPciMsixBar, pci::BarType::kMem32,
                 /*prefetchable=*/false, msix_bar_);
-    VIOMMU_ASSIGN_OR_RETURN(
-        uint8_t at,
-        AddCapability(VirtioPciMsix::kCapId, VirtioPciMsix::kCapSize));
+    VIOMMU_ASSIGN_OR_RETURN(uint8_t at, AddCapability(VirtioPciMsix::kCapId,
+                                                      VirtioPciMsix::kCapSize));
     msix_->InitCapability(cfg, wm, at, kVirtioPciMsixBar);
     msix_->Reset();
   }
@@ -238,11 +233,9 @@ void VirtioPciFunction::ConfigWrite(uint32_t offset, uint32_t value,
 // `offset` (aligned down to the length) of BAR4, through pci_cfg_data.
 void VirtioPciFunction::CfgWindowAccess(bool is_write) {
   uint8_t* cap = config() + cfg_cap_;
-  const uint32_t len =
-      static_cast<uint32_t>(LoadLe(cap + kPciCapOffLength, 4));
+  const uint32_t len = static_cast<uint32_t>(LoadLe(cap + kPciCapOffLength, 4));
   if (len != 1 && len != 2 && len != 4) return;
-  const uint64_t off =
-      LoadLe(cap + kPciCapOffOffset, 4) & ~uint64_t{len - 1};
+  const uint64_t off = LoadLe(cap + kPciCapOffOffset, 4) & ~uint64_t{len - 1};
   if (off + len > kVirtioPciModernBarSize) return;
   const Area area = static_cast<Area>(off / kVirtioPciAreaSize);
   const uint64_t in_area = off % kVirtioPciAreaSize;
@@ -272,8 +265,8 @@ bool VirtioPciFunction::FeaturesAcceptable() {
       uint64_t{driver_words_[1]} << 32 | driver_words_[0];
   if (requested & ~offered_) {
     VIOMMU_LOG_GUEST_ERROR(
-        "%s: FEATURES_OK refused: features 0x%x were not offered",
-        type_name(), requested & ~offered_);
+        "%s: FEATURES_OK refused: features 0x%x were not offered", type_name(),
+        requested & ~offered_);
     return false;
   }
   if (!(requested & FeatureBit(kFeatureVersion1))) {
@@ -333,13 +326,15 @@ void VirtioPciFunction::DeviceError(std::string_view what) {
   ++device_errors_;
   last_error_.assign(what);
   VIOMMU_LOG_GUEST_ERROR("%s: %s", type_name(), what);
-  broken_ = true;
+  // As QEMU 7.2: the configuration interrupt goes out before the device is
+  // marked broken (later interrupts do not).
   if (features_ & FeatureBit(kFeatureVersion1)) {
     const uint8_t old = status_;
     status_ |= kStatusNeedsReset;
     if (old != status_) device_->StatusChanged(old, status_);
     NotifyConfigChanged();
   }
+  broken_ = true;
 }
 
 void VirtioPciFunction::NotifyQueue(unsigned index) {

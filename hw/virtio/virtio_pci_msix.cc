@@ -95,14 +95,13 @@ std::shared_ptr<memory::MemoryRegion> VirtioPciMsix::CreateBar(
   bar->AddSubregion(0, memory::MemoryRegion::CreateMmio(
                            sys, "msix-table", table_.size(), table_ops_.get()));
   bar->AddSubregion(pba_offset_,
-                    memory::MemoryRegion::CreateMmio(sys, "msix-pba",
-                                                     pba_.size(),
-                                                     pba_ops_.get()));
+                    memory::MemoryRegion::CreateMmio(
+                        sys, "msix-pba", pba_.size(), pba_ops_.get()));
   return bar;
 }
 
-void VirtioPciMsix::InitCapability(uint8_t* config, uint8_t* wmask,
-                                   uint8_t cap, uint8_t bar) {
+void VirtioPciMsix::InitCapability(uint8_t* config, uint8_t* wmask, uint8_t cap,
+                                   uint8_t bar) {
   config_ = config;
   cap_ = cap;
   StoreLe(&config[cap + 2], vectors_ - 1, 2);
@@ -163,8 +162,8 @@ void VirtioPciMsix::Notify(unsigned vector) {
     return;
   }
   const uint8_t* entry = &table_[vector * kEntrySize];
-  const uint64_t address = LoadLe(entry + kEntryAddrLo, 4) |
-                           LoadLe(entry + kEntryAddrHi, 4) << 32;
+  const uint64_t address =
+      LoadLe(entry + kEntryAddrLo, 4) | LoadLe(entry + kEntryAddrHi, 4) << 32;
   send_(address, static_cast<uint32_t>(LoadLe(entry + kEntryData, 4)));
 }
 

@@ -59,9 +59,8 @@ uint64_t VirtioPciFunction::CommonRead(uint64_t offset) {
     case CommonCfg::kDriverFeatureSelect:
       return driver_feature_select_;
     case CommonCfg::kDriverFeature:
-      return driver_feature_select_ < 2
-                 ? driver_words_[driver_feature_select_]
-                 : 0;
+      return driver_feature_select_ < 2 ? driver_words_[driver_feature_select_]
+                                        : 0;
     case CommonCfg::kMsixConfig:
       return config_vector_;
     case CommonCfg::kNumQueues:
@@ -125,8 +124,8 @@ void VirtioPciFunction::CommonWrite(uint64_t offset, uint64_t value) {
       if (driver_feature_select_ < 2) {
         driver_words_[driver_feature_select_] = v32;
         if (!(status_ & kStatusFeaturesOk)) {
-          features_ = (uint64_t{driver_words_[1]} << 32 | driver_words_[0]) &
-                      offered_;
+          features_ =
+              (uint64_t{driver_words_[1]} << 32 | driver_words_[0]) & offered_;
         }
       }
       return;

@@ -21,11 +21,11 @@ namespace {
 
 using PopResult = SplitVirtqueue::PopResult;
 using testing::EchoOptions;
-using testing::GuestRing;
-using testing::VirtioBench;
 using ::testing::ElementsAre;
+using testing::GuestRing;
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
+using testing::VirtioBench;
 
 class FakeTransport final : public VirtioTransport {
  public:
@@ -56,8 +56,8 @@ class SplitVirtqueueTest : public ::testing::Test {
  protected:
   SplitVirtqueueTest() {
     root_ = memory::MemoryRegion::CreateContainer(&sys_, "root", kSize2To64);
-    root_->AddSubregion(0, *memory::MemoryRegion::CreateRam(&sys_, "ram",
-                                                            kRamSize));
+    root_->AddSubregion(
+        0, *memory::MemoryRegion::CreateRam(&sys_, "ram", kRamSize));
     auto rom = *memory::MemoryRegion::CreateRam(&sys_, "rom", 0x1000);
     rom->SetReadonly(true);
     root_->AddSubregion(kRomBase, rom);
@@ -101,7 +101,8 @@ class SplitVirtqueueTest : public ::testing::Test {
   uint16_t avail_idx_ = 0;
 };
 
-// --- chains that are accepted -------------------------------------------------
+// --- chains that are accepted
+// -------------------------------------------------
 
 TEST_F(SplitVirtqueueTest, EmptyUntilTheAvailIndexMoves) {
   EXPECT_EQ(PopOne(), PopResult::kEmpty);
@@ -144,8 +145,7 @@ TEST_F(SplitVirtqueueTest, IndirectTableIsFollowed) {
 TEST_F(SplitVirtqueueTest, IndirectTableMayHoldMoreThanTheQueueSize) {
   constexpr uint64_t kTable = 0x10000;
   for (unsigned i = 0; i < kMaxQueueSize; ++i) {
-    PutDesc(kTable, i, 0x8000 + i, 1,
-            i + 1 < kMaxQueueSize ? kDescFlagNext : 0,
+    PutDesc(kTable, i, 0x8000 + i, 1, i + 1 < kMaxQueueSize ? kDescFlagNext : 0,
             static_cast<uint16_t>(i + 1));
   }
   PutDesc(kDesc, 0, kTable, kMaxQueueSize * 16, kDescFlagIndirect);
@@ -160,7 +160,8 @@ TEST_F(SplitVirtqueueTest, ReadableBufferInReadOnlyMemoryIsAccepted) {
   EXPECT_EQ(PopOne(), PopResult::kElement);
 }
 
-// --- chains that are rejected -------------------------------------------------
+// --- chains that are rejected
+// -------------------------------------------------
 
 class SplitVirtqueueRejectTest : public SplitVirtqueueTest {};
 
@@ -186,8 +187,7 @@ TEST_F(SplitVirtqueueRejectTest, LoopInAHugeIndirectTableEndsAtTheChainLimit) {
 TEST_F(SplitVirtqueueRejectTest, ChainLongerThanAnyChainMayBe) {
   constexpr uint64_t kTable = 0x10000;
   for (unsigned i = 0; i <= kMaxQueueSize; ++i) {
-    PutDesc(kTable, i, 0x8000, 1, kDescFlagNext,
-            static_cast<uint16_t>(i + 1));
+    PutDesc(kTable, i, 0x8000, 1, kDescFlagNext, static_cast<uint16_t>(i + 1));
   }
   PutDesc(kDesc, 0, kTable, (kMaxQueueSize + 2) * 16, kDescFlagIndirect);
   Publish(0);
@@ -311,7 +311,8 @@ TEST_F(SplitVirtqueueRejectTest, BrokenDevicePopsNothingAndPushesNothing) {
   EXPECT_THAT(t_.errors, SizeIs(0));
 }
 
-// --- used ring, indices, interrupt suppression --------------------------------
+// --- used ring, indices, interrupt suppression
+// --------------------------------
 
 TEST_F(SplitVirtqueueTest, PushWritesIdAndLengthAndBumpsUsedIndex) {
   PutDesc(kDesc, 6, 0x8000, 4, kDescFlagWrite);
@@ -376,7 +377,7 @@ TEST_F(SplitVirtqueueTest, EventIdxInterruptsWhenUsedEventIsPassed) {
     }
   };
   serve(1);
-  EXPECT_TRUE(q_.ShouldNotify());  // first decision: always
+  EXPECT_TRUE(q_.ShouldNotify());     // first decision: always
   Put(kAvail + 4 + 2 * kSize, 5, 2);  // used_event: interrupt after entry 5
   serve(2);                           // used 1 -> 3
   EXPECT_FALSE(q_.ShouldNotify());
@@ -386,7 +387,8 @@ TEST_F(SplitVirtqueueTest, EventIdxInterruptsWhenUsedEventIsPassed) {
   EXPECT_FALSE(q_.ShouldNotify());
 }
 
-// --- copies -------------------------------------------------------------------
+// --- copies
+// -------------------------------------------------------------------
 
 TEST_F(SplitVirtqueueTest, CopiesSpanSegmentsFromAnOffset) {
   const char kIn[] = "0123456789";
@@ -409,7 +411,8 @@ TEST_F(SplitVirtqueueTest, CopiesSpanSegmentsFromAnOffset) {
   EXPECT_EQ(std::string(out1, 6), "bcdefg");
 }
 
-// --- end to end behind the PCI transport --------------------------------------
+// --- end to end behind the PCI transport
+// --------------------------------------
 
 TEST(VirtqueueThroughPciTest, UsedRingIsFinalWhenTheNotifyWriteReturns) {
   VirtioBench v;

@@ -18,20 +18,20 @@ using pci::kCfgCommand;
 using pci::kCommandMaster;
 using pci::kCommandMemory;
 using testing::EchoOptions;
+using ::testing::ElementsAre;
+using ::testing::ElementsAreArray;
 using testing::GuestRing;
 using testing::kBar1;
 using testing::kVirtioDevfn;
 using testing::VirtioBench;
-using ::testing::ElementsAre;
-using ::testing::ElementsAreArray;
 
 constexpr uint8_t kAckDriver = kStatusAcknowledge | kStatusDriver;
 constexpr uint8_t kFeaturesOkStatus = kAckDriver | kStatusFeaturesOk;
 constexpr uint8_t kLive = kFeaturesOkStatus | kStatusDriverOk;
 
-// Configuration space (0x00-0xff) of QEMU 7.2.22's (Debian 1:7.2+dfsg-7)
-// virtio-iommu-pci, captured over qtest with CF8/CFC `inl` reads, before
-// any BAR was programmed:
+// Configuration space (0x00-0xff) of QEMU 7.2.22's virtio-iommu-pci
+// (Debian 1:7.2+dfsg-7+deb12u18+b3), captured over qtest with CF8/CFC `inl`
+// reads, before any BAR was programmed:
 //   qemu-system-x86_64 -machine q35 -accel tcg -bios HLT.BIN -nodefaults
 //     -display none -m 512M -qtest stdio -device virtio-iommu-pci,addr=0x3
 // Sizing the BARs there (write all ones, read back) gave BAR4 ffffc00c,
@@ -54,7 +54,7 @@ constexpr uint8_t kQemuVirtioIommuConfig[256] = {
     0x09, 0x60, 0x14, 0x02, 0x04, 0x00, 0x00, 0x00,  // 0x70 notify
     0x00, 0x30, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00,  //
     0x04, 0x00, 0x00, 0x00, 0x09, 0x70, 0x14, 0x05,  // 0x80 .. pci cfg
-    // 0x88-0xff: zero
+                                                     // 0x88-0xff: zero
 };
 
 // The same capture for `-device virtio-rng-pci,disable-legacy=on,vectors=3`
@@ -98,7 +98,8 @@ uint32_t SizeBar(VirtioBench& v, int bar) {
   return sized;
 }
 
-// --- the PCI face -------------------------------------------------------------
+// --- the PCI face
+// -------------------------------------------------------------
 
 TEST(VirtioPciFunctionTest, ConfigSpaceMatchesQemu72VirtioIommuPci) {
   VirtioBench v;
@@ -137,19 +138,18 @@ TEST(VirtioPciFunctionTest, MsixVectorsDefaultToQueuesPlusOne) {
 }
 
 TEST(VirtioPciFunctionTest, CreateRejectsBadQueueShapes) {
-  EXPECT_FALSE(VirtioPciFunction::Create(
-                   std::make_unique<testing::EchoDevice>(EchoOptions{.queues = 0}),
-                   VirtioBench::DefaultOptions())
+  EXPECT_FALSE(VirtioPciFunction::Create(std::make_unique<testing::EchoDevice>(
+                                             EchoOptions{.queues = 0}),
+                                         VirtioBench::DefaultOptions())
                    .ok());
   EXPECT_FALSE(VirtioPciFunction::Create(std::make_unique<testing::EchoDevice>(
                                              EchoOptions{.queue_size = 0}),
                                          VirtioBench::DefaultOptions())
                    .ok());
-  EXPECT_FALSE(
-      VirtioPciFunction::Create(std::make_unique<testing::EchoDevice>(
-                                    EchoOptions{.config_size = 4097}),
-                                VirtioBench::DefaultOptions())
-          .ok());
+  EXPECT_FALSE(VirtioPciFunction::Create(std::make_unique<testing::EchoDevice>(
+                                             EchoOptions{.config_size = 4097}),
+                                         VirtioBench::DefaultOptions())
+                   .ok());
 }
 
 // --- features ---------------------------------------------------------------
@@ -354,7 +354,7 @@ TEST(VirtioPciFunctionTest, FieldsAnswerOnlyAtTheirOwnOffset) {
   EXPECT_EQ(v.Read(0x00, 2), 0x5678u);  // cut to the access size
   EXPECT_EQ(v.Read(0x01, 1), 0u);       // not a field offset
   EXPECT_EQ(v.Read(0x02, 2), 0u);
-  EXPECT_EQ(v.Read(0x18, 4), 8u);       // queue_size only, no vector
+  EXPECT_EQ(v.Read(0x18, 4), 8u);  // queue_size only, no vector
   EXPECT_EQ(v.Read(0x3c, 4), 0u);
 }
 
@@ -488,11 +488,9 @@ TEST(VirtioPciFunctionTest, DeviceConfigWritesReachBackendInRangeOnly) {
   v.Write(kVirtioPciDeviceOffset, 0x11223344, 4);
   EXPECT_EQ(v.echo_->reg, 0x11223344u);
   v.Write(kVirtioPciDeviceOffset + 6, 0xffff, 4);  // 6..7 in, 8..9 out
-  EXPECT_EQ(v.echo_->last_config_write,
-            (std::pair<uint32_t, unsigned>{6, 2}));
+  EXPECT_EQ(v.echo_->last_config_write, (std::pair<uint32_t, unsigned>{6, 2}));
   v.Write(kVirtioPciDeviceOffset + 8, 1, 4);
-  EXPECT_EQ(v.echo_->last_config_write,
-            (std::pair<uint32_t, unsigned>{6, 2}));
+  EXPECT_EQ(v.echo_->last_config_write, (std::pair<uint32_t, unsigned>{6, 2}));
 }
 
 TEST(VirtioPciFunctionTest, NotifyReadsZeroAndIgnoresQueuesWithoutRings) {

@@ -8,9 +8,9 @@
 //   v.InitDriver();                    // ACK, DRIVER, features, FEATURES_OK
 //   GuestRing r = v.SetupQueue(0, 8, 0x10000);
 //   v.DriverOk();
-//   uint16_t head = v.AddChain(r, {{0x40000, 4, 0}, {0x41000, 4, kDescFlagWrite}});
-//   v.Kick(0);                         // processed before Kick returns
-//   EXPECT_EQ(v.UsedIdx(r), 1);
+//   uint16_t head = v.AddChain(r, {{0x40000, 4, 0}, {0x41000, 4,
+//   kDescFlagWrite}}); v.Kick(0);                         // processed before
+//   Kick returns EXPECT_EQ(v.UsedIdx(r), 1);
 #ifndef VIOMMU_TESTS_HW_VIRTIO_VIRTIO_TEST_BENCH_H_
 #define VIOMMU_TESTS_HW_VIRTIO_VIRTIO_TEST_BENCH_H_
 
@@ -92,7 +92,7 @@ class EchoDevice final : public VirtioDevice {
     }
     if (!o_.notify_per_element && pushed > 0) transport()->NotifyQueue(index);
   }
-  absl::Status ValidateFeatures(uint64_t features) override {
+  [[nodiscard]] absl::Status ValidateFeatures(uint64_t features) override {
     if (refuse_feature_bit && (features & FeatureBit(*refuse_feature_bit))) {
       return absl::FailedPreconditionError("refused by the device");
     }
@@ -282,9 +282,10 @@ class VirtioBench {
     for (size_t i = 0; i < chain.size(); ++i) {
       const bool more = i + 1 < chain.size();
       const uint16_t idx = static_cast<uint16_t>((first + i) % r.size);
-      PutDesc(r.desc, idx, chain[i].addr, chain[i].len,
-              static_cast<uint16_t>(chain[i].flags | (more ? kDescFlagNext : 0)),
-              static_cast<uint16_t>((idx + 1) % r.size));
+      PutDesc(
+          r.desc, idx, chain[i].addr, chain[i].len,
+          static_cast<uint16_t>(chain[i].flags | (more ? kDescFlagNext : 0)),
+          static_cast<uint16_t>((idx + 1) % r.size));
     }
     Publish(r, first);
     return first;

@@ -84,8 +84,7 @@ class SplitVirtqueue {
 
   // `transport` (not owned, outlives this) supplies features and the error
   // state; `max_size` (1..kMaxQueueSize) is the size after reset.
-  SplitVirtqueue(VirtioTransport* transport, unsigned index,
-                 uint16_t max_size);
+  SplitVirtqueue(VirtioTransport* transport, unsigned index, uint16_t max_size);
   SplitVirtqueue(const SplitVirtqueue&) = delete;
   SplitVirtqueue& operator=(const SplitVirtqueue&) = delete;
 

@@ -67,9 +67,9 @@
 //    BAR) is refused and counted.
 //  * Clearing COMMAND.MASTER (a write covering byte 0x04) clears DRIVER_OK
 //    and stops the queues (Pop finds nothing) until it is set again.
-//  * DeviceError (QEMU's virtio_error): broken, NEEDS_RESET if VERSION_1
-//    was accepted, and with DRIVER_OK ISR |= 3 and config_generation + 1
-//    but no interrupt (a broken device sends none).
+//  * DeviceError (QEMU's virtio_error): NEEDS_RESET if VERSION_1 was
+//    accepted, and with DRIVER_OK ISR |= 3, config_generation + 1 and the
+//    configuration interrupt; then broken: no further interrupts.
 //
 // Threading: control context only (config and MMIO accesses, reset).
 #ifndef VIOMMU_HW_VIRTIO_VIRTIO_PCI_FUNCTION_H_
@@ -95,7 +95,7 @@ namespace viommu::hw::virtio {
 class VirtioPciMsix;
 
 struct VirtioPciOptions {
-  std::string type_name;          // the -device name, "virtio-iommu-pci"
+  std::string type_name;           // the -device name, "virtio-iommu-pci"
   uint32_t class_code = 0x00ff00;  // 24 bits; QEMU's PCI_CLASS_OTHERS
   // MSI-X vectors in BAR1: nullopt = num_queues + 1, 0 = no MSI-X.
   std::optional<unsigned> msix_vectors;

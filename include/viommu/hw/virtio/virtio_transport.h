@@ -54,10 +54,9 @@ class VirtioTransport {
   virtual bool disabled() const = 0;
 
   // The device has seen something it cannot continue from (QEMU's
-  // virtio_error): marks it broken, sets NEEDS_RESET when VERSION_1 was
-  // accepted, and (with DRIVER_OK) raises the configuration-change ISR bit
-  // and bumps the configuration generation. Counted and logged as a guest
-  // error. Idempotent in effect.
+  // virtio_error): sets NEEDS_RESET when VERSION_1 was accepted and (with
+  // DRIVER_OK) notifies a configuration change, then marks the device
+  // broken. Counted and logged as a guest error.
   virtual void DeviceError(std::string_view what) = 0;
 
   // After used-ring updates of queue `index`: interrupts the driver unless
