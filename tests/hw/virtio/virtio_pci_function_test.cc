@@ -429,6 +429,32 @@ TEST(VirtioPciFunctionTest, QueueResetResetsOneQueue) {
   EXPECT_EQ(v.Status(), kLive);
 }
 
+// Measured on QEMU 7.2: after queue_reset the queue is disabled and back
+// to its maximum size, the programmed addresses still read back, and a
+// new queue_enable applies the queue_size written before the reset.
+TEST(VirtioPciFunctionTest, QueueResetKeepsProgrammedValuesForReEnable) {
+  VirtioBench v;
+  v.Ready();
+  v.SetCommon(CommonCfg::kQueueSelect, 0, 2);
+  v.SetCommon(CommonCfg::kQueueSize, 4, 2);
+  v.SetCommon(CommonCfg::kQueueReset, 1, 2);
+  EXPECT_EQ(v.Common(CommonCfg::kQueueSize, 2), 8u);
+  EXPECT_EQ(v.Common(CommonCfg::kQueueDescLo, 4), 0x10000u);
+  v.SetCommon(CommonCfg::kQueueEnable, 1, 2);
+  EXPECT_EQ(v.Common(CommonCfg::kQueueSize, 2), 4u);
+  EXPECT_EQ(v.fn_->queue(0).desc_addr(), 0x10000u);
+}
+
+TEST(VirtioPciFunctionTest, ReplugStartsFromResetWithTheSameConfigSpace) {
+  VirtioBench v;
+  PlugIommuShaped(v, /*map=*/true);
+  v.InitDriver();
+  ASSERT_TRUE(v.b.bus().Unplug(kVirtioDevfn).ok());
+  PlugIommuShaped(v, /*map=*/false);
+  EXPECT_THAT(ConfigBytes(v), ElementsAreArray(kQemuVirtioIommuConfig));
+  EXPECT_EQ(v.fn_->device_status(), 0);
+}
+
 TEST(VirtioPciFunctionTest, VectorsReadNoVectorWithoutMsix) {
   VirtioBench v;
   v.Plug();
@@ -582,6 +608,24 @@ TEST(VirtioPciFunctionTest, CfgCapabilityReadOfIsrClearsIt) {
 }
 
 // --- interrupts --------------------------------------------------------------
+
+// As measured on QEMU 7.2 with EVENT_IDX: the first used entry interrupts,
+// one that does not pass used_event does not, and avail_event follows.
+TEST(VirtioPciFunctionTest, EventIdxSuppressesIntxAsQemu72) {
+  VirtioBench v;
+  GuestRing r = v.Ready();
+  v.AddChain(r, {{0x40000, 4, 0}, {0x41000, 4, kDescFlagWrite}});
+  v.Kick(0);
+  EXPECT_EQ(v.AvailEvent(r), 1);
+  EXPECT_EQ(v.Read(kVirtioPciIsrOffset, 1), 0x1u);
+  v.SetUsedEvent(r, 5);
+  v.AddChain(r, {{0x40000, 4, 0}, {0x41000, 4, kDescFlagWrite}}, 2);
+  v.Kick(0);
+  EXPECT_EQ(v.UsedIdx(r), 2);
+  EXPECT_EQ(v.AvailEvent(r), 2);
+  EXPECT_FALSE(v.Intx());
+  EXPECT_EQ(v.Read(kVirtioPciIsrOffset, 1), 0u);
+}
 
 TEST(VirtioPciFunctionTest, IntxFollowsIsrWithoutMsix) {
   VirtioBench v;
