@@ -201,8 +201,8 @@ VIOMMU_API int viommu_mmio_access(viommu_ctx *ctx, uint64_t addr,
  * -EDEADLK. */
 VIOMMU_API int viommu_iommu_new(viommu_ctx *ctx, const char *driver,
                                 const char *props, viommu_iommu **out);
-/* Frees it. Errors: -EBUSY (an endpoint still uses it, or overlap),
- * -EDEADLK. NULL is a no-op returning 0. */
+/* Frees it. Errors: -EBUSY (an endpoint is still behind it, or another
+ * control call is running), -EDEADLK. NULL is a no-op returning 0. */
 VIOMMU_API int viommu_iommu_free(viommu_iommu *iommu);
 /* system_reset of the vIOMMU's state (registers, caches). Errors: -EBUSY,
  * -EDEADLK. */
