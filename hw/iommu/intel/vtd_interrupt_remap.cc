@@ -2,6 +2,7 @@
 // the interrupt-entry cache, and the "vtd-ir" window front end.
 #include "viommu/hw/iommu/vtd_interrupt_remap.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "viommu/hw/iommu/intel_iommu.h"
@@ -34,29 +35,50 @@ std::optional<InterruptMessage> InterruptRemapper::Block(uint16_t sid,
 }
 
 std::optional<Irte> InterruptRemapper::Fetch(uint32_t index, bool* cached) {
-  if (auto it = cache_.find(static_cast<uint16_t>(index)); it != cache_.end()) {
+  if (index < cache_.size() && (valid_[index / 64] >> (index % 64)) & 1) {
     ++stats_.cache_hits;
     *cached = true;
-    return it->second;
+    return cache_[index].e;
   }
   *cached = false;
   ++stats_.irte_reads;
-  Irte e;
   uint64_t raw[2];
   if (!mem_->Read(iommu_->ir_table() + uint64_t{index} * sizeof(Irte), raw,
                   sizeof(raw))) {
     return std::nullopt;
   }
-  e.lo = LoadLe64(&raw[0]);
-  e.hi = LoadLe64(&raw[1]);
-  return e;
+  return Irte{.lo = LoadLe64(&raw[0]), .hi = LoadLe64(&raw[1])};
 }
 
-std::optional<InterruptMessage> InterruptRemapper::Remap(
+void InterruptRemapper::Cache(uint32_t index, const Irte& e, bool eime) {
+  if (index >= cache_.size()) {
+    // Grow geometrically up to the table (IRTEs are usually allocated
+    // from index 0 up; a full 2^16-entry table would be 2 MiB).
+    const size_t n = std::min<size_t>(
+        std::max<size_t>({index + 1, cache_.size() * 2, 64}),
+        std::max<size_t>(iommu_->ir_table_size(), index + 1));
+    cache_.resize(n);
+    valid_.resize((n + 63) / 64, 0);
+  }
+  uint64_t& word = valid_[index / 64];
+  const uint64_t bit = uint64_t{1} << (index % 64);
+  if (!(word & bit)) ++cached_;
+  word |= bit;
+  cache_[index] = Slot{.e = e, .msg = ComposeMessage(e, eime, 0)};
+}
+
+void InterruptRemapper::Uncache(uint32_t index) {
+  if (index >= cache_.size()) return;
+  uint64_t& word = valid_[index / 64];
+  const uint64_t bit = uint64_t{1} << (index % 64);
+  if (word & bit) --cached_;
+  word &= ~bit;
+}
+
+std::optional<InterruptMessage> InterruptRemapper::RemapSlow(
     uint64_t address, uint32_t data, std::optional<uint16_t> requester) {
   const uint16_t sid = requester.value_or(kNoRequesterSid);
   const InterruptMessage request{.address = address, .data = data};
-  if (!iommu_->ir_enabled()) return request;
   ++stats_.requests;
   VIOMMU_TRACE(vtd_ir_remap_msi_req, sid, address, data);
 
@@ -89,7 +111,7 @@ std::optional<InterruptMessage> InterruptRemapper::Remap(
   if (IrteReservedBitsSet(*e, eime)) {
     return Block(sid, FaultReason::kIrIrteRsvd, d.index, e->fpd());
   }
-  if (!cached) cache_.insert_or_assign(static_cast<uint16_t>(d.index), *e);
+  if (!cached) Cache(d.index, *e, eime);
   if (requester.has_value() && !VerifySourceId(*e, sid)) {
     return Block(sid, FaultReason::kIrSidErr, d.index, e->fpd());
   }
@@ -120,26 +142,23 @@ std::optional<InterruptMessage> InterruptRemapper::Remap(
 
 bool InterruptRemapper::enabled() const { return iommu_->ir_enabled(); }
 
-void InterruptRemapper::InvalidateAll() { cache_.clear(); }
+InterruptRemapStats InterruptRemapper::stats() const {
+  InterruptRemapStats s = stats_;
+  s.requests += fast_hits_;
+  s.remapped += fast_hits_;
+  s.cache_hits += fast_hits_;
+  return s;
+}
+
+void InterruptRemapper::InvalidateAll() {
+  std::fill(valid_.begin(), valid_.end(), 0);
+  cached_ = 0;
+}
 
 void InterruptRemapper::InvalidateEntries(uint16_t index, uint8_t index_mask) {
-  const uint64_t first = index;
-  const uint64_t count = uint64_t{1} << (index_mask & 31);
-  if (count >= cache_.size()) {
-    // Cheaper to scan what is cached than the range.
-    for (auto it = cache_.begin(); it != cache_.end();) {
-      const uint64_t i = it->first;
-      if (i >= first && i - first < count) {
-        cache_.erase(it++);
-      } else {
-        ++it;
-      }
-    }
-    return;
-  }
-  for (uint64_t i = first; i < first + count && i <= 0xffff; ++i) {
-    cache_.erase(static_cast<uint16_t>(i));
-  }
+  const uint64_t end = std::min<uint64_t>(
+      uint64_t{index} + (uint64_t{1} << (index_mask & 31)), cache_.size());
+  for (uint64_t i = index; i < end; ++i) Uncache(static_cast<uint32_t>(i));
 }
 
 // --- InterruptWindow ---

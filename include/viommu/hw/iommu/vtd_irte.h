@@ -12,7 +12,7 @@
 //   if (!VerifySourceId(e, sid)) -> kIrSidErr
 //   InterruptMessage m = ComposeMessage(e, eime, address);
 //
-// Threading: pure functions and trivially copyable types.
+// Threading: pure inline functions and trivially copyable types.
 #ifndef VIOMMU_HW_IOMMU_VTD_IRTE_H_
 #define VIOMMU_HW_IOMMU_VTD_IRTE_H_
 
@@ -58,7 +58,22 @@ struct MsiRequestDecode {
 };
 
 // Decodes an interrupt request written at `address` with `data`.
-MsiRequestDecode DecodeMsiRequest(uint64_t address, uint32_t data);
+inline MsiRequestDecode DecodeMsiRequest(uint64_t address, uint32_t data) {
+  MsiRequestDecode d;
+  d.high_address = (address >> 32) != 0;
+  d.bad_head = (address & kMsiAddrHeadMask) != kMsiAddrHead;
+  d.remappable = (address & kMsiAddrIf) != 0;
+  d.shv = (address & kMsiAddrShv) != 0;
+  d.handle = static_cast<uint32_t>((address >> kMsiAddrHandleShift) &
+                                   kMsiAddrHandleMask) |
+             ((address & kMsiAddrHandle15) ? 1u << 15 : 0u);
+  d.index = d.handle;
+  if (d.shv) {
+    d.index += data & kMsiDataSubhandleMask;
+    d.data_reserved = (data & ~kMsiDataSubhandleMask) != 0;
+  }
+  return d;
+}
 
 // One IRTE, as two little-endian quadwords (remapped format, IM = 0).
 struct Irte {
@@ -103,26 +118,61 @@ inline constexpr uint64_t kIrteHiReserved = 0xffff'ffff'fff0'0000;
 
 // True when a reserved field of `e` is set, or its delivery mode is one of
 // the reserved encodings (3, 6).
-bool IrteReservedBitsSet(const Irte& e, bool eime);
+inline bool IrteReservedBitsSet(const Irte& e, bool eime) {
+  const uint8_t dlm = e.delivery_mode();
+  return (e.lo & kIrteLoReserved) != 0 ||
+         (!eime && (e.lo & kIrteLoReservedXapic) != 0) ||
+         (e.hi & kIrteHiReserved) != 0 || dlm == 3 || dlm == 6;
+}
 
 // Requester-id verification against `sid` (SVT, SQ, SID): SVT 0 passes;
 // SVT 1 compares all 16 bits, or ignores bit 2 / bits 2:1 / bits 2:0 for
 // SQ 1 / 2 / 3; SVT 2 requires the bus (sid 15:8) within [SID 15:8,
 // SID 7:0] (start and end bus, as the spec and Linux; QEMU 7.2 reads the
 // bounds the other way round); SVT 3 (reserved) fails, as QEMU.
-bool VerifySourceId(const Irte& e, uint16_t sid);
+inline bool VerifySourceId(const Irte& e, uint16_t sid) {
+  switch (e.svt()) {
+    case Irte::kSvtNone:
+      return true;
+    case Irte::kSvtRequesterId: {
+      // SQ 1..3 ignore bit 2, bits 2:1, bits 2:0 of the requester id.
+      const unsigned ignored = (7u << (3 - e.sq())) & 7u;
+      return ((sid ^ e.sid()) & ~ignored & 0xffffu) == 0;
+    }
+    case Irte::kSvtBusRange: {
+      const unsigned bus = sid >> 8;
+      return bus >= (e.sid() >> 8u) && bus <= (e.sid() & 0xffu);
+    }
+    default:
+      return false;  // reserved encoding
+  }
+}
 
 // The destination the IRTE names: all 32 bits in x2APIC mode (EIME), bits
 // 47:40 (dest_id 15:8) in xAPIC mode.
-uint32_t IrteDestination(const Irte& e, bool eime);
+inline uint32_t IrteDestination(const Irte& e, bool eime) {
+  return eime ? e.dest_id() : (e.dest_id() >> 8) & 0xff;
+}
 
 // The compatibility-format message `e` remaps to: 0xfee in bits 31:20,
 // destination 7:0 in bits 19:12 and 31:8 in bits 63:40, RH bit 3, DM bit
 // 2, bits 1:0 kept from `request_address`; data vector 7:0, delivery mode
 // 10:8, level-assert bit 14, trigger mode bit 15 (QEMU's
 // x86_iommu_irq_to_msi_message).
-InterruptMessage ComposeMessage(const Irte& e, bool eime,
-                                uint64_t request_address);
+inline InterruptMessage ComposeMessage(const Irte& e, bool eime,
+                                       uint64_t request_address) {
+  const uint32_t dest = IrteDestination(e, eime);
+  InterruptMessage m;
+  m.address = kMsiAddrHead | uint64_t{dest & 0xff} << kMsiAddrDestShift |
+              (e.redirection_hint() ? kMsiAddrRh : 0) |
+              (e.dest_mode_logical() ? kMsiAddrDm : 0) |
+              (request_address & kMsiAddrDontCare) |
+              uint64_t{dest & 0xffff'ff00} << 32;
+  m.data = e.vector() | uint32_t{e.delivery_mode()} << kMsiDataDlmShift |
+           kMsiDataLevelAssert |
+           (e.trigger_level() ? kMsiDataTriggerLevel : 0);
+  return m;
+}
 
 }  // namespace viommu::vtd
 
