@@ -3,7 +3,9 @@
 // end to end behind VirtioPciFunction with the echo device.
 #include "viommu/hw/virtio/split_virtqueue.h"
 
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -16,6 +18,19 @@
 #include "viommu/memory/address_space.h"
 #include "viommu/memory/memory_region.h"
 #include "viommu/memory/memory_system.h"
+
+// Counts heap allocations, for the no-allocation-per-request test.
+namespace {
+std::atomic<uint64_t> g_allocations{0};
+}  // namespace
+
+void* operator new(size_t n) {
+  g_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  std::abort();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace viommu::hw::virtio {
 namespace {
@@ -410,6 +425,26 @@ TEST_F(SplitVirtqueueTest, CopiesSpanSegmentsFromAnOffset) {
   ASSERT_TRUE(as_->Read(0xb000, out1, 6).ok());
   EXPECT_EQ(out0[1], 'a');
   EXPECT_EQ(std::string(out1, 6), "bcdefg");
+}
+
+TEST_F(SplitVirtqueueTest, PopCopyPushDoNotAllocateOnceWarm) {
+  PutDesc(kDesc, 0, 0x8000, 36, kDescFlagNext, 1);
+  PutDesc(kDesc, 1, 0x9000, 4, kDescFlagWrite);
+  t_.features |= FeatureBit(kFeatureEventIdx);
+  auto serve = [&] {
+    Publish(0);
+    ASSERT_EQ(PopOne(), PopResult::kElement);
+    uint8_t req[36];
+    ASSERT_EQ(q_.ReadFrom(elem_, 0, req, sizeof(req)), sizeof(req));
+    const uint32_t status = 0;
+    ASSERT_EQ(q_.WriteTo(elem_, 0, &status, 4), 4u);
+    q_.Push(elem_, 4);
+    (void)q_.ShouldNotify();
+  };
+  serve();  // warm-up
+  const uint64_t before = g_allocations.load();
+  for (int i = 0; i < 100; ++i) serve();
+  EXPECT_EQ(g_allocations.load() - before, 0u);
 }
 
 // Random descriptor tables, avail rings and indirect tables: Pop always
