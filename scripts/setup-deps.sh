@@ -36,6 +36,8 @@ PACKAGES=(
   # passes it for the sanitizer trees. Repeated builds (CI on one machine,
   # fresh clones) hit the cache.
   ccache
+  # The 'embed' suite's install test: abidiff against abi/libviommu.abi.
+  abigail-tools
   # `make coverage` (scripts/coverage.sh): line coverage reports of the
   # --coverage tree build-cov.
   gcovr

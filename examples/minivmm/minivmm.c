@@ -16,8 +16,10 @@
  *   5. an access outside everything viommu emulates answers -ENOENT.
  * Exit status 0 only if every check held.
  *
- * Build (in the tree: meson test -C build --suite embed minivmm):
- *   cc -std=c99 -Wall -Wextra -Werror -pedantic minivmm.c -lviommu ...
+ * Build against the installed library (the 'embed' suite's install test
+ * does exactly this; in the tree: meson test -C build --suite embed):
+ *   cc -std=c99 -Wall -Wextra -Werror -pedantic minivmm.c \
+ *      $(pkg-config --cflags --libs viommu)
  */
 #define _GNU_SOURCE /* memfd_create */
 #include <errno.h>
