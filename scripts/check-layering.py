@@ -43,7 +43,9 @@ ARROWS = {
     'hw/virtio': ['hw/pci'],
     # hw/iommu: the vIOMMU models, behind the seam in hw/core/viommu.h.
     'hw/iommu': ['hw/core'],
-    'hw/i386': ['hw/misc', 'hw/iommu'],
+    # hw/iommu/virtio: virtio-iommu, a vIOMMU that is also a virtio device.
+    'hw/iommu/virtio': ['hw/iommu', 'hw/virtio'],
+    'hw/i386': ['hw/misc', 'hw/iommu', 'hw/iommu/virtio'],
     # vfio/ never sees hw/ or system/. vfio/host is the ioctl-shaped
     # HostBackend interface; the container layer (vfio/) sits on it and on
     # memory/; the two backends implement it.

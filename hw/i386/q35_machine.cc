@@ -7,6 +7,7 @@
 #include "hw/i386/device_factory.h"
 #include "hw/i386/ich9_functions.h"
 #include "hw/i386/ich9_reset_control.h"
+#include "viommu/hw/iommu/virtio/virtio_iommu.h"
 #include "viommu/hw/pci/pci_host.h"
 #include "viommu/util/check.h"
 #include "viommu/util/le_bytes.h"
@@ -156,6 +157,11 @@ struct ViommuDriver {
   absl::Status (*check_properties)(const DeviceProps& props);
   absl::StatusOr<std::unique_ptr<Viommu>> (*create)(const DeviceProps& props,
                                                     const ViommuHost& host);
+  // For a vIOMMU that is also a PCI function (virtio-iommu-pci): the
+  // function, which refers to the vIOMMU the machine owns; nullptr for a
+  // system-bus vIOMMU (its `addr` is then an unknown property).
+  absl::StatusOr<std::unique_ptr<pci::PciDevice>> (*create_function)(
+      Viommu& viommu);
 };
 
 constexpr ViommuDriver kViommuDrivers[] = {
@@ -166,6 +172,18 @@ constexpr ViommuDriver kViommuDrivers[] = {
      [](const DeviceProps& props, const ViommuHost& host)
          -> absl::StatusOr<std::unique_ptr<Viommu>> {
        return vtd::VtdViommu::Create(props, host);
+     },
+     nullptr},
+    {virtio_iommu::VirtioIommu::kDriver,
+     [](const DeviceProps& props) {
+       return virtio_iommu::ParseProperties(props).status();
+     },
+     [](const DeviceProps& props, const ViommuHost& host)
+         -> absl::StatusOr<std::unique_ptr<Viommu>> {
+       return virtio_iommu::VirtioIommu::Create(props, host);
+     },
+     [](Viommu& viommu) {
+       return static_cast<virtio_iommu::VirtioIommu&>(viommu).CreateFunction();
      }},
 };
 
@@ -208,7 +226,23 @@ absl::Status Q35Machine::AddViommu(const DeviceSpec& spec) {
                         .system_root = system_root_,
                         .system_as = system_as_.get(),
                         .msi_region = msi_region_};
-  VIOMMU_ASSIGN_OR_RETURN(viommu_, driver->create(spec.props, host));
+  VIOMMU_ASSIGN_OR_RETURN(std::unique_ptr<Viommu> viommu,
+                          driver->create(spec.props, host));
+  if (driver->create_function != nullptr) {
+    // The function goes on the bus first (nothing changed if that fails);
+    // ReplugForIommu below gives it its DMA root like every other device.
+    // It refers to the vIOMMU, which the machine owns and destroys after
+    // the bus, so no function's DMA root outlives its IOMMU model.
+    std::optional<uint8_t> devfn;
+    if (auto it = spec.props.find("addr"); it != spec.props.end()) {
+      VIOMMU_ASSIGN_OR_RETURN(devfn, ParseDevfn(spec.driver, it->second));
+    }
+    VIOMMU_ASSIGN_OR_RETURN(std::unique_ptr<pci::PciDevice> fn,
+                            driver->create_function(*viommu));
+    fn->set_id(spec.id);
+    VIOMMU_RETURN_IF_ERROR(pci_bus_->Plug(std::move(fn), devfn).status());
+  }
+  viommu_ = std::move(viommu);
   viommu_id_ = spec.id;
   pci_bus_->SetIommu(viommu_.get());
   return ReplugForIommu();

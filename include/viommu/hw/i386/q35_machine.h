@@ -100,7 +100,9 @@ class Q35Machine {
 
   // -device / device_add. Known drivers: the ones in device_factory.h,
   // and the vIOMMUs (IsViommuDriver: "intel-iommu", registers at
-  // kVtdRegBase; not a PCI device, so no `addr`). One vIOMMU per machine:
+  // kVtdRegBase, not a PCI device, so no `addr`; "virtio-iommu-pci", a
+  // PCI function at `addr` whose state the machine owns, see
+  // hw/iommu/virtio/virtio_iommu.h). One vIOMMU per machine:
   // a second is kAlreadyExists "QEMU does not support multiple vIOMMUs for
   // x86 yet.". A vIOMMU gives every PCI function on bus 0 its DMA address
   // space (hw/core/viommu.h), also those added before it on the command
