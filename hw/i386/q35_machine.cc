@@ -225,7 +225,8 @@ absl::Status Q35Machine::AddViommu(const DeviceSpec& spec) {
   const ViommuHost host{.memory = &memory_,
                         .system_root = system_root_,
                         .system_as = system_as_.get(),
-                        .msi_region = msi_region_};
+                        .msi_region = msi_region_,
+                        .msi = &msi_};
   VIOMMU_ASSIGN_OR_RETURN(std::unique_ptr<Viommu> viommu,
                           driver->create(spec.props, host));
   if (driver->create_function != nullptr) {

@@ -27,6 +27,17 @@ absl::StatusOr<std::unique_ptr<VtdViommu>> VtdViommu::Create(
       VtdSharedRegions::Create(host.memory, host.system_root,
                                host.msi_region));
   v->unit_->set_observer(v->engine_.get());
+  if (hw::MsiController* msi = host.msi) {
+    // Remapped messages reach the controller with their whole address.
+    v->engine_->interrupt_window().set_message_sink(
+        [msi](const InterruptMessage& m, memory::MemTxAttrs attrs) {
+          hw::MsiMessage msg{.address = m.address, .data = m.data};
+          if (!attrs.unspecified && attrs.has_requester_id) {
+            msg.requester_id = attrs.requester_id;
+          }
+          msi->Deliver(msg);
+        });
+  }
   return v;
 }
 

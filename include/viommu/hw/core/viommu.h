@@ -26,6 +26,7 @@
 
 #include "absl/status/status.h"
 #include "viommu/devcore/host_iommu_device.h"
+#include "viommu/hw/core/msi.h"
 #include "viommu/memory/address_space.h"
 #include "viommu/memory/memory_region.h"
 #include "viommu/memory/memory_system.h"
@@ -37,12 +38,16 @@ namespace viommu::hw {
 // there, if it has any, and aliases it for untranslated DMA), the system
 // address space (where translation tables are read and translated
 // addresses point) and the MSI window region devices' interrupt writes
-// reach. None is owned; all outlive the vIOMMU.
+// reach; optionally the MsiController behind that region, which then
+// receives remapped interrupt messages whole (an x2APIC destination above
+// 255 does not fit a write into the window). None is owned; all outlive
+// the vIOMMU.
 struct ViommuHost {
   memory::MemorySystem* memory = nullptr;
   std::shared_ptr<memory::MemoryRegion> system_root;
   memory::AddressSpace* system_as = nullptr;
   std::shared_ptr<memory::MemoryRegion> msi_region;
+  MsiController* msi = nullptr;
 };
 
 class Viommu {
