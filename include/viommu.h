@@ -51,7 +51,9 @@
  *    -EDEADLK (void ones abort).
  *  - viommu_region_del() returns only once no MMIO callback of that region
  *    is running on any thread, and none is called afterwards: the VMM may
- *    then free what the callbacks use. RAM must stay mapped from
+ *    then free what the callbacks use. So an MMIO callback must not wait
+ *    for the thread that removes its region (that would deadlock). A DMA
+ *    reaching a region removed in a still-open transaction gets -EIO. RAM must stay mapped from
  *    viommu_region_add() until viommu_region_del() (or, in a transaction,
  *    the commit) returns AND every viommu_dma_rw() that started before
  *    then has returned: removal does not wait for DMA in flight on an
@@ -252,8 +254,9 @@ struct viommu_dma_fault {
  * maybe its fault-event MSI). `fault` may be NULL; it is filled on
  * -EFAULT and -EIO.
  * Returns 0, -EFAULT (translation, unassigned, read-only: the first in
- * *fault), -EIO (an MMIO region failed), -EINVAL (NULL ep or buf with
- * len > 0, flags, fault->size). */
+ * *fault), -EIO (an MMIO region failed, or was removed in an open
+ * transaction), -EINVAL (NULL ep or buf with len > 0, flags,
+ * fault->size). */
 VIOMMU_API int viommu_dma_rw(viommu_ep *ep, uint64_t iova, void *buf,
                              size_t len, uint32_t flags,
                              struct viommu_dma_fault *fault);
