@@ -17,6 +17,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "viommu/hw/i386/q35_machine.h"
+#include "viommu/hw/virtio/virtio_pci_function.h"
 #include "viommu/memory/address_space.h"
 #include "viommu/memory/iommu_notifier_chains.h"
 #include "viommu/util/le_bytes.h"
@@ -683,6 +684,112 @@ TEST_F(VirtioIommuTest, ArbitraryRequestBytesNeverCrash) {
     ASSERT_LE(r.write_len, std::max<uint64_t>(in, 4));
     if (i % 64 == 0) EduRead32(rng() % 0x10000);
   }
+}
+
+
+// --- the machine: properties, placement, the one-vIOMMU rule ---
+
+class VirtioIommuMachineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto m = Q35Machine::Create({.ram_size = 64 << 20});
+    ASSERT_TRUE(m.ok()) << m.status();
+    m_ = *std::move(m);
+  }
+  absl::Status Add(std::string driver,
+                   absl::btree_map<std::string, std::string> props = {},
+                   std::string id = "") {
+    return m_->AddDevice(
+        {.driver = std::move(driver), .id = std::move(id), .props = props});
+  }
+  std::unique_ptr<Q35Machine> m_;
+};
+
+TEST_F(VirtioIommuMachineTest, OffersQemus72FeaturesAtItsAddress) {
+  ASSERT_TRUE(Add("virtio-iommu-pci", {{"addr", "0x3"}}).ok());
+  auto* fn =
+      dynamic_cast<hw::virtio::VirtioPciFunction*>(m_->pci_bus().Find(0x18));
+  ASSERT_NE(fn, nullptr);
+  EXPECT_EQ(fn->offered_features(), 0x10130000077u);
+  EXPECT_FALSE(fn->hotpluggable());
+  EXPECT_FALSE(fn->msix_present());
+  EXPECT_EQ(m_->pci_bus().ConfigRead(0x18, 0, 4), 0x10571af4u);
+}
+
+TEST_F(VirtioIommuMachineTest, TransportPropertiesChangeTheOfferedFeatures) {
+  ASSERT_TRUE(Add("virtio-iommu-pci", {{"addr", "3"},
+                                       {"event_idx", "off"},
+                                       {"indirect_desc", "off"},
+                                       {"queue_reset", "off"}})
+                  .ok());
+  auto* fn =
+      dynamic_cast<hw::virtio::VirtioPciFunction*>(m_->pci_bus().Find(0x18));
+  ASSERT_NE(fn, nullptr);
+  EXPECT_EQ(fn->offered_features(), 0x100000077u);
+}
+
+TEST_F(VirtioIommuMachineTest, WithoutAddrTakesTheFirstFreeSlot) {
+  ASSERT_TRUE(Add("virtio-iommu-pci").ok());
+  EXPECT_NE(dynamic_cast<hw::virtio::VirtioPciFunction*>(
+                m_->pci_bus().Find(0x08)),
+            nullptr);
+}
+
+TEST_F(VirtioIommuMachineTest, TwoViommusAreAnErrorWhicheverComesFirst) {
+  const std::string msg = "QEMU does not support multiple vIOMMUs for x86 yet.";
+  ASSERT_TRUE(Add("virtio-iommu-pci").ok());
+  EXPECT_EQ(Add("virtio-iommu-pci").message(), msg);
+  EXPECT_EQ(Add("intel-iommu").message(), msg);
+  SetUp();
+  ASSERT_TRUE(Add("intel-iommu").ok());
+  EXPECT_EQ(Add("virtio-iommu-pci").message(), msg);
+}
+
+TEST_F(VirtioIommuMachineTest, PropertyErrorsUseQemusWording) {
+  EXPECT_EQ(Add("virtio-iommu-pci", {{"foo", "1"}}).message(),
+            "Property 'virtio-iommu-pci.foo' not found");
+  EXPECT_EQ(Add("virtio-iommu-pci", {{"boot-bypass", "maybe"}}).message(),
+            "Parameter 'boot-bypass' expects 'on' or 'off'");
+  EXPECT_EQ(Add("virtio-iommu-pci", {{"indirect_desc", "x"}}).message(),
+            "Parameter 'indirect_desc' expects 'on' or 'off'");
+  EXPECT_EQ(
+      Add("virtio-iommu-pci", {{"len-reserved-regions", "1"}}).message(),
+      "array size property len-reserved-regions may not be set more than "
+      "once");
+  EXPECT_EQ(Add("virtio-iommu-pci", {{"addr", "zz"}}).message(),
+            "Property 'virtio-iommu-pci.addr' doesn't take value 'zz'");
+  EXPECT_TRUE(Add("virtio-iommu-pci", {{"aer", "off"}, {"ats", "no"}}).ok());
+}
+
+TEST_F(VirtioIommuMachineTest, AnOccupiedSlotFailsWithoutInstallingTheViommu) {
+  ASSERT_TRUE(Add("edu", {{"addr", "04.0"}}).ok());
+  absl::Status s = Add("virtio-iommu-pci", {{"addr", "04.0"}});
+  EXPECT_EQ(s.message(),
+            "PCI: slot 4 function 0 not available for virtio-iommu-pci, in "
+            "use by edu,id=(null)");
+  EXPECT_EQ(m_->viommu(), nullptr);
+  EXPECT_TRUE(Add("virtio-iommu-pci", {{"addr", "05.0"}}).ok());
+}
+
+TEST_F(VirtioIommuMachineTest, IsNotHotpluggable) {
+  ASSERT_TRUE(Add("virtio-iommu-pci", {}, "vi0").ok());
+  EXPECT_FALSE(m_->HotplugDevice({.driver = "virtio-iommu-pci"}).ok());
+  EXPECT_FALSE(m_->DeleteDevice("vi0").ok());
+  EXPECT_EQ(Add("edu", {}, "vi0").code(), absl::StatusCode::kAlreadyExists);
+}
+
+TEST_F(VirtioIommuMachineTest, DevicesOnEitherSideOutliveNothingTheyPointAt) {
+  // Functions above and below 03.0 keep DMA roots into the vIOMMU's
+  // regions while the bus destroys them in descending devfn order; the
+  // machine owns the vIOMMU and destroys it after the bus.
+  ASSERT_TRUE(Add("edu", {{"addr", "02.0"}}).ok());
+  ASSERT_TRUE(Add("virtio-iommu-pci", {{"addr", "03.0"}}).ok());
+  ASSERT_TRUE(Add("edu", {{"addr", "04.0"}}).ok());
+  auto* viommu = dynamic_cast<VirtioIommu*>(m_->viommu());
+  ASSERT_NE(viommu, nullptr);
+  EXPECT_EQ(viommu->EndpointBypassed(0x10), true);
+  EXPECT_EQ(viommu->EndpointBypassed(0x20), true);
+  m_.reset();  // no use after free (ASan in build-asan)
 }
 
 }  // namespace
