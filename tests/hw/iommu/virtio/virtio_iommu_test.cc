@@ -696,7 +696,7 @@ class VirtioIommuMachineTest : public ::testing::Test {
     ASSERT_TRUE(m.ok()) << m.status();
     m_ = *std::move(m);
   }
-  absl::Status Add(std::string driver,
+  [[nodiscard]] absl::Status Add(std::string driver,
                    absl::btree_map<std::string, std::string> props = {},
                    std::string id = "") {
     return m_->AddDevice(
