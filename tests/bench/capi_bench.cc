@@ -49,15 +49,15 @@ struct Setup {
     if (vtd) {
       viommu_iommu_new(ctx, "intel-iommu", nullptr, &iommu);
       viommu_ep_new(ctx, 0, 0, 0x20, iommu, &ep);
-      Mem64(0x100000, 0x101000 | 1);               // root: bus 0
-      Mem64(0x101000 + 0x20 * 16, 0x102000 | 1);   // context 00:04.0
-      Mem64(0x101000 + 0x20 * 16 + 8, 1 | 1 << 8); // 3 levels, domain 1
+      Mem64(0x100000, 0x101000 | 1);                // root: bus 0
+      Mem64(0x101000 + 0x20 * 16, 0x102000 | 1);    // context 00:04.0
+      Mem64(0x101000 + 0x20 * 16 + 8, 1 | 1 << 8);  // 3 levels, domain 1
       Mem64(0x102000, 0x103000 | 3);
       Mem64(0x103000, 0x104000 | 3);
-      Mem64(0x104000 + 8, 0x40000 | 3);            // IOVA 0x1000
-      Reg(0x20, 0x100000, 8);                      // RTADDR
-      Reg(0x18, 1u << 30, 4);                      // SRTP
-      Reg(0x18, 1u << 31, 4);                      // TE
+      Mem64(0x104000 + 8, 0x40000 | 3);  // IOVA 0x1000
+      Reg(0x20, 0x100000, 8);            // RTADDR
+      Reg(0x18, 1u << 30, 4);            // SRTP
+      Reg(0x18, 1u << 31, 4);            // TE
     } else {
       viommu_ep_new(ctx, 0, 0, 0x20, nullptr, &ep);
     }

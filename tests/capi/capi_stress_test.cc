@@ -94,15 +94,15 @@ TEST_F(CapiStressTest, DmaThreadsAgainstRegionChurnAndVtdInvalidations) {
       uint64_t v = 0;
       switch ((seed + n++) % 4) {
         case 0:  // RAM that stays
-          if (viommu_dma_rw(plain, kTarget, &v, 8, VIOMMU_DMA_READ,
-                            nullptr) != 0 ||
+          if (viommu_dma_rw(plain, kTarget, &v, 8, VIOMMU_DMA_READ, nullptr) !=
+                  0 ||
               v != 0x5a5a5a5a5a5a5a5aull) {
             bad.fetch_add(1);
           }
           break;
         case 1: {  // RAM that comes and goes: its bytes, or 0 and -EFAULT
-          int r = viommu_dma_rw(plain, kChurnRam, &v, 8, VIOMMU_DMA_READ,
-                                nullptr);
+          int r =
+              viommu_dma_rw(plain, kChurnRam, &v, 8, VIOMMU_DMA_READ, nullptr);
           if (!((r == 0 && v == 0xc3c3c3c3c3c3c3c3ull) ||
                 (r == -EFAULT && v == 0))) {
             bad.fetch_add(1);
@@ -111,8 +111,8 @@ TEST_F(CapiStressTest, DmaThreadsAgainstRegionChurnAndVtdInvalidations) {
         }
         case 2: {  // MMIO that comes and goes (-EIO: removed in an open
                    // transaction, still in the published map but fenced)
-          int r = viommu_dma_rw(plain, kChurnMmio, &v, 4, VIOMMU_DMA_READ,
-                                nullptr);
+          int r =
+              viommu_dma_rw(plain, kChurnMmio, &v, 4, VIOMMU_DMA_READ, nullptr);
           if (!((r == 0 && v == 0x77) ||
                 ((r == -EFAULT || r == -EIO) && v == 0))) {
             bad.fetch_add(1);
