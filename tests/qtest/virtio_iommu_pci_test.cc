@@ -4,12 +4,18 @@
 // what the differential scenarios (tests/conformance/) cannot: malformed
 // chains, batches, the cases where viommu differs from QEMU 7.2 by design
 // (docs/virtio-iommu.md), and the machine-level rules.
+#include <unistd.h>
+
 #include <cstdint>
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/qtest/qmp_client.h"
+#include "tests/qtest/unix_socket.h"
 #include "tests/qtest/viommu_fixture.h"
 
 namespace viommu::qtest {
@@ -30,17 +36,31 @@ struct Ring {
 
 class VirtioIommuQtest : public ViommuTest {
  protected:
-  void StartMachine(const std::string& iommu_props = "") {
+  // The machine with edu (or, with `vfio`, the model host's 0000:01:00.0
+  // passed through) at 04.0, and a QMP socket.
+  void StartMachine(const std::string& iommu_props = "", bool vfio = false) {
+    qmp_path_ = (std::filesystem::temp_directory_path() /
+                 ("viommu-vi-qmp-" + std::to_string(getpid())))
+                    .string();
     Start({"-m", "256M", "-device", "virtio-iommu-pci,addr=03.0" + iommu_props,
-           "-device", "edu,addr=04.0,dma_mask=0xffffffffffffffff"});
+           "-device",
+           vfio ? "vfio-pci,host=0000:01:00.0,addr=04.0,id=v0"
+                : "edu,addr=04.0,dma_mask=0xffffffffffffffff",
+           "-qmp", "unix:" + qmp_path_ + ",server=on,wait=off"});
     if (HasFatalFailure()) return;
     QPciDevice iommu = *bus().Find(0x1057, 0x1af4);
     ASSERT_EQ(iommu.devfn(), 0x18);
     iommu.Enable();
     bar4_ = iommu.MapBar(4);
-    QPciDevice edu = *bus().Find(0x11e8, 0x1234);
-    edu.Enable();
+    QPciDevice edu(&bus(), kEdu);
     edu_ = edu.MapBar(0);
+    edu.Enable();
+    const int fd = ConnectUnix(qmp_path_);
+    ASSERT_GE(fd, 0);
+    qmp_ = std::make_unique<QmpClient>(fd);
+    qmp_->ReadLine();  // greeting
+    ASSERT_EQ(qmp_->Execute(R"({"execute": "qmp_capabilities"})"),
+              R"({"return": {}})");
     // ACK, DRIVER, features (VERSION_1 + every device bit), FEATURES_OK.
     SetStatus(0);
     SetStatus(1);
@@ -158,6 +178,25 @@ class VirtioIommuQtest : public ViommuTest {
     ASSERT_EQ(qts().Readq(edu_ + 0x98) & 1, 0u);
   }
 
+  void TearDown() override {
+    qmp_.reset();
+    if (!qmp_path_.empty()) unlink(qmp_path_.c_str());
+    ViommuTest::TearDown();
+  }
+  // The mapping count of the one VFIO container (x-query-vfio).
+  uint64_t HostMappings() {
+    const std::string q = qmp_->Execute(R"({"execute": "x-query-vfio"})");
+    const std::string key = "\"mappings\": ";
+    const size_t at = q.find(key);
+    EXPECT_NE(at, std::string::npos) << q;
+    EXPECT_EQ(q.find(key, at + 1), std::string::npos) << "one container: " << q;
+    return at == std::string::npos ? ~0ull
+                                   : std::strtoull(q.c_str() + at + key.size(),
+                                                   nullptr, 10);
+  }
+
+  std::string qmp_path_;
+  std::unique_ptr<QmpClient> qmp_;
   uint64_t bar4_ = 0, edu_ = 0;
   Ring req_{0x10'0000, 0x10'1000, 0x10'2000};
   Ring evt_{0x11'0000, 0x11'1000, 0x11'2000};
@@ -280,6 +319,40 @@ TEST_F(VirtioIommuQtest, AnEventBufferSmallerThanARecordNeedsAReset) {
   EduDma(0x2000, 0x40000, 4, false);
   EXPECT_EQ(UsedIdx(evt_), 0);
   EXPECT_EQ(Status() & kStatusNeedsReset, kStatusNeedsReset);
+}
+
+
+TEST_F(VirtioIommuQtest, APassthroughContainerFollowsTheEndpoint) {
+  StartMachine("", /*vfio=*/true);
+  EXPECT_TRUE(qmp_->Execute(R"({"execute": "x-query-vfio"})").find(
+                  R"("address-space": "virtio-iommu-04.0")") !=
+              std::string::npos);
+  EXPECT_EQ(HostMappings(), 1u);  // bypass: all of RAM
+  ASSERT_EQ(Request(Attach(1, kEdu)), kOk);
+  EXPECT_EQ(HostMappings(), 0u);  // translated, nothing mapped
+  ASSERT_EQ(Request(Map(1, 0x800'0000, 0x800'0fff, 0x30'0000)), kOk);
+  ASSERT_EQ(Request(Map(1, 0x820'0000, 0x83f'ffff, 0x40'0000)), kOk);
+  EXPECT_EQ(HostMappings(), 2u);
+  // The host device reads IOVA 0x8200010 (GPA 0x400010) and writes IOVA
+  // 0x8000000 (GPA 0x300000).
+  qts().Memwrite(0x40'0010, {0xde, 0xad, 0xbe, 0xef});
+  EduDma(0x820'0010, 0x40000, 4, false);
+  EduDma(0x40000, 0x800'0000, 4, true);
+  EXPECT_EQ(qts().Readl(0x30'0000), 0xefbeaddeu);
+  ASSERT_EQ(Request(Unmap(1, 0x800'0000, 0x800'0fff)), kOk);
+  EXPECT_EQ(HostMappings(), 1u);
+  // DETACH: the domain's mappings leave the host; bypass maps RAM again.
+  ASSERT_EQ(Request(Detach(1, kEdu)), kOk);
+  EXPECT_EQ(HostMappings(), 1u);
+  qts().Writeb(bar4_ + 0x2024, 0);  // bypass 0: nothing mapped
+  EXPECT_EQ(HostMappings(), 0u);
+  ASSERT_EQ(Request(Attach(2, kEdu)), kOk);
+  ASSERT_EQ(Request(Map(2, 0x0, 0xfff, 0x30'0000)), kOk);
+  EXPECT_EQ(HostMappings(), 1u);
+  // System reset: domains gone, boot-bypass back: RAM identity.
+  EXPECT_EQ(qmp_->Execute(R"({"execute": "system_reset"})"),
+            R"({"return": {}})");
+  EXPECT_EQ(HostMappings(), 1u);
 }
 
 }  // namespace

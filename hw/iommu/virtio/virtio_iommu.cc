@@ -54,13 +54,16 @@ std::string VirtioIommu::DmaSpaceName(uint8_t /*bus*/, uint8_t devfn) const {
 }
 
 absl::Status VirtioIommu::SetHostIommuDevice(
-    uint8_t /*bus*/, uint8_t /*devfn*/, const devcore::HostIommuDevice& hiod) {
-  return absl::UnimplementedError(
-      absl::StrCat(hiod.name, ": vfio-pci behind virtio-iommu-pci is not "
-                              "supported yet"));
+    uint8_t bus, uint8_t devfn, const devcore::HostIommuDevice& hiod) {
+  // As QEMU 7.2: nothing is checked against the host IOMMU (its ranges and
+  // page sizes do not reach the guest yet, issue 13 part 5).
+  host_devices_[static_cast<uint16_t>(bus << 8 | devfn)] = hiod;
+  return absl::OkStatus();
 }
 
-void VirtioIommu::UnsetHostIommuDevice(uint8_t /*bus*/, uint8_t /*devfn*/) {}
+void VirtioIommu::UnsetHostIommuDevice(uint8_t bus, uint8_t devfn) {
+  host_devices_.erase(static_cast<uint16_t>(bus << 8 | devfn));
+}
 
 void VirtioIommu::Reset() {
   VIOMMU_TRACE(virtio_iommu_system_reset, props_.boot_bypass ? 1 : 0);

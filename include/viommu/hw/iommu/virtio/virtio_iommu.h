@@ -115,8 +115,10 @@ class VirtioIommu final : public hw::Viommu {
   std::shared_ptr<memory::MemoryRegion> DmaRoot(uint8_t bus,
                                                 uint8_t devfn) override;
   std::string DmaSpaceName(uint8_t bus, uint8_t devfn) const override;
-  // VFIO behind virtio-iommu is not modelled yet (issue 13 part 5):
-  // kUnimplemented naming hiod.name.
+  // A passthrough function's host IOMMU facts: recorded, never refused (as
+  // QEMU 7.2; reporting them to the guest is issue 13 part 5). Its
+  // container follows the endpoint's DMA root like any consumer: the
+  // system memory alias while bypassed, MAP/UNMAP events otherwise.
   [[nodiscard]] absl::Status SetHostIommuDevice(
       uint8_t bus, uint8_t devfn,
       const devcore::HostIommuDevice& hiod) override;
@@ -185,6 +187,8 @@ class VirtioIommu final : public hw::Viommu {
   memory::MemoryRegion* IommuRegion(uint16_t sid) const;
   uint64_t faults_delivered() const { return faults_delivered_; }
   uint64_t faults_dropped() const { return faults_dropped_; }
+  // Passthrough functions with host IOMMU facts (SetHostIommuDevice).
+  size_t host_device_count() const { return host_devices_.size(); }
 
  private:
   struct Mapping {
@@ -233,6 +237,7 @@ class VirtioIommu final : public hw::Viommu {
   hw::ViommuHost host_;
   FaultSink* sink_ = nullptr;  // not owned
   absl::flat_hash_map<uint16_t, std::unique_ptr<EndpointSpace>> spaces_;
+  absl::flat_hash_map<uint16_t, devcore::HostIommuDevice> host_devices_;
 
   mutable absl::Mutex mu_;
   bool bypass_ ABSL_GUARDED_BY(mu_);
