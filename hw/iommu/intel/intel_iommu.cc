@@ -20,8 +20,34 @@ absl::StatusOr<std::unique_ptr<IntelIommu>> IntelIommu::Create(
         "Supported values for aw-bits are: 39, 48");
   }
   std::unique_ptr<IntelIommu> iommu(new IntelIommu(props, system_as));
-  iommu->DefineRegisters();
+  {
+    StateLock lock(iommu.get());
+    iommu->DefineRegisters();
+  }
   return iommu;
+}
+
+IntelIommu::StateLock::StateLock(const IntelIommu* unit)
+    ABSL_NO_THREAD_SAFETY_ANALYSIS : unit_(unit) {
+  if (unit_->mu_owner_.load(std::memory_order_relaxed) ==
+      std::this_thread::get_id()) {
+    nested_ = true;  // this thread is inside a locked call already
+    return;
+  }
+  unit_->mu_.Lock();
+  unit_->mu_owner_.store(std::this_thread::get_id(),
+                         std::memory_order_relaxed);
+}
+
+IntelIommu::StateLock::~StateLock() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  if (nested_) return;
+  unit_->mu_owner_.store(std::thread::id(), std::memory_order_relaxed);
+  unit_->mu_.Unlock();
+}
+
+bool IntelIommu::queue_error_pending() const {
+  StateLock lock(this);
+  return (regs_.Raw(Reg32::kFsts) & kFstsIqe) != 0;
 }
 
 IntelIommu::IntelIommu(const Properties& props, memory::AddressSpace* system_as)
@@ -31,6 +57,7 @@ IntelIommu::IntelIommu(const Properties& props, memory::AddressSpace* system_as)
       system_as_(system_as) {}
 
 void IntelIommu::Reset() {
+  StateLock lock(this);
   DefineRegisters();
   if (observer_ != nullptr) observer_->OnReset();
 }
@@ -86,6 +113,7 @@ void IntelIommu::DefineRegisters() {
 
 memory::MemTxResult IntelIommu::Read(uint64_t offset, uint64_t* value,
                                      unsigned size, memory::MemTxAttrs) {
+  StateLock lock(this);
   const uint16_t off = static_cast<uint16_t>(offset);
   uint64_t v;
   if (off == O(Reg64::kIqa)) {
@@ -105,6 +133,7 @@ memory::MemTxResult IntelIommu::Read(uint64_t offset, uint64_t* value,
 
 memory::MemTxResult IntelIommu::Write(uint64_t offset, uint64_t value,
                                       unsigned size, memory::MemTxAttrs) {
+  StateLock lock(this);
   const uint16_t off = static_cast<uint16_t>(offset);
   VIOMMU_TRACE(vtd_reg_write, offset, size, value);
   if (size == 8 && (off == O(Reg32::kFectl) || off == O(Reg32::kIectl))) {
@@ -119,7 +148,7 @@ memory::MemTxResult IntelIommu::Write(uint64_t offset, uint64_t value,
 
 void IntelIommu::WriteRegister(uint16_t off, uint64_t value, unsigned size) {
   const uint32_t lo = static_cast<uint32_t>(value);
-  auto set = [&] {
+  auto set = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (size == 4) {
       regs_.SetLong(off, lo);
     } else {
@@ -214,21 +243,22 @@ void IntelIommu::HandleGcmd() {
     intr_root_ = irta & (HawMask(props_.aw_bits) ^ 0xfff);
     intr_eime_ = (irta & kIrtaEime) != 0;
     regs_.SetClearMaskLong(gsts, 0, kGstsIrtps);
-    VIOMMU_TRACE(vtd_reg_ir_root, intr_root_, intr_size_, intr_eime_);
+    VIOMMU_TRACE(vtd_reg_ir_root, intr_root_.load(), intr_size_.load(),
+                 intr_eime_.load());
     if (observer_ != nullptr) observer_->OnInterruptRemapTableChanged(irta);
   }
   if ((changed & kGcmdIre) && props_.ir_supported()) {
-    intr_enabled_ = (val & kGcmdIre) != 0;
-    regs_.SetClearMaskLong(gsts, intr_enabled_ ? 0 : kGstsIres,
-                           intr_enabled_ ? kGstsIres : 0);
-    VIOMMU_TRACE(vtd_ir_enable, intr_enabled_);
+    const bool ire = (val & kGcmdIre) != 0;
+    intr_enabled_.store(ire, std::memory_order_release);
+    regs_.SetClearMaskLong(gsts, ire ? 0 : kGstsIres, ire ? kGstsIres : 0);
+    VIOMMU_TRACE(vtd_ir_enable, ire);
   }
   // CFI (the spec; QEMU 7.2 ignores it and never sets GSTS.CFIS).
   if ((changed & kGcmdCfi) && props_.ir_supported()) {
-    cfi_enabled_ = (val & kGcmdCfi) != 0;
-    regs_.SetClearMaskLong(gsts, cfi_enabled_ ? 0 : kGstsCfis,
-                           cfi_enabled_ ? kGstsCfis : 0);
-    VIOMMU_TRACE(vtd_ir_cfi, cfi_enabled_);
+    const bool cfi = (val & kGcmdCfi) != 0;
+    cfi_enabled_.store(cfi, std::memory_order_release);
+    regs_.SetClearMaskLong(gsts, cfi ? 0 : kGstsCfis, cfi ? kGstsCfis : 0);
+    VIOMMU_TRACE(vtd_ir_cfi, cfi);
   }
 }
 
@@ -322,6 +352,7 @@ void IntelIommu::HandleIqt() {
 }
 
 void IntelIommu::SetQueueHead(uint32_t head, bool last_was_wait) {
+  StateLock lock(this);
   iq_head_ = head;
   iq_last_was_wait_ = last_was_wait;
   regs_.SetQuadRaw(O(Reg64::kIqh), uint64_t{head} << kIqtQtShift);

@@ -21,7 +21,6 @@ VtdEngine::VtdEngine(IntelIommu* iommu, memory::MemorySystem* sys,
       remapper_(iommu, &mem_,
                 [this](uint16_t sid, FaultReason reason, uint16_t index) {
                   faults_.fetch_add(1, std::memory_order_relaxed);
-                  absl::MutexLock lock(&fault_mu_);
                   iommu_->RecordInterruptFault(sid, reason, index);
                 }),
       queue_(iommu, &mem_, this) {

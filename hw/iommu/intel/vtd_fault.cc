@@ -45,6 +45,7 @@ void IntelIommu::GenerateFaultEvent(uint32_t pre_fsts) {
 
 void IntelIommu::RecordFault(uint16_t sid, FaultReason reason, uint64_t addr,
                              bool is_write, uint16_t pasid_value) {
+  StateLock lock(this);
   uint64_t hi = sid | uint64_t{static_cast<uint8_t>(reason)} << kFrcdFrShift |
                 uint64_t{pasid_value} << kFrcdPvShift;
   if (!is_write) hi |= kFrcdT;
@@ -53,6 +54,7 @@ void IntelIommu::RecordFault(uint16_t sid, FaultReason reason, uint64_t addr,
 
 void IntelIommu::RecordInterruptFault(uint16_t sid, FaultReason reason,
                                       uint16_t index) {
+  StateLock lock(this);
   // QEMU 8.2's vtd_report_ir_fault and the spec: FI[63:48] = index, T = 0
   // (the request was a write), no PASID.
   const uint64_t hi =
@@ -99,12 +101,14 @@ void IntelIommu::RecordFaultRecord(uint16_t sid, FaultReason reason,
 }
 
 void IntelIommu::ReportQueueError() {
+  StateLock lock(this);
   const uint32_t fsts = regs_.Raw(Reg32::kFsts);
   regs_.SetClearMaskLong(kFsts, 0, kFstsIqe);
   GenerateFaultEvent(fsts);
 }
 
 void IntelIommu::SignalInvalidationWait() {
+  StateLock lock(this);
   if (regs_.Raw(Reg32::kIcs) & kIcsIwc) return;
   regs_.SetClearMaskLong(Offset(Reg32::kIcs), 0, kIcsIwc);
   if (regs_.Raw(Reg32::kIectl) & kFectlIm) {

@@ -229,7 +229,7 @@ void InvalidationQueue::Drain() {
   while (rerun_) {
     rerun_ = false;
     if (!iommu_->qi_enabled() ||
-        (iommu_->regs().Raw(Reg32::kFsts) & kFstsIqe) != 0) {
+        iommu_->queue_error_pending()) {
       break;
     }
     RunOnce();

@@ -143,13 +143,6 @@ void VtdEngine::ReportFault(uint16_t sid, FaultReason reason, bool fpd,
                          is_write ? "write" : "read", sid, addr, code,
                          fpd ? " (FPD set)" : "");
   if (fpd && IsQualifiedFault(reason)) return;  // suppressed by FPD
-  absl::MutexLock lock(&fault_mu_);
-  RecordFaultLocked(sid, reason, addr, is_write, pasid_value);
-}
-
-void VtdEngine::RecordFaultLocked(uint16_t sid, FaultReason reason,
-                                  uint64_t addr, bool is_write,
-                                  uint16_t pasid_value) {
   iommu_->RecordFault(sid, reason, addr, is_write, pasid_value);
 }
 

@@ -15,15 +15,27 @@
 // events) are 4-byte writes of FEDATA/IEDATA to FEADDR/IEADDR through the
 // system address space, like a device's MSI.
 //
-// Threading: control context only (register accesses and the engine-side
-// methods are not synchronised).
+// Threading: every public method may be called from any thread. One lock
+// (StateLock) serialises the register file: guest register accesses
+// (control context), Reset, and the fault recording DMA threads reach
+// through the engine (a translation or interrupt-remapping fault), so a
+// fault record can never tear a guest's FSTS/FRCD access. The lock is
+// re-entrant for the thread holding it: a register write whose side
+// effects run device code synchronously (an invalidation-wait status
+// write or a fault event landing on a device BAR that starts a DMA, which
+// faults) records that fault without deadlocking. The latched state the
+// interrupt remapper reads on DMA threads is published atomically.
 #ifndef VIOMMU_HW_IOMMU_INTEL_IOMMU_H_
 #define VIOMMU_HW_IOMMU_INTEL_IOMMU_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "viommu/hw/iommu/vtd_fault_reason.h"
 #include "viommu/hw/iommu/vtd_observer.h"
 #include "viommu/hw/iommu/vtd_properties.h"
@@ -86,13 +98,25 @@ class IntelIommu final : public memory::MmioOps {
   uint32_t queue_size() const { return iq_size_; }  // descriptors
   uint32_t queue_head() const { return iq_head_; }
   uint32_t queue_tail() const { return iq_tail_; }
-  bool ir_enabled() const { return intr_enabled_; }
-  uint64_t ir_table() const { return intr_root_; }
-  uint32_t ir_table_size() const { return intr_size_; }  // entries
-  bool ir_eime() const { return intr_eime_; }  // as latched (see .cc)
+  // Read on DMA threads by the interrupt remapper: each one atomic.
+  bool ir_enabled() const {
+    return intr_enabled_.load(std::memory_order_acquire);
+  }
+  uint64_t ir_table() const {
+    return intr_root_.load(std::memory_order_acquire);
+  }
+  uint32_t ir_table_size() const {  // entries
+    return intr_size_.load(std::memory_order_acquire);
+  }
+  bool ir_eime() const {  // as latched (see .cc)
+    return intr_eime_.load(std::memory_order_acquire);
+  }
   // GSTS.CFIS: compatibility-format interrupts pass through (GCMD.CFI).
-  bool cfi_enabled() const { return cfi_enabled_; }
-  const RegisterFile& regs() const { return regs_; }
+  bool cfi_enabled() const {
+    return cfi_enabled_.load(std::memory_order_acquire);
+  }
+  // FSTS.IQE: the queue stopped at a bad descriptor.
+  bool queue_error_pending() const;
 
   // MmioOps.
   memory::MemTxResult Read(uint64_t offset, uint64_t* value, unsigned size,
@@ -104,34 +128,56 @@ class IntelIommu final : public memory::MmioOps {
 
  private:
   IntelIommu(const Properties& props, memory::AddressSpace* system_as);
-  void DefineRegisters();
-  void WriteRegister(uint16_t off, uint64_t value, unsigned size);
+  // Holds mu_ for its scope unless this thread holds it already (then it
+  // does nothing): see "Threading" above.
+  class ABSL_SCOPED_LOCKABLE StateLock {
+   public:
+    explicit StateLock(const IntelIommu* unit)
+        ABSL_EXCLUSIVE_LOCK_FUNCTION(unit->mu_);
+    ~StateLock() ABSL_UNLOCK_FUNCTION();
+    StateLock(const StateLock&) = delete;
+    StateLock& operator=(const StateLock&) = delete;
 
-  void HandleGcmd();
-  void HandleQie(bool enable);
-  void HandleCcmd();
-  void HandleIotlb();
-  void HandleIqt();
-  void HandleFsts();
-  void HandleFectl();
-  void HandleIcs();
-  void HandleIectl();
+   private:
+    const IntelIommu* const unit_;
+    bool nested_ = false;
+  };
+
+  void DefineRegisters() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WriteRegister(uint16_t off, uint64_t value, unsigned size)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  void HandleGcmd() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleQie(bool enable) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleCcmd() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleIotlb() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleIqt() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleFsts() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleFectl() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleIcs() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleIectl() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // vtd_fault.cc.
   // Writes FRCD (lo, hi) as RecordFault describes; `trace_addr` is what
   // the trace events show (the DMA address, or the interrupt index).
   void RecordFaultRecord(uint16_t sid, FaultReason reason, uint64_t lo,
-                         uint64_t hi, uint64_t trace_addr, bool is_write);
-  void UpdatePpf();
-  void GenerateFaultEvent(uint32_t pre_fsts);
-  void SendInterrupt(Reg32 addr_reg, Reg32 data_reg);
+                         uint64_t hi, uint64_t trace_addr, bool is_write)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UpdatePpf() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void GenerateFaultEvent(uint32_t pre_fsts) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendInterrupt(Reg32 addr_reg, Reg32 data_reg)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Properties props_;
   const uint64_t cap_;
   const uint64_t ecap_;
   memory::AddressSpace* const system_as_;  // not owned
   Observer* observer_ = nullptr;           // not owned
-  RegisterFile regs_;
+  // The register file and the fault-record cursor; see StateLock.
+  mutable absl::Mutex mu_;
+  // The thread holding mu_ (default-constructed id: none).
+  mutable std::atomic<std::thread::id> mu_owner_{};
+  RegisterFile regs_ ABSL_GUARDED_BY(mu_);
 
   bool dmar_enabled_ = false;
   uint64_t root_ = 0;
@@ -141,12 +187,12 @@ class IntelIommu final : public memory::MmioOps {
   uint32_t iq_head_ = 0;
   uint32_t iq_tail_ = 0;
   bool iq_last_was_wait_ = false;
-  bool intr_enabled_ = false;
-  uint64_t intr_root_ = 0;
-  uint32_t intr_size_ = 0;
-  bool intr_eime_ = false;
-  bool cfi_enabled_ = false;
-  int next_frcd_ = 0;
+  std::atomic<bool> intr_enabled_{false};
+  std::atomic<uint64_t> intr_root_{0};
+  std::atomic<uint32_t> intr_size_{0};
+  std::atomic<bool> intr_eime_{false};
+  std::atomic<bool> cfi_enabled_{false};
+  int next_frcd_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace viommu::vtd

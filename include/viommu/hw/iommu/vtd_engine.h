@@ -42,10 +42,10 @@
 // Threading: everything runs in the control context, except the per-device
 // IommuModel::Translate, which may run on any DMA thread: it reads guest
 // tables through the system AddressSpace (thread-safe) and the engine's
-// atomically published enable/root state. Faults it records are serialised
-// by a lock but reach IntelIommu, whose registers are control-context
-// state: DMA threads other than the control context must not fault while
-// the guest accesses the registers (documented limitation).
+// atomically published enable/root state, and records faults through
+// IntelIommu, which serialises them with the guest's register accesses
+// (intel_iommu.h, "Threading"). The interrupt window (interrupt
+// remapping) is control-context only (vtd_interrupt_remap.h).
 #ifndef VIOMMU_HW_IOMMU_VTD_ENGINE_H_
 #define VIOMMU_HW_IOMMU_VTD_ENGINE_H_
 
@@ -57,7 +57,6 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "viommu/devcore/host_iommu_device.h"
 #include "viommu/hw/iommu/intel_iommu.h"
 #include "viommu/hw/iommu/vtd_address_space.h"
@@ -155,13 +154,9 @@ class VtdEngine final : public Observer, public InvalidationSink {
   memory::IommuTlbEntry Translate(VtdDevice& dev, Iova iova,
                                   memory::IommuPerm access);
   // QEMU's vtd_qualify_report_fault; `pasid_value` as IntelIommu::RecordFault.
+  // Records through IntelIommu::RecordFault (thread-safe).
   void ReportFault(uint16_t sid, FaultReason reason, bool fpd, uint64_t addr,
-                   bool is_write, uint16_t pasid_value = 0)
-      ABSL_LOCKS_EXCLUDED(fault_mu_);
-  // IntelIommu::RecordFault, the only way the engine records a fault.
-  void RecordFaultLocked(uint16_t sid, FaultReason reason, uint64_t addr,
-                         bool is_write, uint16_t pasid_value)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(fault_mu_);
+                   bool is_write, uint16_t pasid_value = 0);
   // The device's context entry for translation (context cache, else the
   // tables).
   ContextLookup GetContext(VtdDevice& dev);
@@ -213,11 +208,6 @@ class VtdEngine final : public Observer, public InvalidationSink {
 
   absl::flat_hash_map<uint16_t, std::unique_ptr<VtdDevice>> devices_;
   absl::flat_hash_map<uint16_t, devcore::HostIommuDevice> host_devices_;
-  // Serialises fault recording from DMA threads: IntelIommu's fault
-  // registers are written only in RecordFaultLocked, with it held. (It does
-  // not order those writes against the guest's register accesses, which
-  // run in the control context without it: see "Threading" above.)
-  absl::Mutex fault_mu_;
   std::atomic<uint64_t> walks_{0};
   std::atomic<uint64_t> faults_{0};
   uint64_t syncs_ = 0;  // control context
