@@ -1,7 +1,10 @@
 // libFuzzer target: the input is a program of guest actions against a
 // q35 machine with intel-iommu, edu (04.0) and dma-testdev (05.0): table
 // writes into a small guest region, VT-d register accesses, device DMA,
-// clock steps, MAP/UNMAP notifiers and system reset.
+// clock steps, MAP/UNMAP notifiers, system reset, and interrupt
+// remapping: IRTEs, IRTA, GCMD SIRTP/IRE/CFI, IEC invalidations, and
+// interrupt requests from edu's MSI, dma-testdev's DMA and raw writes of
+// either device into the interrupt window.
 //
 // One machine per intel-iommu configuration is kept for the process and
 // fully reset between inputs (machine_reuse.h: system_reset, RAM, clock);
@@ -16,7 +19,8 @@
 //
 // Guest RAM layout the structured actions aim at (kRegion, 16 pages):
 //   page 0 root table, page 1 context table (bus 0), pages 2..11 page
-//   tables, page 12 invalidation queue, page 13 wait status, 14..15 data.
+//   tables, page 12 invalidation queue, page 13 wait status, 14..15 data;
+//   then the interrupt-remapping table (kIrTable, IRTEs at index * 16).
 // Table writes go to slots 0..7 of a page (IOVAs are built from indexes
 // 0..7 per level, so walks and DMA meet the entries written), raw writes
 // anywhere in the region. Entry values mostly point back into the region.
@@ -26,18 +30,39 @@
 // stream (MAP on free bytes, UNMAP exactly as mapped); and with
 // caching-mode, after a global IOTLB invalidation issued at the end, each
 // recorder agrees with a fresh walk of its device's tables
-// (vtd_shadow_checker.h for the exact rule and its edge cases).
+// (vtd_shadow_checker.h for the exact rule and its edge cases). Every
+// action that makes interrupt requests is predicted by a reference decode
+// written from the VT-d spec (vtd_ir_oracle.h: delivered as which message,
+// or blocked with which fault record, allowing for the interrupt-entry
+// cache) and the MSI window's record, the fault registers and the
+// remapper's request count must match; after every GCMD write the unit's
+// latched IRTA / IRES / CFIS must be what the guest programmed.
+//
+// Opcodes (op % 16): 0-2 table writes, 3 raw RAM write, 4 queue
+// descriptor, 5-8 register write, 9 register read, 10-11 dma-testdev DMA,
+// 12 edu DMA, 13 clock step, 14 notifier (un)registration, 15 by op >> 4:
+// 0, 1, 13 IRTE write; 2 IRTA; 3 GCMD SIRTP/IRE/CFI/QIE; 4, 5 IEC
+// descriptor; 6-8 dma-testdev interrupt DMA; 9, 10 edu MSI; 11, 14 raw
+// device write into the window; 12 IR driver setup; 15 system reset.
+// (Before interrupt remapping was fuzzed, 0x0f..0xef were no-ops.)
+#include <algorithm>
+#include <cinttypes>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
 #include "tests/fuzz/fuzz_trace.h"
 #include "tests/fuzz/machine_reuse.h"
+#include "tests/fuzz/vtd_ir_oracle.h"
 #include "tests/fuzz/vtd_shadow_checker.h"
 #include "viommu/hw/i386/q35_machine.h"
 #include "viommu/hw/iommu/vtd_context.h"
@@ -57,6 +82,7 @@ constexpr uint64_t kQueue = kRegion + 12 * kPage;
 constexpr uint64_t kStatus = kRegion + 13 * kPage;
 constexpr uint64_t kData = kRegion + 14 * kPage;
 constexpr int kRegionPages = 16;
+constexpr uint64_t kIrTable = kRegion + kRegionPages * kPage;  // 1 MiB
 constexpr int kMaxActions = 192;
 
 constexpr uint8_t kEduDevfn = 0x20;
@@ -96,6 +122,7 @@ class Program {
 
   // False when the program must stop (work budget exceeded).
   bool Step(Input& in);
+  int ir_checked() const { return ir_checked_; }
   void FinalCheck();
   // Adds the machine's observable end state to the trace (replay only).
   void TraceEndState();
@@ -110,8 +137,15 @@ class Program {
     (void)m_->system_as().Read(hw::kVtdRegBase + off, &v, size);
     return v;
   }
+  // Every guest register write goes through here, so the IR tracker
+  // sees each GCMD write (4 bytes, or the low half of 8 at GCMD).
   void WriteReg(uint16_t off, uint64_t v, unsigned size) {
     (void)m_->system_as().Write(hw::kVtdRegBase + off, &v, size);
+    if (off == Offset(Reg32::kGcmd)) {
+      ir_.OnGcmd(static_cast<uint32_t>(v), ReadReg(Offset(Reg64::kIrta), 8),
+                 cfg_.aw_bits);
+      CheckIrUnit(/*tracked=*/true);
+    }
   }
   void Mmio(uint64_t addr, uint64_t v, unsigned size) {
     (void)m_->system_as().Write(addr, &v, size);
@@ -153,6 +187,16 @@ class Program {
     return v;
   }
 
+  // An interrupt-table index: mostly 0..15, sometimes 0..63 or any.
+  static uint32_t PickIrIndex(Input& in) {
+    const uint8_t a = in.U8();
+    if (a < 0x80) return a & 15;
+    if (a < 0xc0) return a & 0x3f;
+    return in.U16();
+  }
+  static uint64_t PickMsi(Input& in, uint32_t* data);
+
+  bool StepAction(Input& in);
   void TableWrite(Input& in);
   void RawWrite(Input& in);
   void QueueWrite(Input& in);
@@ -163,6 +207,34 @@ class Program {
   void RegisterNotifier(Input& in);
   void Reset();
   void SetupPci();
+  // Interrupt remapping.
+  void IrteWrite(Input& in);
+  void IrtaWrite(Input& in);
+  void IrGcmd(Input& in);
+  void IecSubmit(Input& in);
+  void IrSetup(Input& in);
+  void TestdevIrq(Input& in);
+  void EduMsi(Input& in);
+  void RawWindowWrite(Input& in);
+  void EnableQi();
+  // Writes a descriptor at the queue tail and moves the tail past it, if
+  // QI is on and the queue is idle; true when it verifiably ran.
+  bool SubmitDescriptor(uint64_t lo, uint64_t hi);
+  // Runs `perform`, which makes exactly `reqs` (from `src`), and checks
+  // the window's record and the fault registers against the reference.
+  void CheckedInterrupts(const std::vector<IrRequest>& reqs,
+                         std::optional<uint16_t> src,
+                         const std::function<void()>& perform);
+  IrObserved ObserveIr(std::optional<uint16_t> src);
+  IrTracker::ReadResult ReadIrte(uint64_t gpa, RefIrte* out);
+  uint64_t IrRequestCount() {
+    return m_->vtd_engine()->interrupt_remapper().stats().requests;
+  }
+  // Compares the unit's latched IR state with the tracker's: a mismatch
+  // fails after a guest GCMD write (`tracked`), and otherwise means an
+  // untracked register write (device DMA into the register block).
+  void CheckIrUnit(bool tracked);
+  uint8_t EduMsiCap();
   // False when a sync now could walk more than the budget allows.
   bool SyncBudgetOk();
   // Issues a global IOTLB invalidation the way the guest can (register, or
@@ -176,6 +248,10 @@ class Program {
   bool pci_ready_ = false;
   MappingRecorder recorders_[2];
   memory::IommuNotifierHandle handles_[2];
+  IrTracker ir_;
+  std::unique_ptr<memory::AddressSpace> dev_as_[2];  // RawWindowWrite's
+  bool ir_accounted_ = false;  // this step's requests were all predicted
+  int ir_checked_ = 0;         // actions whose outcome was checked
 };
 
 void Program::TableWrite(Input& in) {
@@ -415,6 +491,7 @@ void Program::RegisterNotifier(Input& in) {
 void Program::Reset() {
   m_->Reset();
   pci_ready_ = false;
+  ir_.OnReset();
 }
 
 bool Program::SyncBudgetOk() {
@@ -435,6 +512,17 @@ bool Program::SyncBudgetOk() {
 }
 
 bool Program::Step(Input& in) {
+  const uint64_t requests = IrRequestCount();
+  ir_accounted_ = false;
+  const bool go_on = StepAction(in);
+  // Requests nobody predicted (a DMA that reached the window or a device
+  // register) may have filled the interrupt-entry cache.
+  if (!ir_accounted_ && IrRequestCount() != requests) ir_.ForgetCache();
+  CheckIrUnit(/*tracked=*/false);
+  return go_on;
+}
+
+bool Program::StepAction(Input& in) {
   const uint8_t op = in.U8();
   switch (op % 16) {
     case 0:
@@ -474,9 +562,438 @@ bool Program::Step(Input& in) {
       RegisterNotifier(in);
       return true;
     default:
-      if ((op & 0xf0) == 0xf0) Reset();  // rarer than the others
-      return true;
+      switch (op >> 4) {
+        case 0:
+        case 1:
+        case 13:
+          IrteWrite(in);
+          return true;
+        case 2:
+          IrtaWrite(in);
+          return true;
+        case 3:
+          if (!SyncBudgetOk()) return false;
+          IrGcmd(in);
+          return true;
+        case 4:
+        case 5:
+          if (!SyncBudgetOk()) return false;
+          IecSubmit(in);
+          return true;
+        case 6:
+        case 7:
+        case 8:
+          TestdevIrq(in);
+          return true;
+        case 9:
+        case 10:
+          EduMsi(in);
+          return true;
+        case 11:
+        case 14:
+          RawWindowWrite(in);
+          return true;
+        case 12:
+          if (!SyncBudgetOk()) return false;
+          IrSetup(in);
+          return true;
+        default:
+          Reset();  // rarer than the others
+          return true;
+      }
   }
+}
+
+// --- interrupt remapping ---
+
+uint64_t Program::PickMsi(Input& in, uint32_t* data) {
+  const uint8_t f = in.U8();
+  if ((f & 0xc0) == 0xc0) {  // compatibility format: address bit 4 clear
+    *data = (f & 0x20) ? in.U32() : (in.U8() | 0x4000u);
+    return kIrWindowBase | ((uint64_t{in.U16()} << 4) & 0xf'ffe0) | (f & 0xc);
+  }
+  // Remappable: the index as handle, or split into handle + subhandle.
+  const uint32_t index = PickIrIndex(in);
+  uint32_t handle = index;
+  const bool shv = f & 1;
+  if (shv) {
+    uint32_t sub = 0;
+    switch ((f >> 1) & 3) {
+      case 0:
+        break;
+      case 1:
+        sub = index;
+        handle = 0;
+        break;
+      case 2:
+        sub = index / 2;
+        handle = index - sub;
+        break;
+      default:  // a sum past 16 bits
+        handle = 0xff00u | in.U8();
+        sub = in.U16();
+        break;
+    }
+    *data = sub | ((f & 0x08) ? uint32_t{in.U8()} << 16 : 0);  // reserved
+  } else {
+    *data = in.U8() | ((f & 0x10) ? 0x8000u : 0);  // IOxAPIC form
+  }
+  return kIrWindowBase | uint64_t{handle & 0x7fff} << 5 | 0x10 |
+         (shv ? 0x8 : 0) | uint64_t{(handle >> 15) & 1} << 2;
+}
+
+void Program::IrteWrite(Input& in) {
+  const uint32_t index = PickIrIndex(in);
+  const uint8_t f = in.U8();
+  RefIrte e;
+  if (f == 0xff) {
+    e.lo = in.U64();
+    e.hi = in.U64();
+  } else {
+    static constexpr uint8_t kDlm[8] = {0, 0, 1, 2, 4, 5, 7, 3};
+    const uint8_t g = in.U8();
+    e.lo = (f & 0x80 ? 0 : 1) | uint64_t{f & 0xfu} << 1 |  // P FPD DM RH TM
+           uint64_t{kDlm[(f >> 4) & 7]} << 5 | uint64_t{in.U8()} << 16;
+    switch (g & 3) {
+      case 0:  // xAPIC destination, bits 47:40
+        e.lo |= uint64_t{in.U8()} << 40;
+        break;
+      case 1:  // a small x2APIC one (reserved bits 39:32 in xAPIC mode)
+        e.lo |= uint64_t{in.U8()} << 32;
+        break;
+      default:
+        e.lo |= uint64_t{in.U32()} << 32;
+        break;
+    }
+    const uint8_t s = in.U8();
+    uint16_t sid;
+    switch (s & 3) {
+      case 0:
+      case 1:  // one of our devices, maybe off in bits 2:1 (SQ)
+        sid = static_cast<uint16_t>(kDevfns[s & 1] ^ ((s >> 6) & 3) << 1);
+        break;
+      case 2:  // a bus range: start 15:8, end 7:0
+        sid = static_cast<uint16_t>(((s >> 2) & 3) << 8 | ((s >> 4) & 3));
+        break;
+      default:
+        sid = in.U16();
+        break;
+    }
+    e.hi = sid | uint64_t{(g >> 2) & 3u} << 16 | uint64_t{(g >> 4) & 3u} << 18;
+    if (g & 0x40) {  // one reserved bit
+      static constexpr uint8_t kRsvdLo[10] = {12, 13, 14, 15, 24,
+                                              31, 32, 39, 48, 63};
+      const uint8_t r = in.U8();
+      if (r & 0x80) {
+        e.hi |= uint64_t{1} << (20 + (r & 0x7f) % 44);
+      } else {
+        e.lo |= uint64_t{1} << kRsvdLo[r % 10];
+      }
+    }
+    if (g & 0x80) e.lo = (e.lo & ~uint64_t{0xe0}) | 6u << 5;  // DLM 110b
+  }
+  Write64(kIrTable + uint64_t{index} * 16, e.lo);
+  Write64(kIrTable + uint64_t{index} * 16 + 8, e.hi);
+}
+
+void Program::IrtaWrite(Input& in) {
+  const uint8_t k = in.U8();
+  uint64_t v;
+  switch (k & 3) {
+    case 0:
+    case 1:
+      v = kIrTable;
+      break;
+    case 2:  // a page of the region (over the other tables) or the next
+      v = kRegion + (in.U8() % (kRegionPages + 2)) * kPage;
+      break;
+    default:
+      v = in.U64() & ~uint64_t{0xfff};
+      break;
+  }
+  v |= (k >> 2) & 15;              // S: 2^(S+1) entries
+  if (k & 0x40) v |= 1ull << 11;  // EIME
+  if (k & 0x80) {
+    WriteReg(Offset(Reg64::kIrta), v & 0xffff'ffff, 4);
+    WriteReg(Offset(Reg32::kIrtaHi), v >> 32, 4);
+  } else {
+    WriteReg(Offset(Reg64::kIrta), v, 8);
+  }
+}
+
+void Program::IrGcmd(Input& in) {
+  const uint8_t c = in.U8();
+  uint32_t v = static_cast<uint32_t>(ReadReg(Offset(Reg32::kGsts), 4)) &
+               (kGstsTes | kGstsQies | kGstsIres | kGstsCfis);
+  if (c & 1) v |= kGcmdSirtp;
+  if (c & 2) v ^= kGcmdIre;
+  if (c & 4) v ^= kGcmdCfi;
+  if (c & 8) v ^= kGcmdQie;
+  WriteReg(Offset(Reg32::kGcmd), v, 4);
+}
+
+void Program::EnableQi() {
+  if (m_->intel_iommu()->qi_enabled()) return;
+  WriteReg(Offset(Reg64::kIqa), kQueue, 8);
+  const uint32_t keep = static_cast<uint32_t>(ReadReg(Offset(Reg32::kGsts), 4)) &
+                        (kGstsTes | kGstsQies | kGstsIres | kGstsCfis);
+  WriteReg(Offset(Reg32::kGcmd), keep | kGcmdQie, 4);
+}
+
+void Program::IecSubmit(Input& in) {
+  const uint8_t k = in.U8();
+  if (k & 0x80) EnableQi();
+  const bool global = !(k & 1);
+  const uint16_t index = static_cast<uint16_t>(PickIrIndex(in));
+  const uint8_t mask = (k & 0x40) ? (k >> 1) & 31 : (k >> 1) & 3;
+  // IEC: type 4, G bit 4 (1: index-selective), IM 31:27, IIDX 47:32.
+  uint64_t lo = 4 | (global ? 0 : 1u << 4) | uint64_t{mask} << 27 |
+                uint64_t{index} << 32;
+  if ((k & 0xc0) == 0xc0) lo |= uint64_t{in.U8()} << 48;  // bits 63:48
+  if (SubmitDescriptor(lo, 0)) ir_.OnIec(global, index, mask);
+}
+
+void Program::IrSetup(Input& in) {
+  // What a driver does: table, SIRTP, QI, global IEC, IRE (and CFI).
+  const uint8_t k = in.U8();
+  WriteReg(Offset(Reg64::kIrta),
+           kIrTable | (k & 7) | ((k & 8) ? 1ull << 11 : 0), 8);
+  auto gsts = [&] {
+    return static_cast<uint32_t>(ReadReg(Offset(Reg32::kGsts), 4)) &
+           (kGstsTes | kGstsQies | kGstsIres | kGstsCfis);
+  };
+  WriteReg(Offset(Reg32::kGcmd), gsts() | kGcmdSirtp, 4);
+  EnableQi();
+  if (SubmitDescriptor(4, 0)) ir_.OnIec(true, 0, 0);
+  uint32_t v = gsts() | kGcmdIre;
+  v = (k & 0x10) ? v | kGcmdCfi : v & ~kGcmdCfi;
+  WriteReg(Offset(Reg32::kGcmd), v, 4);
+}
+
+void Program::TestdevIrq(Input& in) {
+  SetupPci();
+  const uint8_t k = in.U8();
+  uint32_t word[4];
+  uint64_t addr = PickMsi(in, &word[0]);
+  uint32_t len = 4 * (1 + (k & 3));
+  if (k & 4) {  // odd alignment and length
+    addr += in.U8() & 3;
+    len = 1 + ((k >> 3) & 15);
+  }
+  if (addr - kIrWindowBase > kIrWindowSize - len) {
+    addr = kIrWindowBase + kIrWindowSize - len;
+  }
+  for (int i = 1; i < 4; ++i) word[i] = (k & 0x80) ? in.U32() : word[0];
+  uint8_t bytes[16];
+  std::memcpy(bytes, word, sizeof bytes);
+  for (int i = 0; i < 4; ++i) Mmio(kTestdevBar + 0x1000 + 4 * i, word[i], 4);
+  CheckedInterrupts(SplitWindowWrite(addr, bytes, len, kTestdevDevfn),
+                    kTestdevDevfn, [&] {
+                      Mmio(kTestdevBar + 0x08, addr, 8);
+                      Mmio(kTestdevBar + 0x10, len, 4);
+                      Mmio(kTestdevBar + 0x14, 0, 4);
+                      Mmio(kTestdevBar + 0x18, 2, 4);  // write
+                    });
+}
+
+uint8_t Program::EduMsiCap() {
+  hw::pci::PciBus& bus = m_->pci_bus();
+  uint32_t cap = bus.ConfigRead(kEduDevfn, 0x34, 1);
+  for (int n = 0; n < 48 && cap >= 0x40; ++n) {
+    if (bus.ConfigRead(kEduDevfn, cap, 1) == 0x05) {
+      return static_cast<uint8_t>(cap);
+    }
+    cap = bus.ConfigRead(kEduDevfn, cap + 1, 1);
+  }
+  return 0;
+}
+
+void Program::EduMsi(Input& in) {
+  SetupPci();
+  const uint8_t k = in.U8();
+  const uint8_t cap = EduMsiCap();
+  if (cap == 0) Fail("edu has no MSI capability", 0, 0);
+  hw::pci::PciBus& bus = m_->pci_bus();
+  if (!(k & 1)) {  // program address (in the window) and data
+    uint32_t data;
+    const uint64_t addr = PickMsi(in, &data);
+    bus.ConfigWrite(kEduDevfn, cap + 4, static_cast<uint32_t>(addr), 4);
+    bus.ConfigWrite(kEduDevfn, cap + 8, 0, 4);
+    bus.ConfigWrite(kEduDevfn, cap + 12, data & 0xffff, 2);
+  }
+  bus.ConfigWrite(kEduDevfn, cap + 2, (k & 2) ? 0 : 1, 2);  // enable
+  // What the device will send, as the guest reads it back.
+  const bool enabled = bus.ConfigRead(kEduDevfn, cap + 2, 2) & 1;
+  const uint64_t addr =
+      bus.ConfigRead(kEduDevfn, cap + 4, 4) |
+      uint64_t{bus.ConfigRead(kEduDevfn, cap + 8, 4)} << 32;
+  const uint32_t data = bus.ConfigRead(kEduDevfn, cap + 12, 2);
+  auto raise = [&] { Mmio(kEduBar + 0x60, (k >> 2) | 1, 4); };
+  if (enabled && (addr < kIrWindowBase || addr - kIrWindowBase > kIrWindowSize - 4)) {
+    raise();  // a DMA write elsewhere (after a reset: address 0)
+    return;
+  }
+  std::vector<IrRequest> reqs;
+  if (enabled) reqs.push_back({.address = addr, .data = data, .sid = kEduDevfn});
+  CheckedInterrupts(reqs, kEduDevfn, raise);
+}
+
+void Program::RawWindowWrite(Input& in) {
+  SetupPci();
+  const uint8_t k = in.U8();
+  const uint8_t devfn = kDevfns[k & 1];
+  const bool no_rid = k & 2;
+  static constexpr unsigned kSizes[4] = {4, 8, 1, 2};
+  const unsigned size = kSizes[(k >> 2) & 3];
+  uint32_t data;
+  uint64_t addr = PickMsi(in, &data);
+  if (k & 0x10) addr += in.U8() & 7;
+  if (addr - kIrWindowBase > kIrWindowSize - size) {
+    addr = kIrWindowBase + kIrWindowSize - size;
+  }
+  const uint64_t value = data | (size == 8 ? uint64_t{in.U32()} << 32 : 0);
+  uint8_t bytes[8];
+  std::memcpy(bytes, &value, sizeof bytes);
+  std::optional<uint16_t> sid;
+  if (!no_rid) sid = devfn;
+  // The device's DMA view (its vIOMMU root), built on first use.
+  std::unique_ptr<memory::AddressSpace>& as = dev_as_[k & 1];
+  if (as == nullptr) {
+    as = std::make_unique<memory::AddressSpace>(
+        &m_->memory(), m_->viommu()->DmaRoot(0, devfn),
+        m_->viommu()->DmaSpaceName(0, devfn));
+  }
+  CheckedInterrupts(SplitWindowWrite(addr, bytes, size, sid), sid, [&] {
+    (void)as->Write(
+        addr, &value, size,
+        no_rid ? memory::MemTxAttrs::Unspecified()
+               : memory::MemTxAttrs::Requester(devfn));
+  });
+}
+
+IrTracker::ReadResult Program::ReadIrte(uint64_t gpa, RefIrte* out) {
+  memory::Translation t = m_->system_as().Translate(gpa, 16, false);
+  if (t.mr == nullptr) return IrTracker::ReadResult::kUnreadable;
+  if (t.mr->host() == nullptr || t.len < 16) {
+    return IrTracker::ReadResult::kUnknown;  // MMIO, or across regions
+  }
+  uint64_t raw[2];
+  if (!m_->system_as().Read(gpa, raw, sizeof raw).ok()) {
+    return IrTracker::ReadResult::kUnknown;
+  }
+  out->lo = raw[0];
+  out->hi = raw[1];
+  return IrTracker::ReadResult::kOk;
+}
+
+IrObserved Program::ObserveIr(std::optional<uint16_t> src) {
+  IrObserved s;
+  s.fsts = static_cast<uint32_t>(ReadReg(Offset(Reg32::kFsts), 4));
+  s.fectl = static_cast<uint32_t>(ReadReg(Offset(Reg32::kFectl), 4));
+  s.frcd_lo = ReadReg(Offset(Reg64::kFrcd0Lo), 8);
+  s.frcd_hi = ReadReg(Offset(Reg64::kFrcd0Hi), 8);
+  const std::optional<uint16_t> keys[2] = {src, std::nullopt};
+  for (int i = 0; i < (src.has_value() ? 2 : 1); ++i) {
+    IrObserved::Source& o = s.Of(keys[i]);
+    o.count = m_->msi().Count(keys[i]);
+    if (std::optional<hw::MsiMessage> last = m_->msi().Last(keys[i])) {
+      o.has_last = true;
+      o.last_address = last->address;
+      o.last_data = last->data;
+    }
+  }
+  return s;
+}
+
+void Program::CheckedInterrupts(const std::vector<IrRequest>& reqs,
+                                std::optional<uint16_t> src,
+                                const std::function<void()>& perform) {
+  const IrObserved pre = ObserveIr(src);
+  const uint64_t feaddr = ReadReg(Offset(Reg32::kFeaddr), 4);
+  const uint32_t fedata =
+      static_cast<uint32_t>(ReadReg(Offset(Reg32::kFedata), 4));
+  const bool remapping = ir_.enabled();
+  std::vector<IrObserved> expect{pre};
+  bool known = true;
+  for (const IrRequest& r : reqs) {
+    std::optional<std::vector<IrOutcome>> outcomes = ir_.Predict(
+        r, [this](uint64_t gpa, RefIrte* e) { return ReadIrte(gpa, e); });
+    if (!outcomes.has_value()) known = false;
+    if (!known) continue;  // still predicted: the cache possibilities
+    std::vector<IrObserved> next;
+    for (const IrObserved& s : expect) {
+      for (const IrOutcome& o : *outcomes) {
+        IrObserved t = s;
+        ApplyIrOutcome(t, o, r, feaddr, fedata);
+        if (std::find(next.begin(), next.end(), t) == next.end()) {
+          next.push_back(std::move(t));
+        }
+      }
+    }
+    expect = std::move(next);
+    if (expect.size() > 16) known = false;
+  }
+  const uint64_t requests = IrRequestCount();
+  perform();
+  ir_accounted_ = true;
+  const IrObserved post = ObserveIr(src);
+  if (viommu::fuzz::Mode().tracing) {
+    viommu::fuzz::TraceHash& t = viommu::fuzz::Trace();
+    t.Add64(post.fsts);
+    t.Add64(post.frcd_lo);
+    t.Add64(post.frcd_hi);
+    for (const IrObserved::Source& s : post.sources) {
+      t.Add64(s.count);
+      t.Add64(s.last_address);
+      t.Add64(s.last_data);
+    }
+  }
+  // Every 4-byte piece is one request to the remapper while IR is on.
+  const uint64_t seen = IrRequestCount() - requests;
+  if (remapping && seen != reqs.size()) {
+    Fail("interrupt requests seen by the remapper", seen, reqs.size());
+  }
+  if (!known) return;
+  ++ir_checked_;
+  const bool match =
+      std::find(expect.begin(), expect.end(), post) != expect.end();
+  if (match && std::getenv("VTD_FUZZER_VERBOSE") == nullptr) return;
+  std::fprintf(stderr, "vtd_fuzzer: %zu request(s):", reqs.size());
+  for (const IrRequest& r : reqs) {
+    std::fprintf(stderr, " [0x%" PRIx64 " data 0x%x sid %d]", r.address, r.data,
+                 r.sid.has_value() ? int{*r.sid} : -1);
+  }
+  auto print = [](const char* what, const IrObserved& s) {
+    std::fprintf(stderr,
+                 "\n  %s: fsts 0x%x fectl 0x%x frcd 0x%" PRIx64 " 0x%" PRIx64,
+                 what, s.fsts, s.fectl, s.frcd_hi, s.frcd_lo);
+    for (const IrObserved::Source& o : s.sources) {
+      std::fprintf(stderr, "; rid %d: %" PRIu64 " msgs, last 0x%" PRIx64
+                   " data 0x%x",
+                   o.rid.has_value() ? int{*o.rid} : -1, o.count,
+                   o.last_address, o.last_data);
+    }
+  };
+  print("before", pre);
+  for (const IrObserved& e : expect) print("expected", e);
+  print("machine", post);
+  std::fprintf(stderr, "\n");
+  if (match) return;
+  Fail("interrupt outcome differs from the reference", reqs.size(),
+       expect.size());
+}
+
+void Program::CheckIrUnit(bool tracked) {
+  const IntelIommu* u = m_->intel_iommu();
+  const char* what = ir_.Mismatch({.ires = u->ir_enabled(),
+                                   .cfis = u->cfi_enabled(),
+                                   .table = u->ir_table(),
+                                   .entries = u->ir_table_size(),
+                                   .eime = u->ir_eime()});
+  if (what == nullptr) return;
+  if (tracked) Fail(what, u->ir_table(), u->ir_table_size());
+  ir_.ForgetLatched();
+  ir_.ForgetCache();
 }
 
 bool Program::GlobalInvalidate() {
@@ -486,14 +1003,19 @@ bool Program::GlobalInvalidate() {
     const uint64_t r = ReadReg(Offset(Reg64::kIotlb), 8);
     return !(r & kIotlbIvt) && (r & kIotlbIaigMask) == 1ull << kIotlbIaigShift;
   }
-  // Queued: clear a queue error, then one global IOTLB descriptor at the
-  // tail, if the queue has nothing else pending.
+  return SubmitDescriptor(2 | 1u << 4, 0);  // global IOTLB
+}
+
+bool Program::SubmitDescriptor(uint64_t lo, uint64_t hi) {
+  // Clear a queue error, then one descriptor at the tail, if the queue
+  // has nothing else pending.
+  IntelIommu* iommu = m_->intel_iommu();
+  if (!iommu->qi_enabled()) return false;
   WriteReg(Offset(Reg32::kFsts), kFstsIqe, 4);
   const uint32_t head = iommu->queue_head();
   const uint32_t tail = iommu->queue_tail();
   if (head != tail || iommu->queue_size() == 0) return false;
   const uint64_t desc = iommu->queue_base() + uint64_t{tail} * 16;
-  const uint64_t lo = 2 | 1u << 4, hi = 0;
   if (!m_->system_as().Write(desc, &lo, 8).ok() ||
       !m_->system_as().Write(desc + 8, &hi, 8).ok()) {
     return false;
@@ -523,6 +1045,15 @@ void Program::TraceEndState() {
     }
   }
   t.Add64(m_->clock().now_ns());
+  const std::optional<uint16_t> sources[3] = {kEduDevfn, kTestdevDevfn,
+                                              std::nullopt};
+  for (const std::optional<uint16_t>& rid : sources) {
+    t.Add64(m_->msi().Count(rid));
+    if (std::optional<hw::MsiMessage> last = m_->msi().Last(rid)) {
+      t.Add64(last->address);
+      t.Add64(last->data);
+    }
+  }
   static uint8_t page[kPage];
   for (uint64_t gpa = 0; gpa < m_->ram_size(); gpa += kPage) {
     (void)m_->system_as().Read(gpa, page, kPage);
@@ -531,6 +1062,10 @@ void Program::TraceEndState() {
 }
 
 void Program::FinalCheck() {
+  if (ir_checked_ > 0 && std::getenv("VTD_FUZZER_VERBOSE") != nullptr) {
+    std::fprintf(stderr, "vtd_fuzzer: %d interrupt actions checked\n",
+                 ir_checked_);
+  }
   if (!handles_[0].registered() && !handles_[1].registered()) return;
   if (!SyncBudgetOk() || !GlobalInvalidate()) return;
   IntelIommu* iommu = m_->intel_iommu();
