@@ -21,16 +21,18 @@ IommuPerm PermOf(uint32_t flags) {
                                                          : 0));
 }
 
-// Calls fn(iova, mask, phys) for the power-of-two blocks that cover
-// [first, last] -> phys, each aligned in both IOVA and physical space (so a
-// consumer that rebuilds addresses from the mask is exact even for a
-// mapping whose IOVA and physical offsets differ).
+// Calls fn(iova, mask, phys) for the power-of-two blocks, aligned in IOVA
+// space (QEMU's dma_aligned_pow2_mask), that cover [first, last] -> phys:
+// at most 2 * 64 of them whatever the mapping. `phys` is the block's first
+// translated byte (a notifier entry maps [iova, iova + mask] linearly to
+// [phys, phys + mask]); it need not share the IOVA's alignment. Aligning
+// in both spaces would make a mapping whose IOVA and physical offsets
+// differ in low bits (e.g. [0, 2^64-1] -> 0x1000) billions of events.
 template <typename Fn>
 void ForEachBlock(uint64_t first, uint64_t last, uint64_t phys, Fn&& fn) {
   uint64_t iova = first;
   for (;;) {
-    const uint64_t both = iova | phys;
-    const uint64_t align_mask = both == 0 ? ~uint64_t{0} : (both & -both) - 1;
+    const uint64_t align_mask = iova == 0 ? ~uint64_t{0} : (iova & -iova) - 1;
     const uint64_t left = last - iova;  // bytes after iova
     const uint64_t span_mask =
         left == ~uint64_t{0} ? ~uint64_t{0} : std::bit_floor(left + 1) - 1;
