@@ -207,6 +207,8 @@ class Program {
   void RegisterNotifier(Input& in);
   void Reset();
   void SetupPci();
+  // SetupPci, and again if the BARs or COMMAND changed since.
+  void EnsurePci();
   // Interrupt remapping.
   void IrteWrite(Input& in);
   void IrtaWrite(Input& in);
@@ -430,6 +432,23 @@ void Program::RegRead(Input& in) {
     viommu::fuzz::Trace().Add64(off);
     viommu::fuzz::Trace().Add64(v);
   }
+}
+
+void Program::EnsurePci() {
+  // A device DMA through ECAM may have changed BARs or COMMAND since
+  // SetupPci; the interrupt actions need them as SetupPci left them.
+  hw::pci::PciBus& bus = m_->pci_bus();
+  constexpr uint32_t kCmd = hw::pci::kCommandMemory | hw::pci::kCommandMaster;
+  if (pci_ready_ &&
+      bus.ConfigRead(kEduDevfn, hw::pci::kCfgBar0, 4) == kEduBar &&
+      bus.ConfigRead(kTestdevDevfn, hw::pci::kCfgBar0, 4) == kTestdevBar &&
+      (bus.ConfigRead(kEduDevfn, hw::pci::kCfgCommand, 2) & kCmd) == kCmd &&
+      (bus.ConfigRead(kTestdevDevfn, hw::pci::kCfgCommand, 2) & kCmd) ==
+          kCmd) {
+    return;
+  }
+  pci_ready_ = false;
+  SetupPci();
 }
 
 void Program::SetupPci() {
@@ -771,7 +790,7 @@ void Program::IrSetup(Input& in) {
 }
 
 void Program::TestdevIrq(Input& in) {
-  SetupPci();
+  EnsurePci();
   const uint8_t k = in.U8();
   uint32_t word[4];
   uint64_t addr = PickMsi(in, &word[0]);
@@ -809,7 +828,7 @@ uint8_t Program::EduMsiCap() {
 }
 
 void Program::EduMsi(Input& in) {
-  SetupPci();
+  EnsurePci();
   const uint8_t k = in.U8();
   const uint8_t cap = EduMsiCap();
   if (cap == 0) Fail("edu has no MSI capability", 0, 0);
@@ -839,7 +858,7 @@ void Program::EduMsi(Input& in) {
 }
 
 void Program::RawWindowWrite(Input& in) {
-  SetupPci();
+  EnsurePci();
   const uint8_t k = in.U8();
   const uint8_t devfn = kDevfns[k & 1];
   const bool no_rid = k & 2;
