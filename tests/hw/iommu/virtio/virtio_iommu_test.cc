@@ -304,11 +304,11 @@ TEST_F(VirtioIommuTest, MapIsNotValidatedAsQemu) {
 
 TEST_F(VirtioIommuTest, ShortRequestsAreInval) {
   ASSERT_EQ(Send(AttachReq(1, kEdu)), kStatusOk);
-  for (auto req : {AttachReq(2, kEdu), DetachReq(1, kEdu),
-                   MapReq(1, 0, 0xfff, 0), UnmapReq(1, 0, 0xfff),
-                   ProbeReq(kEdu)}) {
-    req.resize(req.size() - 1);
-    EXPECT_EQ(Send(req, 516), kStatusInval) << int{req[0]};
+  for (const auto& req : {AttachReq(2, kEdu), DetachReq(1, kEdu),
+                          MapReq(1, 0, 0xfff, 0), UnmapReq(1, 0, 0xfff),
+                          ProbeReq(kEdu)}) {
+    const std::vector<uint8_t> shorter(req.begin(), req.end() - 1);
+    EXPECT_EQ(Send(shorter, 516), kStatusInval) << int{req[0]};
   }
   EXPECT_EQ(viommu_->EndpointDomain(kEdu), 1u);
 }
