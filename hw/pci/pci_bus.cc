@@ -94,6 +94,7 @@ absl::StatusOr<PciDevice*> PciBus::Plug(std::unique_ptr<PciDevice> device,
     device->Detach();
     return status;
   }
+  device->power_on_config_ = device->config_;
   devices_[df] = std::move(device);
   return devices_[df].get();
 }

@@ -202,6 +202,14 @@ void PciDevice::Reset() {
   MsiReset();
 }
 
+void PciDevice::PowerOnConfigReset() {
+  Reset();
+  // Reset() brought every register with a reset rule (COMMAND, BARs, MSI,
+  // INTx) to its power-on value and updated the mappings; what is left
+  // differs only in bytes without side effects.
+  config_ = power_on_config_;
+}
+
 void PciDevice::RegisterBar(int index, BarType type, bool prefetchable,
                             std::shared_ptr<MemoryRegion> region) {
   const bool is64 = type == BarType::kMem64;

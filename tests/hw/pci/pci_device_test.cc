@@ -72,6 +72,20 @@ TEST_F(PciDeviceTest, InterruptLineAndDeviceAreaAreWritable) {
   EXPECT_EQ(Cfg(0x80), 0x12345678u);
 }
 
+TEST_F(PciDeviceTest, PowerOnConfigResetAlsoClearsWhatSystemResetKeeps) {
+  SetCfg(0xf0, 0xa5a5a5a5);
+  SetCfg(kCfgInterruptLine, 0x0b, 1);
+  SetCfg(kCfgCommand, kCommandMemory, 2);
+  dev_->Reset();  // system_reset: device-specific bytes stay, as on QEMU
+  EXPECT_EQ(Cfg(0xf0), 0xa5a5a5a5u);
+  EXPECT_EQ(Cfg(kCfgInterruptLine, 1), 0u);
+  SetCfg(kCfgCommand, kCommandMemory, 2);
+  dev_->PowerOnConfigReset();  // as plugged
+  EXPECT_EQ(Cfg(0xf0), 0u);
+  EXPECT_EQ(Cfg(kCfgCommand, 2), 0u);
+  EXPECT_EQ(Cfg(kCfgVendorId, 2), dev_->info().vendor_id);
+}
+
 TEST_F(PciDeviceTest, StatusErrorBitsAreWriteOneToClear) {
   uint8_t* cfg = dev_->RawConfig();
   cfg[kCfgStatus + 1] |= 0xf9;    // every error bit

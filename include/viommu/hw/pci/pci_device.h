@@ -120,6 +120,12 @@ class PciDevice {
 
   // System reset (see file comment). Subclasses that override call the base.
   virtual void Reset();
+  // Cold reset of the configuration space: Reset(), then every byte back
+  // to what it held when the function was plugged. system_reset keeps, as
+  // QEMU does, what a guest wrote into writable bytes no reset rule covers
+  // (e.g. 0x40-0xff outside the capabilities, writable by default); a
+  // machine reused as if new (fuzzers, embedders) needs them gone too.
+  void PowerOnConfigReset();
 
   uint16_t command() const;
   uint16_t status() const;
@@ -225,6 +231,8 @@ class PciDevice {
   PciBus* bus_ = nullptr;  // not owned, outlives the device while plugged
   uint8_t devfn_ = 0;
   std::array<uint8_t, kConfigSpaceSize> config_{};
+  // config_ as it was right after Realize (PciBus::Plug).
+  std::array<uint8_t, kConfigSpaceSize> power_on_config_{};
   std::array<uint8_t, kConfigSpaceSize> wmask_{};
   std::array<uint8_t, kConfigSpaceSize> w1cmask_{};
   std::array<Bar, kNumBars> bars_{};
