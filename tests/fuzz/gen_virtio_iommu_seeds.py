@@ -11,7 +11,7 @@ import os
 import struct
 import sys
 
-EDU, TESTDEV, SELF = 0x20, 0x28, 0x18
+EDU, TESTDEV, SELF, VFIO = 0x20, 0x28, 0x18, 0x30
 DATA = 0x100000
 R, W, RW = 1, 2, 3
 # BuildRequest's type selector (k & 7) per request type.
@@ -55,6 +55,8 @@ def endpoint(ep):
         return u8(0)
     if ep == TESTDEV:
         return u8(2)
+    if ep == VFIO:
+        return u8(0x0a)
     if ep == SELF:
         return u8(3)
     if ep == 0:
@@ -70,7 +72,12 @@ def iova(v):
     return u8(7) + u64(v)
 
 
+TO_TOP = 'to-top'
+
+
 def size(n):
+    if n == TO_TOP:
+        return u8(6)
     if n % 0x1000 == 0 and 1 <= n // 0x1000 <= 32:
         return u8((n // 0x1000 - 1) << 3)
     if n == 0x200000:
@@ -184,6 +191,19 @@ SEEDS = {
     unmap(1, 0x1000, 0x1000, shape=7) + reregister(1) + KICK +
     edu_dma(0x200000, 7),
     # A malformed chain: NEEDS_RESET, then a device reset and new requests.
+    # A mapping to the top of the IOVA space whose physical start is only
+    # page-aligned (2^52 one-page events before 74624fa: a hang).
+    'map_offset_to_top': u8(0) + init() + attach(1, EDU) + attach(1, VFIO) +
+    map_(1, 0, TO_TOP, 0x1000) + KICK + unmap(1, 0, TO_TOP) + KICK,
+    # vfio-pci at 06.0: its container follows ATTACH, MAP (RAM, the MSI
+    # window, MMIO), UNMAP, DETACH, the bypass switch and a system reset.
+    'vfio_container_follows': u8(0) + init() + attach(1, VFIO) +
+    map_(1, 0x8000000, 0x1000, DATA + 0x200000) +
+    map_(1, 0x8200000, 0x200000, DATA + 0x400000, flags=R) +
+    map_(1, 0xfee00000, 0x1000, DATA) + map_(1, 0x9000000, 0x1000, 0xfed00000) +
+    KICK + unmap(1, 0x8000000, 0x1000) + attach(1, EDU) + KICK +
+    detach(1, VFIO) + KICK + bypass_write(0) + attach(2, VFIO) + KICK +
+    system_reset(),
     'malformed_then_reset': u8(0) + init() + attach(1, EDU) +
     map_(1, 0x3000, 0x1000, DATA) + malformed(0) + attach(2, TESTDEV) +
     KICK + device_reset() + attach(1, EDU) + KICK + malformed(9) + KICK +
