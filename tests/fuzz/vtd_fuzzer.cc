@@ -443,8 +443,7 @@ void Program::EnsurePci() {
       bus.ConfigRead(kEduDevfn, hw::pci::kCfgBar0, 4) == kEduBar &&
       bus.ConfigRead(kTestdevDevfn, hw::pci::kCfgBar0, 4) == kTestdevBar &&
       (bus.ConfigRead(kEduDevfn, hw::pci::kCfgCommand, 2) & kCmd) == kCmd &&
-      (bus.ConfigRead(kTestdevDevfn, hw::pci::kCfgCommand, 2) & kCmd) ==
-          kCmd) {
+      (bus.ConfigRead(kTestdevDevfn, hw::pci::kCfgCommand, 2) & kCmd) == kCmd) {
     return;
   }
   pci_ready_ = false;
@@ -730,7 +729,7 @@ void Program::IrtaWrite(Input& in) {
       v = in.U64() & ~uint64_t{0xfff};
       break;
   }
-  v |= (k >> 2) & 15;              // S: 2^(S+1) entries
+  v |= (k >> 2) & 15;             // S: 2^(S+1) entries
   if (k & 0x40) v |= 1ull << 11;  // EIME
   if (k & 0x80) {
     WriteReg(Offset(Reg64::kIrta), v & 0xffff'ffff, 4);
@@ -754,8 +753,9 @@ void Program::IrGcmd(Input& in) {
 void Program::EnableQi() {
   if (m_->intel_iommu()->qi_enabled()) return;
   WriteReg(Offset(Reg64::kIqa), kQueue, 8);
-  const uint32_t keep = static_cast<uint32_t>(ReadReg(Offset(Reg32::kGsts), 4)) &
-                        (kGstsTes | kGstsQies | kGstsIres | kGstsCfis);
+  const uint32_t keep =
+      static_cast<uint32_t>(ReadReg(Offset(Reg32::kGsts), 4)) &
+      (kGstsTes | kGstsQies | kGstsIres | kGstsCfis);
   WriteReg(Offset(Reg32::kGcmd), keep | kGcmdQie, 4);
 }
 
@@ -766,8 +766,8 @@ void Program::IecSubmit(Input& in) {
   const uint16_t index = static_cast<uint16_t>(PickIrIndex(in));
   const uint8_t mask = (k & 0x40) ? (k >> 1) & 31 : (k >> 1) & 3;
   // IEC: type 4, G bit 4 (1: index-selective), IM 31:27, IIDX 47:32.
-  uint64_t lo = 4 | (global ? 0 : 1u << 4) | uint64_t{mask} << 27 |
-                uint64_t{index} << 32;
+  uint64_t lo =
+      4 | (global ? 0 : 1u << 4) | uint64_t{mask} << 27 | uint64_t{index} << 32;
   if ((k & 0xc0) == 0xc0) lo |= uint64_t{in.U8()} << 48;  // bits 63:48
   if (SubmitDescriptor(lo, 0)) ir_.OnIec(global, index, mask);
 }
@@ -843,17 +843,19 @@ void Program::EduMsi(Input& in) {
   bus.ConfigWrite(kEduDevfn, cap + 2, (k & 2) ? 0 : 1, 2);  // enable
   // What the device will send, as the guest reads it back.
   const bool enabled = bus.ConfigRead(kEduDevfn, cap + 2, 2) & 1;
-  const uint64_t addr =
-      bus.ConfigRead(kEduDevfn, cap + 4, 4) |
-      uint64_t{bus.ConfigRead(kEduDevfn, cap + 8, 4)} << 32;
+  const uint64_t addr = bus.ConfigRead(kEduDevfn, cap + 4, 4) |
+                        uint64_t{bus.ConfigRead(kEduDevfn, cap + 8, 4)} << 32;
   const uint32_t data = bus.ConfigRead(kEduDevfn, cap + 12, 2);
   auto raise = [&] { Mmio(kEduBar + 0x60, (k >> 2) | 1, 4); };
-  if (enabled && (addr < kIrWindowBase || addr - kIrWindowBase > kIrWindowSize - 4)) {
+  if (enabled &&
+      (addr < kIrWindowBase || addr - kIrWindowBase > kIrWindowSize - 4)) {
     raise();  // a DMA write elsewhere (after a reset: address 0)
     return;
   }
   std::vector<IrRequest> reqs;
-  if (enabled) reqs.push_back({.address = addr, .data = data, .sid = kEduDevfn});
+  if (enabled) {
+    reqs.push_back({.address = addr, .data = data, .sid = kEduDevfn});
+  }
   CheckedInterrupts(reqs, kEduDevfn, raise);
 }
 
@@ -883,10 +885,9 @@ void Program::RawWindowWrite(Input& in) {
         m_->viommu()->DmaSpaceName(0, devfn));
   }
   CheckedInterrupts(SplitWindowWrite(addr, bytes, size, sid), sid, [&] {
-    (void)as->Write(
-        addr, &value, size,
-        no_rid ? memory::MemTxAttrs::Unspecified()
-               : memory::MemTxAttrs::Requester(devfn));
+    (void)as->Write(addr, &value, size,
+                    no_rid ? memory::MemTxAttrs::Unspecified()
+                           : memory::MemTxAttrs::Requester(devfn));
   });
 }
 
@@ -987,8 +988,8 @@ void Program::CheckedInterrupts(const std::vector<IrRequest>& reqs,
                  "\n  %s: fsts 0x%x fectl 0x%x frcd 0x%" PRIx64 " 0x%" PRIx64,
                  what, s.fsts, s.fectl, s.frcd_hi, s.frcd_lo);
     for (const IrObserved::Source& o : s.sources) {
-      std::fprintf(stderr, "; rid %d: %" PRIu64 " msgs, last 0x%" PRIx64
-                   " data 0x%x",
+      std::fprintf(stderr,
+                   "; rid %d: %" PRIu64 " msgs, last 0x%" PRIx64 " data 0x%x",
                    o.rid.has_value() ? int{*o.rid} : -1, o.count,
                    o.last_address, o.last_data);
     }

@@ -61,8 +61,8 @@ struct IrOutcome {
   bool delivered = false;
   uint64_t address = 0;  // delivered: the message
   uint32_t data = 0;
-  uint8_t reason = 0;    // blocked: fault reason, interrupt index, and
-  uint16_t index = 0;    // whether a fault record is attempted (FPD)
+  uint8_t reason = 0;  // blocked: fault reason, interrupt index, and
+  uint16_t index = 0;  // whether a fault record is attempted (FPD)
   bool recorded = false;
   friend bool operator==(const IrOutcome&, const IrOutcome&) = default;
 };
@@ -250,21 +250,19 @@ class IrTracker {
   // tell (nothing is then assumed about the cache either). Updates the
   // cache possibilities as the request may have filled the cache.
   std::optional<std::vector<IrOutcome>> Predict(const IrRequest& r,
-                                               const IrteReader& read) {
+                                                const IrteReader& read) {
     if (!enable_known_) return Unknown();
     if (!ires_) {  // not remapped: the request as it is
       return std::vector<IrOutcome>{
           {.delivered = true, .address = r.address, .data = r.data}};
     }
     auto block = [](uint8_t reason, uint32_t index) {
-      return std::vector<IrOutcome>{
-          {.reason = reason,
-           .index = static_cast<uint16_t>(index),
-           .recorded = true}};
+      return std::vector<IrOutcome>{{.reason = reason,
+                                     .index = static_cast<uint16_t>(index),
+                                     .recorded = true}};
     };
     // §5.1.2: address 63:32 reserved and 31:20 = 0xFEE (always, here).
-    if ((r.address >> 32) != 0 ||
-        (r.address & 0xfff0'0000) != kIrWindowBase) {
+    if ((r.address >> 32) != 0 || (r.address & 0xfff0'0000) != kIrWindowBase) {
       return block(kIrFaultRequestReserved, 0);
     }
     if (!(r.address & 0x10)) {  // compatibility format (§5.1.2.1)
