@@ -125,8 +125,9 @@ def testdev_dma(addr, n, write=False):
     return u8(12) + u8(1 if write else 0) + iova(addr) + u8(n - 1)
 
 
-def edu_dma(addr, len_log2=0):
-    return u8(13) + u8(len_log2) + iova(addr)
+def edu_dma(src, dst, len_log2=0):
+    """edu reads at IOVA src, then writes the bytes back at IOVA dst."""
+    return u8(13) + u8(len_log2) + iova(src) + iova(dst)
 
 
 def bypass_write(v):
@@ -158,7 +159,7 @@ SEEDS = {
     'map_dma_unmap': u8(0) + init() + attach(1, EDU) + attach(1, TESTDEV) +
     map_(1, 0x7000000, 0x4000, DATA + 0x10000) + KICK +
     testdev_dma(0x7000010, 32) + testdev_dma(0x7001000, 16, write=True) +
-    edu_dma(0x7000000, 3) + unmap(1, 0x7000000, 0x4000) + KICK +
+    edu_dma(0x7000000, 0x7002000, 3) + unmap(1, 0x7000000, 0x4000) + KICK +
     testdev_dma(0x7000000, 8) + detach(1, EDU) + detach(1, TESTDEV) + KICK,
     # PROBE of a known and an unknown endpoint, a short reply, unknown types.
     'probe_unknown': u8(0) + init() + probe(EDU) + probe(0x444) +
@@ -189,7 +190,7 @@ SEEDS = {
     map_(1, 0x200000, 0x200000, DATA + 0x200000, shape=3) +
     map_(1, 0x1000, 0x1000, DATA, shape=6) + probe(TESTDEV, shape=0x25) +
     unmap(1, 0x1000, 0x1000, shape=7) + reregister(1) + KICK +
-    edu_dma(0x200000, 7),
+    edu_dma(0x200000, 0x200800, 7),
     # A malformed chain: NEEDS_RESET, then a device reset and new requests.
     # A mapping to the top of the IOVA space whose physical start is only
     # page-aligned (2^52 one-page events before 74624fa: a hang).

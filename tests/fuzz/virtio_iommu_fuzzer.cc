@@ -128,7 +128,8 @@ constexpr uint64_t kDataFirst = 0x10'0000;  // DMA writes land only here
 constexpr uint64_t kMsiFirst = vi::kMsiWindowFirst;
 constexpr uint64_t kMsiLast = vi::kMsiWindowLast;
 
-// dma-testdev and edu registers.
+// dma-testdev and edu registers (edu's buffer is at 0x40000 of its DMA
+// space only: not in its BAR).
 constexpr uint64_t kTdIova = 0x08, kTdLen = 0x10, kTdOffset = 0x14,
                    kTdCmd = 0x18, kTdResult = 0x1c, kTdBuffer = 0x1000;
 constexpr uint64_t kEduDmaSrc = 0x80, kEduDmaDst = 0x88, kEduDmaCnt = 0x90,
@@ -1417,11 +1418,16 @@ void Program::TestdevDma() {
   if (ready_ && !broken_) CollectFaults(sid, write);
 }
 
+// edu reads `len` bytes at `iova` into its buffer (not visible through its
+// BAR), then, when the shadow says a second IOVA translates writably into
+// the data region, writes them back there: the bytes must be those at the
+// predicted source.
 void Program::EduDma() {
   const uint8_t k = in_.U8();
   const uint64_t iova = PickIova();
+  const uint64_t iova2 = PickIova();
   const uint32_t len = 8u << (k & 7);  // 8 .. 1024
-  bool any_fault = false, all_ram = true;
+  bool any_fault = false, all_ram = true, back = true;
   for (uint32_t i = 0; i < len; ++i) {
     const Translated t = shadow_.Translate(kEduDevfn, iova + i, false);
     if (t.fault) {
@@ -1429,34 +1435,43 @@ void Program::EduDma() {
     } else if (t.phys + 1 > kRamSize || iova + i < iova) {
       all_ram = false;
     }
-  }
-  // Known edu buffer contents first, so a failed read is visible.
-  for (uint32_t i = 0; i < len; i += 8) {
-    Mmio(kEduBar + kEduBuffer + i, 0xa5a5'a5a5'a5a5'a5a5ull, 8);
-  }
-  Mmio(kEduBar + kEduDmaSrc, iova, 8);
-  Mmio(kEduBar + kEduDmaDst, kEduBuffer, 8);
-  Mmio(kEduBar + kEduDmaCnt, len, 8);
-  Mmio(kEduBar + kEduDmaCmd, 1, 8);  // RAM -> buffer
-  m().clock().Step(100'000'000);
-  if (!any_fault && all_ram) {
-    for (uint32_t i = 0; i < len; i += 4) {
-      const Translated t = shadow_.Translate(kEduDevfn, iova + i, false);
-      uint32_t ram = 0;
-      RamRead(t.phys, &ram, 4);
-      // The 4 bytes may cross into another mapping: check byte by byte.
-      for (uint32_t b = 0; b < 4; ++b) {
-        const Translated tb = shadow_.Translate(kEduDevfn, iova + i + b, false);
-        uint8_t want = 0;
-        RamRead(tb.phys, &want, 1);
-        const uint8_t got =
-            static_cast<uint8_t>(Mmio(kEduBar + kEduBuffer + i + b, 1));
-        if (got != want) Fail("edu DMA bytes differ", iova + i + b, tb.phys);
-      }
+    const Translated w = shadow_.Translate(kEduDevfn, iova2 + i, true);
+    if (w.fault || w.phys < kDataFirst || w.phys >= kRamSize ||
+        iova2 + i < iova2) {
+      back = false;
     }
   }
-  Note(Mmio(kEduBar + kEduBuffer, 8));
+  auto run = [&](uint64_t src, uint64_t dst, bool to_ram) {
+    Mmio(kEduBar + kEduDmaSrc, src, 8);
+    Mmio(kEduBar + kEduDmaDst, dst, 8);
+    Mmio(kEduBar + kEduDmaCnt, len, 8);
+    Mmio(kEduBar + kEduDmaCmd, to_ram ? 3 : 1, 8);
+    m().clock().Step(100'000'000);
+    const uint64_t cmd = Mmio(kEduBar + kEduDmaCmd, 8);
+    if (cmd & 1) Fail("edu DMA still running after 100 ms", src, cmd);
+  };
+  run(iova, kEduBuffer, false);  // RAM -> buffer
   if (ready_ && !broken_) CollectFaults(kEduDevfn, false);
+  if (!any_fault && all_ram && back) {
+    // The source bytes, before the write-back can overwrite them.
+    std::vector<uint8_t> want(len);
+    for (uint32_t i = 0; i < len; ++i) {
+      RamRead(shadow_.Translate(kEduDevfn, iova + i, false).phys, &want[i], 1);
+    }
+    run(kEduBuffer, iova2, true);  // buffer -> RAM
+    for (uint32_t i = 0; i < len; ++i) {
+      uint8_t got = 0;
+      RamRead(shadow_.Translate(kEduDevfn, iova2 + i, true).phys, &got, 1);
+      if (got != want[i]) Fail("edu DMA bytes differ", iova + i, iova2 + i);
+    }
+  }
+  if (Verbose()) {
+    std::fprintf(stderr,
+                 "virtio_iommu_fuzzer: edu DMA 0x%" PRIx64 " -> 0x%" PRIx64
+                 " len %u: %s%s%s\n",
+                 iova, iova2, len, any_fault ? "fault" : "ok",
+                 all_ram ? "" : " (not all RAM)", back ? ", checked" : "");
+  }
 }
 
 void Program::Step() {
