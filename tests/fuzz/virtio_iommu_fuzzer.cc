@@ -99,10 +99,10 @@ constexpr int kMaxActions = 160;
 constexpr size_t kMaxBatch = 8;
 
 // PCI layout.
-constexpr uint8_t kIommuDevfn = 0x18;  // 03.0
-constexpr uint8_t kEduDevfn = 0x20;    // 04.0
-constexpr uint8_t kTestDevfn = 0x28;   // 05.0
-constexpr uint8_t kVfioDevfn = 0x30;   // 06.0, vfio-pci of 0000:01:00.0
+constexpr uint8_t kIommuDevfn = 0x18;         // 03.0
+constexpr uint8_t kEduDevfn = 0x20;           // 04.0
+constexpr uint8_t kTestDevfn = 0x28;          // 05.0
+constexpr uint8_t kVfioDevfn = 0x30;          // 06.0, vfio-pci of 0000:01:00.0
 constexpr uint64_t kVirtioBar = 0xfe00'0000;  // BAR4, 16 KiB
 constexpr uint64_t kEduBar = 0xfe10'0000;     // 1 MiB
 constexpr uint64_t kTestBar = 0xfe20'0000;    // 8 KiB
@@ -116,14 +116,13 @@ constexpr std::array<uint16_t, 4> kWatched = {0x00, kEduDevfn, kTestDevfn,
 
 // Guest memory (16 MiB).
 constexpr uint64_t kRamSize = 16 << 20;
-constexpr uint64_t kReqDesc = 0x10000, kReqAvail = 0x11000,
-                   kReqUsed = 0x12000;
-constexpr uint64_t kEvtDesc = 0x14000, kEvtAvail = 0x15000,
-                   kEvtUsed = 0x16000, kEvtBufs = 0x18000;
+constexpr uint64_t kReqDesc = 0x10000, kReqAvail = 0x11000, kReqUsed = 0x12000;
+constexpr uint64_t kEvtDesc = 0x14000, kEvtAvail = 0x15000, kEvtUsed = 0x16000,
+                   kEvtBufs = 0x18000;
 constexpr uint16_t kEvtQueueSize = 16;
-constexpr uint64_t kIndirect = 0x20000;  // + slot * 0x400
-constexpr uint64_t kOutBufs = 0x30000;   // + slot * 0x400
-constexpr uint64_t kInBufs = 0x40000;    // + slot * 0x800
+constexpr uint64_t kIndirect = 0x20000;     // + slot * 0x400
+constexpr uint64_t kOutBufs = 0x30000;      // + slot * 0x400
+constexpr uint64_t kInBufs = 0x40000;       // + slot * 0x800
 constexpr uint64_t kDataFirst = 0x10'0000;  // DMA writes land only here
 constexpr uint64_t kMsiFirst = vi::kMsiWindowFirst;
 constexpr uint64_t kMsiLast = vi::kMsiWindowLast;
@@ -137,7 +136,8 @@ constexpr uint64_t kEduDmaSrc = 0x80, kEduDmaDst = 0x88, kEduDmaCnt = 0x90,
 
 // VIRTIO_IOMMU_FUZZER_VERBOSE=1: print every request's answer (triage).
 bool Verbose() {
-  static const bool verbose = std::getenv("VIRTIO_IOMMU_FUZZER_VERBOSE") != nullptr;
+  static const bool verbose =
+      std::getenv("VIRTIO_IOMMU_FUZZER_VERBOSE") != nullptr;
   return verbose;
 }
 
@@ -482,7 +482,8 @@ class Machine {
     config.devices.push_back(
         {.head = "edu",
          .props = {{"addr", "04.0"}, {"dma_mask", "0xffffffffffffffff"}}});
-    config.devices.push_back({.head = "dma-testdev", .props = {{"addr", "05.0"}}});
+    config.devices.push_back(
+        {.head = "dma-testdev", .props = {{"addr", "05.0"}}});
     config.devices.push_back(
         {.head = "vfio-pci",
          .props = {{"host", "0000:01:00.0"}, {"addr", "06.0"}}});
@@ -503,9 +504,8 @@ class Machine {
     iommu_ = dynamic_cast<vi::VirtioIommu*>(m_->viommu());
     if (iommu_ == nullptr) __builtin_trap();
     // Every function on bus 0 is an endpoint ATTACH and PROBE accept.
-    m_->pci_bus().ForEachDevice([&](hw::pci::PciDevice* dev) {
-      known_.push_back(dev->devfn());
-    });
+    m_->pci_bus().ForEachDevice(
+        [&](hw::pci::PciDevice* dev) { known_.push_back(dev->devfn()); });
     for (uint16_t sid : known_) {
       if (!iommu_->EndpointBypassed(sid).has_value()) {
         Fail("a function on bus 0 is no endpoint", sid, 0);
@@ -585,7 +585,9 @@ struct Pending {
 class Program {
  public:
   Program(Machine* m, Input* in)
-      : mach_(m), in_(*in), shadow_(m->boot_bypass()),
+      : mach_(m),
+        in_(*in),
+        shadow_(m->boot_bypass()),
         tracing_(Mode().tracing) {
     shadow_.SetKnown(m->known());
   }
@@ -669,7 +671,7 @@ class Program {
   Input& in_;
   Shadow shadow_;
   const bool tracing_;
-  bool ready_ = false;  // driver initialised (DRIVER_OK)
+  bool ready_ = false;   // driver initialised (DRIVER_OK)
   bool broken_ = false;  // shadow: NEEDS_RESET, nothing processed
   bool bypass_config_ = false;
   uint16_t qsize_ = 256;
@@ -707,8 +709,8 @@ void Program::Init() {
   qsize_ = kSizes[k & 3];
   // Device bits: a subset of what is offered (k's high bits pick).
   const uint8_t dev = in_.U8();
-  uint64_t features = (dev & vi::kOfferedFeatures) |
-                      uint64_t{1} << vio::kFeatureVersion1;
+  uint64_t features =
+      (dev & vi::kOfferedFeatures) | uint64_t{1} << vio::kFeatureVersion1;
   if (k & 4) features |= uint64_t{1} << vio::kFeatureIndirectDesc;
   if (k & 8) features |= uint64_t{1} << vio::kFeatureEventIdx;
   if (k & 0x10) features |= uint64_t{1} << vio::kFeatureRingReset;
@@ -723,8 +725,8 @@ void Program::Init() {
   Mmio(kCommon + 0x0c, static_cast<uint32_t>(features), 4);
   Mmio(kCommon + 0x08, 1, 4);
   Mmio(kCommon + 0x0c, features >> 32, 4);
-  const uint8_t fok = vio::kStatusAcknowledge | vio::kStatusDriver |
-                      vio::kStatusFeaturesOk;
+  const uint8_t fok =
+      vio::kStatusAcknowledge | vio::kStatusDriver | vio::kStatusFeaturesOk;
   Mmio(kCommon + 0x14, fok, 1);
   if (Status() != fok) {
     Fail("FEATURES_OK refused for offered features", features, Status());
@@ -766,8 +768,8 @@ void Program::PostEventBuffers(unsigned n) {
       return;  // every buffer is out
     }
     const uint16_t d = evt_avail_ % kEvtQueueSize;
-    Desc(kEvtDesc, d, kEvtBufs + d * 32u, vi::kFaultSize,
-         vio::kDescFlagWrite, 0);
+    Desc(kEvtDesc, d, kEvtBufs + d * 32u, vi::kFaultSize, vio::kDescFlagWrite,
+         0);
     Put16(kEvtAvail + 4 + 2u * d, d);
     ++evt_avail_;
     Put16(kEvtAvail + 2, evt_avail_);
@@ -799,7 +801,8 @@ uint64_t Program::PickIova() {
 void Program::BuildRequest(std::vector<uint8_t>* out) {
   const uint8_t k = in_.U8();
   auto put = [&](uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) out->push_back(static_cast<uint8_t>(v >> 8 * i));
+    for (int i = 0; i < n; ++i)
+      out->push_back(static_cast<uint8_t>(v >> 8 * i));
   };
   auto domain = [&]() -> uint32_t {
     const uint8_t d = in_.U8();
@@ -828,10 +831,9 @@ void Program::BuildRequest(std::vector<uint8_t>* out) {
     }
   };
   // Types: ATTACH/DETACH/MAP/UNMAP/PROBE, MAP and ATTACH twice as likely.
-  static constexpr uint8_t kTypes[8] = {vi::kReqAttach, vi::kReqAttach,
-                                        vi::kReqDetach, vi::kReqMap,
-                                        vi::kReqMap,    vi::kReqUnmap,
-                                        vi::kReqProbe,  0};
+  static constexpr uint8_t kTypes[8] = {
+      vi::kReqAttach, vi::kReqAttach, vi::kReqDetach, vi::kReqMap,
+      vi::kReqMap,    vi::kReqUnmap,  vi::kReqProbe,  0};
   uint8_t type = kTypes[k & 7];
   if (type == 0) type = in_.U8();  // unknown (or any) type
   put(type, 1);
@@ -911,7 +913,8 @@ void Program::BuildRequest(std::vector<uint8_t>* out) {
   // The readable part: exact, short or longer.
   const uint8_t len = in_.U8();
   if (len >= 0xe0) {
-    out->resize(std::max<size_t>(4, out->size() - 1 - (len & 0x1f) % out->size()));
+    out->resize(
+        std::max<size_t>(4, out->size() - 1 - (len & 0x1f) % out->size()));
   } else if (len >= 0xc0) {
     out->resize(out->size() + (len & 0x1f) + 1, 0);
   }
@@ -974,8 +977,8 @@ void Program::QueueRequest() {
            static_cast<uint16_t>(i + 1));
     }
     p.head = desc_used_;
-    Desc(kReqDesc, desc_used_++, table,
-         static_cast<uint32_t>(segs.size() * 16), vio::kDescFlagIndirect, 0);
+    Desc(kReqDesc, desc_used_++, table, static_cast<uint32_t>(segs.size() * 16),
+         vio::kDescFlagIndirect, 0);
   } else {
     p.head = desc_used_;
     for (size_t i = 0; i < segs.size(); ++i) {
@@ -1126,13 +1129,14 @@ void Program::Kick() {
     const uint8_t got = reply[w.status_at];
     Note(got);
     if (Verbose()) {
-      std::fprintf(stderr, "virtio_iommu_fuzzer: type %u (%zu bytes, in %" PRIu64
-                           ") -> status %u used %u\n",
+      std::fprintf(stderr,
+                   "virtio_iommu_fuzzer: type %u (%zu bytes, in %" PRIu64
+                   ") -> status %u used %u\n",
                    w.p->out[0], w.p->out.size(), w.p->in_size, got, len);
     }
     if (got != w.status) {
-      std::fprintf(stderr, "request type %u, %zu readable bytes, in %" PRIu64
-                           "\n",
+      std::fprintf(stderr,
+                   "request type %u, %zu readable bytes, in %" PRIu64 "\n",
                    w.p->out[0], w.p->out.size(), w.p->in_size);
       Fail("request status", got, w.status);
     }
@@ -1140,9 +1144,11 @@ void Program::Kick() {
       // Properties: one RESV_MEM MSI for every known endpoint, zeros after.
       uint8_t props[vi::kProbeSize] = {};
       if (w.status == vi::kStatusOk) {
-        const uint8_t msi[24] = {1, 0, 20, 0, vi::kResvMemMsi, 0, 0, 0,
-                                 0, 0, 0xe0, 0xfe, 0, 0, 0, 0,
-                                 0xff, 0xff, 0xef, 0xfe, 0, 0, 0, 0};
+        const uint8_t msi[24] = {1,    0,    20,   0,    vi::kResvMemMsi,
+                                 0,    0,    0,    0,    0,
+                                 0xe0, 0xfe, 0,    0,    0,
+                                 0,    0xff, 0xff, 0xef, 0xfe,
+                                 0,    0,    0,    0};
         std::memcpy(props, msi, sizeof msi);
       }
       if (std::memcmp(props, reply.data(), sizeof props) != 0) {
@@ -1164,23 +1170,25 @@ void Program::Kick() {
 void Program::CheckMappings() {
   for (size_t i = 0; i < kWatched.size(); ++i) {
     const auto& blocks = mach_->recorder(i).blocks();
-    const std::vector<Run> got = Merge(
-        blocks.begin(), blocks.end(), [](const auto& kv) {
+    const std::vector<Run> got =
+        Merge(blocks.begin(), blocks.end(), [](const auto& kv) {
           return Run{kv.first, kv.second.last, kv.second.phys, kv.second.perm};
         });
     const auto expected = shadow_.Expected(kWatched[i]);
-    const std::vector<Run> want = Merge(
-        expected.begin(), expected.end(), [](const auto& kv) {
+    const std::vector<Run> want =
+        Merge(expected.begin(), expected.end(), [](const auto& kv) {
           return Run{kv.first, kv.second.last, kv.second.phys, kv.second.flags};
         });
     if (got != want) {
       for (const Run& r : got)
-        std::fprintf(stderr, "  recorded 0x%" PRIx64 "-0x%" PRIx64
-                             " -> 0x%" PRIx64 " perm %u\n",
+        std::fprintf(stderr,
+                     "  recorded 0x%" PRIx64 "-0x%" PRIx64 " -> 0x%" PRIx64
+                     " perm %u\n",
                      r.first, r.last, r.phys, r.perm);
       for (const Run& r : want)
-        std::fprintf(stderr, "  shadow   0x%" PRIx64 "-0x%" PRIx64
-                             " -> 0x%" PRIx64 " perm %u\n",
+        std::fprintf(stderr,
+                     "  shadow   0x%" PRIx64 "-0x%" PRIx64 " -> 0x%" PRIx64
+                     " perm %u\n",
                      r.first, r.last, r.phys, r.perm);
       Fail("notifier mappings differ from the shadow's", kWatched[i],
            got.size());
@@ -1254,8 +1262,7 @@ void Program::CheckContainer() {
   for (const auto& [first, m] : shadow_.Expected(kVfioDevfn)) {
     const uint64_t size = m.last - first + 1;
     if (m.excused || ((first | size | m.phys) & 0xfff) != 0 || size == 0 ||
-        m.phys < kDataFirst || m.phys >= kRamSize ||
-        size > kRamSize - m.phys ||
+        m.phys < kDataFirst || m.phys >= kRamSize || size > kRamSize - m.phys ||
         (first <= kMsiLast && m.last >= kMsiFirst)) {
       continue;
     }
@@ -1272,8 +1279,7 @@ void Program::CheckContainer() {
       covered += it->second.size;
     }
     if (covered != size) {
-      Fail("a shadow mapping missing from the host container", first,
-           covered);
+      Fail("a shadow mapping missing from the host container", first, covered);
     }
   }
 }
@@ -1395,8 +1401,8 @@ void Program::TestdevDma() {
   Mmio(kTestBar + kTdOffset, 0, 4);
   if (write) {
     for (uint32_t i = 0; i < len; i += 8) {
-      Mmio(kTestBar + kTdBuffer + i, 0x1111'1111'1111'1111ull * (k >> 4 | 1) + i,
-           8);
+      Mmio(kTestBar + kTdBuffer + i,
+           0x1111'1111'1111'1111ull * (k >> 4 | 1) + i, 8);
     }
   }
   Mmio(kTestBar + kTdCmd, write ? 2 : 1, 4);
@@ -1411,8 +1417,8 @@ void Program::TestdevDma() {
       RamRead(t.phys, &ram, 1);
       const uint8_t dev =
           static_cast<uint8_t>(Mmio(kTestBar + kTdBuffer + i, 1));
-      if (ram != dev) Fail("DMA bytes differ from the predicted address",
-                           iova + i, t.phys);
+      if (ram != dev)
+        Fail("DMA bytes differ from the predicted address", iova + i, t.phys);
     }
   }
   if (ready_ && !broken_) CollectFaults(sid, write);
@@ -1486,8 +1492,10 @@ void Program::Step() {
       QueueRequest();
       return;
     case 6:
-      if ((op & 0xf0) >= 0xc0) QueueMalformed();
-      else QueueRequest();
+      if ((op & 0xf0) >= 0xc0)
+        QueueMalformed();
+      else
+        QueueRequest();
       return;
     case 7:
     case 8:
@@ -1497,12 +1505,16 @@ void Program::Step() {
       WriteBypass();
       return;
     case 10:
-      if ((op & 0xf0) >= 0x80) DeviceReset();
-      else Kick();
+      if ((op & 0xf0) >= 0x80)
+        DeviceReset();
+      else
+        Kick();
       return;
     case 11:
-      if ((op & 0xf0) >= 0xc0) SystemReset();
-      else Kick();
+      if ((op & 0xf0) >= 0xc0)
+        SystemReset();
+      else
+        Kick();
       return;
     case 12:
       Kick();
