@@ -58,9 +58,8 @@
  *    the commit) returns AND every viommu_dma_rw() that started before
  *    then has returned: removal does not wait for DMA in flight on an
  *    older memory map yet (planned, docs/embedding.md).
- *  - VT-d's fault registers are control state: a DMA thread that faults
- *    while the control thread accesses VT-d registers races with it (known
- *    limitation; see docs/embedding.md).
+ *  - A DMA thread may fault while the control thread accesses VT-d
+ *    registers: VT-d serialises its fault records with register accesses.
  */
 #ifndef VIOMMU_H_
 #define VIOMMU_H_
