@@ -1390,7 +1390,7 @@ void Program::TestdevDma() {
     const Translated t = shadow_.Translate(sid, iova + i, write);
     if (t.fault) {
       any_fault = true;
-    } else if (t.phys + 1 > kRamSize || t.phys < kDataFirst ||
+    } else if (t.phys >= kRamSize || t.phys < kDataFirst ||
                iova + i < iova) {
       all_ram = false;
     }
@@ -1438,7 +1438,7 @@ void Program::EduDma() {
     const Translated t = shadow_.Translate(kEduDevfn, iova + i, false);
     if (t.fault) {
       any_fault = true;
-    } else if (t.phys + 1 > kRamSize || iova + i < iova) {
+    } else if (t.phys >= kRamSize || iova + i < iova) {
       all_ram = false;
     }
     const Translated w = shadow_.Translate(kEduDevfn, iova2 + i, true);
