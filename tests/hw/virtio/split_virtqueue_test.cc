@@ -24,13 +24,21 @@ namespace {
 std::atomic<uint64_t> g_allocations{0};
 }  // namespace
 
-void* operator new(size_t n) {
+// g++ 12 inlines these into std::vector's destructor and then warns that
+// free() gets a pointer from operator new (-Wmismatched-new-delete): they
+// are the replacement pair, so the warning does not apply. noinline keeps
+// the call opaque.
+__attribute__((noinline)) void* operator new(size_t n) {
   g_allocations.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
   std::abort();
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
+__attribute__((noinline)) void operator delete(void* p) noexcept {
+  std::free(p);
+}
+__attribute__((noinline)) void operator delete(void* p, size_t) noexcept {
+  std::free(p);
+}
 
 namespace viommu::hw::virtio {
 namespace {
