@@ -57,7 +57,7 @@ absl::Status TableIommu::Map(Iova iova, uint64_t size, Gpa gpa,
   const uint64_t last = iova + (size - 1);  // aligned: cannot wrap
   std::optional<IommuMapping> before;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     // Mappings are disjoint, so only the last one starting at or before
     // `last` can overlap [iova, last].
     auto it = table_.upper_bound(last);
@@ -94,7 +94,7 @@ absl::Status TableIommu::Unmap(Iova iova, uint64_t size) {
   };
   std::vector<Removed> removed;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto first = table_.lower_bound(iova);
     if (first != table_.begin()) {
       auto prev = std::prev(first);
@@ -126,7 +126,7 @@ absl::Status TableIommu::Unmap(Iova iova, uint64_t size) {
 
 IommuTlbEntry TableIommu::Translate(Iova iova, IommuPerm /*access*/,
                                     int /*iommu_idx*/) {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   auto it = table_.upper_bound(iova);
   if (it != table_.begin()) {
     --it;
@@ -150,7 +150,7 @@ absl::Status TableIommu::Replay(int /*iommu_idx*/, ReplaySink emit) {
   // mutex is not reentrant) or change the table.
   std::vector<IommuTlbEntry> entries;
   {
-    absl::ReaderMutexLock lock(&mu_);
+    ReaderMutexLock lock(&mu_);
     entries.reserve(table_.size());
     for (const auto& [iova, m] : table_) {
       entries.push_back({.target_as = target_as_,
@@ -177,7 +177,7 @@ absl::Status TableIommu::NotifyFlagChanged(NotifierFlags old_flags,
 }
 
 size_t TableIommu::size() const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   return table_.size();
 }
 

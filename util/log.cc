@@ -8,10 +8,11 @@
 #include <memory>
 #include <utility>
 
+#include "absl/base/attributes.h"
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
+#include "viommu/util/mutex.h"
 
 namespace viommu::log {
 namespace {
@@ -35,7 +36,7 @@ std::atomic<uint64_t> g_suppressed[2];
 
 // The outputs and the clock, behind one lock (the slow path only).
 struct Outputs {
-  absl::Mutex mu;
+  Mutex mu;
   FILE* file ABSL_GUARDED_BY(mu) = nullptr;
   LogSink sink ABSL_GUARDED_BY(mu);
   std::function<int64_t()> clock ABSL_GUARDED_BY(mu);
@@ -54,7 +55,7 @@ int64_t MonotonicNs() {
 
 int64_t Now() {
   Outputs& o = Out();
-  absl::MutexLock lock(&o.mu);
+  MutexLock lock(&o.mu);
   return o.clock ? o.clock() : MonotonicNs();
 }
 
@@ -67,7 +68,7 @@ std::string SiteName(const CallSite& site) {
 }
 
 // Serialises the rate-limit windows of every call site.
-absl::Mutex g_site_mu(absl::kConstInit);
+ABSL_CONST_INIT Mutex g_site_mu;
 
 }  // namespace
 
@@ -126,7 +127,7 @@ absl::Status Log::SetFile(const std::string& path) {
     setvbuf(f, nullptr, _IOLBF, 0);
   }
   Outputs& o = Out();
-  absl::MutexLock lock(&o.mu);
+  MutexLock lock(&o.mu);
   if (o.file != nullptr) std::fclose(o.file);
   o.file = f;
   return absl::OkStatus();
@@ -134,7 +135,7 @@ absl::Status Log::SetFile(const std::string& path) {
 
 void Log::SetSink(LogSink sink) {
   Outputs& o = Out();
-  absl::MutexLock lock(&o.mu);
+  MutexLock lock(&o.mu);
   o.sink = std::move(sink);
 }
 
@@ -153,13 +154,13 @@ void Log::ResetCounters() {
 
 void Log::SetClockForTest(std::function<int64_t()> clock) {
   Outputs& o = Out();
-  absl::MutexLock lock(&o.mu);
+  MutexLock lock(&o.mu);
   o.clock = std::move(clock);
 }
 
 void Log::Write(const LogRecord& record) {
   Outputs& o = Out();
-  absl::MutexLock lock(&o.mu);
+  MutexLock lock(&o.mu);
   if (o.sink) o.sink(record);
   FILE* f = o.file != nullptr ? o.file : (o.sink ? nullptr : stderr);
   if (f == nullptr) return;
@@ -181,7 +182,7 @@ bool Admit(CallSite* site) {
   uint64_t summary = 0;
   bool admit;
   {
-    absl::MutexLock lock(&g_site_mu);
+    MutexLock lock(&g_site_mu);
     int64_t start = site->window_start.load(std::memory_order_relaxed);
     if (start == INT64_MIN || now - start >= Log::kWindowNs || now < start) {
       site->window_start.store(now, std::memory_order_relaxed);

@@ -37,7 +37,7 @@ std::shared_ptr<memory::MemoryRegion> VirtioIommu::DmaRoot(uint8_t bus,
   if (it == spaces_.end()) {
     bool bypassed;
     {
-      absl::ReaderMutexLock l(&mu_);
+      ReaderMutexLock l(&mu_);
       bypassed = BypassedLocked(sid);
     }
     it = spaces_
@@ -68,7 +68,7 @@ void VirtioIommu::UnsetHostIommuDevice(uint8_t bus, uint8_t devfn) {
 void VirtioIommu::Reset() {
   VIOMMU_TRACE(virtio_iommu_system_reset, props_.boot_bypass ? 1 : 0);
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     for (const auto& ep : endpoints_) DetachLocked(ep.first);
     endpoints_.clear();
     domains_.clear();
@@ -81,7 +81,7 @@ void VirtioIommu::Reset() {
 void VirtioIommu::DeviceReset() {
   VIOMMU_TRACE(virtio_iommu_device_reset);
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     for (const auto& ep : endpoints_) DetachLocked(ep.first);
     endpoints_.clear();
     domains_.clear();
@@ -110,7 +110,7 @@ void VirtioIommu::ReadConfig(std::span<uint8_t> config) const {
 absl::Status VirtioIommu::WriteBypass(uint8_t bypass_byte,
                                       bool bypass_config_negotiated) {
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     if (bypass_byte == (bypass_ ? 1 : 0)) return absl::OkStatus();
     if (!bypass_config_negotiated) {
       return absl::FailedPreconditionError("cannot set config.bypass");
@@ -128,12 +128,12 @@ absl::Status VirtioIommu::WriteBypass(uint8_t bypass_byte,
 }
 
 bool VirtioIommu::bypass() const {
-  absl::ReaderMutexLock l(&mu_);
+  ReaderMutexLock l(&mu_);
   return bypass_;
 }
 
 std::optional<uint32_t> VirtioIommu::EndpointDomain(uint32_t endpoint) const {
-  absl::ReaderMutexLock l(&mu_);
+  ReaderMutexLock l(&mu_);
   if (endpoint > 0xffff) return std::nullopt;
   auto it = endpoints_.find(static_cast<uint16_t>(endpoint));
   if (it == endpoints_.end()) return std::nullopt;
@@ -141,18 +141,18 @@ std::optional<uint32_t> VirtioIommu::EndpointDomain(uint32_t endpoint) const {
 }
 
 bool VirtioIommu::EndpointExists(uint32_t endpoint) const {
-  absl::ReaderMutexLock l(&mu_);
+  ReaderMutexLock l(&mu_);
   return endpoint <= 0xffff &&
          endpoints_.contains(static_cast<uint16_t>(endpoint));
 }
 
 bool VirtioIommu::DomainExists(uint32_t domain) const {
-  absl::ReaderMutexLock l(&mu_);
+  ReaderMutexLock l(&mu_);
   return domains_.contains(domain);
 }
 
 std::vector<MappingInfo> VirtioIommu::DomainMappings(uint32_t domain) const {
-  absl::ReaderMutexLock l(&mu_);
+  ReaderMutexLock l(&mu_);
   std::vector<MappingInfo> out;
   auto it = domains_.find(domain);
   if (it == domains_.end()) return out;

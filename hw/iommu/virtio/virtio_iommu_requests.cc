@@ -78,7 +78,7 @@ uint8_t VirtioIommu::Attach(std::span<const uint8_t> req) {
   const bool bypass = (flags & kAttachFlagBypass) != 0;
   uint8_t status = kStatusOk;
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     // QEMU 7.2: leave the current domain first, even when it is the same
     // one (its last endpoint leaving destroys it, mappings and all), and
     // only then check the bypass flag against an existing domain.
@@ -111,7 +111,7 @@ uint8_t VirtioIommu::Detach(std::span<const uint8_t> req) {
   if (endpoint > 0xffff) return kStatusNoent;
   const uint16_t sid = static_cast<uint16_t>(endpoint);
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     // QEMU 9.1: a detached endpoint is forgotten, so a second DETACH is
     // NOENT (7.2 keeps it: INVAL).
     auto it = endpoints_.find(sid);
@@ -134,7 +134,7 @@ uint8_t VirtioIommu::Map(std::span<const uint8_t> req) {
   VIOMMU_TRACE(virtio_iommu_map, domain, first, last, phys, flags);
   if ((flags & ~kMapFlagsKnown) != 0) return kStatusInval;
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     auto it = domains_.find(domain);
     if (it == domains_.end()) return kStatusNoent;
     Domain& d = it->second;
@@ -164,7 +164,7 @@ uint8_t VirtioIommu::Unmap(std::span<const uint8_t> req) {
   const uint64_t last = Le64(req, 16);
   VIOMMU_TRACE(virtio_iommu_unmap, domain, first, last);
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     auto it = domains_.find(domain);
     if (it == domains_.end()) return kStatusNoent;
     Domain& d = it->second;

@@ -61,7 +61,7 @@ IommuTlbEntry VirtioIommu::Translate(uint16_t sid, Iova iova,
     e.perm = memory::kIommuReadWrite;
   };
   {
-    absl::ReaderMutexLock l(&mu_);
+    ReaderMutexLock l(&mu_);
     auto ep = endpoints_.find(sid);
     auto d = ep == endpoints_.end() || !ep->second.has_value()
                  ? domains_.end()
@@ -148,7 +148,7 @@ IommuTlbEntry VirtioIommu::Translate(uint16_t sid, Iova iova,
 void VirtioIommu::Replay(uint16_t sid, memory::ReplaySink emit) {
   std::vector<MappingInfo> maps;
   {
-    absl::ReaderMutexLock l(&mu_);
+    ReaderMutexLock l(&mu_);
     auto ep = endpoints_.find(sid);
     if (ep == endpoints_.end() || !ep->second.has_value()) return;
     auto d = domains_.find(*ep->second);
@@ -176,7 +176,7 @@ void VirtioIommu::Flush() {
   std::vector<PendingEvent> events;
   std::vector<std::pair<EndpointSpace*, bool>> views;
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     events.swap(pending_);
     if (views_dirty_) {
       views_dirty_ = false;

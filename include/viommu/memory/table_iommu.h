@@ -25,7 +25,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/btree_map.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "viommu/util/mutex.h"
 #include "viommu/memory/iommu.h"
 #include "viommu/memory/iommu_notifier_chains.h"
 #include "viommu/util/types.h"
@@ -120,7 +120,7 @@ class TableIommu final : public IommuModel {
   std::optional<FlagChange> last_flag_change_;
   int flag_change_calls_ = 0;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   absl::btree_map<Iova, Mapping> table_ ABSL_GUARDED_BY(mu_);  // by IOVA
 };
 

@@ -35,7 +35,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "viommu/util/mutex.h"
 #include "viommu/hw/iommu/vtd_fault_reason.h"
 #include "viommu/hw/iommu/vtd_observer.h"
 #include "viommu/hw/iommu/vtd_properties.h"
@@ -174,7 +174,7 @@ class IntelIommu final : public memory::MmioOps {
   memory::AddressSpace* const system_as_;  // not owned
   Observer* observer_ = nullptr;           // not owned
   // The register file and the fault-record cursor; see StateLock.
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   // The thread holding mu_ (default-constructed id: none).
   mutable std::atomic<std::thread::id> mu_owner_{};
   RegisterFile regs_ ABSL_GUARDED_BY(mu_);

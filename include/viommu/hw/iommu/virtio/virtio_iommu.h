@@ -46,7 +46,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "viommu/util/mutex.h"
 #include "viommu/hw/core/viommu.h"
 #include "viommu/hw/iommu/virtio/virtio_iommu_properties.h"
 #include "viommu/hw/iommu/virtio/virtio_iommu_regs.h"
@@ -239,7 +239,7 @@ class VirtioIommu final : public hw::Viommu {
   absl::flat_hash_map<uint16_t, std::unique_ptr<EndpointSpace>> spaces_;
   absl::flat_hash_map<uint16_t, devcore::HostIommuDevice> host_devices_;
 
-  mutable absl::Mutex mu_;
+  mutable Mutex mu_;
   bool bypass_ ABSL_GUARDED_BY(mu_);
   absl::btree_map<uint32_t, Domain> domains_ ABSL_GUARDED_BY(mu_);
   // Endpoints: sid -> domain id, nullopt when in none. Created by ATTACH
