@@ -99,7 +99,9 @@ struct Region {
   int32_t fd = -1;
   uint64_t fd_offset = 0;
   std::shared_ptr<memory::MemoryRegion> mr;
-  std::unique_ptr<CallbackMmioOps> ops;  // MMIO only
+  // MMIO only; owned by `mr`, so it lives until the last memory map
+  // showing the region (a DMA thread's, perhaps) is released.
+  CallbackMmioOps* ops = nullptr;
 };
 
 }  // namespace viommu::capi
@@ -141,13 +143,6 @@ struct viommu_ctx {
   absl::flat_hash_map<const viommu::memory::MemoryRegion*,
                       viommu::capi::Region*>
       region_by_mr;
-  // Callbacks of removed MMIO regions, kept until no memory map shows the
-  // region any more (the MemoryRegion does not own its MmioOps).
-  struct Retired {
-    std::weak_ptr<viommu::memory::MemoryRegion> mr;
-    std::unique_ptr<viommu::capi::CallbackMmioOps> ops;
-  };
-  std::vector<Retired> retired;
   int txn_depth = 0;
 
   std::unique_ptr<viommu_iommu> iommu;
@@ -198,9 +193,6 @@ template <typename T>
 int CopyIn(const T* in, T* out) {
   return CopyStructIn(in, sizeof(T), sizeof(T), out);
 }
-
-// Frees retired MMIO callbacks whose region is gone.
-void PurgeRetired(viommu_ctx* ctx);
 
 // "0000:00:04.0".
 std::string EndpointName(uint16_t segment, uint8_t bus, uint8_t devfn);

@@ -106,14 +106,6 @@ int CopyStructIn(const void* in, size_t min_size, size_t our_size, void* out) {
   return 0;
 }
 
-void PurgeRetired(viommu_ctx* ctx) {
-  auto& v = ctx->retired;
-  v.erase(std::remove_if(
-              v.begin(), v.end(),
-              [](const viommu_ctx::Retired& r) { return r.mr.expired(); }),
-          v.end());
-}
-
 std::string EndpointName(uint16_t segment, uint8_t bus, uint8_t devfn) {
   return absl::StrFormat("%04x:%02x:%02x.%x", segment, bus, devfn >> 3,
                          devfn & 7);
@@ -230,7 +222,6 @@ int viommu_transaction_commit(viommu_ctx* ctx) {
   }
   --ctx->txn_depth;
   ctx->sys.CommitTransaction();
-  if (ctx->txn_depth == 0) viommu::capi::PurgeRetired(ctx);
   return 0;
 }
 

@@ -143,11 +143,13 @@ int viommu_region_add(viommu_ctx* ctx, const struct viommu_region* region,
     case VIOMMU_REGION_RAM_DEVICE:
       rec->mr = MemoryRegion::CreateRamDevice(&ctx->sys, name, r.len, r.hva);
       break;
-    default:  // VIOMMU_REGION_MMIO
-      rec->ops = std::make_unique<viommu::capi::CallbackMmioOps>(ctx, r);
-      rec->mr =
-          MemoryRegion::CreateMmio(&ctx->sys, name, r.len, rec->ops.get());
+    default: {  // VIOMMU_REGION_MMIO
+      auto ops = std::make_unique<viommu::capi::CallbackMmioOps>(ctx, r);
+      rec->ops = ops.get();
+      rec->mr = MemoryRegion::CreateMmio(&ctx->sys, name, r.len,
+                                         std::move(ops));
       break;
+    }
   }
   if ((r.flags & VIOMMU_REGION_F_READONLY) != 0) rec->mr->SetReadonly(true);
   ++ctx->next_region_id;
@@ -178,10 +180,5 @@ int viommu_region_del(viommu_ctx* ctx, uint32_t id) {
   // DMA listeners unmap by range: they need no record of the region.
   ctx->region_by_mr.erase(rec->mr.get());
   ctx->root->RemoveSubregion(rec->mr.get());
-  if (rec->ops != nullptr) {
-    ctx->retired.push_back({rec->mr, std::move(rec->ops)});
-  }
-  rec->mr.reset();
-  viommu::capi::PurgeRetired(ctx);
   return 0;
 }

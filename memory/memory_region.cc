@@ -112,6 +112,15 @@ std::shared_ptr<MemoryRegion> MemoryRegion::CreateMmio(MemorySystem* system,
   return mr;
 }
 
+std::shared_ptr<MemoryRegion> MemoryRegion::CreateMmio(
+    MemorySystem* system, std::string name, Size128 size,
+    std::unique_ptr<MmioOps> ops) {
+  std::shared_ptr<MemoryRegion> mr =
+      CreateMmio(system, std::move(name), size, ops.get());
+  mr->owned_ops_ = std::move(ops);
+  return mr;
+}
+
 std::shared_ptr<MemoryRegion> MemoryRegion::CreateAlias(
     MemorySystem* system, std::string name,
     std::shared_ptr<MemoryRegion> target, uint64_t offset, Size128 size) {

@@ -97,6 +97,12 @@ class MemoryRegion : public std::enable_shared_from_this<MemoryRegion> {
   static std::shared_ptr<MemoryRegion> CreateMmio(MemorySystem* system,
                                                   std::string name,
                                                   Size128 size, MmioOps* ops);
+  // MMIO backed by `ops`, which the region owns: they are destroyed with
+  // it, once the last memory map showing it is released. For ops whose
+  // owner goes away while DMA threads may still hold an older map.
+  static std::shared_ptr<MemoryRegion> CreateMmio(
+      MemorySystem* system, std::string name, Size128 size,
+      std::unique_ptr<MmioOps> ops);
   // [offset, offset + size) of `target`. Subregions cannot be added to an
   // alias.
   static std::shared_ptr<MemoryRegion> CreateAlias(
@@ -233,7 +239,8 @@ class MemoryRegion : public std::enable_shared_from_this<MemoryRegion> {
   uint8_t* host_ = nullptr;
   size_t host_size_ = 0;  // bytes at host_ (the size at creation)
   bool owns_host_ = false;
-  MmioOps* ops_ = nullptr;  // not owned
+  MmioOps* ops_ = nullptr;  // owned_ops_ or not owned
+  std::unique_ptr<MmioOps> owned_ops_;
   IommuModel* iommu_model_ = nullptr;  // not owned
   std::unique_ptr<IommuNotifierChains> iommu_;
 };
