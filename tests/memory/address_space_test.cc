@@ -66,6 +66,45 @@ TEST_F(AddressSpaceTest, WriteToReadonlyRamIsDroppedWithDecodeError) {
   EXPECT_TRUE(as.Read(0x10, &b, 1).ok());
 }
 
+// MMIO ops the region owns live exactly as long as the region: through a
+// memory map a DMA thread still holds after the region was removed, and no
+// longer (the C API's MMIO regions rely on it).
+TEST_F(AddressSpaceTest, OwnedMmioOpsDieWithTheLastMemoryMapShowingThem) {
+  class TrackedOps final : public MmioOps {
+   public:
+    explicit TrackedOps(bool* destroyed) : destroyed_(destroyed) {}
+    ~TrackedOps() override { *destroyed_ = true; }
+    MemTxResult Read(uint64_t, uint64_t* value, unsigned,
+                     MemTxAttrs) override {
+      *value = 0x5a;
+      return MemTxResult::Ok();
+    }
+    MemTxResult Write(uint64_t, uint64_t, unsigned, MemTxAttrs) override {
+      return MemTxResult::Ok();
+    }
+
+   private:
+    bool* const destroyed_;
+  };
+  bool destroyed = false;
+  AddressSpace as(&sys_, root_, "as");
+  std::shared_ptr<MemoryRegion> mr = MemoryRegion::CreateMmio(
+      &sys_, "owned", 0x100, std::make_unique<TrackedOps>(&destroyed));
+  MemoryRegion* const raw = mr.get();
+  root_->AddSubregion(0x20000, std::move(mr));
+  uint8_t v = 0;
+  ASSERT_TRUE(as.Read(0x20000, &v, 1).ok());
+  EXPECT_EQ(v, 0x5a);
+
+  // A reader's snapshot of the map keeps region and ops alive after removal.
+  std::shared_ptr<const FlatView> old_view = as.CurrentView();
+  root_->RemoveSubregion(raw);
+  EXPECT_TRUE(as.Read(0x20000, &v, 1).decode_error());
+  EXPECT_FALSE(destroyed);
+  old_view.reset();
+  EXPECT_TRUE(destroyed);
+}
+
 TEST_F(AddressSpaceTest, EightByteWriteToFourByteMmioBecomesTwoAccesses) {
   FakeMmioDevice dev(0x100);
   root_->AddSubregion(0x20000, MemoryRegion::CreateMmio(&sys_, "d", 0x100, &dev));
