@@ -2,7 +2,8 @@
  * viommu.h — the C API for embedding viommu in a VMM as its DMA subsystem:
  * guest memory regions, a vIOMMU, PCI endpoints, DMA through an endpoint's
  * translation and DMA listeners. The one stable public header (C99 and
- * C++17; everything else under include/viommu/ is internal C++).
+ * C++17; the layers' headers, <layer>/include/viommu/, are internal C++
+ * and not installed).
  *
  *   struct viommu_config cfg = { sizeof cfg };
  *   struct viommu_callbacks cb = { sizeof cb };

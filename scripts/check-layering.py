@@ -6,11 +6,16 @@
                                               the repository holding this script)
     scripts/check-layering.py --self-test     prove the check can fail
 
-Meson exports the whole include/ tree with every dependency, so the build
-alone does not stop a layer from including a header above it (a header-only
-include links fine). This script reads every #include of the production
-code (util/ memory/ hw/ vfio/ system/ tools/ and the public headers under
-include/viommu/) and prints each violation as
+Each layer keeps its public headers under an include root of its own,
+<layer>/include/viommu/<layer>/, and its Meson dependencies export only that
+root (plus, transitively, the roots of the dependencies it declares), so the
+build already refuses most wrong arrows. This script states the arrows in
+one table and also catches what a build cannot: a Meson dependency declared
+one arrow too many, a public header including a private one, a header in
+the wrong root, a private header used outside its directory. It reads every
+#include of the production code (util/ devcore/ memory/ hw/ vfio/ system/
+tools/ capi/ with their public headers, and include/viommu.h) and prints
+each violation as
 
     path:line: <layer> must not include <header> (<rule>)
 
@@ -69,21 +74,17 @@ ARROWS = {
     'capi': ['hw/iommu', 'vfio', 'vfio/host/model', 'vfio/host/linux'],
 }
 
-# The one public header outside include/viommu/<layer>/: the C API, which
-# embedders include as <viommu.h>. Path -> layer.
+# The one public header outside <layer>/include/viommu/<layer>/: the C API,
+# which embedders include as <viommu.h>. Path -> layer.
 C_API_HEADERS = {'include/viommu.h': 'capi'}
+
+# A public header is <layer>/include/viommu/<layer>/...: the part before
+# this marker is the layer that owns it.
+PUBLIC_ROOT = '/include/viommu/'
 
 # Documented exceptions to ARROWS: (layer, header as written) -> why.
 # None today (the host-IOMMU facts hw/iommu reads moved to devcore/).
 HEADER_EXCEPTIONS = {}
-
-# Public headers that belong to a sub-layer but sit in its parent's include
-# directory (they should move to include/viommu/system/vfio/; until then
-# the table says where they belong): header as written -> layer.
-PUBLIC_HEADER_LAYERS = {
-    'viommu/system/vfio_pci_device.h': 'system/vfio',
-    'viommu/system/vfio_pci_host_info.h': 'system/vfio',
-}
 
 # <sys/ioctl.h>: only the real-kernel backend issues ioctls. Exceptions are
 # per file.
@@ -120,9 +121,8 @@ ALLOWED = closure(ARROWS)
 
 
 def layer_of(directory):
-    """The layer a directory (repository-relative, '/'-separated, without
-    include/viommu/) belongs to: the longest ARROWS key that is a prefix of
-    it, or None."""
+    """The layer a directory (repository-relative, '/'-separated) belongs
+    to: the longest ARROWS key that is a prefix of it, or None."""
     best = None
     for layer in ARROWS:
         if directory == layer or directory.startswith(layer + '/'):
@@ -133,8 +133,6 @@ def layer_of(directory):
 
 def public_header_layer(header):
     """The layer of a public header written as "viommu/<layer>/..."."""
-    if header in PUBLIC_HEADER_LAYERS:
-        return PUBLIC_HEADER_LAYERS[header]
     return layer_of(os.path.dirname(header)[len('viommu/'):])
 
 
@@ -150,7 +148,8 @@ def production_files(root):
             for name in sorted(names):
                 if name.endswith(SOURCE_SUFFIXES):
                     rel = os.path.relpath(os.path.join(dirpath, name), root)
-                    out.append((rel.replace(os.sep, '/'), False))
+                    rel = rel.replace(os.sep, '/')
+                    out.append((rel, PUBLIC_ROOT in '/' + rel))
     pub = os.path.join(root, 'include')
     for dirpath, _, names in os.walk(pub):
         for name in sorted(names):
@@ -179,11 +178,14 @@ def check(root):
         if public and rel in C_API_HEADERS:
             layer = C_API_HEADERS[rel]
         elif public:
-            if not directory.startswith('include/viommu/'):
-                violations.append((rel, 1, 'include/', rel,
-                                   'public headers live in include/viommu/<layer>/'))
+            owner, _, below = ('/' + rel).partition(PUBLIC_ROOT)
+            owner = owner[1:]
+            layer = layer_of(owner)
+            if layer != owner or public_header_layer('viommu/' + below) != owner:
+                violations.append((rel, 1, owner or 'include/', rel,
+                                   'public headers live in '
+                                   '<layer>/include/viommu/<layer>/'))
                 continue
-            layer = public_header_layer(rel[len('include/'):])
         else:
             layer = layer_of(directory)
         if layer is None:
@@ -283,27 +285,27 @@ def self_test(repo):
     seeds = [
         ('vfio/container.cc', '#include "viommu/hw/pci/pci_device.h"',
          'vfio/container.cc:%d: vfio must not include viommu/hw/pci/pci_device.h'),
-        ('include/viommu/vfio/container.h', '#include "viommu/system/vm.h"',
-         'include/viommu/vfio/container.h:%d: vfio must not include viommu/system/vm.h'),
+        ('vfio/include/viommu/vfio/container.h', '#include "viommu/system/vm.h"',
+         'vfio/include/viommu/vfio/container.h:%d: vfio must not include viommu/system/vm.h'),
         ('util/check.cc', '#include "viommu/memory/iommu.h"',
          'util/check.cc:%d: util must not include viommu/memory/iommu.h'),
-        ('include/viommu/util/range.h', '#include "viommu/vfio/container.h"',
-         'include/viommu/util/range.h:%d: util must not include viommu/vfio/container.h'),
+        ('util/include/viommu/util/range.h', '#include "viommu/vfio/container.h"',
+         'util/include/viommu/util/range.h:%d: util must not include viommu/vfio/container.h'),
         ('memory/render.cc', '#include "viommu/hw/core/msi.h"',
          'memory/render.cc:%d: memory must not include viommu/hw/core/msi.h'),
         ('hw/pci/pci_bus.cc', '#include "viommu/vfio/vfio_manager.h"',
          'hw/pci/pci_bus.cc:%d: hw/pci must not include viommu/vfio/vfio_manager.h'),
-        ('include/viommu/hw/core/msi.h', '#include "viommu/system/vm.h"',
-         'include/viommu/hw/core/msi.h:%d: hw/core must not include viommu/system/vm.h'),
+        ('hw/core/include/viommu/hw/core/msi.h', '#include "viommu/system/vm.h"',
+         'hw/core/include/viommu/hw/core/msi.h:%d: hw/core must not include viommu/system/vm.h'),
         ('hw/iommu/intel/vtd_iotlb.cc', '#include "viommu/hw/misc/edu.h"',
          'hw/iommu/intel/vtd_iotlb.cc:%d: hw/iommu must not include viommu/hw/misc/edu.h'),
         ('system/qmp/qmp_server.cc', '#include "viommu/memory/iommu.h"',
          'system/qmp/qmp_server.cc:%d: system/qmp must not include viommu/memory/iommu.h'),
-        ('include/viommu/memory/iommu.h', '#include "memory/render.h"',
-         'include/viommu/memory/iommu.h:%d: memory must not include memory/render.h '
+        ('memory/include/viommu/memory/iommu.h', '#include "memory/render.h"',
+         'memory/include/viommu/memory/iommu.h:%d: memory must not include memory/render.h '
          '(a public header never includes a private one)'),
-        ('include/viommu/hw/pci/pci_bus.h', '#include "pci_bus_impl.h"',
-         'include/viommu/hw/pci/pci_bus.h:%d: hw/pci must not include pci_bus_impl.h '
+        ('hw/pci/include/viommu/hw/pci/pci_bus.h', '#include "pci_bus_impl.h"',
+         'hw/pci/include/viommu/hw/pci/pci_bus.h:%d: hw/pci must not include pci_bus_impl.h '
          '(a public header never includes a private one)'),
         ('vfio/container.cc', '#include "memory/render.h"',
          'vfio/container.cc:%d: vfio must not include memory/render.h '
@@ -311,6 +313,14 @@ def self_test(repo):
         ('vfio/host/model/type1_iommu.cc', '#include <sys/ioctl.h>',
          'vfio/host/model/type1_iommu.cc:%d: vfio/host/model must not include '
          'sys/ioctl.h (only vfio/host/linux'),
+        ('memory/include/viommu/hw/core/stray.h', '#include <cstdint>',
+         'memory/include/viommu/hw/core/stray.h:1: memory must not include '
+         'memory/include/viommu/hw/core/stray.h (public headers live in '
+         '<layer>/include/viommu/<layer>/)'),
+        ('include/viommu/memory/old_place.h', '#include <cstdint>',
+         'include/viommu/memory/old_place.h:1: include/ must not include '
+         'include/viommu/memory/old_place.h (public headers live in '
+         '<layer>/include/viommu/<layer>/)'),
         ('newlayer/thing.cc', '#include "viommu/util/range.h"',
          'newlayer/thing.cc:1: newlayer must not include newlayer/thing.cc '
          '(directory is in no layer'),

@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_format.h"
 #include "viommu/hw/pci/pci_regs.h"
-#include "viommu/system/vfio_pci_device.h"
+#include "viommu/system/vfio/vfio_pci_device.h"
 #include "viommu/util/le_bytes.h"
 
 namespace viommu::system {

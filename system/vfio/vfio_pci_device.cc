@@ -2,7 +2,7 @@
 // (pread/pwrite MMIO plus mmap'd ram_device regions) and reset. Config
 // space virtualisation is in vfio_pci_config.cc, interrupts in
 // vfio_pci_irq.cc.
-#include "viommu/system/vfio_pci_device.h"
+#include "viommu/system/vfio/vfio_pci_device.h"
 
 #include <cstring>
 #include <utility>

@@ -1,7 +1,7 @@
 // Reading a vfio-pci device fd's description: DEVICE_GET_INFO,
 // GET_REGION_INFO, GET_IRQ_INFO and the config region (the first steps of
 // QEMU's vfio_populate_device, as behaviour; not its code).
-#include "viommu/system/vfio_pci_host_info.h"
+#include "viommu/system/vfio/vfio_pci_host_info.h"
 
 #include <algorithm>
 #include <cerrno>

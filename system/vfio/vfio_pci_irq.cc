@@ -11,7 +11,7 @@
 
 #include "absl/strings/str_format.h"
 #include "viommu/hw/pci/pci_regs.h"
-#include "viommu/system/vfio_pci_device.h"
+#include "viommu/system/vfio/vfio_pci_device.h"
 
 namespace viommu::system {
 namespace {

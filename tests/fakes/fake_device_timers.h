@@ -1,5 +1,5 @@
 // tests/fakes/fake_device_timers.h — a manual virtual clock implementing
-// vfio::model::DeviceTimers for device tests: time moves only by Advance /
+// devcore::DeviceTimers for device tests: time moves only by Advance /
 // AdvanceTo, which fire due timers in deadline order (ties in arming
 // order), each at its own deadline.
 //
@@ -18,9 +18,15 @@
 #include <set>
 #include <utility>
 
-#include "viommu/vfio/host/model/device_timers.h"
+#include "viommu/devcore/device_timers.h"
 
 namespace viommu::vfio::model {
+
+// devcore's interface under the names the host-device tests use (as
+// viommu/vfio/host/model/device_timers.h spells them), without making a
+// devcore test depend on vfio/.
+using devcore::DeviceTimer;
+using devcore::DeviceTimers;
 
 class FakeDeviceTimers final : public DeviceTimers {
  public:

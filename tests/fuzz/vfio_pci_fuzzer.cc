@@ -42,7 +42,7 @@
 #include "tests/fuzz/fuzz_trace.h"
 #include "tests/fuzz/machine_reuse.h"
 #include "viommu/hw/pci/pci_regs.h"
-#include "viommu/system/vfio_pci_device.h"
+#include "viommu/system/vfio/vfio_pci_device.h"
 #include "viommu/system/vm.h"
 #include "viommu/vfio/host/host_platform.h"
 #include "viommu/vfio/host/model/host_device.h"

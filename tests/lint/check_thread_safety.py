@@ -6,7 +6,7 @@ The clang tree (build-fuzz, -Dwerror=true in CI) compiles everything with
 seeded file compiled with `clang++ -fsyntax-only -Wthread-safety -Werror`
 against the tree's headers: the violation must be rejected with a
 thread-safety diagnostic and the fixed version must compile. It covers
-absl::Mutex and util's SpinLock (the project's own capability, also the VT-d
+util's Mutex (shared and exclusive) and SpinLock (also the VT-d
 CacheLock), GUARDED_BY members and *Locked methods.
 
 Usage: check_thread_safety.py SOURCE_ROOT
@@ -20,7 +20,7 @@ import tempfile
 
 PRELUDE = """
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "viommu/util/mutex.h"
 #include "viommu/util/spin_lock.h"
 """
 
@@ -32,7 +32,7 @@ class Counter {
  public:
   int Get() { return n_; }  // no lock
  private:
-  absl::Mutex mu_;
+  viommu::Mutex mu_;
   int n_ ABSL_GUARDED_BY(mu_) = 0;
 };
 int Use(Counter& c) { return c.Get(); }
@@ -40,9 +40,9 @@ int Use(Counter& c) { return c.Get(); }
         """
 class Counter {
  public:
-  int Get() { absl::MutexLock l(&mu_); return n_; }
+  int Get() { viommu::ReaderMutexLock l(&mu_); return n_; }
  private:
-  absl::Mutex mu_;
+  viommu::Mutex mu_;
   int n_ ABSL_GUARDED_BY(mu_) = 0;
 };
 int Use(Counter& c) { return c.Get(); }
@@ -99,7 +99,7 @@ def compile_snippet(clang, root, tmp, name, body):
     with open(path, "w") as f:
         f.write(PRELUDE + body)
     cmd = [clang, "-std=c++20", "-fsyntax-only", "-Wthread-safety", "-Werror",
-           "-I", os.path.join(root, "include"), path]
+           "-I", os.path.join(root, "util", "include"), path]
     r = subprocess.run(cmd, capture_output=True, text=True)
     return r.returncode, r.stderr
 

@@ -1,7 +1,7 @@
 // VfioPciDevice on a real PciBus (tests/hw/pci's bench: RAM, MSI window,
 // INTx sink) over FakeVfioDeviceBackend, driven through configuration
 // space and the BARs as a guest would.
-#include "viommu/system/vfio_pci_device.h"
+#include "viommu/system/vfio/vfio_pci_device.h"
 
 #include <fcntl.h>
 

@@ -10,7 +10,7 @@
 #include "gtest/gtest.h"
 #include "tests/hw/pci/fake_pci_device.h"
 #include "viommu/hw/pci/pci_regs.h"
-#include "viommu/system/vfio_pci_device.h"
+#include "viommu/system/vfio/vfio_pci_device.h"
 #include "viommu/vfio/host/host_platform.h"
 #include "viommu/vfio/host/model/host_device.h"
 #include "viommu/vfio/host/model/model_host.h"
