@@ -6,23 +6,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "viommu/hw/core/property_parse.h"
 #include "viommu/hw/iommu/vtd_regs.h"
 
 namespace viommu::vtd {
 namespace {
-
-[[nodiscard]] absl::Status ParseBool(absl::string_view key, absl::string_view v,
-                                     bool* out) {
-  if (v == "on" || v == "yes" || v == "true" || v == "y") {
-    *out = true;
-  } else if (v == "off" || v == "no" || v == "false" || v == "n") {
-    *out = false;
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Parameter '", key, "' expects 'on' or 'off'"));
-  }
-  return absl::OkStatus();
-}
 
 [[nodiscard]] absl::Status ParseOnOffAuto(absl::string_view key,
                                           absl::string_view v, OnOffAuto* out) {
@@ -73,15 +61,15 @@ absl::StatusOr<Properties> ParseProperties(
     if (key == "aw-bits") {
       s = ParseU8(key, value, &p.aw_bits);
     } else if (key == "caching-mode") {
-      s = ParseBool(key, value, &p.caching_mode);
+      s = hw::ParseBoolProperty(key, value, &p.caching_mode);
     } else if (key == "dma-translation") {
-      s = ParseBool(key, value, &p.dma_translation);
+      s = hw::ParseBoolProperty(key, value, &p.dma_translation);
     } else if (key == "pt") {
-      s = ParseBool(key, value, &p.pt);
+      s = hw::ParseBoolProperty(key, value, &p.pt);
     } else if (key == "device-iotlb") {
-      s = ParseBool(key, value, &p.device_iotlb);
+      s = hw::ParseBoolProperty(key, value, &p.device_iotlb);
     } else if (key == "dma-drain") {
-      s = ParseBool(key, value, &p.dma_drain);
+      s = hw::ParseBoolProperty(key, value, &p.dma_drain);
     } else if (key == "intremap") {
       s = ParseOnOffAuto(key, value, &p.intremap);
     } else if (key == "eim") {

@@ -5,28 +5,15 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "viommu/hw/core/property_parse.h"
 
 namespace viommu::virtio_iommu {
 namespace {
 
-// QEMU's qapi boolean spellings.
-[[nodiscard]] absl::Status ParseBool(absl::string_view key, absl::string_view v,
-                                     bool* out) {
-  if (v == "on" || v == "yes" || v == "true" || v == "y") {
-    *out = true;
-  } else if (v == "off" || v == "no" || v == "false" || v == "n") {
-    *out = false;
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Parameter '", key, "' expects 'on' or 'off'"));
-  }
-  return absl::OkStatus();
-}
-
 // Properties `help` lists that change nothing here at their default.
 struct InertProperty {
   absl::string_view key;
-  absl::string_view default_value;  // as QEMU spells it; bools by ParseBool
+  absl::string_view default_value;  // as QEMU spells it
   bool is_bool;
 };
 constexpr InertProperty kInert[] = {
@@ -65,8 +52,10 @@ constexpr InertProperty kInert[] = {
   bool same = value == p.default_value;
   if (p.is_bool) {
     bool want = false, got = false;
-    (void)ParseBool(p.key, p.default_value, &want);
-    if (absl::Status s = ParseBool(p.key, value, &got); !s.ok()) return s;
+    (void)hw::ParseBoolProperty(p.key, p.default_value, &want);
+    if (absl::Status s = hw::ParseBoolProperty(p.key, value, &got); !s.ok()) {
+      return s;
+    }
     same = got == want;
   }
   if (same) return absl::OkStatus();
@@ -84,13 +73,13 @@ absl::StatusOr<Properties> ParseProperties(
   for (const auto& [key, value] : props) {
     absl::Status s;
     if (key == "boot-bypass") {
-      s = ParseBool(key, value, &p.boot_bypass);
+      s = hw::ParseBoolProperty(key, value, &p.boot_bypass);
     } else if (key == "indirect_desc") {
-      s = ParseBool(key, value, &p.indirect_desc);
+      s = hw::ParseBoolProperty(key, value, &p.indirect_desc);
     } else if (key == "event_idx") {
-      s = ParseBool(key, value, &p.event_idx);
+      s = hw::ParseBoolProperty(key, value, &p.event_idx);
     } else if (key == "queue_reset") {
-      s = ParseBool(key, value, &p.queue_reset);
+      s = hw::ParseBoolProperty(key, value, &p.queue_reset);
     } else if (key == "addr") {
       // The machine parses and places the function.
     } else if (key == "len-reserved-regions") {
