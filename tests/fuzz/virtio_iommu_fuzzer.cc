@@ -198,6 +198,42 @@ class Shadow {
     bypass_ = boot_bypass;
   }
   void SetKnown(std::vector<uint16_t> known) { known_ = std::move(known); }
+  // The passthrough endpoint and what its host IOMMU can map: the valid
+  // IOVA ranges (empty: all) and the smallest page (0: any alignment).
+  void SetHost(uint16_t sid, std::vector<Range> ranges, uint64_t min_page) {
+    host_sid_ = sid;
+    host_ranges_ = std::move(ranges);
+    host_page_ = min_page;
+  }
+  // PROBE properties of `ep` (issue 13 part 5): the MSI window as MSI, then
+  // for the passthrough endpoint every IOVA outside its host's valid
+  // ranges as RESERVED, ascending, cut around the MSI window.
+  std::vector<uint8_t> ProbeProperties(uint16_t ep) const {
+    std::vector<uint8_t> out;
+    auto put = [&](uint8_t subtype, uint64_t first, uint64_t last) {
+      const uint8_t head[8] = {1, 0, 20, 0, subtype, 0, 0, 0};
+      out.insert(out.end(), head, head + 8);
+      for (uint64_t v : {first, last}) {
+        for (int i = 0; i < 8; ++i) out.push_back(static_cast<uint8_t>(v >> 8 * i));
+      }
+    };
+    put(vi::kResvMemMsi, kMsiFirst, kMsiLast);
+    if (ep != host_sid_ || host_ranges_.empty()) return out;
+    auto hole = [&](uint64_t first, uint64_t last) {
+      if (last < kMsiFirst || first > kMsiLast) return put(0, first, last);
+      if (first < kMsiFirst) put(0, first, kMsiFirst - 1);
+      if (last > kMsiLast) put(0, kMsiLast + 1, last);
+    };
+    // Walk the 64-bit space: what no valid range covers is a hole.
+    uint64_t at = 0;
+    for (const Range& r : host_ranges_) {
+      if (r.first > at) hole(at, r.first - 1);
+      if (r.last == ~uint64_t{0}) return out;
+      at = r.last + 1;
+    }
+    hole(at, ~uint64_t{0});
+    return out;
+  }
   bool bypass() const { return bypass_; }
   void set_bypass(bool b) { bypass_ = b; }
 
@@ -401,6 +437,9 @@ class Shadow {
   const bool boot_bypass_;
   bool bypass_;
   std::vector<uint16_t> known_;
+  uint16_t host_sid_ = 0xffff;  // none
+  std::vector<Range> host_ranges_;
+  uint64_t host_page_ = 0;
   std::map<uint32_t, ShadowDomain> domains_;
   std::map<uint16_t, std::optional<uint32_t>> endpoints_;
 };
@@ -590,6 +629,11 @@ class Program {
         shadow_(m->boot_bypass()),
         tracing_(Mode().tracing) {
     shadow_.SetKnown(m->known());
+    // The host facts as the container reads them (not as the device
+    // holds them): its valid ranges and smallest page.
+    const vfio::VfioContainer* c = m->container();
+    const uint64_t pages = c->page_size_mask();
+    shadow_.SetHost(kVfioDevfn, c->iova_ranges(), pages & (~pages + 1));
   }
 
   // PCI setup and the driver's init (reads its choices from the input).
@@ -1141,15 +1185,19 @@ void Program::Kick() {
       Fail("request status", got, w.status);
     }
     if (w.p->out[0] == vi::kReqProbe && w.used_len == vi::kProbeReplySize) {
-      // Properties: one RESV_MEM MSI for every known endpoint, zeros after.
+      // Properties: one RESV_MEM MSI for every known endpoint, the host's
+      // holes as RESERVED for the passthrough one, zeros after.
       uint8_t props[vi::kProbeSize] = {};
       if (w.status == vi::kStatusOk) {
-        const uint8_t msi[24] = {1,    0,    20,   0,    vi::kResvMemMsi,
-                                 0,    0,    0,    0,    0,
-                                 0xe0, 0xfe, 0,    0,    0,
-                                 0,    0xff, 0xff, 0xef, 0xfe,
-                                 0,    0,    0,    0};
-        std::memcpy(props, msi, sizeof msi);
+        uint8_t req[vi::kProbeReqSize] = {};
+        std::memcpy(req, w.p->out.data(),
+                    std::min<size_t>(w.p->out.size(), sizeof req));
+        const uint32_t ep = req[4] | req[5] << 8 | req[6] << 16 |
+                            uint32_t{req[7]} << 24;
+        const std::vector<uint8_t> want =
+            shadow_.ProbeProperties(static_cast<uint16_t>(ep));
+        if (want.size() > sizeof props) Fail("PROBE model overflow", ep, 0);
+        std::memcpy(props, want.data(), want.size());
       }
       if (std::memcmp(props, reply.data(), sizeof props) != 0) {
         Fail("PROBE properties", w.status, 0);

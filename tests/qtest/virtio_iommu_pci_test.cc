@@ -38,13 +38,14 @@ class VirtioIommuQtest : public ViommuTest {
  protected:
   // The machine with edu (or, with `vfio`, the model host's 0000:01:00.0
   // passed through) at 04.0, and a QMP socket.
-  void StartMachine(const std::string& iommu_props = "", bool vfio = false) {
+  void StartMachine(const std::string& iommu_props = "", bool vfio = false,
+                    const std::string& host = "0000:01:00.0") {
     qmp_path_ = (std::filesystem::temp_directory_path() /
                  ("viommu-vi-qmp-" + std::to_string(getpid())))
                     .string();
     Start({"-m", "256M", "-device", "virtio-iommu-pci,addr=03.0" + iommu_props,
            "-device",
-           vfio ? "vfio-pci,host=0000:01:00.0,addr=04.0,id=v0"
+           vfio ? "vfio-pci,host=" + host + ",addr=04.0,id=v0"
                 : "edu,addr=04.0,dma_mask=0xffffffffffffffff",
            "-qmp", "unix:" + qmp_path_ + ",server=on,wait=off"});
     if (HasFatalFailure()) return;
@@ -353,6 +354,32 @@ TEST_F(VirtioIommuQtest, APassthroughContainerFollowsTheEndpoint) {
   EXPECT_EQ(qmp_->Execute(R"({"execute": "system_reset"})"),
             R"({"return": {}})");
   EXPECT_EQ(HostMappings(), 1u);
+}
+
+// Beyond QEMU (issue 13 part 5): the passthrough endpoint's PROBE names
+// what its host cannot map. The model host's 0000:02:00.0 has a 48-bit
+// aperture, a direct-mapped region at 0xf000000 and the MSI window.
+TEST_F(VirtioIommuQtest, ProbeOfAPassthroughEndpointReportsTheHostsHoles) {
+  StartMachine("", /*vfio=*/true, "0000:02:00.0");
+  const uint64_t a = Post({Probe(kEdu)}, {516});
+  Kick(0);
+  ASSERT_EQ(qts().Readb(a + 512), kOk);
+  auto resv = [](uint8_t subtype, uint64_t first, uint64_t last) {
+    return Le({{1, 2}, {20, 2}, {subtype, 4}, {first, 8}, {last, 8}});
+  };
+  std::vector<uint8_t> want = resv(1, 0xfee00000, 0xfeefffff);
+  for (auto r : {resv(0, 0xf000000, 0xf0fffff),
+                 resv(0, uint64_t{1} << 48, ~uint64_t{0})}) {
+    want.insert(want.end(), r.begin(), r.end());
+  }
+  want.resize(512, 0);
+  EXPECT_EQ(qts().Memread(a, 512), want);
+  // Any other endpoint: the MSI window alone, as QEMU 7.2.
+  const uint64_t b = Post({Probe(0)}, {516});
+  Kick(0);
+  std::vector<uint8_t> msi = resv(1, 0xfee00000, 0xfeefffff);
+  msi.resize(512, 0);
+  EXPECT_EQ(qts().Memread(b, 512), msi);
 }
 
 }  // namespace

@@ -55,8 +55,7 @@ std::string VirtioIommu::DmaSpaceName(uint8_t /*bus*/, uint8_t devfn) const {
 
 absl::Status VirtioIommu::SetHostIommuDevice(
     uint8_t bus, uint8_t devfn, const devcore::HostIommuDevice& hiod) {
-  // As QEMU 7.2: nothing is checked against the host IOMMU (its ranges and
-  // page sizes do not reach the guest yet, issue 13 part 5).
+  // Kept for PROBE (the host's reserved regions and aperture holes).
   host_devices_[static_cast<uint16_t>(bus << 8 | devfn)] = hiod;
   return absl::OkStatus();
 }

@@ -204,14 +204,67 @@ uint8_t VirtioIommu::Probe(std::span<const uint8_t> req,
   if (endpoint > 0xffff || !spaces_.contains(static_cast<uint16_t>(endpoint))) {
     return kStatusNoent;
   }
-  // One RESV_MEM property: the x86 MSI window, subtype MSI (the one
-  // reserved region q35 gives every endpoint).
-  StoreLe(&props[0], kProbeTypeResvMem, 2);
-  StoreLe(&props[2], kResvMemLength, 2);
-  props[4] = kResvMemMsi;
-  StoreLe(&props[8], kMsiWindowFirst, 8);
-  StoreLe(&props[16], kMsiWindowLast, 8);
+  // First the x86 MSI window, subtype MSI (the one reserved region q35
+  // gives every endpoint, as QEMU 7.2); then, for an endpoint with a host
+  // IOMMU device, what its host cannot map, as RESERVED.
+  size_t at = 0;
+  auto put = [&](uint8_t subtype, const Range& r) {
+    StoreLe(&props[at], kProbeTypeResvMem, 2);
+    StoreLe(&props[at + 2], kResvMemLength, 2);
+    props[at + 4] = subtype;
+    StoreLe(&props[at + 8], r.first, 8);
+    StoreLe(&props[at + 16], r.last, 8);
+    at += kPropertyHeaderSize + kResvMemLength;
+  };
+  put(kResvMemMsi, {kMsiWindowFirst, kMsiWindowLast});
+  auto host = host_devices_.find(static_cast<uint16_t>(endpoint));
+  if (host != host_devices_.end()) {
+    for (const Range& r : HostReservedRegions(host->second)) {
+      put(kResvMemReserved, r);
+    }
+  }
   return kStatusOk;
+}
+
+std::vector<Range> VirtioIommu::HostReservedRegions(
+    const devcore::HostIommuDevice& hiod) {
+  // The complement of the valid IOVA ranges: the host's reserved regions
+  // and everything above its aperture.
+  std::vector<Range> raw;
+  if (hiod.iova_ranges.empty()) return raw;  // unknown: all valid
+  uint64_t next = 0;  // first IOVA not yet covered
+  bool done = false;
+  for (const Range& r : hiod.iova_ranges) {
+    if (r.first > next) raw.push_back({next, r.first - 1});
+    if (r.last == ~uint64_t{0}) {
+      done = true;
+      break;
+    }
+    next = std::max(next, r.last + 1);
+  }
+  if (!done) raw.push_back({next, ~uint64_t{0}});
+  // Minus the MSI window, reported as MSI (regions must not overlap,
+  // §5.13.6.5): a hole around it becomes two.
+  auto without_msi = [](const std::vector<Range>& in) {
+    std::vector<Range> out;
+    for (const Range& r : in) {
+      if (r.last < kMsiWindowFirst || r.first > kMsiWindowLast) {
+        out.push_back(r);
+        continue;
+      }
+      if (r.first < kMsiWindowFirst) out.push_back({r.first, kMsiWindowFirst - 1});
+      if (r.last > kMsiWindowLast) out.push_back({kMsiWindowLast + 1, r.last});
+    }
+    return out;
+  };
+  std::vector<Range> holes = without_msi(raw);
+  if (holes.size() <= kMaxHostRegions) return holes;
+  // probe_size holds kMaxHostRegions after the MSI property: the last
+  // hole that fits stretches over the rest (more reserved, never less),
+  // leaving one slot for the split around the MSI window.
+  raw[kMaxHostRegions - 2].last = raw.back().last;
+  raw.resize(kMaxHostRegions - 1);
+  return without_msi(raw);
 }
 
 void VirtioIommu::DetachLocked(uint16_t sid) {

@@ -432,6 +432,104 @@ TEST_F(VirtioIommuTest, ProbeWithAShortReplyBufferIsDeverrWithUsedLength4) {
   }
 }
 
+// --- host IOMMU devices (issue 13 part 5, beyond QEMU 7.2) ---
+
+struct Resv {
+  uint8_t subtype;
+  uint64_t first;
+  uint64_t last;
+  friend bool operator==(const Resv&, const Resv&) = default;
+  friend std::ostream& operator<<(std::ostream& os, const Resv& r) {
+    return os << "{" << int{r.subtype} << " 0x" << std::hex << r.first
+              << "-0x" << r.last << "}";
+  }
+};
+constexpr Resv kMsiResv = {kResvMemMsi, kMsiWindowFirst, kMsiWindowLast};
+
+devcore::HostIommuDevice Host(std::vector<Range> ranges,
+                              uint64_t page_size_mask = 0x40201000) {
+  devcore::HostIommuDevice h;
+  h.name = "vfio-pci 'test'";
+  h.page_size_mask = page_size_mask;
+  h.iova_ranges = std::move(ranges);
+  return h;
+}
+
+class VirtioIommuHostTest : public VirtioIommuTest {
+ protected:
+  // The RESV_MEM properties of a PROBE of `ep`, checking the reply's
+  // layout (length 20, reserved bytes zero, zeros after the last one).
+  std::vector<Resv> ProbeRegions(uint16_t ep) {
+    std::vector<Resv> out;
+    EXPECT_EQ(Send(ProbeReq(ep), kProbeReplySize), kStatusOk);
+    size_t at = 0;
+    while (at + 24 <= kProbeSize && LoadLe(&reply_[at], 2) != 0) {
+      EXPECT_EQ(LoadLe(&reply_[at], 2), kProbeTypeResvMem);
+      EXPECT_EQ(LoadLe(&reply_[at + 2], 2), kResvMemLength);
+      EXPECT_EQ(reply_[at + 5] | reply_[at + 6] | reply_[at + 7], 0);
+      out.push_back(
+          {reply_[at + 4], LoadLe(&reply_[at + 8], 8), LoadLe(&reply_[at + 16], 8)});
+      at += 24;
+    }
+    for (size_t i = at; i < kProbeSize; ++i) EXPECT_EQ(reply_[i], 0) << i;
+    return out;
+  }
+};
+
+TEST_F(VirtioIommuHostTest, ProbeReportsTheHostsHolesAsReservedAndMsiAsMsi) {
+  // A hole below 4 KiB, the host's own MSI hole (already reported as MSI)
+  // and everything above a 48-bit aperture.
+  ASSERT_TRUE(viommu_
+                  ->SetHostIommuDevice(0, kEdu,
+                                       Host({{0x1000, 0xfedfffff},
+                                             {0xfef00000, 0xffffffffffff}}))
+                  .ok());
+  EXPECT_THAT(ProbeRegions(kEdu),
+              ElementsAre(kMsiResv, Resv{kResvMemReserved, 0, 0xfff},
+                          Resv{kResvMemReserved, uint64_t{1} << 48,
+                               ~uint64_t{0}}));
+  // Other endpoints are answered as QEMU 7.2.
+  EXPECT_THAT(ProbeRegions(kLpc), ElementsAre(kMsiResv));
+  viommu_->UnsetHostIommuDevice(0, kEdu);
+  EXPECT_THAT(ProbeRegions(kEdu), ElementsAre(kMsiResv));
+}
+
+TEST_F(VirtioIommuHostTest, AHoleAroundTheMsiWindowIsSplitSoNothingOverlaps) {
+  ASSERT_TRUE(viommu_
+                  ->SetHostIommuDevice(0, kEdu,
+                                       Host({{0, 0xfebfffff},
+                                             {0xff000000, ~uint64_t{0}}}))
+                  .ok());
+  EXPECT_THAT(ProbeRegions(kEdu),
+              ElementsAre(kMsiResv,
+                          Resv{kResvMemReserved, 0xfec00000, 0xfedfffff},
+                          Resv{kResvMemReserved, 0xfef00000, 0xfeffffff}));
+}
+
+TEST_F(VirtioIommuHostTest, UnknownHostRangesReserveNothing) {
+  ASSERT_TRUE(viommu_->SetHostIommuDevice(0, kEdu, Host({})).ok());
+  EXPECT_THAT(ProbeRegions(kEdu), ElementsAre(kMsiResv));
+}
+
+TEST_F(VirtioIommuHostTest, HolesBeyondProbeSizeStretchTheLastRegion) {
+  // 30 valid pages with a page-sized hole before each: 32 holes with the
+  // top one split around the MSI window; 20 fit.
+  std::vector<Range> ranges;
+  for (uint64_t i = 0; i < 30; ++i) {
+    ranges.push_back({0x2000 * i + 0x1000, 0x2000 * i + 0x1fff});
+  }
+  ASSERT_TRUE(viommu_->SetHostIommuDevice(0, kEdu, Host(ranges)).ok());
+  const std::vector<Resv> got = ProbeRegions(kEdu);
+  ASSERT_EQ(got.size(), 21u);
+  EXPECT_EQ(got[0], kMsiResv);
+  EXPECT_EQ(got[1], (Resv{kResvMemReserved, 0, 0xfff}));
+  EXPECT_EQ(got[18], (Resv{kResvMemReserved, 0x22000, 0x22fff}));
+  // The 19th hole covers the rest: more reserved than the host has, never
+  // less, and still split around the MSI window.
+  EXPECT_EQ(got[19], (Resv{kResvMemReserved, 0x24000, 0xfedfffff}));
+  EXPECT_EQ(got[20], (Resv{kResvMemReserved, 0xfef00000, ~uint64_t{0}}));
+}
+
 // --- translation and faults ---
 
 TEST_F(VirtioIommuTest, UnalignedMappingTranslatesExactly) {

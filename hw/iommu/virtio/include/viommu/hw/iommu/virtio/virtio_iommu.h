@@ -46,7 +46,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "viommu/devcore/host_iommu_device.h"
 #include "viommu/util/mutex.h"
+#include "viommu/util/range.h"
 #include "viommu/hw/core/viommu.h"
 #include "viommu/hw/iommu/virtio/virtio_iommu_properties.h"
 #include "viommu/hw/iommu/virtio/virtio_iommu_regs.h"
@@ -115,10 +117,11 @@ class VirtioIommu final : public hw::Viommu {
   std::shared_ptr<memory::MemoryRegion> DmaRoot(uint8_t bus,
                                                 uint8_t devfn) override;
   std::string DmaSpaceName(uint8_t bus, uint8_t devfn) const override;
-  // A passthrough function's host IOMMU facts: recorded, never refused (as
-  // QEMU 7.2; reporting them to the guest is issue 13 part 5). Its
-  // container follows the endpoint's DMA root like any consumer: the
-  // system memory alias while bypassed, MAP/UNMAP events otherwise.
+  // A passthrough function's host IOMMU facts (beyond QEMU 7.2, which
+  // ignores them): PROBE of the endpoint reports what the host cannot map
+  // (HostReservedRegions). Its container follows the endpoint's DMA root
+  // like any consumer: the system memory alias while bypassed, MAP/UNMAP
+  // events otherwise.
   [[nodiscard]] absl::Status SetHostIommuDevice(
       uint8_t bus, uint8_t devfn,
       const devcore::HostIommuDevice& hiod) override;
@@ -189,6 +192,15 @@ class VirtioIommu final : public hw::Viommu {
   uint64_t faults_dropped() const { return faults_dropped_; }
   // Passthrough functions with host IOMMU facts (SetHostIommuDevice).
   size_t host_device_count() const { return host_devices_.size(); }
+  // What PROBE reports as RESERVED for an endpoint whose host IOMMU is
+  // `hiod`: the holes between and above its valid IOVA ranges (none when
+  // they are unknown), sorted, without the MSI window (reported as MSI);
+  // at most kMaxHostRegions, the last one stretched over any that do not
+  // fit in probe_size.
+  static constexpr size_t kMaxHostRegions =
+      kProbeSize / (kPropertyHeaderSize + kResvMemLength) - 1;
+  [[nodiscard]] static std::vector<Range> HostReservedRegions(
+      const devcore::HostIommuDevice& hiod);
 
  private:
   struct Mapping {
