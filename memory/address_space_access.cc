@@ -78,7 +78,7 @@ Translation AddressSpace::Translate(Hwaddr addr, uint64_t len, bool is_write,
 
 MemTxResult AddressSpace::Access(Hwaddr addr, uint8_t* buf, size_t len,
                                  bool is_write, MemTxAttrs attrs,
-                                 AccessFault* first_fault) {
+                                 AccessFault* first_fault, bool ram_only) {
   MemTxResult result;
   // Records the first piece that did not complete (callers that asked).
   auto note = [&](AccessFault::Kind kind) {
@@ -105,6 +105,10 @@ MemTxResult AddressSpace::Access(Hwaddr addr, uint8_t* buf, size_t len,
       } else {
         std::memcpy(host, buf, l);
       }
+    } else if (ram_only) {
+      std::memset(buf, 0, l);  // ReadRam: never dispatched
+      result |= MemTxResult::DecodeError();
+      note(AccessFault::Kind::kDevice);
     } else {
       // MMIO or ram_device: one naturally sized piece at a time.
       l = MmioChunkSize(*t.mr, t.offset_in_region, l);
@@ -132,6 +136,12 @@ MemTxResult AddressSpace::Access(Hwaddr addr, uint8_t* buf, size_t len,
 MemTxResult AddressSpace::Read(Hwaddr addr, void* buf, size_t len,
                                MemTxAttrs attrs) {
   return Access(addr, static_cast<uint8_t*>(buf), len, false, attrs, nullptr);
+}
+
+MemTxResult AddressSpace::ReadRam(Hwaddr addr, void* buf, size_t len,
+                                  MemTxAttrs attrs) {
+  return Access(addr, static_cast<uint8_t*>(buf), len, false, attrs, nullptr,
+                /*ram_only=*/true);
 }
 
 MemTxResult AddressSpace::Write(Hwaddr addr, const void* buf, size_t len,

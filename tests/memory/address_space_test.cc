@@ -105,6 +105,25 @@ TEST_F(AddressSpaceTest, OwnedMmioOpsDieWithTheLastMemoryMapShowingThem) {
   EXPECT_TRUE(destroyed);
 }
 
+// ReadRam copies RAM and never dispatches MMIO: those bytes read as 0 with
+// kDecodeError.
+TEST_F(AddressSpaceTest, ReadRamSkipsMmioWithoutCallingTheDevice) {
+  FakeMmioDevice dev(0x100);
+  root_->AddSubregion(0x10000,
+                      MemoryRegion::CreateMmio(&sys_, "d", 0x100, &dev));
+  dev.bytes()[0] = 0x77;
+  AddressSpace as(&sys_, root_, "as");
+  ram_->host()[0xfffe] = 0x11;
+  ram_->host()[0xffff] = 0x22;
+  uint32_t v = 0xffffffff;
+  EXPECT_TRUE(as.ReadRam(0xfffe, &v, 4).decode_error());
+  EXPECT_EQ(v, 0x00002211u);
+  EXPECT_TRUE(dev.accesses().empty());
+  uint16_t w = 0;
+  EXPECT_TRUE(as.ReadRam(0x10, &w, 2).ok());
+  EXPECT_TRUE(as.ReadRam(0x20000, &w, 2).decode_error());  // unassigned
+}
+
 TEST_F(AddressSpaceTest, EightByteWriteToFourByteMmioBecomesTwoAccesses) {
   FakeMmioDevice dev(0x100);
   root_->AddSubregion(0x20000, MemoryRegion::CreateMmio(&sys_, "d", 0x100, &dev));

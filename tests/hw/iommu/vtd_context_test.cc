@@ -1,7 +1,15 @@
 #include "viommu/hw/iommu/vtd_context.h"
 
+#include <cstdint>
+#include <memory>
+
 #include "gtest/gtest.h"
+#include "tests/fakes/fake_mmio_device.h"
 #include "tests/hw/iommu/fake_guest_memory.h"
+#include "viommu/hw/iommu/vtd_guest_memory.h"
+#include "viommu/memory/address_space.h"
+#include "viommu/memory/memory_region.h"
+#include "viommu/memory/memory_system.h"
 
 namespace viommu::vtd {
 namespace {
@@ -203,6 +211,34 @@ TEST(IsQualifiedFaultTest, MatchesQemu72Table) {
   EXPECT_TRUE(IsQualifiedFault(FaultReason::kPagingEntryRsvd));
   EXPECT_TRUE(IsQualifiedFault(FaultReason::kContextEntryTt));
   EXPECT_TRUE(IsQualifiedFault(FaultReason::kInterruptAddr));
+}
+
+// Tables are read from RAM only (AddressSpaceGuestMemory): a root or
+// context table pointer into MMIO is an unreadable table, and the device
+// behind it sees no access (a walk runs on DMA threads).
+TEST(VtdContextMemoryTest, TablesInMmioAreUnreadableAndTheDeviceIsNotCalled) {
+  memory::MemorySystem sys;
+  auto root = memory::MemoryRegion::CreateContainer(&sys, "root", kSize2To64);
+  root->AddSubregion(0, *memory::MemoryRegion::CreateRam(&sys, "ram", kCtx));
+  memory::testing::FakeMmioDevice dev(0x10000);
+  root->AddSubregion(kCtx, memory::MemoryRegion::CreateMmio(&sys, "mmio",
+                                                            0x10000, &dev));
+  memory::AddressSpace as(&sys, root, "memory");
+  AddressSpaceGuestMemory mem(&as);
+
+  // Root entry in RAM, its context table in MMIO.
+  const uint64_t root_entry[2] = {kCtx | 1, 0};
+  ASSERT_TRUE(as.Write(kRoot + kBus * 16, root_entry, sizeof root_entry).ok());
+  EXPECT_EQ(LookupContext(mem, Config(), kRoot, kBus, kDevfn).fault,
+            FaultReason::kContextTableInv);
+  // The root table itself in MMIO.
+  EXPECT_EQ(LookupContext(mem, Config(), kCtx, kBus, kDevfn).fault,
+            FaultReason::kRootTableInv);
+  EXPECT_TRUE(dev.accesses().empty());
+  // The same bytes through the address space do reach the device.
+  uint64_t v = 0;
+  EXPECT_TRUE(as.Read(kCtx, &v, sizeof v).ok());
+  EXPECT_FALSE(dev.accesses().empty());
 }
 
 }  // namespace

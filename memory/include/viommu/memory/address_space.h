@@ -108,6 +108,12 @@ class AddressSpace {
                    AccessFault* first_fault);
   MemTxResult Write(Hwaddr addr, const void* buf, size_t len,
                     MemTxAttrs attrs, AccessFault* first_fault);
+  // A read of RAM only, for a device model's own structures (an IOMMU's
+  // tables, walked on DMA threads): a piece that is not RAM — MMIO,
+  // ram_device, unassigned, refused by an IOMMU — reads as 0 with
+  // kDecodeError, and no device callback runs. Thread-safe.
+  MemTxResult ReadRam(Hwaddr addr, void* buf, size_t len,
+                      MemTxAttrs attrs = MemTxAttrs::Unspecified());
 
   // Translates `addr` for an access of up to `len` bytes, looping while the
   // target is again an IOMMU region (stacked IOMMUs). Thread-safe.
@@ -137,9 +143,11 @@ class AddressSpace {
   // Publishes `view` (control context) and returns the previous one.
   std::shared_ptr<const FlatView> Publish(
       std::shared_ptr<const FlatView> view);
-  // Buffer access core shared by Read and Write.
+  // Buffer access core shared by Read, Write and ReadRam (`ram_only`:
+  // pieces that are not RAM are not dispatched).
   MemTxResult Access(Hwaddr addr, uint8_t* buf, size_t len, bool is_write,
-                     MemTxAttrs attrs, AccessFault* first_fault);
+                     MemTxAttrs attrs, AccessFault* first_fault,
+                     bool ram_only = false);
 
   MemorySystem* system_;  // not owned
   std::shared_ptr<MemoryRegion> root_;

@@ -40,12 +40,18 @@ class GuestMemory {
 };
 
 // GuestMemory over an AddressSpace (system memory), attributes unspecified.
+// Reads see RAM only: a table pointer into MMIO (or a BAR) fails as an
+// unreadable entry, with the fault reason of the structure read, instead of
+// running device MMIO on the translating (DMA) thread. QEMU 7.2 reads
+// through its memory API, so MMIO there answers with register values;
+// docs/architecture.md lists the difference. Writes (invalidation-wait
+// status, control context only) go through the address space as in QEMU.
 class AddressSpaceGuestMemory final : public GuestMemory {
  public:
   // `as` is not owned and must outlive this.
   explicit AddressSpaceGuestMemory(memory::AddressSpace* as) : as_(as) {}
   bool Read(Hwaddr addr, void* buf, size_t len) override {
-    return as_->Read(addr, buf, len).ok();
+    return as_->ReadRam(addr, buf, len).ok();
   }
   bool Write(Hwaddr addr, const void* buf, size_t len) override {
     return as_->Write(addr, buf, len).ok();
