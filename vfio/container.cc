@@ -66,6 +66,7 @@ devcore::HostIommuDevice VfioContainer::HostIommuInfo() const {
   if (!iova_ranges_.empty()) top = iova_ranges_.back().last;
   info.aw_bits =
       static_cast<uint8_t>(top == 0 ? 1 : 64 - absl::countl_zero(top));
+  info.map_failures = [this] { return stats_.giommu_map_errors; };
   return info;
 }
 

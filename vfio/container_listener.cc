@@ -76,7 +76,10 @@ class ContainerListener::GuestIommu final : public memory::IommuNotifier {
         reinterpret_cast<uintptr_t>(t.mr->host()) + t.offset_in_region;
     const bool ro = (e.perm & memory::kIommuWrite) == 0 || t.readonly;
     absl::Status s = container_->DmaMap(iova, len, hva, ro);
-    if (!s.ok()) container_->ReportGuestError(s);
+    if (!s.ok()) {
+      ++container_->stats_.giommu_map_errors;
+      container_->ReportGuestError(s);
+    }
   }
 
   memory::MemoryRegion* mr() const { return mr_; }

@@ -412,6 +412,21 @@ class Shadow {
     for (const auto& [f, m] : it->second.mappings) {
       if (f <= last && m.last >= first) return vi::kStatusInval;
     }
+    // Beyond QEMU: with the passthrough endpoint in the domain, a range
+    // its host cannot map (outside one valid range, or not aligned to the
+    // host's smallest page) is RANGE, and nothing changes.
+    const auto& eps = it->second.endpoints;
+    if (std::find(eps.begin(), eps.end(), host_sid_) != eps.end()) {
+      const uint64_t m = host_page_ == 0 ? 0 : host_page_ - 1;
+      if (((first | phys | (last + 1)) & m) != 0) return vi::kStatusRange;
+      if (!host_ranges_.empty() &&
+          std::none_of(host_ranges_.begin(), host_ranges_.end(),
+                       [&](const Range& r) {
+                         return r.first <= first && last <= r.last;
+                       })) {
+        return vi::kStatusRange;
+      }
+    }
     it->second.mappings[first] = {last, phys, flags};
     return vi::kStatusOk;
   }

@@ -382,5 +382,31 @@ TEST_F(VirtioIommuQtest, ProbeOfAPassthroughEndpointReportsTheHostsHoles) {
   EXPECT_EQ(qts().Memread(b, 512), msi);
 }
 
+// Beyond QEMU: a MAP the host cannot take is RANGE before the host is
+// touched; one the host fails is DEVERR and leaves the domain as before.
+TEST_F(VirtioIommuQtest, MapsThePassthroughHostCannotTakeFailInTheStatus) {
+  StartMachine("", /*vfio=*/true, "0000:02:00.0");
+  ASSERT_EQ(Request(Attach(1, kEdu)), kOk);
+  // The host's direct-mapped region, the MSI window, above 2^48, and an
+  // IOVA off the host's 4 KiB page.
+  EXPECT_EQ(Request(Map(1, 0xf000000, 0xf000fff, 0x30'0000)), kRange);
+  EXPECT_EQ(Request(Map(1, 0xfee00000, 0xfee00fff, 0x30'0000)), kRange);
+  EXPECT_EQ(Request(Map(1, uint64_t{1} << 48, (uint64_t{1} << 48) + 0xfff,
+                        0x30'0000)),
+            kRange);
+  EXPECT_EQ(Request(Map(1, 0x800'0800, 0x800'17ff, 0x30'0000)), kRange);
+  EXPECT_EQ(HostMappings(), 0u);
+  // The host's next map call fails (ENOMEM): DEVERR, nothing kept.
+  EXPECT_EQ(qmp_->Execute(
+                R"({"execute": "x-debug-vfio-fail-map", "arguments": {"n": 1}})"),
+            R"({"return": {}})");
+  EXPECT_EQ(Request(Map(1, 0x800'0000, 0x800'0fff, 0x30'0000)), kDeverr);
+  EXPECT_EQ(HostMappings(), 0u);
+  // The same MAP again: the domain did not keep it, so it is not an
+  // overlap, and the host takes it now.
+  EXPECT_EQ(Request(Map(1, 0x800'0000, 0x800'0fff, 0x30'0000)), kOk);
+  EXPECT_EQ(HostMappings(), 1u);
+}
+
 }  // namespace
 }  // namespace viommu::qtest

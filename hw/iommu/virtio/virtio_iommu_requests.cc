@@ -2,7 +2,9 @@
 // 7.2's statuses, except where docs/virtio-iommu.md says otherwise.
 #include <algorithm>
 #include <cstring>
+#include <functional>
 
+#include "absl/container/inlined_vector.h"
 #include "hw/iommu/virtio/virtio_iommu_endpoint.h"
 #include "viommu/hw/iommu/virtio/virtio_iommu.h"
 #include "viommu/util/le_bytes.h"
@@ -133,6 +135,8 @@ uint8_t VirtioIommu::Map(std::span<const uint8_t> req) {
   const uint32_t flags = Le32(req, 32);
   VIOMMU_TRACE(virtio_iommu_map, domain, first, last, phys, flags);
   if ((flags & ~kMapFlagsKnown) != 0) return kStatusInval;
+  // The host failure counters of the domain's passthrough endpoints.
+  absl::InlinedVector<std::function<uint64_t()>, 2> host_failures;
   {
     MutexLock l(&mu_);
     auto it = domains_.find(domain);
@@ -148,13 +152,61 @@ uint8_t VirtioIommu::Map(std::span<const uint8_t> req) {
     if (next != d.mappings.begin() && std::prev(next)->second.last >= first) {
       return kStatusInval;
     }
+    // Beyond QEMU: every host IOMMU behind the domain must be able to map
+    // the range (inside its valid IOVA ranges, aligned to its smallest
+    // page), or the request fails before the domain or a host changes.
+    for (uint16_t sid : d.endpoints) {
+      auto h = host_devices_.find(sid);
+      if (h == host_devices_.end()) continue;
+      if (!HostCanMap(h->second, first, last, phys)) {
+        VIOMMU_TRACE(virtio_iommu_map_host_range, sid, first, last);
+        return kStatusRange;
+      }
+      if (h->second.map_failures) host_failures.push_back(h->second.map_failures);
+    }
     d.mappings.emplace(first, Mapping{last, phys, flags});
     for (uint16_t sid : d.endpoints) {
       pending_.push_back({sid, true, first, last, phys, flags});
     }
   }
+  uint64_t failures_before = 0;
+  for (const auto& f : host_failures) failures_before += f();
   Flush();
-  return kStatusOk;
+  uint64_t failures_after = 0;
+  for (const auto& f : host_failures) failures_after += f();
+  if (failures_after == failures_before) return kStatusOk;
+  // A host refused the MAP (QEMU only logs it): the request fails and the
+  // domain is left as before it; the UNMAP events take back whatever the
+  // notifiers (and hosts) did map.
+  VIOMMU_TRACE(virtio_iommu_map_host_failed, domain, first, last);
+  {
+    MutexLock l(&mu_);
+    auto it = domains_.find(domain);
+    if (it != domains_.end()) {
+      auto m = it->second.mappings.find(first);
+      if (m != it->second.mappings.end() && m->second.last == last) {
+        for (uint16_t sid : it->second.endpoints) {
+          pending_.push_back({sid, false, first, last, phys, flags});
+        }
+        it->second.mappings.erase(m);
+      }
+    }
+  }
+  Flush();
+  return kStatusDeverr;
+}
+
+bool VirtioIommu::HostCanMap(const devcore::HostIommuDevice& hiod,
+                             uint64_t first, uint64_t last, uint64_t phys) {
+  if (hiod.page_size_mask != 0) {
+    const uint64_t page_mask = (hiod.page_size_mask & -hiod.page_size_mask) - 1;
+    // last + 1 wraps to 0 (aligned) for a range ending at 2^64 - 1.
+    if (((first | phys | (last + 1)) & page_mask) != 0) return false;
+  }
+  if (hiod.iova_ranges.empty()) return true;  // unknown: all valid
+  return std::any_of(
+      hiod.iova_ranges.begin(), hiod.iova_ranges.end(),
+      [&](const Range& r) { return r.first <= first && last <= r.last; });
 }
 
 uint8_t VirtioIommu::Unmap(std::span<const uint8_t> req) {

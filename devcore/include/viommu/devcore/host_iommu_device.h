@@ -1,6 +1,7 @@
 // viommu/devcore/host_iommu_device.h — what a vIOMMU learns about the host
 // IOMMU behind a passthrough PCI function (QEMU's HostIOMMUDevice role):
-// the host address width, the page sizes and the valid IOVA ranges. The one
+// the host address width, the page sizes, the valid IOVA ranges and a
+// counter of host map failures. The one
 // type for these facts: vfio/ produces it (VfioContainer::HostIommuInfo),
 // hw/ consumes it (PciBus::SetIommuDevice hands it to the vIOMMU's hook,
 // VtdEngine::SetHostIommuDevice checks it); system/ passes it from one to
@@ -16,6 +17,7 @@
 #define VIOMMU_DEVCORE_HOST_IOMMU_DEVICE_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -33,6 +35,13 @@ struct HostIommuDevice {
   uint64_t page_size_mask = 0;
   // Valid IOVA ranges, inclusive, sorted, disjoint; empty: unknown.
   std::vector<Range> iova_ranges;
+  // How many MAP events of the guest IOMMU the host has failed to map so
+  // far (monotonic; VfioContainer's stats().giommu_map_errors). A vIOMMU
+  // that notifies synchronously reads it around its MAP events to learn
+  // that the host refused one (virtio-iommu reports it in the request's
+  // status). Null: not reported. REQUIRES: called only while the device
+  // is set (the container outlives the set/unset pair).
+  std::function<uint64_t()> map_failures;
 };
 
 }  // namespace viommu::devcore

@@ -530,6 +530,100 @@ TEST_F(VirtioIommuHostTest, HolesBeyondProbeSizeStretchTheLastRegion) {
   EXPECT_EQ(got[20], (Resv{kResvMemReserved, 0xfef00000, ~uint64_t{0}}));
 }
 
+// A stand-in for a host container on an endpoint's IOMMU region: counts
+// the MAP events it "fails" (those reaching `fail_from` and above), as
+// VfioContainer counts giommu_map_errors.
+class FailingHost final : public memory::IommuNotifier {
+ public:
+  void Notify(const IommuEvent& e) override {
+    if (e.type == IommuEventType::kMap && e.entry.iova >= fail_from) {
+      ++failures;
+    }
+  }
+  uint64_t fail_from = ~uint64_t{0};
+  uint64_t failures = 0;
+};
+
+TEST_F(VirtioIommuHostTest, MapsTheHostCannotTakeAreRangeAndTouchNothing) {
+  // A 39-bit host aperture with the MSI hole, 4 KiB smallest page.
+  ASSERT_TRUE(viommu_
+                  ->SetHostIommuDevice(0, kEdu,
+                                       Host({{0, 0xfedfffff},
+                                             {0xfef00000, (uint64_t{1} << 39) - 1}}))
+                  .ok());
+  ASSERT_EQ(Send(AttachReq(1, kEdu)), kStatusOk);
+  ASSERT_EQ(Send(MapReq(1, 0x100000, 0x100fff, 0x200000)), kStatusOk);
+  RegisterNotifier();
+  events_.Take();  // the replay
+  // In the host's MSI hole, across its edge, above the aperture, and not
+  // aligned to its smallest page (IOVA, end, phys).
+  EXPECT_EQ(Send(MapReq(1, 0xfee00000, 0xfee00fff, 0x300000)), kStatusRange);
+  EXPECT_EQ(Send(MapReq(1, 0xfedff000, 0xfee00fff, 0x300000)), kStatusRange);
+  EXPECT_EQ(Send(MapReq(1, uint64_t{1} << 39, (uint64_t{1} << 39) + 0xfff,
+                        0x300000)),
+            kStatusRange);
+  EXPECT_EQ(Send(MapReq(1, 0x400800, 0x400fff, 0x300000)), kStatusRange);
+  EXPECT_EQ(Send(MapReq(1, 0x400000, 0x4007ff, 0x300000)), kStatusRange);
+  EXPECT_EQ(Send(MapReq(1, 0x400000, 0x400fff, 0x300800)), kStatusRange);
+  EXPECT_THAT(events_.Take(), IsEmpty());
+  EXPECT_THAT(Mappings(1), ElementsAre(MappingInfo{0x100000, 0x100fff,
+                                                    0x200000, 3}));
+  // The earlier checks keep their statuses; a valid MAP goes through.
+  EXPECT_EQ(Send(MapReq(1, 0x100000, 0x100fff, 0x300000)), kStatusInval);
+  EXPECT_EQ(Send(MapReq(1, 0x400000, 0x400fff, 0x300000)), kStatusOk);
+  EXPECT_THAT(events_.Take(), ElementsAre(MapEv(0x400000, 0xfff, 0x300000)));
+}
+
+TEST_F(VirtioIommuHostTest, OnlyDomainsWithAHostDeviceAreChecked) {
+  ASSERT_TRUE(viommu_
+                  ->SetHostIommuDevice(0, kEdu,
+                                       Host({{0, 0xfedfffff},
+                                             {0xfef00000, 0xffffffffff}}))
+                  .ok());
+  ASSERT_EQ(Send(AttachReq(1, kLpc)), kStatusOk);
+  ASSERT_EQ(Send(AttachReq(2, kAhci)), kStatusOk);
+  ASSERT_EQ(Send(AttachReq(2, kEdu)), kStatusOk);
+  // QEMU 7.2: anything goes without a host device.
+  EXPECT_EQ(Send(MapReq(1, 0xfee00000, 0xfee00fff, 0x300000)), kStatusOk);
+  EXPECT_EQ(Send(MapReq(1, 0x400800, 0x400fff, 0x300000)), kStatusOk);
+  EXPECT_EQ(Send(MapReq(2, 0xfee00000, 0xfee00fff, 0x300000)), kStatusRange);
+  // Once the host endpoint leaves, its domain is unchecked again.
+  ASSERT_EQ(Send(DetachReq(2, kEdu)), kStatusOk);
+  EXPECT_EQ(Send(MapReq(2, 0xfee00000, 0xfee00fff, 0x300000)), kStatusOk);
+}
+
+TEST_F(VirtioIommuHostTest, AHostMapFailureIsDeverrAndLeavesTheDomainAsBefore) {
+  FailingHost host;
+  devcore::HostIommuDevice hiod = Host({});
+  hiod.map_failures = [&host] { return host.failures; };
+  ASSERT_TRUE(viommu_->SetHostIommuDevice(0, kEdu, hiod).ok());
+  ASSERT_EQ(Send(AttachReq(1, kEdu)), kStatusOk);
+  auto h = viommu_->IommuRegion(kEdu)->iommu()->Register(
+      &host, {.flags = memory::kNotifyIotlbEvents});
+  ASSERT_TRUE(h.ok()) << h.status();
+  RegisterNotifier();
+  ASSERT_EQ(Send(MapReq(1, 0x100000, 0x100fff, 0x200000)), kStatusOk);
+  host.fail_from = 0x800000;
+  // Two blocks: the host takes the first and fails the second.
+  EXPECT_EQ(Send(MapReq(1, 0x7ff000, 0x800fff, 0x300000)), kStatusDeverr);
+  EXPECT_EQ(host.failures, 1u);
+  EXPECT_THAT(Mappings(1), ElementsAre(MappingInfo{0x100000, 0x100fff,
+                                                    0x200000, 3}));
+  // Every notifier had its MAP taken back, block for block.
+  EXPECT_THAT(events_.Take(),
+              ElementsAre(MapEv(0x100000, 0xfff, 0x200000),
+                          MapEv(0x7ff000, 0xfff, 0x300000),
+                          MapEv(0x800000, 0xfff, 0x301000),
+                          UnmapEv(0x7ff000, 0xfff, 0x300000),
+                          UnmapEv(0x800000, 0xfff, 0x301000)));
+  EXPECT_EQ(EduRead32(0x7ff000), 0u);
+  EXPECT_EQ(faults_.faults.size(), 1u);  // unmapped, as before the MAP
+  // The range is free: once the host takes it, the same MAP is OK.
+  host.fail_from = ~uint64_t{0};
+  EXPECT_EQ(Send(MapReq(1, 0x7ff000, 0x800fff, 0x300000)), kStatusOk);
+  h->Reset();
+}
+
 // --- translation and faults ---
 
 TEST_F(VirtioIommuTest, UnalignedMappingTranslatesExactly) {

@@ -93,7 +93,8 @@ class VfioContainer {
   const std::vector<std::string>& devices() const { return devices_; }
 
   // Host IOMMU facts (QEMU's HostIOMMUDevice): aw_bits is the bit count of
-  // the highest valid IOVA; `name` is left empty for the caller to set.
+  // the highest valid IOVA; `name` is left empty for the caller to set;
+  // map_failures reads stats().giommu_map_errors (valid while *this is).
   devcore::HostIommuDevice HostIommuInfo() const;
   ContainerQuery Query() const;
 

@@ -85,6 +85,9 @@ struct ContainerStats {
   uint64_t iova_range_changes = 0;  // QMP VFIO_IOVA_RANGES_CHANGED count
   uint64_t giommu_map_events = 0;
   uint64_t giommu_unmap_events = 0;
+  // Guest IOMMU MAP events whose host map failed (DmaMap error; not the
+  // non-RAM targets, which are skipped): HostIommuDevice::map_failures.
+  uint64_t giommu_map_errors = 0;
 };
 
 // One container in x-query-vfio (ARCHITECTURE.md §5).

@@ -201,6 +201,12 @@ class VirtioIommu final : public hw::Viommu {
       kProbeSize / (kPropertyHeaderSize + kResvMemLength) - 1;
   [[nodiscard]] static std::vector<Range> HostReservedRegions(
       const devcore::HostIommuDevice& hiod);
+  // Whether the host IOMMU `hiod` can map [first, last] -> phys: inside
+  // one of its valid IOVA ranges (any, when unknown) and, when its page
+  // sizes are known, first, phys and last + 1 aligned to the smallest.
+  // A MAP into a domain with an endpoint whose host cannot is RANGE.
+  static bool HostCanMap(const devcore::HostIommuDevice& hiod, uint64_t first,
+                         uint64_t last, uint64_t phys);
 
  private:
   struct Mapping {
