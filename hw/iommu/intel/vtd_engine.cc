@@ -76,6 +76,14 @@ absl::Status VtdEngine::NotifyFlagChanged(VtdDevice& dev,
                                           memory::NotifierFlags old_flags,
                                           memory::NotifierFlags new_flags) {
   const Properties& p = iommu_->properties();
+  if (p.snoop_control && new_flags != memory::kNotifyNone) {
+    // As 7.2: a shadow (VFIO, vhost) cannot carry the SNP bit of a guest
+    // mapping, so no notifier may watch a snoop-control unit.
+    return absl::FailedPreconditionError(absl::StrCat(
+        "device ", dev.as().DeviceName(),
+        " cannot be shadowed with snoop control: set snoop-control=off on "
+        "intel-iommu"));
+  }
   if ((new_flags & memory::kNotifyMap) && !p.caching_mode) {
     return absl::FailedPreconditionError(absl::StrCat(
         "device ", dev.as().DeviceName(),

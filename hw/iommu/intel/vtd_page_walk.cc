@@ -22,13 +22,13 @@ constexpr Hwaddr kInterruptLast = 0xfeefffff;
 
 constexpr int LevelShift(int level) { return 12 + 9 * (level - 1); }
 
-// The per-level reserved masks and the address mask for one (HAW, DT).
+// The per-level reserved masks and the address mask for one (HAW, DT, SC).
 struct SlMasks {
   uint64_t rsvd[kMaxLevels + 1];
   uint64_t rsvd_large[kMaxLevels + 1];
   uint64_t addr;
 
-  SlMasks(int aw_bits, bool dt_supported) {
+  SlMasks(int aw_bits, bool dt_supported, bool sc_supported) {
     const uint64_t haw = (uint64_t{1} << aw_bits) - 1;
     const uint64_t keep = haw | kIgnored;
     // TM is a legal bit of leaf-capable entries only when ECAP.DT is set.
@@ -41,6 +41,13 @@ struct SlMasks {
     rsvd_large[0] = rsvd_large[1] = rsvd_large[4] = ~uint64_t{0};  // unused
     rsvd_large[2] = 0x1ff800 | ~keep_leaf;    // SNP and address bits 20:12
     rsvd_large[3] = 0x3ffff800 | ~keep_leaf;  // SNP and address bits 29:12
+    if (sc_supported) {
+      // Snoop control: SNP is legal in leaves only (4K, 2M, 1G); bit 11
+      // of a table pointer stays reserved (measured on 7.2).
+      rsvd[1] &= ~kSnp;
+      rsvd_large[2] &= ~kSnp;
+      rsvd_large[3] &= ~kSnp;
+    }
     addr = haw & ~uint64_t{0xfff};
   }
 
@@ -125,7 +132,7 @@ SlTranslation TranslateSl(GuestMemory& mem, const TableConfig& cfg,
   if (iova >> InputBits(cfg, ce)) {
     return Fault(FaultReason::kAddrBeyondMgaw, top);
   }
-  const SlMasks masks(cfg.aw_bits, cfg.dt_supported);
+  const SlMasks masks(cfg.aw_bits, cfg.dt_supported, cfg.sc_supported);
   const uint64_t needed = is_write ? kW : kR;
   Hwaddr table = ce.slptptr();
   bool r = true;
@@ -174,7 +181,7 @@ void WalkSl(GuestMemory& mem, const TableConfig& cfg, const ContextEntry& ce,
   if (top > kMaxLevels) return;
   const Iova limit_last = (uint64_t{1} << InputBits(cfg, ce)) - 1;
   if (first > limit_last || first > last) return;
-  const SlMasks masks(cfg.aw_bits, cfg.dt_supported);
+  const SlMasks masks(cfg.aw_bits, cfg.dt_supported, cfg.sc_supported);
   Walker walker{mem, masks, sink};
   walker.Level(ce.slptptr(), first, std::min(last, limit_last), top, true,
                true);

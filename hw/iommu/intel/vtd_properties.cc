@@ -1,8 +1,8 @@
 #include "viommu/hw/iommu/vtd_properties.h"
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
@@ -27,27 +27,56 @@ namespace {
   return absl::OkStatus();
 }
 
-// QEMU's uint8 property: a base-0 integer (sign allowed, then range-checked).
-[[nodiscard]] absl::Status ParseU8(absl::string_view key, absl::string_view v,
-                                   int* out) {
-  absl::string_view digits = v;
-  const bool negative = absl::ConsumePrefix(&digits, "-");
+// QEMU's unsigned integer property (uint8 aw-bits, uint32 version) as
+// 7.2's keyval visitor reads it: strtoull with base 0 over the whole
+// string (leading blanks, one sign, 0x hex, 0 octal; a negative value
+// wraps modulo 2^64), an overflow of 64 bits "expects integer", then the
+// range check against `max` "expects <type>".
+[[nodiscard]] absl::Status ParseUnsigned(absl::string_view key,
+                                         absl::string_view v, uint64_t max,
+                                         absl::string_view type,
+                                         uint64_t* out) {
+  const absl::Status not_integer = absl::InvalidArgumentError(
+      absl::StrCat("Parameter '", key, "' expects integer"));
+  while (!v.empty() && absl::ascii_isspace(static_cast<unsigned char>(v[0]))) {
+    v.remove_prefix(1);
+  }
+  const bool negative = absl::ConsumePrefix(&v, "-");
+  if (!negative) absl::ConsumePrefix(&v, "+");
+  int base = 10;
+  if (v.size() > 2 && (v[1] == 'x' || v[1] == 'X') && v[0] == '0' &&
+      absl::ascii_isxdigit(static_cast<unsigned char>(v[2]))) {
+    base = 16;
+    v.remove_prefix(2);
+  } else if (absl::StartsWith(v, "0")) {
+    base = 8;
+  }
+  if (v.empty()) return not_integer;
   uint64_t n = 0;
-  bool ok;
-  if (absl::StartsWith(digits, "0x") || absl::StartsWith(digits, "0X")) {
-    ok = digits.size() > 2 && absl::SimpleHexAtoi(digits.substr(2), &n);
-  } else {
-    ok = !digits.empty() && absl::SimpleAtoi(digits, &n);
+  for (char c : v) {
+    int d;
+    if (c >= '0' && c <= '9') {
+      d = c - '0';
+    } else if (c >= 'a' && c <= 'f') {
+      d = c - 'a' + 10;
+    } else if (c >= 'A' && c <= 'F') {
+      d = c - 'A' + 10;
+    } else {
+      return not_integer;
+    }
+    if (d >= base) return not_integer;
+    if (n > (~uint64_t{0} - static_cast<uint64_t>(d)) /
+                static_cast<uint64_t>(base)) {
+      return not_integer;  // ERANGE
+    }
+    n = n * static_cast<uint64_t>(base) + static_cast<uint64_t>(d);
   }
-  if (!ok) {
+  if (negative) n = ~n + 1;
+  if (n > max) {
     return absl::InvalidArgumentError(
-        absl::StrCat("Parameter '", key, "' expects integer"));
+        absl::StrCat("Parameter '", key, "' expects ", type));
   }
-  if ((negative && n != 0) || n > 0xff) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Parameter '", key, "' expects uint8_t"));
-  }
-  *out = static_cast<int>(n);
+  *out = n;
   return absl::OkStatus();
 }
 
@@ -59,7 +88,13 @@ absl::StatusOr<Properties> ParseProperties(
   for (const auto& [key, value] : props) {
     absl::Status s;
     if (key == "aw-bits") {
-      s = ParseU8(key, value, &p.aw_bits);
+      uint64_t n = 0;
+      s = ParseUnsigned(key, value, 0xff, "uint8_t", &n);
+      if (s.ok()) p.aw_bits = static_cast<int>(n);
+    } else if (key == "version") {
+      uint64_t n = 0;
+      s = ParseUnsigned(key, value, 0xffffffff, "uint32_t", &n);
+      if (s.ok()) p.version = static_cast<uint32_t>(n);
     } else if (key == "caching-mode") {
       s = hw::ParseBoolProperty(key, value, &p.caching_mode);
     } else if (key == "dma-translation") {
@@ -70,6 +105,14 @@ absl::StatusOr<Properties> ParseProperties(
       s = hw::ParseBoolProperty(key, value, &p.device_iotlb);
     } else if (key == "dma-drain") {
       s = hw::ParseBoolProperty(key, value, &p.dma_drain);
+    } else if (key == "snoop-control") {
+      s = hw::ParseBoolProperty(key, value, &p.snoop_control);
+    } else if (key == "x-buggy-eim") {
+      s = hw::ParseBoolProperty(key, value, &p.x_buggy_eim);
+    } else if (key == "x-scalable-mode") {
+      s = hw::ParseBoolProperty(key, value, &p.scalable_mode);
+    } else if (key == "x-pasid-mode") {
+      s = hw::ParseBoolProperty(key, value, &p.pasid);
     } else if (key == "intremap") {
       s = ParseOnOffAuto(key, value, &p.intremap);
     } else if (key == "eim") {
@@ -80,18 +123,44 @@ absl::StatusOr<Properties> ParseProperties(
     }
     if (!s.ok()) return s;
   }
-  // vtd_decide_config's order.
-  if (p.eim == OnOffAuto::kOn && p.intremap != OnOffAuto::kOn) {
+  // 7.2's realize order (measured: each check wins over the later ones).
+  if (p.pasid && p.device_iotlb) {
+    return absl::InvalidArgumentError(
+        "PASID based device IOTLB is not supported");
+  }
+  if (p.eim == OnOffAuto::kOn && !p.ir_supported()) {
     return absl::InvalidArgumentError(
         "eim=on cannot be selected without intremap=on");
   }
-  if (p.eim == OnOffAuto::kOn) {
+  if (p.eim == OnOffAuto::kAuto) {
+    // 7.2 also turns it on with KVM's in-kernel irqchip; viommu has none.
+    p.eim =
+        p.x_buggy_eim && p.ir_supported() ? OnOffAuto::kOn : OnOffAuto::kOff;
+  }
+  if (p.eim == OnOffAuto::kOn && !p.x_buggy_eim) {
+    // No KVM: the split irqchip 7.2 asks for never exists (TCG, as 7.2
+    // under qtest, refuses it the same way).
     return absl::InvalidArgumentError(
         "eim=on requires accel=kvm,kernel-irqchip=split");
   }
   if (p.aw_bits != 39 && p.aw_bits != 48) {
     return absl::InvalidArgumentError(
         "Supported values for aw-bits are: 39, 48");
+  }
+  if (p.scalable_mode && !p.dma_drain) {
+    return absl::InvalidArgumentError(
+        "Need to set dma_drain for scalable mode");
+  }
+  if (p.pasid && !p.scalable_mode) {
+    return absl::InvalidArgumentError("Need to set scalable mode for PASID");
+  }
+  // What 7.2 accepts but viommu does not model: refused rather than
+  // advertised (ECAP.SMTS/SRS/SLTS, PASID/PSS) without the tables behind.
+  // x-pasid-mode=on gets here only with x-scalable-mode=on.
+  if (p.scalable_mode) {
+    return absl::InvalidArgumentError(
+        "x-scalable-mode=on is not supported: viommu does not model VT-d "
+        "scalable mode (nor x-pasid-mode)");
   }
   return p;
 }
@@ -114,8 +183,10 @@ uint64_t ComputeCap(const Properties& p) {
 uint64_t ComputeEcap(const Properties& p) {
   uint64_t ecap = kEcapQi | uint64_t{kIroOffset / 16} << kEcapIroShift;
   if (p.ir_supported()) ecap |= kEcapIr | kEcapMhmv;
+  if (p.eim_supported()) ecap |= kEcapEim;
   if (p.device_iotlb) ecap |= kEcapDt;
   if (p.pt) ecap |= kEcapPt;
+  if (p.snoop_control) ecap |= kEcapSc;
   return ecap;
 }
 

@@ -132,6 +132,28 @@ TEST_F(VtdAddressSpaceTest, DevIotlbNotifierWithoutDeviceIotlbIsRefused) {
   EXPECT_EQ(h.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
+// As 7.2's notify_flag_changed: a shadow cannot carry a mapping's SNP bit,
+// so no notifier may watch a snoop-control unit (vfio-pci fails to plug).
+TEST_F(VtdAddressSpaceTest, NoNotifierWithSnoopControl) {
+  m_ = *Q35Machine::Create({.ram_size = 64 << 20});
+  ASSERT_TRUE(m_->AddDevice({.driver = "intel-iommu",
+                             .props = {{"caching-mode", "on"},
+                                       {"snoop-control", "on"}}})
+                  .ok());
+  ASSERT_TRUE(
+      m_->AddDevice({.driver = "edu", .props = {{"addr", "04.0"}}}).ok());
+  as_ = m_->vtd_engine()->FindAddressSpace(0, kDevfn);
+  ASSERT_NE(as_, nullptr);
+  for (memory::NotifierFlags f :
+       {memory::kNotifyMap, memory::kNotifyUnmap, memory::kNotifyIotlbEvents}) {
+    auto h = as_->notifiers()->Register(&rec_, {.flags = f});
+    ASSERT_FALSE(h.ok()) << "flags " << f;
+    EXPECT_EQ(h.status().code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_THAT(std::string(h.status().message()),
+                HasSubstr("snoop-control=off"));
+  }
+}
+
 TEST_F(VtdAddressSpaceTest, PsiMapsRemapsAndUnmapsExactly) {
   Start();
   guest_->Enable();

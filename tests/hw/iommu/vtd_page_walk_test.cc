@@ -29,12 +29,13 @@ constexpr uint64_t k512G = (uint64_t{1} << 39) - 1;
 
 constexpr int Shift(int level) { return 12 + 9 * (level - 1); }
 
-TableConfig Config(int aw, bool dt = false) {
+TableConfig Config(int aw, bool dt = false, bool sc = false) {
   TableConfig cfg;
   cfg.aw_bits = aw;
   cfg.sagaw = aw == 48 ? 0x6 : 0x2;
   cfg.pt_supported = true;
   cfg.dt_supported = dt;
+  cfg.sc_supported = sc;
   return cfg;
 }
 
@@ -277,13 +278,16 @@ struct RsvdParam {
   int levels;
   int aw;
   bool dt;
+  bool sc = false;  // snoop-control=on
 };
 
 class ReservedBitsTest : public ::testing::TestWithParam<RsvdParam> {
  protected:
   // The spec of QEMU 7.2's masks, written out bit by bit.
-  static bool Reserved(int level, bool large, int bit, int aw, bool dt) {
-    if (bit == 11) return true;               // SNP (no snoop control)
+  static bool Reserved(int level, bool large, int bit, int aw, bool dt,
+                       bool sc) {
+    // SNP: legal in leaves with snoop control (vtd_snoop_control.qtest).
+    if (bit == 11) return !(sc && (level == 1 || large));
     if (level == 4 && bit == 7) return true;  // no PS at PML4
     if (large && bit >= 12 && bit < Shift(level)) return true;
     if (bit == 62) return !(dt && (level == 1 || large));  // TM
@@ -293,11 +297,11 @@ class ReservedBitsTest : public ::testing::TestWithParam<RsvdParam> {
   // Sets `bit` in the entry for `iova` at `level` and checks both paths.
   void Check(PageTables& pt, Iova iova, int level, int bit, bool large,
              testing::FakeGuestMemory& mem) {
-    const auto [levels, aw, dt] = GetParam();
-    const TableConfig cfg = Config(aw, dt);
+    const auto [levels, aw, dt, sc] = GetParam();
+    const TableConfig cfg = Config(aw, dt, sc);
     const uint64_t good = pt.Get(iova, level);
     pt.Set(iova, level, good | (uint64_t{1} << bit));
-    const bool rsvd = Reserved(level, large, bit, aw, dt);
+    const bool rsvd = Reserved(level, large, bit, aw, dt, sc);
     SlTranslation t = TranslateSl(mem, cfg, pt.Ce(), iova, false);
     if (rsvd) {
       EXPECT_EQ(t.fault, FaultReason::kPagingEntryRsvd)
@@ -320,7 +324,7 @@ class ReservedBitsTest : public ::testing::TestWithParam<RsvdParam> {
 };
 
 TEST_P(ReservedBitsTest, TableAnd4KEntries) {
-  const auto [levels, aw, dt] = GetParam();
+  const auto [levels, aw, dt, sc] = GetParam();
   testing::FakeGuestMemory mem;
   PageTables pt(&mem, levels);
   const Iova iova = 0x1000;
@@ -335,7 +339,7 @@ TEST_P(ReservedBitsTest, TableAnd4KEntries) {
 }
 
 TEST_P(ReservedBitsTest, SuperpageEntries) {
-  const auto [levels, aw, dt] = GetParam();
+  const auto [levels, aw, dt, sc] = GetParam();
   testing::FakeGuestMemory mem;
   PageTables pt(&mem, levels);
   const Iova iova2m = 0x40200000;
@@ -349,17 +353,17 @@ TEST_P(ReservedBitsTest, SuperpageEntries) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(LevelsAwDt, ReservedBitsTest,
-                         ::testing::Values(RsvdParam{3, 39, false},
-                                           RsvdParam{3, 39, true},
-                                           RsvdParam{3, 48, false},
-                                           RsvdParam{4, 48, false},
-                                           RsvdParam{4, 48, true}),
-                         [](const ::testing::TestParamInfo<RsvdParam>& p) {
-                           return "L" + std::to_string(p.param.levels) + "Aw" +
-                                  std::to_string(p.param.aw) +
-                                  (p.param.dt ? "Dt" : "NoDt");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    LevelsAwDt, ReservedBitsTest,
+    ::testing::Values(RsvdParam{3, 39, false}, RsvdParam{3, 39, true},
+                      RsvdParam{3, 48, false}, RsvdParam{4, 48, false},
+                      RsvdParam{4, 48, true}, RsvdParam{3, 39, false, true},
+                      RsvdParam{4, 48, true, true}),
+    [](const ::testing::TestParamInfo<RsvdParam>& p) {
+      return "L" + std::to_string(p.param.levels) + "Aw" +
+             std::to_string(p.param.aw) + (p.param.dt ? "Dt" : "NoDt") +
+             (p.param.sc ? "Sc" : "");
+    });
 
 // ---- WalkSl --------------------------------------------------------------
 

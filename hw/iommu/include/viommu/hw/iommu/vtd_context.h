@@ -34,6 +34,7 @@ struct TableConfig {
   uint8_t sagaw = 0;          // CAP.SAGAW (bits 12:8): bit n = level n + 2
   bool pt_supported = false;  // ECAP.PT: TT=2 (pass-through) accepted
   bool dt_supported = false;  // ECAP.DT: TT=1 accepted; TM bit not reserved
+  bool sc_supported = false;  // ECAP.SC: SNP bit not reserved in leaves
 
   // As QEMU 7.2's vtd_init derives them (SAGAW from ComputeCap).
   static TableConfig FromProperties(const Properties& p);

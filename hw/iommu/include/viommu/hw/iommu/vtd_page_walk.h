@@ -10,7 +10,8 @@
 //   WalkSl(mem, cfg, ce, 0, ~uint64_t{0}, [&](const WalkEntry& e) { ... });
 //
 // Page-table entry layout: R bit 0, W bit 1, PS bit 7 (leaf at levels 2
-// and 3), SNP bit 11 (reserved here), address bits HAW-1:12, TM bit 62
+// and 3), SNP bit 11 (reserved unless cfg.sc_supported, and then only in
+// table pointers, not in 4K/2M/1G leaves), address bits HAW-1:12, TM bit 62
 // (reserved unless cfg.dt_supported, at leaf-capable levels), bits 63 and
 // 61:52 ignored. Reserved masks per level as QEMU 7.2's vtd_init.
 //

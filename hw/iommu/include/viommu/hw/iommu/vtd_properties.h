@@ -27,23 +27,44 @@ struct Properties {
   bool pt = true;                         // ECAP.PT
   bool device_iotlb = false;              // ECAP.DT
   bool dma_drain = true;                  // CAP.DRD/DWD
+  bool snoop_control = false;             // ECAP.SC; SNP allowed in leaves
+  bool x_buggy_eim = false;               // eim without a KVM irqchip
+  bool scalable_mode = false;             // x-scalable-mode: never true here
+  bool pasid = false;                     // x-pasid-mode: never true here
+  uint32_t version = 0;                   // accepted; 7.2 shows no effect
   OnOffAuto intremap = OnOffAuto::kAuto;  // auto: on (TCG, no KVM irqchip)
-  OnOffAuto eim = OnOffAuto::kAuto;       // only off/auto without KVM
+  // After ParseProperties: kOn or kOff (auto resolved as 7.2 does: on only
+  // with x-buggy-eim=on and interrupt remapping).
+  OnOffAuto eim = OnOffAuto::kAuto;
 
   // Interrupt remapping as realized (intremap=auto resolves to on here).
   bool ir_supported() const { return intremap != OnOffAuto::kOff; }
+  // ECAP.EIM (x2APIC mode offered).
+  bool eim_supported() const { return eim == OnOffAuto::kOn; }
 };
 
-// Parses -device intel-iommu properties (keys without "driver" / "id").
-// Booleans take on/off/yes/no/true/false/y/n; aw-bits a base-0 integer.
-// Errors: kInvalidArgument with QEMU's text, e.g.
+// Parses -device intel-iommu properties (keys without "driver" / "id") and
+// checks them as QEMU 7.2's realize does, in its order. Booleans take
+// on/off/yes/no/true/false/y/n; aw-bits and version a base-0 integer as
+// strtoull reads it (leading blanks, sign, 0x / 0 prefixes, negatives
+// wrap). Errors: kInvalidArgument with QEMU 7.2's text, e.g.
 //   "Property 'intel-iommu.foo' not found",
 //   "Parameter 'caching-mode' expects 'on' or 'off'",
 //   "Parameter 'intremap' does not accept value 'x'",
 //   "Parameter 'aw-bits' expects integer" / "... expects uint8_t",
-//   "Supported values for aw-bits are: 39, 48",
+//   "Parameter 'version' expects uint32_t",
+//   "PASID based device IOTLB is not supported",
 //   "eim=on cannot be selected without intremap=on",
-//   "eim=on requires accel=kvm,kernel-irqchip=split".
+//   "eim=on requires accel=kvm,kernel-irqchip=split" (no KVM here: only
+//       x-buggy-eim=on lifts it),
+//   "Supported values for aw-bits are: 39, 48",
+//   "Need to set dma_drain for scalable mode",
+//   "Need to set scalable mode for PASID";
+// then viommu's own refusal of what 7.2 accepts but viommu does not model:
+//   "x-scalable-mode=on is not supported: viommu does not model VT-d
+//   scalable mode (nor x-pasid-mode)".
+// Two malformed values: the first in key order is reported (QEMU reports
+// the first on the command line; the map keeps no order).
 [[nodiscard]] absl::StatusOr<Properties> ParseProperties(
     const absl::btree_map<std::string, std::string>& props);
 

@@ -84,6 +84,7 @@ inline constexpr uint64_t kEcapDt = 1ull << 2;
 inline constexpr uint64_t kEcapIr = 1ull << 3;
 inline constexpr uint64_t kEcapEim = 1ull << 4;
 inline constexpr uint64_t kEcapPt = 1ull << 6;
+inline constexpr uint64_t kEcapSc = 1ull << 7;
 inline constexpr int kEcapIroShift = 8;  // bits 17:8, in 16-byte units
 inline constexpr uint64_t kEcapMhmv = 15ull << 20;
 
