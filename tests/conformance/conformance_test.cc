@@ -12,25 +12,35 @@
 // compared too, except those of GSIs 0, 2 and 8: QEMU's PIT and RTC tick
 // in real time on its halted machine, and viommu models neither.
 // Environment: VIOMMU_BINARY (required), SCENARIO_DIR (required),
-// QEMU_BINARY (default /usr/bin/qemu-system-x86_64), CI.
+// QEMU_BINARY (default /usr/bin/qemu-system-x86_64), CI; VTD_PROPERTY_CASES
+// (optional): a file of command lines that must start or fail alike
+// (VtdPropertyCasesTest below, vtd_property_cases.txt).
 //
 // Without QEMU the suite cannot compare anything: main() exits 77 (Meson's
 // SKIP) saying what to install, or 1 (a failure) when CI=true (or CI=1), so
 // CI cannot pass a conformance run that compared nothing.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/qtest/qtest_client.h"
 
@@ -166,6 +176,139 @@ INSTANTIATE_TEST_SUITE_P(
       }
       return n;
     });
+
+// ---- Command lines that start or fail (VTD_PROPERTY_CASES) -------------
+//
+// Each line of the case file is a machine's extra arguments (as `args:`).
+// Both binaries are started with them and asked for VER, CAP and ECAP:
+// either both answer the same, or both exit with the same message (the
+// text after "BINARY: -device ...: " on stderr). A line ending in
+// "=> viommu refuses NAME" is a combination QEMU 7.2 starts and viommu
+// refuses on purpose: QEMU must start and viommu's message must name NAME.
+
+struct StartResult {
+  bool started = false;
+  std::string answers;  // the three answers, when started
+  std::string error;    // the message, when it exited
+};
+
+std::string ReadFileText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The message of the last stderr line naming an option: the text after
+// the first ": " that follows "-device " (or the whole line).
+std::string StartupError(const std::string& err) {
+  std::string msg;
+  for (absl::string_view line : absl::StrSplit(err, '\n')) {
+    const size_t dev = line.find("-device ");
+    if (dev == absl::string_view::npos) continue;
+    const size_t sep = line.find(": ", dev);
+    msg = std::string(sep == absl::string_view::npos ? line
+                                                     : line.substr(sep + 2));
+  }
+  return msg;
+}
+
+StartResult StartOnce(const std::vector<std::string>& argv) {
+  StartResult r;
+  const std::string base =
+      (fs::temp_directory_path() / ("viommu-props-" + std::to_string(getpid())))
+          .string();
+  const std::string out_path = base + ".out", err_path = base + ".err";
+  std::vector<char*> args;
+  for (const std::string& a : argv) {
+    args.push_back(const_cast<char*>(a.c_str()));
+  }
+  args.push_back(nullptr);
+  int in[2];
+  if (pipe(in) != 0) return r;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(in[0], 0);
+    close(in[0]);
+    close(in[1]);
+    const int o = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    const int e = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(o, 1);
+    dup2(e, 2);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(in[0]);
+  const std::string cmds =
+      "readl 0xfed90000\nreadq 0xfed90008\nreadq 0xfed90010\n";
+  (void)!write(in[1], cmds.data(), cmds.size());
+  bool exited = false;
+  for (int i = 0; i < 1000; ++i) {  // at most 10 s
+    int status;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      exited = true;
+      break;
+    }
+    const std::string out = ReadFileText(out_path);
+    if (std::count(out.begin(), out.end(), '\n') >= 3) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  close(in[1]);
+  if (!exited) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+  }
+  r.answers = ReadFileText(out_path);
+  r.started = std::count(r.answers.begin(), r.answers.end(), '\n') >= 3;
+  if (!r.started) r.error = StartupError(ReadFileText(err_path));
+  unlink(out_path.c_str());
+  unlink(err_path.c_str());
+  return r;
+}
+
+TEST(VtdPropertyCasesTest, StartOrFailAsQemu) {
+  const std::string path = Env("VTD_PROPERTY_CASES");
+  if (path.empty()) GTEST_SKIP() << "VTD_PROPERTY_CASES not set";
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << path;
+  std::string line;
+  int cases = 0;
+  for (int no = 1; std::getline(in, line); ++no) {
+    absl::string_view t = absl::StripAsciiWhitespace(line);
+    if (t.empty() || absl::StartsWith(t, "#")) continue;
+    std::string refused;  // viommu refuses on purpose, naming this
+    if (size_t at = t.find("=> viommu refuses "); at != t.npos) {
+      refused = std::string(absl::StripAsciiWhitespace(
+          t.substr(at + strlen("=> viommu refuses "))));
+      t = absl::StripAsciiWhitespace(t.substr(0, at));
+    }
+    Scenario s;
+    for (absl::string_view a : absl::StrSplit(t, ' ', absl::SkipWhitespace())) {
+      s.args.emplace_back(a);
+    }
+    SCOPED_TRACE(absl::StrCat(path, ":", no, ": ", t));
+    ++cases;
+    const StartResult want = StartOnce(MachineArgs(QemuBinary(), s));
+    const StartResult got = StartOnce(MachineArgs(Env("VIOMMU_BINARY"), s));
+    if (!refused.empty()) {
+      EXPECT_TRUE(want.started) << "QEMU: " << want.error;
+      EXPECT_FALSE(got.started);
+      EXPECT_THAT(got.error, ::testing::HasSubstr(refused));
+      EXPECT_THAT(got.error, ::testing::HasSubstr("viommu does not model"));
+      continue;
+    }
+    EXPECT_EQ(got.started, want.started)
+        << "QEMU: " << (want.started ? want.answers : want.error)
+        << "\nviommu: " << (got.started ? got.answers : got.error);
+    if (want.started && got.started) {
+      EXPECT_EQ(got.answers, want.answers);
+    } else if (!want.started && !got.started) {
+      EXPECT_FALSE(want.error.empty());
+      EXPECT_EQ(got.error, want.error);
+    }
+  }
+  EXPECT_GT(cases, 0);
+}
 
 }  // namespace
 
