@@ -1209,10 +1209,10 @@ void Program::Kick() {
                     std::min<size_t>(w.p->out.size(), sizeof req));
         const uint32_t ep = req[4] | req[5] << 8 | req[6] << 16 |
                             uint32_t{req[7]} << 24;
-        const std::vector<uint8_t> want =
+        const std::vector<uint8_t> expected =
             shadow_.ProbeProperties(static_cast<uint16_t>(ep));
-        if (want.size() > sizeof props) Fail("PROBE model overflow", ep, 0);
-        std::memcpy(props, want.data(), want.size());
+        if (expected.size() > sizeof props) Fail("PROBE model overflow", ep, 0);
+        std::memcpy(props, expected.data(), expected.size());
       }
       if (std::memcmp(props, reply.data(), sizeof props) != 0) {
         Fail("PROBE properties", w.status, 0);
