@@ -408,5 +408,40 @@ TEST_F(VirtioIommuQtest, MapsThePassthroughHostCannotTakeFailInTheStatus) {
   EXPECT_EQ(HostMappings(), 1u);
 }
 
+// Beyond QEMU 7.2: with a passthrough device plugged before the driver
+// negotiates, input_range is the host's aperture (0000:03:00.0: 39 bits).
+TEST_F(VirtioIommuQtest, InputRangeIsThePassthroughHostsAperture) {
+  StartMachine("", /*vfio=*/true, "0000:03:00.0");
+  EXPECT_EQ(qts().Readq(bar4_ + 0x2008), 0u);
+  EXPECT_EQ(qts().Readq(bar4_ + 0x2010), (uint64_t{1} << 39) - 1);
+  // The guest's granule stays 4 KiB (the model host maps 4 KiB pages).
+  EXPECT_EQ(qts().Readq(bar4_ + 0x2000) & 0x1fff, 0x1000u);
+}
+
+// After FEATURES_OK the config is frozen: a hot-plugged passthrough
+// device with a narrower aperture reaches the guest through PROBE and
+// MAP's RANGE; a device reset lets the next driver see it in the config.
+TEST_F(VirtioIommuQtest, AHotpluggedHostNarrowsMapsNotTheNegotiatedConfig) {
+  StartMachine();
+  ASSERT_EQ(qmp_->Execute(R"({"execute": "device_add", "arguments": {)"
+                          R"("driver": "vfio-pci", "host": "0000:03:00.0", )"
+                          R"("id": "hp", "addr": "06.0"}})"),
+            R"({"return": {}})");
+  EXPECT_EQ(qts().Readq(bar4_ + 0x2010), ~uint64_t{0});
+  const uint64_t a = Post({Probe(0x30)}, {516});
+  Kick(0);
+  ASSERT_EQ(qts().Readb(a + 512), kOk);
+  EXPECT_EQ(qts().Readb(a + 24 + 4), 0);  // RESERVED, after the MSI window
+  EXPECT_EQ(qts().Readq(a + 24 + 8), uint64_t{1} << 39);
+  EXPECT_EQ(qts().Readq(a + 24 + 16), ~uint64_t{0});
+  ASSERT_EQ(Request(Attach(1, 0x30)), kOk);
+  EXPECT_EQ(Request(Map(1, uint64_t{1} << 39, (uint64_t{1} << 39) + 0xfff,
+                        0x30'0000)),
+            kRange);
+  EXPECT_EQ(Request(Map(1, 0x800'0000, 0x800'0fff, 0x30'0000)), kOk);
+  SetStatus(0);
+  EXPECT_EQ(qts().Readq(bar4_ + 0x2010), (uint64_t{1} << 39) - 1);
+}
+
 }  // namespace
 }  // namespace viommu::qtest

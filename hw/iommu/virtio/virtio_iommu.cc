@@ -3,9 +3,11 @@
 // and MAP/UNMAP events in virtio_iommu_translate.cc.
 #include "viommu/hw/iommu/virtio/virtio_iommu.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "hw/iommu/virtio/virtio_iommu_endpoint.h"
 #include "viommu/util/le_bytes.h"
 #include "viommu/util/status_macros.h"
@@ -53,10 +55,62 @@ std::string VirtioIommu::DmaSpaceName(uint8_t /*bus*/, uint8_t devfn) const {
   return EndpointSpace::Name(devfn);
 }
 
+namespace {
+
+// Narrows `g` to what host IOMMU `h` can map.
+VirtioIommu::Geometry Narrow(VirtioIommu::Geometry g,
+                             const devcore::HostIommuDevice& h) {
+  if (h.page_size_mask != 0) g.page_size_mask &= h.page_size_mask;
+  if (!h.iova_ranges.empty()) {
+    g.input_first = std::max(g.input_first, h.iova_ranges.front().first);
+    g.input_last = std::min(g.input_last, h.iova_ranges.back().last);
+  }
+  return g;
+}
+
+}  // namespace
+
+VirtioIommu::Geometry VirtioIommu::CurrentGeometry() const {
+  Geometry g;
+  for (const auto& [sid, h] : host_devices_) g = Narrow(g, h);
+  return g;
+}
+
 absl::Status VirtioIommu::SetHostIommuDevice(
     uint8_t bus, uint8_t devfn, const devcore::HostIommuDevice& hiod) {
-  // Kept for PROBE (the host's reserved regions and aperture holes).
-  host_devices_[static_cast<uint16_t>(bus << 8 | devfn)] = hiod;
+  const uint16_t sid = static_cast<uint16_t>(bus << 8 | devfn);
+  // The geometry with this host instead of any earlier one at `sid`.
+  Geometry g;
+  for (const auto& [other, h] : host_devices_) {
+    if (other != sid) g = Narrow(g, h);
+  }
+  g = Narrow(g, hiod);
+  if (g.page_size_mask == 0) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s: the host IOMMU's page sizes 0x%x share none with "
+        "virtio-iommu's page_size_mask 0x%x",
+        hiod.name, hiod.page_size_mask, CurrentGeometry().page_size_mask));
+  }
+  if (g.input_first > g.input_last) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s: the host IOMMU's valid IOVA ranges leave virtio-iommu no "
+        "input range",
+        hiod.name));
+  }
+  if (frozen_.has_value() && hiod.page_size_mask != 0) {
+    // The driver maps in pages of the frozen granule: the host must too.
+    const uint64_t granule =
+        frozen_->page_size_mask & (~frozen_->page_size_mask + 1);
+    if ((hiod.page_size_mask & granule) == 0) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "%s: the host IOMMU's page sizes 0x%x do not include the granule "
+          "0x%x the virtio-iommu driver already uses",
+          hiod.name, hiod.page_size_mask, granule));
+    }
+  }
+  // Kept for PROBE (the host's reserved regions and aperture holes), MAP
+  // checks and, until FEATURES_OK, the config's geometry.
+  host_devices_[sid] = hiod;
   return absl::OkStatus();
 }
 
@@ -74,11 +128,13 @@ void VirtioIommu::Reset() {
     views_dirty_ = true;
     bypass_ = props_.boot_bypass;
   }
+  frozen_.reset();
   Flush();
 }
 
 void VirtioIommu::DeviceReset() {
   VIOMMU_TRACE(virtio_iommu_device_reset);
+  frozen_.reset();  // the next driver negotiates again
   {
     MutexLock l(&mu_);
     for (const auto& ep : endpoints_) DetachLocked(ep.first);
@@ -94,9 +150,10 @@ void VirtioIommu::ReadConfig(std::span<uint8_t> config) const {
   auto at = [&](ConfigOffset o) {
     return config.data() + static_cast<uint32_t>(o);
   };
-  StoreLe(at(ConfigOffset::kPageSizeMask), kPageSizeMask, 8);
-  StoreLe(at(ConfigOffset::kInputRangeStart), 0, 8);
-  StoreLe(at(ConfigOffset::kInputRangeEnd), ~uint64_t{0}, 8);
+  const Geometry g = frozen_.value_or(CurrentGeometry());
+  StoreLe(at(ConfigOffset::kPageSizeMask), g.page_size_mask, 8);
+  StoreLe(at(ConfigOffset::kInputRangeStart), g.input_first, 8);
+  StoreLe(at(ConfigOffset::kInputRangeEnd), g.input_last, 8);
   StoreLe(at(ConfigOffset::kDomainRangeStart), 0, 4);
   StoreLe(at(ConfigOffset::kDomainRangeEnd), 0xffffffff, 4);
   StoreLe(at(ConfigOffset::kProbeSize), kProbeSize, 4);

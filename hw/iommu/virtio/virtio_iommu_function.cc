@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "viommu/hw/virtio/virtio_pci_function.h"
+#include "viommu/hw/virtio/virtio_regs.h"
 #include "viommu/hw/virtio/virtio_transport.h"
 
 namespace viommu::virtio_iommu {
@@ -68,6 +69,13 @@ void VirtioIommuBackend::QueueNotified(unsigned index) {
     (void)written;
     vq.Push(elem_, r.used_len);
     transport()->NotifyQueue(index);
+  }
+}
+
+void VirtioIommuBackend::StatusChanged(uint8_t old_status, uint8_t status) {
+  if (!(old_status & hw::virtio::kStatusFeaturesOk) &&
+      (status & hw::virtio::kStatusFeaturesOk)) {
+    iommu_->FreezeGeometry();
   }
 }
 

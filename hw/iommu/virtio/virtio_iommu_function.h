@@ -46,6 +46,8 @@ class VirtioIommuBackend final : public hw::virtio::VirtioDevice,
   // interrupt per request (QEMU). eventq: nothing (buffers wait for
   // faults).
   void QueueNotified(unsigned index) override;
+  // FEATURES_OK freezes the config's page_size_mask and input_range.
+  void StatusChanged(uint8_t old_status, uint8_t status) override;
   void Reset() override;
 
   // FaultSink: takes the next event buffer; none: dropped; smaller than a

@@ -624,6 +624,71 @@ TEST_F(VirtioIommuHostTest, AHostMapFailureIsDeverrAndLeavesTheDomainAsBefore) {
   h->Reset();
 }
 
+TEST_F(VirtioIommuHostTest, ConfigGeometryFollowsTheHostsUntilFeaturesOk) {
+  auto config = [&] {
+    std::array<uint8_t, kConfigSize> c{};
+    viommu_->ReadConfig(c);
+    return VirtioIommu::Geometry{LoadLe(&c[0], 8), LoadLe(&c[8], 8),
+                                 LoadLe(&c[16], 8)};
+  };
+  const uint64_t top39 = (uint64_t{1} << 39) - 1, top48 = (uint64_t{1} << 48) - 1;
+  EXPECT_EQ(config(), (VirtioIommu::Geometry{0xfffffffffffff000, 0, ~uint64_t{0}}));
+  // 4K|2M|1G with a 39-bit aperture: the mask is the host's, the input
+  // range its aperture (holes inside it are PROBE's business).
+  ASSERT_TRUE(viommu_
+                  ->SetHostIommuDevice(0, kEdu,
+                                       Host({{0, 0xfedfffff},
+                                             {0xfef00000, top39}}, 0x40201000))
+                  .ok());
+  EXPECT_EQ(config(), (VirtioIommu::Geometry{0x40201000, 0, top39}));
+  // A second host: what both can do.
+  ASSERT_TRUE(viommu_
+                  ->SetHostIommuDevice(0, kLpc, Host({{0x1000, top48}}, 0x201000))
+                  .ok());
+  EXPECT_EQ(config(), (VirtioIommu::Geometry{0x201000, 0x1000, top39}));
+  viommu_->UnsetHostIommuDevice(0, kEdu);
+  EXPECT_EQ(config(), (VirtioIommu::Geometry{0x201000, 0x1000, top48}));
+  // FEATURES_OK freezes it: a later host narrows MAPs and PROBE, not the
+  // config the driver has read.
+  viommu_->FreezeGeometry();
+  ASSERT_TRUE(viommu_
+                  ->SetHostIommuDevice(0, kEdu, Host({{0, top39}}, 0x40201000))
+                  .ok());
+  EXPECT_EQ(config(), (VirtioIommu::Geometry{0x201000, 0x1000, top48}));
+  ASSERT_EQ(Send(AttachReq(1, kEdu)), kStatusOk);
+  EXPECT_EQ(Send(MapReq(1, top39 + 1, top39 + 0x1000, 0x300000)), kStatusRange);
+  // A device reset lets the next driver see the hosts again.
+  viommu_->DeviceReset();
+  EXPECT_EQ(config(), (VirtioIommu::Geometry{0x201000, 0x1000, top39}));
+}
+
+TEST_F(VirtioIommuHostTest, HostsThatCannotShareTheGeometryAreRefused) {
+  ASSERT_TRUE(viommu_->SetHostIommuDevice(0, kEdu, Host({{0, 0xffffffff}}, 0x1000))
+                  .ok());
+  // No page size in common.
+  absl::Status s =
+      viommu_->SetHostIommuDevice(0, kLpc, Host({{0, 0xffffffff}}, 0x2000));
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("'test'"));
+  // No IOVA in common.
+  EXPECT_EQ(viommu_
+                ->SetHostIommuDevice(0, kLpc,
+                                     Host({{uint64_t{1} << 32, ~uint64_t{0}}},
+                                          0x1000))
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(viommu_->host_device_count(), 1u);
+  // Once the driver uses 4 KiB pages, a host without them is refused;
+  // before, it would have narrowed the mask.
+  viommu_->UnsetHostIommuDevice(0, kEdu);
+  viommu_->FreezeGeometry();
+  EXPECT_EQ(viommu_->SetHostIommuDevice(0, kLpc, Host({}, 0x10000)).code(),
+            absl::StatusCode::kFailedPrecondition);
+  viommu_->DeviceReset();
+  EXPECT_TRUE(viommu_->SetHostIommuDevice(0, kLpc, Host({}, 0x10000)).ok());
+  EXPECT_EQ(viommu_->CurrentGeometry().page_size_mask, 0x10000u);
+}
+
 // --- translation and faults ---
 
 TEST_F(VirtioIommuTest, UnalignedMappingTranslatesExactly) {

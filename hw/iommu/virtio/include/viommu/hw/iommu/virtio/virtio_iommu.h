@@ -23,7 +23,9 @@
 // (QEMU 9.1); an UNMAP that would split a mapping fails with RANGE and
 // removes nothing; translation finds exactly the mapping that holds the
 // address and never exposes bytes outside it; DETACH forgets the endpoint
-// (QEMU 9.1).
+// (QEMU 9.1). Beyond QEMU, a passthrough endpoint's host IOMMU facts
+// (SetHostIommuDevice) shape PROBE, MAP statuses and the config geometry
+// (docs/virtio-iommu.md "Host IOMMU devices").
 //
 // Threading: everything but Translate runs in the control context.
 // Translate may run on any DMA thread (state under a mutex); the faults it
@@ -119,9 +121,15 @@ class VirtioIommu final : public hw::Viommu {
   std::string DmaSpaceName(uint8_t bus, uint8_t devfn) const override;
   // A passthrough function's host IOMMU facts (beyond QEMU 7.2, which
   // ignores them): PROBE of the endpoint reports what the host cannot map
-  // (HostReservedRegions). Its container follows the endpoint's DMA root
-  // like any consumer: the system memory alias while bypassed, MAP/UNMAP
-  // events otherwise.
+  // (HostReservedRegions), a MAP into its domain that the host cannot take
+  // is RANGE, and until the driver sets FEATURES_OK the config's
+  // page_size_mask and input_range follow the hosts (CurrentGeometry). Its
+  // container follows the endpoint's DMA root like any consumer: the
+  // system memory alias while bypassed, MAP/UNMAP events otherwise.
+  // Errors (the device is not plugged): kFailedPrecondition when the host
+  // shares no page size with the config's page_size_mask (after
+  // FEATURES_OK: does not map pages of its granule) or its valid ranges
+  // leave no input range; the message names hiod.name.
   [[nodiscard]] absl::Status SetHostIommuDevice(
       uint8_t bus, uint8_t devfn,
       const devcore::HostIommuDevice& hiod) override;
@@ -144,6 +152,22 @@ class VirtioIommu final : public hw::Viommu {
   void DeviceReset();
   // The configuration space (kConfigSize bytes).
   void ReadConfig(std::span<uint8_t> config) const;
+  // page_size_mask and input_range as the config shows them.
+  struct Geometry {
+    uint64_t page_size_mask = kPageSizeMask;
+    uint64_t input_first = 0;
+    uint64_t input_last = ~uint64_t{0};
+    friend bool operator==(const Geometry&, const Geometry&) = default;
+  };
+  // QEMU 7.2's (4 KiB and up, every IOVA) narrowed by every host IOMMU
+  // device set: the page sizes they all map (QEMU 9.x), and the IOVAs
+  // between the highest first and the lowest last valid IOVA of them.
+  Geometry CurrentGeometry() const;
+  // The driver set FEATURES_OK: the config's geometry stays as it is now
+  // (the spec wants the config stable once features are negotiated) until
+  // the next device or system reset. The PCI function calls it.
+  void FreezeGeometry() { frozen_ = CurrentGeometry(); }
+  std::optional<Geometry> frozen_geometry() const { return frozen_; }
   // A driver write to the configuration space left `bypass_byte` in the
   // bypass field (QEMU compares that byte whatever was written). Errors
   // (the caller makes them a device error, NEEDS_RESET):
@@ -256,6 +280,8 @@ class VirtioIommu final : public hw::Viommu {
   FaultSink* sink_ = nullptr;  // not owned
   absl::flat_hash_map<uint16_t, std::unique_ptr<EndpointSpace>> spaces_;
   absl::flat_hash_map<uint16_t, devcore::HostIommuDevice> host_devices_;
+  // The config geometry since FEATURES_OK; nullopt: it follows the hosts.
+  std::optional<Geometry> frozen_;
 
   mutable Mutex mu_;
   bool bypass_ ABSL_GUARDED_BY(mu_);
