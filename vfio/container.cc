@@ -67,6 +67,9 @@ devcore::HostIommuDevice VfioContainer::HostIommuInfo() const {
   info.aw_bits =
       static_cast<uint8_t>(top == 0 ? 1 : 64 - absl::countl_zero(top));
   info.map_failures = [this] { return stats_.giommu_map_errors; };
+  info.current_iova_ranges = [this]() -> const std::vector<Range>& {
+    return iova_ranges_;
+  };
   return info;
 }
 

@@ -61,9 +61,10 @@ namespace {
 VirtioIommu::Geometry Narrow(VirtioIommu::Geometry g,
                              const devcore::HostIommuDevice& h) {
   if (h.page_size_mask != 0) g.page_size_mask &= h.page_size_mask;
-  if (!h.iova_ranges.empty()) {
-    g.input_first = std::max(g.input_first, h.iova_ranges.front().first);
-    g.input_last = std::min(g.input_last, h.iova_ranges.back().last);
+  const std::vector<Range>& ranges = VirtioIommu::HostRanges(h);
+  if (!ranges.empty()) {
+    g.input_first = std::max(g.input_first, ranges.front().first);
+    g.input_last = std::min(g.input_last, ranges.back().last);
   }
   return g;
 }

@@ -203,9 +203,10 @@ bool VirtioIommu::HostCanMap(const devcore::HostIommuDevice& hiod,
     // last + 1 wraps to 0 (aligned) for a range ending at 2^64 - 1.
     if (((first | phys | (last + 1)) & page_mask) != 0) return false;
   }
-  if (hiod.iova_ranges.empty()) return true;  // unknown: all valid
+  const std::vector<Range>& ranges = HostRanges(hiod);
+  if (ranges.empty()) return true;  // unknown: all valid
   return std::any_of(
-      hiod.iova_ranges.begin(), hiod.iova_ranges.end(),
+      ranges.begin(), ranges.end(),
       [&](const Range& r) { return r.first <= first && last <= r.last; });
 }
 
@@ -283,10 +284,11 @@ std::vector<Range> VirtioIommu::HostReservedRegions(
   // The complement of the valid IOVA ranges: the host's reserved regions
   // and everything above its aperture.
   std::vector<Range> raw;
-  if (hiod.iova_ranges.empty()) return raw;  // unknown: all valid
+  const std::vector<Range>& ranges = HostRanges(hiod);
+  if (ranges.empty()) return raw;  // unknown: all valid
   uint64_t next = 0;  // first IOVA not yet covered
   bool done = false;
-  for (const Range& r : hiod.iova_ranges) {
+  for (const Range& r : ranges) {
     if (r.first > next) raw.push_back({next, r.first - 1});
     if (r.last == ~uint64_t{0}) {
       done = true;

@@ -33,8 +33,14 @@ struct HostIommuDevice {
   uint8_t aw_bits = 64;
   // Supported host IOMMU page sizes (bit n set: 2^n bytes); 0 unknown.
   uint64_t page_size_mask = 0;
-  // Valid IOVA ranges, inclusive, sorted, disjoint; empty: unknown.
+  // Valid IOVA ranges, inclusive, sorted, disjoint; empty: unknown. As
+  // they were when this value was made.
   std::vector<Range> iova_ranges;
+  // The valid IOVA ranges now (they shrink when a device with a narrower
+  // aperture joins the container: VFIO_IOVA_RANGES_CHANGED); a vIOMMU that
+  // reports them later (virtio-iommu's PROBE and MAP checks) reads this.
+  // Null: iova_ranges stay valid. Same REQUIREMENT as map_failures.
+  std::function<const std::vector<Range>&()> current_iova_ranges;
   // How many MAP events of the guest IOMMU the host has failed to map so
   // far (monotonic; VfioContainer's stats().giommu_map_errors). A vIOMMU
   // that notifies synchronously reads it around its MAP events to learn

@@ -689,6 +689,28 @@ TEST_F(VirtioIommuHostTest, HostsThatCannotShareTheGeometryAreRefused) {
   EXPECT_EQ(viommu_->CurrentGeometry().page_size_mask, 0x10000u);
 }
 
+TEST_F(VirtioIommuHostTest, RangesThatShrinkLaterNarrowProbeAndMaps) {
+  // The container's ranges now, as HostIommuDevice::current_iova_ranges
+  // reports them.
+  std::vector<Range> now = {{0, 0xfedfffff}, {0xfef00000, 0xffffffffffff}};
+  devcore::HostIommuDevice hiod = Host(now);
+  hiod.current_iova_ranges = [&now]() -> const std::vector<Range>& {
+    return now;
+  };
+  ASSERT_TRUE(viommu_->SetHostIommuDevice(0, kEdu, hiod).ok());
+  ASSERT_EQ(Send(AttachReq(1, kEdu)), kStatusOk);
+  EXPECT_EQ(Send(MapReq(1, 0x10000000000, 0x10000000fff, 0x300000)), kStatusOk);
+  now.back().last = (uint64_t{1} << 39) - 1;  // a 39-bit device joined
+  EXPECT_THAT(ProbeRegions(kEdu),
+              ElementsAre(kMsiResv, Resv{kResvMemReserved, uint64_t{1} << 39,
+                                         ~uint64_t{0}}));
+  EXPECT_EQ(Send(MapReq(1, 0x20000000000, 0x20000000fff, 0x300000)),
+            kStatusRange);
+  EXPECT_EQ(Send(MapReq(1, 0x40000000, 0x40000fff, 0x300000)), kStatusOk);
+  // Before FEATURES_OK the config follows too.
+  EXPECT_EQ(viommu_->CurrentGeometry().input_last, (uint64_t{1} << 39) - 1);
+}
+
 // --- translation and faults ---
 
 TEST_F(VirtioIommuTest, UnalignedMappingTranslatesExactly) {

@@ -94,7 +94,8 @@ class VfioContainer {
 
   // Host IOMMU facts (QEMU's HostIOMMUDevice): aw_bits is the bit count of
   // the highest valid IOVA; `name` is left empty for the caller to set;
-  // map_failures reads stats().giommu_map_errors (valid while *this is).
+  // map_failures reads stats().giommu_map_errors and current_iova_ranges
+  // iova_ranges() (both valid while *this is).
   devcore::HostIommuDevice HostIommuInfo() const;
   ContainerQuery Query() const;
 

@@ -123,7 +123,9 @@ class VirtioIommu final : public hw::Viommu {
   // ignores them): PROBE of the endpoint reports what the host cannot map
   // (HostReservedRegions), a MAP into its domain that the host cannot take
   // is RANGE, and until the driver sets FEATURES_OK the config's
-  // page_size_mask and input_range follow the hosts (CurrentGeometry). Its
+  // page_size_mask and input_range follow the hosts (CurrentGeometry); the
+  // ranges are read again at each use (HostRanges), so a container whose
+  // ranges shrink later narrows later PROBEs and MAPs. Its
   // container follows the endpoint's DMA root like any consumer: the
   // system memory alias while bypassed, MAP/UNMAP events otherwise.
   // Errors (the device is not plugged): kFailedPrecondition when the host
@@ -231,6 +233,13 @@ class VirtioIommu final : public hw::Viommu {
   // A MAP into a domain with an endpoint whose host cannot is RANGE.
   static bool HostCanMap(const devcore::HostIommuDevice& hiod, uint64_t first,
                          uint64_t last, uint64_t phys);
+  // The host's valid IOVA ranges now: current_iova_ranges() when the host
+  // reports changes, else the ranges given at SetHostIommuDevice.
+  static const std::vector<Range>& HostRanges(
+      const devcore::HostIommuDevice& hiod) {
+    return hiod.current_iova_ranges ? hiod.current_iova_ranges()
+                                    : hiod.iova_ranges;
+  }
 
  private:
   struct Mapping {
