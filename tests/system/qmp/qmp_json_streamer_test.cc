@@ -51,12 +51,14 @@ TEST_F(QmpJsonStreamerTest, GarbageWordIsOneInvalidKeywordError) {
   ExpectNegotiates();
 }
 
-TEST_F(QmpJsonStreamerTest, LongGarbageLineIsOneError) {
+// One error, its message cut at 1023 bytes as QEMU 7.2's (1006 of the
+// 'x's, no closing quote).
+TEST_F(QmpJsonStreamerTest, LongGarbageLineIsOneErrorWithQemusMessageBound) {
   const std::string line(65536, 'x');
   auto a = Answers(line + "\n");
   ASSERT_EQ(a.size(), 1u);
   EXPECT_EQ(a[0], Err(absl::StrCat("JSON parse error, invalid keyword '",
-                                   line, "'")));
+                                   std::string(1006, 'x'))));
   ExpectNegotiates();
 }
 
