@@ -421,8 +421,8 @@ class Shadow {
       if (((first | phys | (last + 1)) & m) != 0) return vi::kStatusRange;
       if (!host_ranges_.empty() &&
           std::none_of(host_ranges_.begin(), host_ranges_.end(),
-                       [&](const Range& r) {
-                         return r.first <= first && last <= r.last;
+                       [&](const Range& valid) {
+                         return valid.first <= first && last <= valid.last;
                        })) {
         return vi::kStatusRange;
       }
