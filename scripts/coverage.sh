@@ -109,6 +109,7 @@ ROWS = [
     ("hw/pci/", ["hw/pci/"], []),
     ("hw/misc/", ["hw/misc/"], []),
     ("hw/iommu/", ["hw/iommu/"], []),
+    ("hw/virtio/", ["hw/virtio/"], []),
     ("hw/i386/", ["hw/i386/"], []),
     ("vfio/ (without host/linux)", ["vfio/"], ["vfio/host/linux/"]),
     ("vfio/host/model/", ["vfio/host/model/"], []),
