@@ -30,6 +30,9 @@ if [[ ! -f "$build/build.ninja" ]]; then
 else
   meson configure "$build" -Dfuzz_engine="$LIB_FUZZING_ENGINE"
 fi
+# A reused $WORK may predate targets added since: regenerate the build
+# files first, so the introspection below lists every target.
+ninja -C "$build" build.ninja
 
 targets=$(meson introspect "$build" --targets | python3 -c '
 import json, sys
