@@ -63,61 +63,40 @@ void BM_LookupUnderSpinLock(benchmark::State& state) {
 }
 BENCHMARK(BM_LookupUnderSpinLock);
 
-void BM_LookupUnderAbslMutex(benchmark::State& state) {
+// The same probe under `Guard` (a scoped holder of a `Mu`), uncontended.
+template <typename Mu, typename Guard>
+void LookupUnder(benchmark::State& state) {
   const auto m = BaselineMap();
   const auto iovas = ShuffledIovas();
-  absl::Mutex mu;
+  Mu mu;
   size_t i = 0;
   for (auto _ : state) {
     const uint64_t key = iovas[i++ & (kKeys - 1)] >> 12;
-    absl::MutexLock g(&mu);
+    Guard g(&mu);
     auto it = m.find(key);
     benchmark::DoNotOptimize(it->second);
   }
 }
+
+void BM_LookupUnderAbslMutex(benchmark::State& state) {
+  LookupUnder<absl::Mutex, absl::MutexLock>(state);
+}
 BENCHMARK(BM_LookupUnderAbslMutex);
 
 void BM_LookupUnderAbslReaderLock(benchmark::State& state) {
-  const auto m = BaselineMap();
-  const auto iovas = ShuffledIovas();
-  absl::Mutex mu;
-  size_t i = 0;
-  for (auto _ : state) {
-    const uint64_t key = iovas[i++ & (kKeys - 1)] >> 12;
-    absl::ReaderMutexLock g(&mu);
-    auto it = m.find(key);
-    benchmark::DoNotOptimize(it->second);
-  }
+  LookupUnder<absl::Mutex, absl::ReaderMutexLock>(state);
 }
 BENCHMARK(BM_LookupUnderAbslReaderLock);
 
 // viommu::Mutex (util/mutex.h, std::shared_mutex): what the register-file
 // and virtio-iommu locks cost now that TSan must see them.
 void BM_LookupUnderViommuMutex(benchmark::State& state) {
-  const auto m = BaselineMap();
-  const auto iovas = ShuffledIovas();
-  Mutex mu;
-  size_t i = 0;
-  for (auto _ : state) {
-    const uint64_t key = iovas[i++ & (kKeys - 1)] >> 12;
-    MutexLock g(&mu);
-    auto it = m.find(key);
-    benchmark::DoNotOptimize(it->second);
-  }
+  LookupUnder<Mutex, MutexLock>(state);
 }
 BENCHMARK(BM_LookupUnderViommuMutex);
 
 void BM_LookupUnderViommuReaderLock(benchmark::State& state) {
-  const auto m = BaselineMap();
-  const auto iovas = ShuffledIovas();
-  Mutex mu;
-  size_t i = 0;
-  for (auto _ : state) {
-    const uint64_t key = iovas[i++ & (kKeys - 1)] >> 12;
-    ReaderMutexLock g(&mu);
-    auto it = m.find(key);
-    benchmark::DoNotOptimize(it->second);
-  }
+  LookupUnder<Mutex, ReaderMutexLock>(state);
 }
 BENCHMARK(BM_LookupUnderViommuReaderLock);
 
