@@ -3,6 +3,7 @@
 // point shares (control guard, callback scopes, struct copies, errno).
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <thread>
 #include <utility>
@@ -152,7 +153,13 @@ int viommu_ctx_new(const struct viommu_config* cfg,
   if (int r = viommu::capi::CopyIn(cfg, &c); r < 0) return r;
   viommu_callbacks callbacks{};
   if (cb != nullptr) {
-    if (int r = viommu::capi::CopyIn(cb, &callbacks); r < 0) return r;
+    // ABI 0.1 callers end at `msi`.
+    constexpr size_t kCallbacksV0_1 = offsetof(viommu_callbacks, fault);
+    if (int r = viommu::capi::CopyStructIn(cb, kCallbacksV0_1,
+                                           sizeof(callbacks), &callbacks);
+        r < 0) {
+      return r;
+    }
   }
   if (c.flags != 0) return -EINVAL;
 

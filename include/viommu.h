@@ -81,7 +81,7 @@ extern "C" {
 /* ABI version: major << 16 | minor. The major changes on an incompatible
  * change; the minor when something is added. */
 #define VIOMMU_ABI_MAJOR 0
-#define VIOMMU_ABI_MINOR 1
+#define VIOMMU_ABI_MINOR 2
 #define VIOMMU_ABI_VERSION ((VIOMMU_ABI_MAJOR << 16) | VIOMMU_ABI_MINOR)
 
 /* The version of the library loaded at run time (VIOMMU_ABI_VERSION of the
@@ -91,6 +91,7 @@ VIOMMU_API uint32_t viommu_abi_version(void);
 typedef struct viommu_ctx viommu_ctx;     /* memory map, vIOMMU, endpoints */
 typedef struct viommu_iommu viommu_iommu; /* a vIOMMU instance */
 typedef struct viommu_ep viommu_ep;       /* a DMA-capable PCI function */
+struct viommu_dma_fault;                  /* below, with viommu_dma_rw */
 
 /* ---- Context ------------------------------------------------------------ */
 
@@ -113,6 +114,19 @@ struct viommu_callbacks {
    * requester id (bus << 8 | devfn) or VIOMMU_SID_NONE. Without it such
    * writes are dropped. */
   void (*msi)(void *opaque, uint64_t addr, uint32_t data, uint32_t sid);
+  /* Optional. A DMA of `ep` failed (the record viommu_dma_rw also
+   * returns), on the DMA's thread, after the vIOMMU recorded it. */
+  void (*fault)(void *opaque, viommu_ep *ep,
+                const struct viommu_dma_fault *fault);
+  /* Optional. The IOVA ranges `ep` may use changed (a VFIO attach or
+   * detach changed the host's reserved regions / aperture); query them
+   * with viommu_ep_iova_ranges(). Control thread. */
+  void (*iova_ranges_changed)(void *opaque, viommu_ep *ep);
+  /* Optional. A zero-copy mapping (viommu_dma_map_host) of `ep` was
+   * revoked: the guest invalidated or the VMM removed what it maps. The
+   * host pointer stays valid until the VMM unmaps it; DMA through it
+   * should stop. `cookie` is the one given at map time. */
+  void (*dma_revoked)(void *opaque, viommu_ep *ep, void *cookie);
 };
 
 struct viommu_config {
