@@ -7,59 +7,18 @@
 #include "absl/strings/str_format.h"
 #include "viommu/util/status_macros.h"
 #include "viommu/vfio/host/model/host_device.h"
+#include "viommu/vfio/vfio_query_json.h"
 
 namespace viommu::system {
 namespace {
 
-std::string Quote(absl::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      absl::StrAppendFormat(&out, "\\u%04x", c);
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
-std::string RangesJson(const std::vector<Range>& ranges) {
-  std::string out = "[";
-  for (size_t i = 0; i < ranges.size(); ++i) {
-    absl::StrAppend(&out, i ? ", " : "", "{\"start\": ", ranges[i].first,
-                    ", \"end\": ", ranges[i].last, "}");
-  }
-  return out + "]";
+// One JSON quoting for every VFIO query (vfio/vfio_query_json.h).
+std::string Quote(absl::string_view s) { return vfio::JsonString(s); }
+std::string RangesJson(const std::vector<Range>& r) {
+  return vfio::JsonRanges(r);
 }
 
 }  // namespace
-
-std::string VfioQueryJson(const std::vector<vfio::ContainerQuery>& q) {
-  std::string out = "{\"containers\": [";
-  for (size_t i = 0; i < q.size(); ++i) {
-    const vfio::ContainerQuery& c = q[i];
-    absl::StrAppend(&out, i ? ", " : "", "{\"id\": ", c.id,
-                    ", \"backend\": ", Quote(c.backend),
-                    ", \"address-space\": ", Quote(c.address_space),
-                    ", \"devices\": [");
-    for (size_t d = 0; d < c.devices.size(); ++d) {
-      absl::StrAppend(&out, d ? ", " : "", Quote(c.devices[d]));
-    }
-    absl::StrAppend(&out, "], \"iova-ranges\": ", RangesJson(c.iova_ranges),
-                    ", \"mappings\": ", c.mappings,
-                    ", \"dma-avail\": ", c.dma_avail, ", \"skipped\": [");
-    for (size_t s = 0; s < c.skipped.size(); ++s) {
-      absl::StrAppend(&out, s ? ", " : "", "{\"start\": ", c.skipped[s].start,
-                      ", \"end\": ", c.skipped[s].end,
-                      ", \"reason\": ", Quote(c.skipped[s].reason), "}");
-    }
-    out += "]}";
-  }
-  return out + "]}";
-}
 
 std::string VfioDevicesJson(const VfioPassthrough& vfio) {
   std::string out = "{\"devices\": [";
@@ -106,7 +65,7 @@ namespace {
 
 void RegisterVfioCommands(QmpDispatcher* qmp, Vm* vm) {
   qmp->Register("x-query-vfio", [vm](const QmpArgs&) {
-    return QmpValue::FromJsonText(VfioQueryJson(vm->vfio().Query()));
+    return QmpValue::FromJsonText(vfio::VfioQueryJson(vm->vfio().Query()));
   });
   qmp->Register("x-query-vfio-devices", [vm](const QmpArgs&) {
     return QmpValue::FromJsonText(VfioDevicesJson(vm->vfio()));

@@ -42,8 +42,8 @@ namespace viommu::system {
 // `qmp` and `vm` are not owned and outlive the registration's use.
 void RegisterVfioCommands(QmpDispatcher* qmp, Vm* vm);
 
-// The x-query-vfio "return" value as JSON text.
-std::string VfioQueryJson(const std::vector<vfio::ContainerQuery>& q);
+// The x-query-vfio "return" value: vfio::VfioQueryJson
+// (viommu/vfio/vfio_query_json.h), shared with the C API.
 // The x-query-vfio-devices "return" value as JSON text.
 std::string VfioDevicesJson(const VfioPassthrough& vfio);
 
