@@ -30,6 +30,9 @@
 
 namespace viommu::capi {
 
+// The I/O port space of VIOMMU_REGION_F_IO regions: ports 0 to 0xffff.
+inline constexpr uint64_t kIoSpaceSize = 0x1'0000;
+
 // Marks the calling thread as running a callback of `ctx` for the scope,
 // so control calls it makes on `ctx` answer -EDEADLK.
 class CallbackScope {
@@ -94,6 +97,7 @@ class MsiWindowOps final : public memory::MmioOps {
 struct Region {
   uint32_t id = 0;
   uint32_t kind = 0;  // VIOMMU_REGION_*
+  bool io = false;    // VIOMMU_REGION_F_IO: in io_root, not root
   uint64_t gpa = 0;
   uint64_t len = 0;
   int32_t fd = -1;
@@ -140,6 +144,10 @@ struct viommu_ctx {
 
   uint32_t next_region_id = 1;
   absl::btree_map<uint32_t, std::unique_ptr<viommu::capi::Region>> regions;
+  // The I/O port space (64 KiB) of VIOMMU_REGION_F_IO regions, for
+  // viommu_pio_access.
+  std::shared_ptr<viommu::memory::MemoryRegion> io_root;
+  std::unique_ptr<viommu::memory::AddressSpace> io_as;
   absl::flat_hash_map<const viommu::memory::MemoryRegion*,
                       viommu::capi::Region*>
       region_by_mr;

@@ -174,6 +174,10 @@ int viommu_ctx_new(const struct viommu_config* cfg,
   ctx->root->AddSubregion(viommu::hw::kMsiWindowBase, ctx->msi_region);
   ctx->system_as = std::make_unique<viommu::memory::AddressSpace>(
       &ctx->sys, ctx->root, "memory");
+  ctx->io_root = MemoryRegion::CreateContainer(&ctx->sys, "io",
+                                               viommu::capi::kIoSpaceSize);
+  ctx->io_as = std::make_unique<viommu::memory::AddressSpace>(
+      &ctx->sys, ctx->io_root, "I/O");
   *out = ctx.release();
   return 0;
 }
@@ -198,10 +202,13 @@ void viommu_ctx_free(viommu_ctx* ctx) {
     viommu::memory::MemorySystem::Transaction txn(&ctx->sys);
     for (auto& [id, region] : ctx->regions) {
       if (region->ops != nullptr) region->ops->Fence();
-      ctx->root->RemoveSubregion(region->mr.get());
+      (region->io ? ctx->io_root : ctx->root)
+          ->RemoveSubregion(region->mr.get());
     }
     ctx->root->RemoveSubregion(ctx->msi_region.get());
   }
+  ctx->io_as.reset();
+  ctx->io_root.reset();
   ctx->system_as.reset();
   ctx->region_by_mr.clear();
   ctx->regions.clear();
@@ -260,5 +267,37 @@ int viommu_mmio_access(viommu_ctx* ctx, uint64_t addr, uint64_t* data,
   if (r.ok()) return 0;
   ctx->Logf(VIOMMU_LOG_DEBUG, "%s: %s of %u bytes at 0x%x failed at 0x%x",
             __func__, is_write != 0 ? "write" : "read", size, addr, fault.addr);
+  return -EIO;
+}
+
+int viommu_pio_access(viommu_ctx* ctx, uint16_t port, uint32_t* data,
+                      uint32_t size, int is_write) {
+  if (ctx == nullptr) return -EINVAL;
+  ControlGuard guard(ctx, __func__);
+  if (guard.status() != 0) return guard.status();
+  if (data == nullptr || (size != 1 && size != 2 && size != 4) ||
+      uint32_t{port} + size > viommu::capi::kIoSpaceSize) {
+    return viommu::capi::FailErrno(
+        ctx, __func__, EINVAL,
+        absl::StrFormat("bad access: size %u at port 0x%x", size, port));
+  }
+  viommu::memory::Translation t =
+      ctx->io_as->Translate(port, size, is_write != 0);
+  if (t.mr == nullptr) return -ENOENT;  // not ours: no log, the VMM chains
+  viommu::memory::AccessFault fault;
+  viommu::memory::MemTxResult r;
+  if (is_write != 0) {
+    const uint32_t v = *data;  // low `size` bytes, little-endian
+    r = ctx->io_as->Write(port, &v, size,
+                          viommu::memory::MemTxAttrs::Unspecified(), &fault);
+  } else {
+    uint32_t v = 0;
+    r = ctx->io_as->Read(port, &v, size,
+                         viommu::memory::MemTxAttrs::Unspecified(), &fault);
+    *data = r.ok() ? v : 0;
+  }
+  if (r.ok()) return 0;
+  ctx->Logf(VIOMMU_LOG_DEBUG, "%s: %s of %u bytes at port 0x%x failed",
+            __func__, is_write != 0 ? "write" : "read", size, port);
   return -EIO;
 }

@@ -58,7 +58,8 @@ memory::MemTxResult CallbackMmioOps::Write(uint64_t offset, uint64_t value,
 
 namespace {
 
-constexpr uint32_t kKnownRegionFlags = VIOMMU_REGION_F_READONLY;
+constexpr uint32_t kKnownRegionFlags =
+    VIOMMU_REGION_F_READONLY | VIOMMU_REGION_F_IO;
 
 // The checks of viommu_region_add that need no context state.
 int ValidateRegion(const viommu_ctx* ctx, const viommu_region& r) {
@@ -71,6 +72,16 @@ int ValidateRegion(const viommu_ctx* ctx, const viommu_region& r) {
   if ((r.flags & ~kKnownRegionFlags) != 0 || r.reserved != 0) {
     return FailErrno(ctx, fn, EINVAL,
                      absl::StrFormat("unknown flags 0x%x", r.flags));
+  }
+  if ((r.flags & VIOMMU_REGION_F_IO) != 0) {
+    if (r.kind != VIOMMU_REGION_MMIO) {
+      return FailErrno(ctx, fn, EINVAL, "F_IO is for MMIO (callback) regions");
+    }
+    if (r.gpa >= kIoSpaceSize || r.len > kIoSpaceSize - r.gpa) {
+      return FailErrno(ctx, fn, EINVAL,
+                       absl::StrFormat("ports [0x%x, +0x%x) pass 0xffff", r.gpa,
+                                       r.len));
+    }
   }
   switch (r.kind) {
     case VIOMMU_REGION_RAM:
@@ -113,9 +124,11 @@ int viommu_region_add(viommu_ctx* ctx, const struct viommu_region* region,
   if (id == nullptr) return FailErrno(ctx, __func__, EINVAL, "id is NULL");
   if (int e = viommu::capi::ValidateRegion(ctx, r); e < 0) return e;
 
+  const bool io = (r.flags & VIOMMU_REGION_F_IO) != 0;
+  const std::shared_ptr<MemoryRegion>& space = io ? ctx->io_root : ctx->root;
   const viommu::Range range = viommu::Range::FromBaseSize(r.gpa, r.len);
   std::string clash;
-  ctx->root->ForEachSubregionOverlapping(range, [&](MemoryRegion* mr) {
+  space->ForEachSubregionOverlapping(range, [&](MemoryRegion* mr) {
     if (clash.empty()) clash = mr->name();
   });
   if (!clash.empty()) {
@@ -127,6 +140,7 @@ int viommu_region_add(viommu_ctx* ctx, const struct viommu_region* region,
   auto rec = std::make_unique<viommu::capi::Region>();
   rec->id = ctx->next_region_id;
   rec->kind = r.kind;
+  rec->io = io;
   rec->gpa = r.gpa;
   rec->len = r.len;
   rec->fd = r.kind == VIOMMU_REGION_RAM ? r.fd : -1;
@@ -159,7 +173,7 @@ int viommu_region_add(viommu_ctx* ctx, const struct viommu_region* region,
   std::shared_ptr<MemoryRegion> mr = rec->mr;
   ctx->regions[rec->id] = std::move(rec);
   // DMA listeners run here (outside a transaction) and look the region up.
-  ctx->root->AddSubregion(r.gpa, std::move(mr));
+  space->AddSubregion(r.gpa, std::move(mr));
   return 0;
 }
 
@@ -179,6 +193,6 @@ int viommu_region_del(viommu_ctx* ctx, uint32_t id) {
   if (rec->ops != nullptr) rec->ops->Fence();
   // DMA listeners unmap by range: they need no record of the region.
   ctx->region_by_mr.erase(rec->mr.get());
-  ctx->root->RemoveSubregion(rec->mr.get());
+  (rec->io ? ctx->io_root : ctx->root)->RemoveSubregion(rec->mr.get());
   return 0;
 }

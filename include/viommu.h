@@ -153,6 +153,10 @@ VIOMMU_API void viommu_ctx_free(viommu_ctx *ctx);
 #define VIOMMU_REGION_MMIO 3       /* emulated by the read/write callbacks */
 
 #define VIOMMU_REGION_F_READONLY (1u << 0) /* RAM / RAM_DEVICE only */
+/* MMIO only: the region is in the context's I/O port space (64 KiB,
+ * reached by viommu_pio_access; `gpa` is the first port, gpa + len <=
+ * 0x10000), not in guest-physical memory. DMA never reaches it. */
+#define VIOMMU_REGION_F_IO (1u << 1)
 
 struct viommu_region {
   size_t size;
@@ -177,10 +181,12 @@ struct viommu_region {
 };
 
 /* Adds a region and sets *id (never 0). Regions must not overlap each
- * other nor the vIOMMU's registers or the MSI window. Outside a
- * transaction it takes effect at once, inside at the commit.
+ * other nor the vIOMMU's registers or the MSI window (I/O regions: other
+ * I/O regions). Outside a transaction it takes effect at once, inside at
+ * the commit.
  * Errors: -EINVAL (NULL, bad kind/flags/len/size, missing hva or
- * callbacks), -E2BIG, -EEXIST (overlap), -ENOMEM, -EBUSY, -EDEADLK. */
+ * callbacks, F_IO on RAM or past port 0xffff), -E2BIG, -EEXIST
+ * (overlap), -ENOMEM, -EBUSY, -EDEADLK. */
 VIOMMU_API int viommu_region_add(viommu_ctx *ctx,
                                  const struct viommu_region *region,
                                  uint32_t *id);
@@ -205,6 +211,14 @@ VIOMMU_API int viommu_transaction_commit(viommu_ctx *ctx);
 VIOMMU_API int viommu_mmio_access(viommu_ctx *ctx, uint64_t addr,
                                   uint64_t *data, uint32_t size,
                                   int is_write);
+/* The same for a `size`-byte (1, 2, 4) access to I/O port `port` (an
+ * x86 IN/OUT exit): reaches the VIOMMU_REGION_F_IO regions. The MMIO
+ * callbacks get the port's offset in the region.
+ * Returns 0, -ENOENT (no region of ours at `port`), -EIO (the region's
+ * callback failed: reads give 0), -EINVAL (size, NULL data, port + size
+ * past 0x10000), -EBUSY, -EDEADLK. */
+VIOMMU_API int viommu_pio_access(viommu_ctx *ctx, uint16_t port,
+                                 uint32_t *data, uint32_t size, int is_write);
 
 /* ---- vIOMMU ------------------------------------------------------------- */
 
