@@ -140,6 +140,19 @@ MemTxResult AddressSpace::Read(Hwaddr addr, void* buf, size_t len,
 
 MemTxResult AddressSpace::ReadRam(Hwaddr addr, void* buf, size_t len,
                                   MemTxAttrs attrs) {
+  // Fast path (VT-d reads every table entry this way): the bytes lie in
+  // one RAM range of the current view.
+  if (len > 0) {
+    const std::shared_ptr<const FlatView> view = CurrentView();
+    const FlatRange* fr = view->Lookup(addr);
+    if (fr != nullptr && len - 1 <= fr->range.last - addr) {
+      const MemoryRegion* mr = fr->mr.get();
+      if (mr->IsRam() && !mr->IsRamDevice()) {
+        std::memcpy(buf, mr->host() + fr->OffsetOf(addr), len);
+        return MemTxResult::Ok();
+      }
+    }
+  }
   return Access(addr, static_cast<uint8_t*>(buf), len, false, attrs, nullptr,
                 /*ram_only=*/true);
 }

@@ -29,6 +29,19 @@ TEST(LeBytesTest, StoreWritesOnlySizeBytes) {
   EXPECT_EQ(LoadLe(b, 8), 0x1122334455667788u);
 }
 
+TEST(LeBytesTest, CommonSizesStoreAndLoadUnalignedWithoutTouchingNeighbours) {
+  for (unsigned size : {1u, 2u, 4u, 8u}) {
+    uint8_t b[10];
+    for (uint8_t& x : b) x = 0xaa;
+    StoreLe(b + 1, 0x8877665544332211, size);  // odd address
+    EXPECT_EQ(b[0], 0xaa) << size;
+    EXPECT_EQ(b[1], 0x11) << size;
+    EXPECT_EQ(b[1 + size], 0xaa) << size;
+    EXPECT_EQ(LoadLe(b + 1, size), 0x8877665544332211 & AllOnes(size))
+        << size;
+  }
+}
+
 TEST(LeBytesTest, AllOnesHasSizeBytesSet) {
   EXPECT_EQ(AllOnes(1), 0xffu);
   EXPECT_EQ(AllOnes(2), 0xffffu);
