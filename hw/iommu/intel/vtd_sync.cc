@@ -1,8 +1,11 @@
 // Invalidations and the shadow sync (QEMU 7.2's vtd_iotlb_*_invalidate,
 // vtd_context_*_invalidate, vtd_sync_shadow_page_table and
 // vtd_address_space_refresh_all), with ShadowMap's exact semantics.
+#include <optional>
+
 #include "hw/iommu/intel/vtd_device.h"
 #include "viommu/hw/iommu/vtd_engine.h"
+#include "viommu/hw/iommu/vtd_guest_memory.h"
 #include "viommu/hw/iommu/vtd_page_walk.h"
 #include "viommu/util/trace.h"
 
@@ -48,7 +51,8 @@ void VtdEngine::SyncDevice(VtdDevice& dev) {
     dev.shadow().UnmapAll(out);
     return;
   }
-  ContextLookup ctx = ReadContext(dev);
+  BurstGuestMemory burst(mem_);
+  ContextLookup ctx = ReadContext(dev, burst);
   if (!ctx.ok()) {
     // QEMU unmaps only for a non-present context; other errors leave the
     // shadow as it was.
@@ -62,28 +66,35 @@ void VtdEngine::SyncDevice(VtdDevice& dev) {
   dev.shadow().Sync(
       Range::Full(),
       [&](const Range& r, WalkSink sink) {
-        WalkSl(mem_, cfg_, ctx.entry, r.first, r.last, sink);
+        WalkSl(burst, cfg_, ctx.entry, r.first, r.last, sink);
       },
       out);
 }
 
-void VtdEngine::SyncRange(VtdDevice& dev, uint64_t first, uint64_t last) {
+void VtdEngine::SyncRange(VtdDevice& dev, uint64_t first, uint64_t last,
+                          const ContextLookup* ctx) {
   if (!HasIotlbEvents(dev)) return;
   ++syncs_;
   if (!HasMap(dev)) {
     NotifyUnmapRange(dev, system_as_, first, last);
     return;
   }
-  ContextLookup ctx = ReadContext(dev);
-  if (!ctx.ok() ||
-      ctx.entry.translation_type() == ContextEntry::kTtPassThrough) {
+  BurstGuestMemory burst(mem_);
+  ContextLookup read;
+  if (ctx == nullptr) {
+    read = ReadContext(dev, burst);
+    ctx = &read;
+  }
+  if (!ctx->ok() ||
+      ctx->entry.translation_type() == ContextEntry::kTtPassThrough) {
     return;
   }
+  const ContextEntry& entry = ctx->entry;
   NotifierChainsEmitter out(dev.as().notifiers(), system_as_);
   dev.shadow().Sync(
       Range{first, last},
       [&](const Range& r, WalkSink sink) {
-        WalkSl(mem_, cfg_, ctx.entry, r.first, r.last, sink);
+        WalkSl(burst, cfg_, entry, r.first, r.last, sink);
       },
       out);
 }
@@ -153,15 +164,17 @@ void VtdEngine::InvalidateIotlbAndSync(IotlbGranularity granularity,
   }
   const uint64_t size = uint64_t{4096} << am;
   const uint64_t first = addr & ~(size - 1);
+  std::optional<BurstGuestMemory> burst;
   for (auto& [sid, dev] : devices_) {
     if (!HasIotlbEvents(*dev)) continue;
     // QEMU re-reads the context entry to match the domain.
-    ContextLookup ctx = ReadContext(*dev);
+    if (!burst.has_value()) burst.emplace(mem_);
+    ContextLookup ctx = ReadContext(*dev, *burst);
     if (!ctx.ok() || ctx.entry.domain_id() != did) continue;
     if (granularity == IotlbGranularity::kDomain) {
       SyncDevice(*dev);
     } else {
-      SyncRange(*dev, first, first + size - 1);
+      SyncRange(*dev, first, first + size - 1, &ctx);
     }
   }
 }

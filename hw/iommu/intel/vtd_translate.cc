@@ -129,7 +129,11 @@ ContextLookup VtdEngine::GetContext(VtdDevice& dev) {
 }
 
 ContextLookup VtdEngine::ReadContext(const VtdDevice& dev) {
-  return LookupContext(mem_, cfg_, root_.load(std::memory_order_acquire),
+  return ReadContext(dev, mem_);
+}
+
+ContextLookup VtdEngine::ReadContext(const VtdDevice& dev, GuestMemory& mem) {
+  return LookupContext(mem, cfg_, root_.load(std::memory_order_acquire),
                        dev.as().bus(), dev.as().devfn());
 }
 

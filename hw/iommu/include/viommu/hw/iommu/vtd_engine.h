@@ -163,6 +163,8 @@ class VtdEngine final : public Observer, public InvalidationSink {
   // The context entry as the tables hold it now (QEMU's control paths
   // re-read it: address-space switch, domain matching, sync).
   ContextLookup ReadContext(const VtdDevice& dev);
+  // The same through `mem` (a BurstGuestMemory over mem_).
+  ContextLookup ReadContext(const VtdDevice& dev, GuestMemory& mem);
 
   // --- vtd_engine.cc (control context) ---
   [[nodiscard]] absl::Status NotifyFlagChanged(VtdDevice& dev,
@@ -181,8 +183,11 @@ class VtdEngine final : public Observer, public InvalidationSink {
   // its page tables over the whole space.
   void SyncDevice(VtdDevice& dev);
   // Shadow sync of [first, last] (PSI with a MAP notifier) or an UNMAP of
-  // that range (UNMAP-only notifiers).
-  void SyncRange(VtdDevice& dev, uint64_t first, uint64_t last);
+  // that range (UNMAP-only notifiers). `ctx`: the device's context entry
+  // when the caller has just read it (as QEMU 7.2 hands the entry its PSI
+  // matched the domain with to the sync), else it is read here.
+  void SyncRange(VtdDevice& dev, uint64_t first, uint64_t last,
+                 const ContextLookup* ctx = nullptr);
   // Every notified mapping of every device unmapped, spaces switched, and
   // (when `resync`) the shadows rebuilt from the tables.
   void RefreshAll(bool resync);

@@ -19,8 +19,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 
 #include "viommu/memory/address_space.h"
+#include "viommu/memory/ram_reader.h"
 #include "viommu/util/types.h"
 
 namespace viommu::vtd {
@@ -37,6 +39,9 @@ class GuestMemory {
   virtual bool Read(Hwaddr addr, void* buf, size_t len) = 0;
   // Writes `len` bytes; false as for Read.
   virtual bool Write(Hwaddr addr, const void* buf, size_t len) = 0;
+  // The address space Read reads RAM of, if it is one (BurstGuestMemory
+  // then reads it through a memory::RamReader).
+  virtual memory::AddressSpace* address_space() { return nullptr; }
 };
 
 // GuestMemory over an AddressSpace (system memory), attributes unspecified.
@@ -56,9 +61,36 @@ class AddressSpaceGuestMemory final : public GuestMemory {
   bool Write(Hwaddr addr, const void* buf, size_t len) override {
     return as_->Write(addr, buf, len).ok();
   }
+  memory::AddressSpace* address_space() override { return as_; }
 
  private:
   memory::AddressSpace* as_;  // not owned
+};
+
+// `mem` for one burst of structure reads on one thread (a shadow sync's
+// context read and page walks): the same answers, but over an address
+// space each read is a bounds check and a copy from the memory map held
+// for the burst (memory/ram_reader.h) instead of a map lookup. Writes go
+// to `mem`. Keep it on the stack of the burst.
+class BurstGuestMemory final : public GuestMemory {
+ public:
+  explicit BurstGuestMemory(GuestMemory& mem) : mem_(mem) {
+    if (memory::AddressSpace* as = mem.address_space()) ram_.emplace(as);
+  }
+  bool Read(Hwaddr addr, void* buf, size_t len) override {
+    return ram_.has_value() ? ram_->Read(addr, buf, len)
+                            : mem_.Read(addr, buf, len);
+  }
+  bool Write(Hwaddr addr, const void* buf, size_t len) override {
+    return mem_.Write(addr, buf, len);
+  }
+  memory::AddressSpace* address_space() override {
+    return mem_.address_space();
+  }
+
+ private:
+  GuestMemory& mem_;
+  std::optional<memory::RamReader> ram_;
 };
 
 static_assert(std::endian::native == std::endian::little,
