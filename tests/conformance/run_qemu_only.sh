@@ -1,11 +1,14 @@
 #!/bin/bash
-# Plays conformance scenarios against QEMU 7.2 alone and prints every
+# Plays conformance scenarios against one QEMU alone and prints every
 # command with QEMU's answer (and asynchronous IRQ lines), so a staged
 # scenario can be checked by eye before viommu implements it.
 #
 # Usage: tests/conformance/run_qemu_only.sh [-e] [scenario.qtest ...]
 #   no file: every tests/conformance/scenarios/*.qtest
 #   -e: also print QEMU's stderr (error_report / guest-error log) at the end
+# QEMU_BINARY picks the peer: QEMU 7.2 by default; QEMU 10.0 is
+#   QEMU_BINARY=$(scripts/setup-qemu-peer.sh --print). The recorded-answer
+#   directives (peers:, qemu-7.2:, qemu-10.0:, viommu:) are not sent.
 # Same machine as conformance_test.cc: q35, tcg, qtest on stdio, a BIOS of
 # HLT, -nodefaults, plus the scenario's `args:`. `wait-dma` sleeps 300 ms.
 # To compare a directory of scenarios against viommu:
@@ -39,7 +42,7 @@ play() {
     no=$((no + 1))
     line=${line#"${line%%[![:space:]]*}"}
     line=${line%"${line##*[![:space:]]}"}
-    case $line in ''|'#'*|args:*) continue ;; esac
+    case $line in ''|'#'*|args:*|peers:*|qemu-*:*|viommu:*) continue ;; esac
     if [ "$line" = wait-dma ]; then sleep 0.3; echo "$no: wait-dma"; continue; fi
     echo "$line" >&"${Q[1]}"
     while true; do
