@@ -9,7 +9,10 @@ at 03.0 (BAR4 at 0xfe800000), edu at 04.0 (BAR0 at 0xfe000000), split
 rings in guest RAM, a notify write per batch, used ring and reply bytes
 read back. The generated files are committed; rerun this after editing.
 Cases where viommu differs from 7.2 by design (docs/virtio-iommu.md) are
-not here: they are model tests (tests/hw/iommu/virtio/).
+model tests (tests/hw/iommu/virtio/); those where it follows the fixed QEMU
+are also here (virtio_iommu_fixed_*), checked against QEMU 10.0. Where
+QEMU 7.2 and 10.0 differ the files carry both answers (qemu-7.2:,
+qemu-10.0:, viommu:; docs/conformance-peers.md); a rewrite keeps them.
 """
 
 import os
@@ -181,6 +184,14 @@ class Script:
         self.raw('writeq 0x%x 0x%x' % (EDU + 0x98, 3 if to_ram else 1))
         self.raw('wait-dma')
         self.raw('readq 0x%x' % (EDU + 0x98))
+
+    def differs(self, tag, what, qemu72, qemu10, follows):
+        """Records that QEMU 7.2 and 10.0 answer the last command
+        differently (docs/conformance-peers.md TAG) and which viommu gives."""
+        self.lines.append('%s (docs/conformance-peers.md %s): %s; viommu '
+                          "gives %s's" % (DIRECTIVE_HEAD, tag, what, follows))
+        self.lines += ['qemu-7.2: ' + qemu72, 'qemu-10.0: ' + qemu10,
+                       'viommu: ' + follows]
 
     def text(self):
         return '\n'.join(self.lines) + '\n'
@@ -566,6 +577,73 @@ then 1 with BYPASS_CONFIG.''')
     return s
 
 
+def fixed_detach():
+    s = Script('''DETACH twice: where QEMU 7.2 is wrong viommu follows the fixed QEMU
+(docs/virtio-iommu.md deviation 4, QEMU 9.1 1993d634d5): a detached
+endpoint is forgotten, so the second DETACH is NOENT; 7.2 keeps it and
+answers INVAL. Both answers are recorded; checked byte for byte against
+QEMU 10.0 (docs/conformance-peers.md F1).''')
+    s.init()
+    s.attach(1, DEVFN_EDU)
+    s.detach(1, DEVFN_EDU)                 # OK
+    s.detach(1, DEVFN_EDU)                 # 7.2 INVAL, 10.0 NOENT
+    s.differs('F1', 'a second DETACH of the same endpoint',
+              'OK 0x04000000', 'OK 0x06000000', '10.0')
+    s.c('the endpoint can attach again')
+    s.attach(2, DEVFN_EDU)
+    return s
+
+
+def fixed_probe():
+    s = Script('''PROBE with a reply buffer under 516 bytes: QEMU 7.2 hits an
+assertion and aborts (gitlab #2359), so this plays against QEMU 10.0 only;
+viommu answers as the fixed QEMU (docs/virtio-iommu.md deviation 1, QEMU 9.1
+704391f94a): DEVERR in the first 4 bytes, used length 4
+(docs/conformance-peers.md F2). Only the status is compared: 10.0 also
+leaves part of the properties after it, viommu writes nothing there.''')
+    s.raw('peers: 10.0')
+    s.init()
+    for in_len in (4, 64, 512):
+        s.probe(DEVFN_EDU, in_len=in_len, read_len=4)
+    s.c('a full-size buffer still works')
+    s.probe(DEVFN_EDU, read_len=8)
+    return s
+
+
+# Directive blocks recorded in the committed files (QEMU 7.2 and 10.0 differ)
+# are kept when a file is rewritten: each goes back after the same
+# occurrence of the same command.
+DIRECTIVE_HEAD = '# QEMU 7.2 and 10.0 differ'
+
+
+def keep_directives(path, new_text):
+    if not os.path.exists(path):
+        return new_text
+    old = open(path).read().splitlines()
+    blocks = {}
+    seen = {}
+    last = None
+    i = 0
+    while i < len(old):
+        line = old[i]
+        if line.startswith(DIRECTIVE_HEAD) and last is not None:
+            blocks[last] = old[i:i + 4]
+            i += 4
+            continue
+        if line and not line.startswith('#'):
+            seen[line] = seen.get(line, 0) + 1
+            last = (line, seen[line])
+        i += 1
+    out = []
+    seen = {}
+    for line in new_text.splitlines():
+        out.append(line)
+        if line and not line.startswith('#'):
+            seen[line] = seen.get(line, 0) + 1
+            out.extend(blocks.get((line, seen[line]), []))
+    return '\n'.join(out) + '\n'
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), 'scenarios')
@@ -582,10 +660,14 @@ def main():
         'virtio_iommu_malformed.qtest': malformed(),
         'virtio_iommu_events.qtest': events(),
         'virtio_iommu_config.qtest': config_quirk(),
+        'virtio_iommu_fixed_detach.qtest': fixed_detach(),
+        'virtio_iommu_fixed_probe.qtest': fixed_probe(),
     }
     for name, s in scenarios.items():
-        with open(os.path.join(out, name), 'w') as f:
-            f.write(s.text())
+        path = os.path.join(out, name)
+        text = keep_directives(path, s.text())
+        with open(path, 'w') as f:
+            f.write(text)
 
 
 if __name__ == '__main__':
