@@ -5,8 +5,8 @@ without CI, naming what is missing and how to install it both times.
 
     check_peer_missing.py --conformance=BIN --real-kernel=SCRIPT --init=FILE
 
-BIN is build/tests/conformance/conformance_test (QEMU hidden through
-QEMU_BINARY); SCRIPT is tests/host/run_real_kernel.sh, run with a PATH that
+BIN is build/tests/conformance/conformance_test (QEMU 7.2 hidden through
+QEMU_BINARY; then, with 7.2 there, QEMU 10.0 hidden through QEMU10_BINARY); SCRIPT is tests/host/run_real_kernel.sh, run with a PATH that
 has the tools it needs before the boot but no qemu-system-x86_64 (so it
 stops before downloading or booting anything), and with --missing= (how
 Meson reports a missing dtc). Fast: nothing is booted.
@@ -58,6 +58,17 @@ def main(argv):
                        ['no-qemu-system-x86_64 is not installed',
                         'apt-get install qemu-system-x86',
                         'scripts/setup-deps.sh'])
+            # QEMU 7.2 there, QEMU 10.0 (the second peer) hidden: the
+            # qemu10_peer test's mode (CONFORMANCE_REQUIRE=10.0).
+            if os.access(base.get('QEMU_BINARY',
+                                  '/usr/bin/qemu-system-x86_64'), os.X_OK):
+                env10 = dict(base, QEMU10_BINARY=os.path.join(tmp, 'no-qemu-10'),
+                             CONFORMANCE_REQUIRE='10.0',
+                             VIOMMU_BINARY='/bin/false', SCENARIO_DIR=tmp)
+                both_modes(failures, 'conformance without QEMU 10.0',
+                           [opts['--conformance']], env10,
+                           ['no-qemu-10 is missing (QEMU 10.0.2',
+                            'scripts/setup-qemu-peer.sh'])
         script = opts.get('--real-kernel')
         if script:
             bash = shutil.which('bash')
