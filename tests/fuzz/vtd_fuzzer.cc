@@ -36,7 +36,12 @@
 // or blocked with which fault record, allowing for the interrupt-entry
 // cache) and the MSI window's record, the fault registers and the
 // remapper's request count must match; after every GCMD write the unit's
-// latched IRTA / IRES / CFIS must be what the guest programmed.
+// latched IRTA / IRES / CFIS must be what the guest programmed. With
+// device-iotlb, both devices carry a DEVIOTLB_UNMAP notifier (refused
+// without it) whose events must be well-formed, and a device-IOTLB
+// descriptor submitted alone (queue opcode, device-IOTLB kind, bit 7) must
+// produce exactly the event vtd_dev_iotlb_oracle.h decodes, on the SID's
+// device only, or fail with IQE when 7.2's reserved bits are set.
 //
 // Opcodes (op % 16): 0-2 table writes, 3 raw RAM write, 4 queue
 // descriptor, 5-8 register write, 9 register read, 10-11 dma-testdev DMA,
@@ -62,6 +67,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "tests/fuzz/fuzz_trace.h"
 #include "tests/fuzz/machine_reuse.h"
+#include "tests/fuzz/vtd_dev_iotlb_oracle.h"
 #include "tests/fuzz/vtd_ir_oracle.h"
 #include "tests/fuzz/vtd_shadow_checker.h"
 #include "viommu/hw/i386/q35_machine.h"
@@ -115,9 +121,12 @@ class Program {
       : m_(m),
         caching_mode_(caching_mode),
         mem_(&m_->system_as()),
-        cfg_(TableConfig::FromProperties(m_->intel_iommu()->properties())) {}
+        cfg_(TableConfig::FromProperties(m_->intel_iommu()->properties())) {
+    RegisterDevIotlbNotifiers();
+  }
   ~Program() {
     for (auto& h : handles_) h.Reset();  // before the machine goes
+    for (auto& h : dev_handles_) h.Reset();
   }
 
   // False when the program must stop (work budget exceeded).
@@ -205,6 +214,10 @@ class Program {
   void TestdevDma(Input& in);
   void EduDma(Input& in);
   void RegisterNotifier(Input& in);
+  // Device IOTLB: the DEVIOTLB_UNMAP notifiers (the engine vetoes them
+  // without device-iotlb), and one descriptor submitted and checked.
+  void RegisterDevIotlbNotifiers();
+  void DevIotlbSubmit(uint64_t lo, uint64_t hi);
   void Reset();
   void SetupPci();
   // SetupPci, and again if the BARs or COMMAND changed since.
@@ -250,10 +263,13 @@ class Program {
   bool pci_ready_ = false;
   MappingRecorder recorders_[2];
   memory::IommuNotifierHandle handles_[2];
+  DevIotlbRecorder dev_recorders_[2];
+  memory::IommuNotifierHandle dev_handles_[2];
   IrTracker ir_;
   std::unique_ptr<memory::AddressSpace> dev_as_[2];  // RawWindowWrite's
   bool ir_accounted_ = false;  // this step's requests were all predicted
   int ir_checked_ = 0;         // actions whose outcome was checked
+  int dev_iotlb_checked_ = 0;  // device-IOTLB submissions checked
 };
 
 void Program::TableWrite(Input& in) {
@@ -314,10 +330,24 @@ void Program::QueueWrite(Input& in) {
       lo = 2 | uint64_t{g & 3u} << 4 | uint64_t{(g >> 2) & 3u} << 16;
       hi = (PickIova(in) & ~uint64_t{0xfff}) | (g >> 4 & 3);
       break;
-    case 3:  // device IOTLB
-      lo = 3 | uint64_t{kDevfns[g & 1]} << 32;
+    case 3: {  // device IOTLB: SID lo 47:32; ADDR hi 63:12, S hi bit 0
+      const uint16_t sid = (g & 2) ? in.U16() : kDevfns[g & 1];
+      lo = 3 | uint64_t{sid} << 32;
       hi = PickIova(in) & ~uint64_t{0xfff};
+      if (g & 4) hi |= 1;  // S: the size is the run of ones from bit 12
+      if (g & 8) hi |= ((uint64_t{1} << (in.U8() & 63)) - 1) << 12;
+      if ((g & 0x30) == 0x30) {  // one bit, reserved or not; in the
+        const uint8_t bit = in.U8();  // type field only bit 3 (type 0xb)
+        const bool in_lo = !(bit & 0x40);
+        const int b = in_lo && (bit & 63) < 4 ? 3 : bit & 63;
+        (in_lo ? lo : hi) ^= uint64_t{1} << b;
+      }
+      if (k & 0x80) {
+        DevIotlbSubmit(lo, hi);
+        return;
+      }
       break;
+    }
     case 4:  // wait: IF 4, SW 5, FN 6, data 63:32; address hi
       lo = 5 | uint64_t{g & 7u} << 4 | uint64_t{in.U8()} << 32;
       hi = kStatus + (g >> 3) * 8;
@@ -504,6 +534,51 @@ void Program::RegisterNotifier(Input& in) {
   if (!h.ok()) Fail("MAP+UNMAP registration refused with caching-mode", i, 0);
   handles_[i] = std::move(*h);
   if (!as->notifiers()->Replay(handles_[i]).ok()) Fail("replay failed", i, 0);
+}
+
+void Program::RegisterDevIotlbNotifiers() {
+  const bool on = m_->intel_iommu()->properties().device_iotlb;
+  for (int i = 0; i < 2; ++i) {
+    VtdAddressSpace* as = m_->vtd_engine()->FindAddressSpace(0, kDevfns[i]);
+    if (as == nullptr) Fail("no VT-d address space", kDevfns[i], 0);
+    auto h = as->notifiers()->Register(
+        &dev_recorders_[i], {.flags = memory::kNotifyDevIotlbUnmap});
+    if (h.ok() != on) {
+      Fail(on ? "DEVIOTLB_UNMAP registration refused with device-iotlb"
+              : "DEVIOTLB_UNMAP registration accepted without device-iotlb",
+           kDevfns[i], 0);
+    }
+    if (h.ok()) dev_handles_[i] = std::move(*h);
+  }
+}
+
+void Program::DevIotlbSubmit(uint64_t lo, uint64_t hi) {
+  const std::optional<RefDevIotlb> want = DecodeDevIotlb(lo, hi);
+  for (DevIotlbRecorder& r : dev_recorders_) r.Arm();
+  IntelIommu* iommu = m_->intel_iommu();
+  // Checked only when the descriptor goes to RAM at an idle queue.
+  const bool idle = iommu->qi_enabled() && iommu->queue_size() != 0 &&
+                    iommu->queue_head() == iommu->queue_tail() &&
+                    iommu->queue_base() + uint64_t{iommu->queue_tail() + 1} *
+                            16 <= m_->ram_size();
+  const bool ran = SubmitDescriptor(lo, hi);
+  if (!idle) return;  // not submitted
+  if (!want.has_value()) {
+    if (ran) Fail("device-IOTLB descriptor with reserved bits ran", lo, hi);
+  } else if (!ran && !(ReadReg(Offset(Reg32::kFsts), 4) & kFstsIqe)) {
+    return;  // not run, not failed: the slot is not RAM (legacy holes)
+  } else if (!ran) {
+    Fail("valid device-IOTLB descriptor set IQE", lo, hi);
+  }
+  ++dev_iotlb_checked_;
+  for (int i = 0; i < 2; ++i) {
+    if (!dev_handles_[i].registered()) continue;
+    if (ran && want->sid == kDevfns[i]) {
+      dev_recorders_[i].Expect({{want->iova, want->last}});
+    } else {
+      dev_recorders_[i].Expect({});
+    }
+  }
 }
 
 void Program::Reset() {
@@ -1065,6 +1140,7 @@ void Program::TraceEndState() {
     }
   }
   t.Add64(m_->clock().now_ns());
+  for (const DevIotlbRecorder& r : dev_recorders_) t.Add64(r.total());
   const std::optional<uint16_t> sources[3] = {kEduDevfn, kTestdevDevfn,
                                               std::nullopt};
   for (const std::optional<uint16_t>& rid : sources) {
@@ -1085,6 +1161,10 @@ void Program::FinalCheck() {
   if (ir_checked_ > 0 && std::getenv("VTD_FUZZER_VERBOSE") != nullptr) {
     std::fprintf(stderr, "vtd_fuzzer: %d interrupt actions checked\n",
                  ir_checked_);
+  }
+  if (dev_iotlb_checked_ > 0 && std::getenv("VTD_FUZZER_VERBOSE") != nullptr) {
+    std::fprintf(stderr, "vtd_fuzzer: %d device-IOTLB submissions checked\n",
+                 dev_iotlb_checked_);
   }
   if (!handles_[0].registered() && !handles_[1].registered()) return;
   if (!SyncBudgetOk() || !GlobalInvalidate()) return;
