@@ -72,17 +72,18 @@ void VtdEngine::SyncDevice(VtdDevice& dev) {
 }
 
 void VtdEngine::SyncRange(VtdDevice& dev, uint64_t first, uint64_t last,
-                          const ContextLookup* ctx) {
+                          const ContextLookup* ctx, GuestMemory* burst) {
   if (!HasIotlbEvents(dev)) return;
   ++syncs_;
   if (!HasMap(dev)) {
     NotifyUnmapRange(dev, system_as_, first, last);
     return;
   }
-  BurstGuestMemory burst(mem_);
+  std::optional<BurstGuestMemory> own_burst;
+  if (burst == nullptr) burst = &own_burst.emplace(mem_);
   ContextLookup read;
   if (ctx == nullptr) {
-    read = ReadContext(dev, burst);
+    read = ReadContext(dev, *burst);
     ctx = &read;
   }
   if (!ctx->ok() ||
@@ -94,7 +95,7 @@ void VtdEngine::SyncRange(VtdDevice& dev, uint64_t first, uint64_t last,
   dev.shadow().Sync(
       Range{first, last},
       [&](const Range& r, WalkSink sink) {
-        WalkSl(burst, cfg_, entry, r.first, r.last, sink);
+        WalkSl(*burst, cfg_, entry, r.first, r.last, sink);
       },
       out);
 }
@@ -174,7 +175,7 @@ void VtdEngine::InvalidateIotlbAndSync(IotlbGranularity granularity,
     if (granularity == IotlbGranularity::kDomain) {
       SyncDevice(*dev);
     } else {
-      SyncRange(*dev, first, first + size - 1, &ctx);
+      SyncRange(*dev, first, first + size - 1, &ctx, &*burst);
     }
   }
 }

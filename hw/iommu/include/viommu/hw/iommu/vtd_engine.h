@@ -185,9 +185,11 @@ class VtdEngine final : public Observer, public InvalidationSink {
   // Shadow sync of [first, last] (PSI with a MAP notifier) or an UNMAP of
   // that range (UNMAP-only notifiers). `ctx`: the device's context entry
   // when the caller has just read it (as QEMU 7.2 hands the entry its PSI
-  // matched the domain with to the sync), else it is read here.
+  // matched the domain with to the sync), else it is read here. `burst`:
+  // the caller's BurstGuestMemory over mem_, else one is made here.
   void SyncRange(VtdDevice& dev, uint64_t first, uint64_t last,
-                 const ContextLookup* ctx = nullptr);
+                 const ContextLookup* ctx = nullptr,
+                 GuestMemory* burst = nullptr);
   // Every notified mapping of every device unmapped, spaces switched, and
   // (when `resync`) the shadows rebuilt from the tables.
   void RefreshAll(bool resync);
