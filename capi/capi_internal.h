@@ -108,6 +108,8 @@ struct Region {
   CallbackMmioOps* ops = nullptr;
 };
 
+struct VfioState;  // capi/vfio_state.h
+
 }  // namespace viommu::capi
 
 struct viommu_iommu {
@@ -127,6 +129,7 @@ struct viommu_ep {
   uint32_t next_listener_id = 1;
   absl::btree_map<uint32_t, std::unique_ptr<viommu::capi::DmaListener>>
       listeners;
+  viommu_vfio* vfio = nullptr;  // its host device (owned by ctx->vfio)
 
   uint16_t sid() const { return static_cast<uint16_t>(bus << 8 | devfn); }
 };
@@ -156,6 +159,9 @@ struct viommu_ctx {
   std::unique_ptr<viommu_iommu> iommu;
   // Key: segment << 16 | bus << 8 | devfn.
   absl::btree_map<uint32_t, std::unique_ptr<viommu_ep>> endpoints;
+  // The host backend and VFIO containers (capi/vfio_state.h); freed
+  // after the endpoints, before the vIOMMU and the address spaces.
+  std::unique_ptr<viommu::capi::VfioState> vfio;
 
   // Sends `msg` to the log callback, if any.
   void Log(int level, const std::string& msg) const;

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "capi/capi_internal.h"
+#include "capi/vfio_state.h"
 #include "viommu.h"
 #include "viommu/hw/core/msi.h"
 #include "viommu/util/check.h"
@@ -150,7 +151,12 @@ int viommu_ctx_new(const struct viommu_config* cfg,
   if (out == nullptr) return -EINVAL;
   *out = nullptr;
   viommu_config c;
-  if (int r = viommu::capi::CopyIn(cfg, &c); r < 0) return r;
+  // ABI 0.1/0.2 callers end at `flags`.
+  constexpr size_t kConfigV0_2 = offsetof(viommu_config, host);
+  if (int r = viommu::capi::CopyStructIn(cfg, kConfigV0_2, sizeof(c), &c);
+      r < 0) {
+    return r;
+  }
   viommu_callbacks callbacks{};
   if (cb != nullptr) {
     // ABI 0.1 callers end at `msi`.
@@ -178,6 +184,7 @@ int viommu_ctx_new(const struct viommu_config* cfg,
                                                viommu::capi::kIoSpaceSize);
   ctx->io_as = std::make_unique<viommu::memory::AddressSpace>(
       &ctx->sys, ctx->io_root, "I/O");
+  if (int r = viommu::capi::CreateVfioState(ctx.get(), c); r < 0) return r;
   *out = ctx.release();
   return 0;
 }
@@ -194,9 +201,11 @@ void viommu_ctx_free(viommu_ctx* ctx) {
   }
   // Endpoints first (their listeners unmap, their address spaces go), then
   // the vIOMMU, then the regions and the system address space.
+  ctx->vfio->closing = true;  // no iova_ranges_changed while tearing down
   while (!ctx->endpoints.empty()) {
     viommu_ep_free(ctx->endpoints.begin()->second.get());
   }
+  ctx->vfio.reset();  // every device detached with its endpoint
   ctx->iommu.reset();
   {
     viommu::memory::MemorySystem::Transaction txn(&ctx->sys);

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_format.h"
 #include "capi/capi_internal.h"
+#include "capi/vfio_state.h"
 #include "viommu.h"
 #include "viommu/util/check.h"
 
@@ -34,6 +35,8 @@ uint32_t FaultReason(memory::AccessFault::Kind kind) {
 // the device's DMA root (VT-d keeps it across unplug, as QEMU).
 void FreeEndpoint(viommu_ep* ep) {
   viommu_ctx* ctx = ep->ctx;
+  // Its host device first: the container listens on the DMA space.
+  if (ep->vfio != nullptr) DetachVfio(ep->vfio, /*notify_own=*/false);
   for (auto& [id, listener] : ep->listeners) listener->Stop();
   ep->listeners.clear();
   ep->as.reset();

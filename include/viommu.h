@@ -81,7 +81,7 @@ extern "C" {
 /* ABI version: major << 16 | minor. The major changes on an incompatible
  * change; the minor when something is added. */
 #define VIOMMU_ABI_MAJOR 0
-#define VIOMMU_ABI_MINOR 2
+#define VIOMMU_ABI_MINOR 3
 #define VIOMMU_ABI_VERSION ((VIOMMU_ABI_MAJOR << 16) | VIOMMU_ABI_MINOR)
 
 /* The version of the library loaded at run time (VIOMMU_ABI_VERSION of the
@@ -132,12 +132,27 @@ struct viommu_callbacks {
 struct viommu_config {
   size_t size;
   uint32_t flags; /* none defined yet: must be 0 */
+  /* ABI 0.3; an older caller's struct ends at `flags` and gets the
+   * defaults. The host VFIO attaches devices of (viommu_vfio_attach):
+   * NULL or "model" (default): the in-process model host, three simulated
+   * edu-compatible devices 0000:01:00.0, 0000:02:00.0, 0000:03:00.0
+   * behind modelled type1 / iommufd host IOMMUs (docs/vfio-host-model.md);
+   * "linux": the running kernel's /dev/vfio and /dev/iommu (bind the
+   * devices to vfio-pci first). Read during viommu_ctx_new only. */
+  const char *host;
+  /* Optional, "model" only: a device-tree blob file describing the model
+   * host's platform instead of the built-in one (the `viommu` binary's
+   * -object vfio-host-model,dtb=FILE). Read during viommu_ctx_new. */
+  const char *host_dtb;
 };
 
 /* Creates a context: a memory system, the system address space (empty
- * but for the MSI window), no vIOMMU and no endpoint. `cb` may be NULL;
- * `opaque` is passed to every context callback.
- * Errors: -EINVAL (NULL cfg or out, bad size or flags), -E2BIG. */
+ * but for the MSI window), the host backend of cfg->host, no vIOMMU and
+ * no endpoint. `cb` may be NULL; `opaque` is passed to every context
+ * callback.
+ * Errors: -EINVAL (NULL cfg or out, bad size or flags, unknown host,
+ * host_dtb with "linux", a host_dtb that does not parse: the log says
+ * why), -ENOENT / -EACCES (host_dtb cannot be read), -E2BIG, -ENOMEM. */
 VIOMMU_API int viommu_ctx_new(const struct viommu_config *cfg,
                               const struct viommu_callbacks *cb, void *opaque,
                               viommu_ctx **out);
@@ -336,6 +351,118 @@ VIOMMU_API int viommu_dma_listener_add(viommu_ep *ep,
 /* Unregisters it; unmap is called for everything still mapped.
  * Errors: -ENOENT, -EBUSY, -EDEADLK. */
 VIOMMU_API int viommu_dma_listener_del(viommu_ep *ep, uint32_t id);
+
+/* ---- VFIO: host devices (control calls) -------------------------------- */
+
+typedef struct viommu_vfio viommu_vfio; /* a host device attached for DMA */
+
+/* How viommu_vfio_attach reaches the host IOMMU. */
+#define VIOMMU_VFIO_AUTO 0    /* iommufd when the device has a VFIO cdev
+                               * (/dev/vfio/devices/vfioN), else type1 */
+#define VIOMMU_VFIO_TYPE1 1   /* legacy container + group (type1v2) */
+#define VIOMMU_VFIO_IOMMUFD 2 /* /dev/iommu + the device's cdev */
+
+/* Attaches host device `host` ("SSSS:BB:DD.F" or "BB:DD.F") as endpoint
+ * `ep`: its DMA then goes through ep's translation into guest RAM, mapped
+ * in a host IOMMU container that follows ep's DMA space (the guest memory
+ * map for an identity endpoint, shared by every identity endpoint's
+ * device; the vIOMMU's mappings for one behind a vIOMMU, VT-d needing
+ * caching-mode=on). An existing container of the same DMA space and
+ * backend takes the device if the host accepts it, else a new one is
+ * made and maps the space before this returns. IOVAs outside the host's
+ * valid ranges (aperture minus reserved regions; viommu_ep_iova_ranges)
+ * are not mapped. Behind a vIOMMU, the vIOMMU learns the host IOMMU's
+ * limits (VT-d refuses aw-bits wider than its aperture). One host device
+ * per endpoint. Fires iova_ranges_changed for every endpoint whose ranges
+ * it changed. Sets *out.
+ * Errors: -EINVAL (NULL, bad address or mode; VT-d without caching mode;
+ * the vIOMMU refusing the host's limits; the group already attached
+ * behind another endpoint's DMA space), -ENOENT (no such host device, or
+ * no cdev for IOMMUFD), -EEXIST (ep has a host device, or the device is
+ * attached already), -ENOMEM; a host call's errno (-EPERM, -EBUSY, ...);
+ * -EBUSY, -EDEADLK. Nothing is left attached on error. */
+VIOMMU_API int viommu_vfio_attach(viommu_ep *ep, const char *host,
+                                  uint32_t mode, viommu_vfio **out);
+/* Detaches and frees the handle; when it was its container's last
+ * device, the container unmaps everything and is released. Fires
+ * iova_ranges_changed as attach does. viommu_ep_free and viommu_ctx_free
+ * detach what is left. Cannot fail; NULL is a no-op. */
+VIOMMU_API void viommu_vfio_detach(viommu_vfio *dev);
+
+/* VFIO_DEVICE_GET_REGION_INFO's flags. */
+#define VIOMMU_VFIO_REGION_F_READ (1u << 0)
+#define VIOMMU_VFIO_REGION_F_WRITE (1u << 1)
+#define VIOMMU_VFIO_REGION_F_MMAP (1u << 2)
+
+/* PCI region indexes (VFIO's): BARs 0-5, ROM 6, config space 7. */
+#define VIOMMU_VFIO_PCI_BAR0 0
+#define VIOMMU_VFIO_PCI_CONFIG 7
+
+struct viommu_vfio_region {
+  size_t size;    /* in: sizeof */
+  uint32_t flags; /* VIOMMU_VFIO_REGION_F_* */
+  uint32_t reserved;
+  uint64_t len;    /* bytes; 0: the device has no such region */
+  uint64_t offset; /* its offset in the device fd (pread/pwrite/mmap) */
+};
+
+/* Describes region `index` of the device. Filled up to info->size.
+ * Errors: -EINVAL (NULL, info->size too small, no such index), a host
+ * call's errno, -EBUSY, -EDEADLK. */
+VIOMMU_API int viommu_vfio_region_info(viommu_vfio *dev, uint32_t index,
+                                       struct viommu_vfio_region *info);
+/* Reads (is_write 0) or writes `len` bytes at `offset` in region `index`
+ * (the VFIO device fd's pread/pwrite): config space, a BAR's registers.
+ * On the model host a write may start the device's DMA, which runs
+ * before this returns, through the host IOMMU container.
+ * Errors: -EINVAL (NULL buf with len > 0, no such region, [offset,
+ * offset + len) not inside it, region not readable / writable), -EIO (the
+ * device refused it: e.g. a BAR while the command register's memory
+ * decode is off, or a short transfer), a host call's errno, -EBUSY,
+ * -EDEADLK. */
+VIOMMU_API int viommu_vfio_region_rw(viommu_vfio *dev, uint32_t index,
+                                     uint64_t offset, void *buf, size_t len,
+                                     int is_write);
+/* The VFIO device fd, for the VMM's own mmap of BARs and interrupt setup
+ * (VFIO_DEVICE_SET_IRQS with its eventfds). Owned by the library: do not
+ * close it; valid until viommu_vfio_detach. "linux" host only.
+ * Errors: -EOPNOTSUPP (the model host: its device fds are in-process
+ * handles, not kernel fds; use viommu_vfio_region_rw), -EINVAL (NULL), a
+ * host call's errno, -EBUSY, -EDEADLK. */
+VIOMMU_API int viommu_vfio_device_fd(viommu_vfio *dev, int *fd);
+
+/* One IOVA range, inclusive: [start, end]. A fixed layout (never grows). */
+struct viommu_iova_range {
+  uint64_t start;
+  uint64_t end;
+};
+
+/* The IOVA ranges `ep`'s DMA may use, sorted and disjoint: with a host
+ * device attached, the host IOMMU's valid ranges of its container
+ * (aperture minus reserved regions; x-query-vfio's "iova-ranges"), else
+ * one range [0, 2^64 - 1]. Writes the first min(n, *count) ranges and
+ * sets *count to how many there are. A control call, which may also be
+ * made from the iova_ranges_changed callback.
+ * Errors: -EINVAL (NULL ep or count, NULL ranges with n > 0), -EBUSY,
+ * -EDEADLK. */
+VIOMMU_API int viommu_ep_iova_ranges(viommu_ep *ep,
+                                     struct viommu_iova_range *ranges,
+                                     size_t n, size_t *count);
+
+/* ---- State queries ------------------------------------------------------ */
+
+/* The state `what` names as JSON text (NUL-terminated, allocated by the
+ * library: free it with viommu_free). "x-query-vfio" (or "vfio"): the
+ * VFIO containers, in the schema of QMP x-query-vfio
+ * ({"containers": [{"id", "backend", "address-space", "devices",
+ * "iova-ranges", "mappings", "dma-avail", "skipped"}]}; docs/embedding.md).
+ * Errors: -EINVAL (NULL), -EOPNOTSUPP (unknown `what`), -ENOMEM, -EBUSY,
+ * -EDEADLK. */
+VIOMMU_API int viommu_query_json(viommu_ctx *ctx, const char *what,
+                                 char **json);
+/* Frees what the library allocated for the caller (viommu_query_json).
+ * NULL is a no-op. Any thread. */
+VIOMMU_API void viommu_free(void *p);
 
 #ifdef __cplusplus
 } /* extern "C" */
