@@ -9,7 +9,8 @@ system/default_workload.cc).
 
 qtest target (tests/fuzz/qtest_fuzzer.cc: qtest protocol lines, at most 256
 per input): comments, `args:`, `expect`/`expect-qmp` and `qmp` lines (script
-runner directives, not qtest) are dropped; `wait-dma` becomes
+runner directives, not qtest) and the conformance runner's `peers:`,
+`qemu-7.2:`, `qemu-10.0:` and `viommu:` lines are dropped; `wait-dma` becomes
 `clock_step 100000000`, what the conformance runner does on viommu. Written to
 tests/fuzz/corpus/qtest/conf-<scenario> and .../default-workload.
 
@@ -79,6 +80,10 @@ def scenario_lines(text):
             continue
         if line.startswith("args:"):
             args += line[len("args:"):].split()
+            continue
+        # The conformance runner's recorded-answer directives
+        # (docs/conformance-peers.md), not qtest.
+        if line.startswith(("peers:", "qemu-7.2:", "qemu-10.0:", "viommu:")):
             continue
         cmds.append(line)
     return args, cmds
