@@ -37,8 +37,10 @@ PACKAGES=(
   # passes it for the sanitizer trees. Repeated builds (CI on one machine,
   # fresh clones) hit the cache.
   ccache
-  # The 'embed' suite's install test: abidiff against abi/libviommu.abi.
+  # The 'embed' suite's install test: abidiff against abi/libviommu.abi,
+  # and a Rust program linked against the installed library (rust_smoke.rs).
   abigail-tools
+  rustc
   # `make coverage` (scripts/coverage.sh): line coverage reports of the
   # --coverage tree build-cov.
   gcovr

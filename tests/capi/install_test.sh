@@ -8,6 +8,10 @@
 #   - examples/minivmm, copied out of the tree, builds with
 #     cc -std=c99 -Wall -Wextra -Werror -pedantic $(pkg-config ...) and runs;
 #   - <viommu.h> compiles as C++17 -Wpedantic -Werror;
+#   - tests/capi/rust_smoke.rs (extern "C" declarations) builds with
+#     Debian's rustc (/usr/bin/rustc, else rustc in PATH) linked through
+#     `pkg-config --libs viommu`, and runs; without rustc this check is
+#     skipped with the reason, but fails when CI=true;
 #   - abidiff finds no ABI change against abi/libviommu.abi.
 # Usage: install_test.sh BUILD_DIR SOURCE_DIR VERSION B_SANITIZE B_COVERAGE
 # Exit 77 (skip) in sanitizer and coverage trees: their library needs the
@@ -60,6 +64,34 @@ echo "ok minivmm out of the tree"
 echo '#include <viommu.h>' | c++ -std=c++17 -Wall -Wextra -Wpedantic -Werror \
   -fsyntax-only -x c++ $(pkg-config --cflags viommu) - || fail "C++17 header"
 echo "ok C++17 header"
+
+if [[ -x /usr/bin/rustc ]]; then
+  rustc=/usr/bin/rustc
+else
+  rustc=$(command -v rustc || true)
+fi
+if [[ -z $rustc ]]; then
+  [[ ${CI:-} == true ]] && fail "rustc missing (Debian rustc; scripts/setup-deps.sh)"
+  echo "SKIP rust_smoke: no rustc (install Debian's rustc: scripts/setup-deps.sh)"
+else
+  # pkg-config's -L/-l flags in rustc's spelling.
+  rust_link=()
+  for f in $(pkg-config --libs viommu); do
+    case $f in
+      -L*) rust_link+=(-L "native=${f#-L}") ;;
+      -l*) rust_link+=(-l "${f#-l}") ;;
+      *) fail "pkg-config --libs viommu: unexpected flag '$f'" ;;
+    esac
+  done
+  "$rustc" --edition 2021 -O -o "$t/src/rust_smoke" "${rust_link[@]}" \
+    "$src/tests/capi/rust_smoke.rs" >"$t/rustc.out" 2>&1 ||
+    { cat "$t/rustc.out"; fail "building rust_smoke with $rustc"; }
+  LD_LIBRARY_PATH=$libdir "$t/src/rust_smoke" >"$t/rust.out" 2>&1 ||
+    { cat "$t/rust.out"; fail "rust_smoke"; }
+  ldd_lib=$(LD_LIBRARY_PATH=$libdir ldd "$t/src/rust_smoke" | grep libviommu || true)
+  [[ $ldd_lib == *"$libdir"* ]] || fail "rust_smoke did not load the installed library: $ldd_lib"
+  echo "ok rust_smoke ($("$rustc" --version)): $(tail -1 "$t/rust.out")"
+fi
 
 command -v abidiff >/dev/null || fail "abidiff missing (Debian abigail-tools; scripts/setup-deps.sh)"
 rc=0
