@@ -373,9 +373,11 @@ typedef struct viommu_vfio viommu_vfio; /* a host device attached for DMA */
  * valid ranges (aperture minus reserved regions; viommu_ep_iova_ranges)
  * are not mapped. Behind a vIOMMU, the vIOMMU learns the host IOMMU's
  * limits (VT-d refuses aw-bits wider than its aperture). One host device
- * per endpoint. Fires iova_ranges_changed for every endpoint whose ranges
- * it changed. Sets *out.
+ * per endpoint. Guest RAM a container maps must be page aligned in gpa
+ * and hva (mmap'd): the host IOMMU maps pages. Fires iova_ranges_changed
+ * for every endpoint whose ranges it changed. Sets *out.
  * Errors: -EINVAL (NULL, bad address or mode; VT-d without caching mode;
+ * RAM the host cannot map, e.g. an hva not page aligned;
  * the vIOMMU refusing the host's limits; the group already attached
  * behind another endpoint's DMA space), -ENOENT (no such host device, or
  * no cdev for IOMMUFD), -EEXIST (ep has a host device, or the device is

@@ -3,9 +3,10 @@
 //    through VT-d with the translation in the IOTLB, through
 //    viommu_dma_rw and through the endpoint's C++ AddressSpace (the same
 //    object: the difference is the C layer).
-//  * BM_CapiRegionAdd/N: add + remove of one MMIO region with N regions
-//    present and a DMA listener on an identity endpoint (the stand-in for
-//    a VFIO container until the C API attaches VFIO): per pair.
+//  * BM_CapiRegionAdd/N: add + remove of one 4 KiB RAM region with N
+//    MMIO regions present and one VFIO container listening (the model
+//    host's 0000:01:00.0 attached to an identity endpoint: each add is a
+//    host MAP_DMA, each remove an UNMAP_DMA): per pair.
 //  * BM_CapiDmaRwParallel: 8-byte RAM reads from 1 or 2 threads while
 //    another thread adds and removes regions (items/s; compare the two).
 #include <atomic>
@@ -29,20 +30,24 @@ int NopRead(void*, uint64_t, uint64_t* data, uint32_t) {
   return 0;
 }
 int NopWrite(void*, uint64_t, uint64_t, uint32_t) { return 0; }
-void NopMap(void*, const viommu_dma_map*) {}
-void NopUnmap(void*, uint64_t, uint64_t) {}
 
 // A context with 16 MiB of RAM, and (vtd) VT-d translating 00:04.0's
 // IOVA 0x1000 to GPA 0x40000 (3-level tables in RAM).
 struct Setup {
-  explicit Setup(bool vtd) : ram(kRamSize) {
+  // RAM page aligned (as a VMM's mmap'd RAM): a VFIO container maps it
+  // with the host IOMMU, which takes whole pages.
+  explicit Setup(bool vtd)
+      : storage(kRamSize + 4096),
+        ram(reinterpret_cast<uint8_t*>(
+            (reinterpret_cast<uintptr_t>(storage.data()) + 4095) &
+            ~uintptr_t{4095})) {
     viommu_config cfg{sizeof(cfg), 0};
     viommu_ctx_new(&cfg, nullptr, nullptr, &ctx);
     viommu_region r{};
     r.size = sizeof(r);
     r.kind = VIOMMU_REGION_RAM;
     r.len = kRamSize;
-    r.hva = ram.data();
+    r.hva = ram;
     r.fd = -1;
     uint32_t id = 0;
     viommu_region_add(ctx, &r, &id);
@@ -68,7 +73,8 @@ struct Setup {
     viommu_mmio_access(ctx, kVtdBase + off, &v, size, 1);
   }
 
-  std::vector<uint8_t> ram;
+  std::vector<uint8_t> storage;
+  uint8_t* ram;  // page aligned, in storage
   viommu_ctx* ctx = nullptr;
   viommu_iommu* iommu = nullptr;
   viommu_ep* ep = nullptr;
@@ -117,16 +123,26 @@ viommu_region MmioAt(uint64_t gpa) {
 
 void BM_CapiRegionAdd(benchmark::State& state) {
   Setup s(/*vtd=*/false);
-  viommu_dma_listener l{sizeof(l), &NopMap, &NopUnmap, nullptr};
-  uint32_t lid = 0;
-  viommu_dma_listener_add(s.ep, &l, &lid);
+  viommu_vfio* dev = nullptr;
+  if (viommu_vfio_attach(s.ep, "0000:01:00.0", VIOMMU_VFIO_TYPE1, &dev) != 0) {
+    state.SkipWithError("viommu_vfio_attach failed");
+    return;
+  }
   const uint64_t base = 0x1'0000'0000;
   for (int64_t i = 0; i < state.range(0); ++i) {
     viommu_region r = MmioAt(base + uint64_t(i) * 0x2000);
     uint32_t id = 0;
     viommu_region_add(s.ctx, &r, &id);
   }
-  viommu_region extra = MmioAt(base - 0x10000);
+  std::vector<uint8_t> page(0x2000);  // a page-aligned 4 KiB inside
+  viommu_region extra{};
+  extra.size = sizeof(extra);
+  extra.kind = VIOMMU_REGION_RAM;
+  extra.gpa = base - 0x10000;
+  extra.len = 0x1000;
+  extra.hva = reinterpret_cast<void*>(
+      (reinterpret_cast<uintptr_t>(page.data()) + 0xfff) & ~uintptr_t{0xfff});
+  extra.fd = -1;
   for (auto _ : state) {
     uint32_t id = 0;
     viommu_region_add(s.ctx, &extra, &id);

@@ -11,7 +11,11 @@
 // Not covered yet (docs/embedding.md, planned): RAM removal while DMA on it
 // is in flight (the memory here stays mapped for the whole test, so a late
 // copy is harmless), guest page-table rewrites during DMA (guest RAM races
-// by definition; see vtd_concurrency_stress_test), VFIO attach/detach.
+// by definition; see vtd_concurrency_stress_test).
+//
+// DmaThreadsAgainstVfioAttachDetachChurn: VFIO attach/detach (see there).
+#include <sys/mman.h>
+
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
@@ -159,6 +163,114 @@ TEST_F(CapiStressTest, DmaThreadsAgainstRegionChurnAndVtdInvalidations) {
   EXPECT_EQ(bad.load(), 0);
   EXPECT_EQ(dev.late_calls.load(), 0);
   EXPECT_GT(accesses.load(), 3000u);
+}
+
+// VFIO attach/detach churn against DMA threads: while threads run
+// viommu_dma_rw on an identity endpoint and through VT-d, the control
+// thread attaches and detaches host devices (an identity endpoint's, whose
+// container mirrors guest memory, and the translated endpoint's own, fed
+// by VT-d's replay), adds and removes RAM that every live container maps,
+// invalidates VT-d and queries x-query-vfio. DMA answers must stay those
+// the contract allows, and each detach must leave no container behind.
+TEST_F(CapiStressTest, DmaThreadsAgainstVfioAttachDetachChurn) {
+  AddRam();
+  std::memset(ram_ + kTarget, 0x5a, 0x1000);
+  // Page-aligned, so the containers really map it.
+  void* churn_page = mmap(nullptr, 0x1000, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(churn_page, MAP_FAILED);
+  std::memset(churn_page, 0xc3, 0x1000);
+  viommu_iommu* iommu = nullptr;
+  ASSERT_EQ(viommu_iommu_new(ctx_, "intel-iommu", "caching-mode=on", &iommu),
+            0);
+  viommu_ep* plain = nullptr;
+  viommu_ep* translated = nullptr;
+  viommu_ep* passthrough = nullptr;
+  ASSERT_EQ(viommu_ep_new(ctx_, 0, 1, 0x00, nullptr, &plain), 0);
+  ASSERT_EQ(viommu_ep_new(ctx_, 0, 0, 0x20, iommu, &translated), 0);
+  ASSERT_EQ(viommu_ep_new(ctx_, 0, 1, 0x08, nullptr, &passthrough), 0);
+  VtdGuest g(ram_, ctx_);
+  g.SetContext(0x20, 1);
+  g.Map(kIova, kTarget, 3);
+  g.Enable();
+  viommu_region ram_r{};
+  ram_r.size = sizeof(ram_r);
+  ram_r.kind = VIOMMU_REGION_RAM;
+  ram_r.gpa = kChurnRam;
+  ram_r.len = 0x1000;
+  ram_r.hva = churn_page;
+  ram_r.fd = -1;
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0};
+  std::atomic<uint64_t> accesses{0};
+  auto dma = [&](int seed) {
+    uint64_t n = 0;
+    while (!stop.load(std::memory_order_relaxed)) {
+      uint64_t v = 0;
+      int r;
+      switch ((seed + n++) % 3) {
+        case 0:  // RAM that stays
+          r = viommu_dma_rw(plain, kTarget, &v, 8, VIOMMU_DMA_READ, nullptr);
+          if (r != 0 || v != 0x5a5a5a5a5a5a5a5aull) bad.fetch_add(1);
+          break;
+        case 1:  // RAM that comes and goes
+          r = viommu_dma_rw(plain, kChurnRam, &v, 8, VIOMMU_DMA_READ, nullptr);
+          if (!((r == 0 && v == 0xc3c3c3c3c3c3c3c3ull) ||
+                (r == -EFAULT && v == 0))) {
+            bad.fetch_add(1);
+          }
+          break;
+        default:  // through VT-d, whose endpoint gains and loses a device
+          r = viommu_dma_rw(translated, kIova, &v, 8, VIOMMU_DMA_READ,
+                            nullptr);
+          if (r != 0 || v != 0x5a5a5a5a5a5a5a5aull) bad.fetch_add(1);
+          break;
+      }
+    }
+    accesses.fetch_add(n);
+  };
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3; ++i) threads.emplace_back(dma, i);
+
+  for (int i = 0; i < 60; ++i) {
+    viommu_vfio* a = nullptr;
+    viommu_vfio* b = nullptr;
+    uint32_t ram_id = 0;
+    ASSERT_EQ(viommu_vfio_attach(passthrough, "0000:01:00.0",
+                                 i % 2 == 0 ? VIOMMU_VFIO_TYPE1
+                                            : VIOMMU_VFIO_IOMMUFD,
+                                 &a),
+              0);
+    ASSERT_EQ(viommu_vfio_attach(translated, "0000:02:00.0", VIOMMU_VFIO_AUTO,
+                                 &b),
+              0);
+    ASSERT_EQ(viommu_region_add(ctx_, &ram_r, &ram_id), 0);
+    g.Reg64(vtd::Reg64::kIotlb, vtd::kIotlbIvt | 1ull << vtd::kIotlbIirgShift);
+    char* json = nullptr;
+    ASSERT_EQ(viommu_query_json(ctx_, "x-query-vfio", &json), 0);
+    // Guest RAM + the churn RAM, and IOVA kIova behind VT-d.
+    EXPECT_NE(std::strstr(json, "\"mappings\": 2"), nullptr) << json;
+    EXPECT_NE(std::strstr(json, "\"mappings\": 1"), nullptr) << json;
+    viommu_free(json);
+    if (i % 2 == 0) {
+      ASSERT_EQ(viommu_region_del(ctx_, ram_id), 0);
+      viommu_vfio_detach(a);
+      viommu_vfio_detach(b);
+    } else {
+      viommu_vfio_detach(b);
+      ASSERT_EQ(viommu_region_del(ctx_, ram_id), 0);
+      viommu_vfio_detach(a);
+    }
+    ASSERT_EQ(viommu_query_json(ctx_, "x-query-vfio", &json), 0);
+    EXPECT_STREQ(json, "{\"containers\": []}");
+    viommu_free(json);
+  }
+  stop.store(true);
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(bad.load(), 0);
+  EXPECT_GT(accesses.load(), 60u);
+  munmap(churn_page, 0x1000);
 }
 
 }  // namespace
