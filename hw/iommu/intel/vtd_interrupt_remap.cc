@@ -29,9 +29,30 @@ std::optional<InterruptMessage> InterruptRemapper::Block(uint16_t sid,
       "vtd: interrupt remapping fault: sid 0x%04x index %u reason 0x%x%s", sid,
       index, code, fpd ? " (FPD set)" : "");
   if (!(fpd && IsQualifiedFault(reason)) && sink_) {
-    sink_(sid, reason, static_cast<uint16_t>(index));
+    if (pending_ != nullptr) {
+      *pending_ = PendingFault{.set = true,
+                               .sid = sid,
+                               .reason = reason,
+                               .index = static_cast<uint16_t>(index)};
+    } else {
+      sink_(sid, reason, static_cast<uint16_t>(index));
+    }
   }
   return std::nullopt;
+}
+
+std::optional<InterruptMessage> InterruptRemapper::RemapShared(
+    uint64_t address, uint32_t data, std::optional<uint16_t> sid) {
+  PendingFault fault;
+  std::optional<InterruptMessage> m;
+  {
+    MutexLock l(&mu_);
+    pending_ = &fault;
+    m = Remap(address, data, sid);
+    pending_ = nullptr;
+  }
+  if (fault.set) sink_(fault.sid, fault.reason, fault.index);
+  return m;
 }
 
 std::optional<Irte> InterruptRemapper::Fetch(uint32_t index, bool* cached) {
@@ -143,6 +164,7 @@ std::optional<InterruptMessage> InterruptRemapper::RemapSlow(
 bool InterruptRemapper::enabled() const { return iommu_->ir_enabled(); }
 
 InterruptRemapStats InterruptRemapper::stats() const {
+  MutexLock l(&mu_);
   InterruptRemapStats s = stats_;
   s.requests += fast_hits_;
   s.remapped += fast_hits_;
@@ -151,11 +173,18 @@ InterruptRemapStats InterruptRemapper::stats() const {
 }
 
 void InterruptRemapper::InvalidateAll() {
+  MutexLock l(&mu_);
   std::fill(valid_.begin(), valid_.end(), 0);
   cached_ = 0;
 }
 
+size_t InterruptRemapper::cached_entries() const {
+  MutexLock l(&mu_);
+  return cached_;
+}
+
 void InterruptRemapper::InvalidateEntries(uint16_t index, uint8_t index_mask) {
+  MutexLock l(&mu_);
   const uint64_t end = std::min<uint64_t>(
       uint64_t{index} + (uint64_t{1} << (index_mask & 31)), cache_.size());
   for (uint64_t i = index; i < end; ++i) Uncache(static_cast<uint32_t>(i));
@@ -186,7 +215,7 @@ memory::MemTxResult InterruptWindow::Write(uint64_t offset, uint64_t value,
   }
   std::optional<uint16_t> sid;
   if (!attrs.unspecified && attrs.has_requester_id) sid = attrs.requester_id;
-  std::optional<InterruptMessage> m = remapper_->Remap(
+  std::optional<InterruptMessage> m = remapper_->RemapShared(
       kInterruptWindowBase + offset, static_cast<uint32_t>(value), sid);
   if (!m.has_value()) return memory::MemTxResult::Error();
   if (sink_) {

@@ -27,15 +27,21 @@ absl::StatusOr<std::unique_ptr<VtdViommu>> VtdViommu::Create(
       VtdSharedRegions::Create(host.memory, host.system_root,
                                host.msi_region));
   v->unit_->set_observer(v->engine_.get());
-  if (hw::MsiController* msi = host.msi) {
-    // Remapped messages reach the controller with their whole address.
+  hw::ViommuHost::MsiSink sink = host.msi_sink;
+  if (!sink && host.msi != nullptr) {
+    hw::MsiController* msi = host.msi;
+    sink = [msi](const hw::MsiMessage& msg) { msi->Deliver(msg); };
+  }
+  if (sink) {
+    // Remapped messages reach the sink with their whole address.
     v->engine_->interrupt_window().set_message_sink(
-        [msi](const InterruptMessage& m, memory::MemTxAttrs attrs) {
+        [sink = std::move(sink)](const InterruptMessage& m,
+                                 memory::MemTxAttrs attrs) {
           hw::MsiMessage msg{.address = m.address, .data = m.data};
           if (!attrs.unspecified && attrs.has_requester_id) {
             msg.requester_id = attrs.requester_id;
           }
-          msi->Deliver(msg);
+          sink(msg);
         });
   }
   return v;

@@ -20,6 +20,7 @@
 #define VIOMMU_HW_CORE_VIOMMU_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -41,13 +42,20 @@ namespace viommu::hw {
 // reach; optionally the MsiController behind that region, which then
 // receives remapped interrupt messages whole (an x2APIC destination above
 // 255 does not fit a write into the window). None is owned; all outlive
-// the vIOMMU.
+// the vIOMMU. Instead of `msi`, an embedder whose devices write interrupt
+// messages from several threads passes `msi_sink`, a function that gets
+// each remapped message whole on the thread of the write (MsiController
+// is control-context only); it wins when both are set.
 struct ViommuHost {
+  // Where remapped interrupt messages go; called on the writing thread.
+  using MsiSink = std::function<void(const MsiMessage&)>;
+
   memory::MemorySystem* memory = nullptr;
   std::shared_ptr<memory::MemoryRegion> system_root;
   memory::AddressSpace* system_as = nullptr;
   std::shared_ptr<memory::MemoryRegion> msi_region;
   MsiController* msi = nullptr;
+  MsiSink msi_sink;
 };
 
 class Viommu {

@@ -40,7 +40,13 @@
 //    index-selective one drops [index, index + 2^mask). QEMU 7.2 reads the
 //    IRTE on every request, so it never serves a stale entry.
 //
-// Threading: control context only (MSIs are sent from there).
+// Threading: Remap is for one thread at a time (the control context, or a
+// benchmark); RemapShared, InvalidateAll, InvalidateEntries, stats and
+// cached_entries may run on any thread at once: they serialise the cache
+// under one lock, and RemapShared reports its fault after dropping it (the
+// fault sink takes the unit's lock, which a register write holding it
+// takes before invalidating: unit lock -> remapper lock, never the other
+// way). The InterruptWindow, which DMA threads reach, uses RemapShared.
 #ifndef VIOMMU_HW_IOMMU_VTD_INTERRUPT_REMAP_H_
 #define VIOMMU_HW_IOMMU_VTD_INTERRUPT_REMAP_H_
 
@@ -56,6 +62,7 @@
 #include "viommu/hw/iommu/vtd_irte.h"
 #include "viommu/memory/memory_region.h"
 #include "viommu/memory/mmio_ops.h"
+#include "viommu/util/mutex.h"
 #include "viommu/util/trace.h"
 
 namespace viommu::vtd {
@@ -89,6 +96,12 @@ class InterruptRemapper {
   // the request is blocked (see the top of the file).
   std::optional<InterruptMessage> Remap(uint64_t address, uint32_t data,
                                         std::optional<uint16_t> sid);
+  // Remap serialised with the other callers of RemapShared and with the
+  // cache invalidations, for any thread; the fault sink runs after the
+  // lock is dropped.
+  std::optional<InterruptMessage> RemapShared(uint64_t address, uint32_t data,
+                                              std::optional<uint16_t> sid)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // GSTS.IRES: whether Remap changes anything.
   bool enabled() const;
@@ -96,13 +109,21 @@ class InterruptRemapper {
   // Interrupt-entry cache invalidation (IEC descriptor): every entry, or
   // the 2^index_mask entries from `index` (index_mask <= 31; entries
   // beyond 2^16 do not exist).
-  void InvalidateAll();
-  void InvalidateEntries(uint16_t index, uint8_t index_mask);
+  void InvalidateAll() ABSL_LOCKS_EXCLUDED(mu_);
+  void InvalidateEntries(uint16_t index, uint8_t index_mask)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
-  size_t cached_entries() const { return cached_; }
-  InterruptRemapStats stats() const;
+  size_t cached_entries() const ABSL_LOCKS_EXCLUDED(mu_);
+  InterruptRemapStats stats() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  // A fault RemapShared reports once it has dropped the lock.
+  struct PendingFault {
+    bool set = false;
+    uint16_t sid = 0;
+    FaultReason reason{};
+    uint16_t index = 0;
+  };
   std::optional<InterruptMessage> Block(uint16_t sid, FaultReason reason,
                                         uint32_t index, bool fpd);
   // The IRTE at `index` from the cache or guest memory; nullopt when it
@@ -117,6 +138,13 @@ class InterruptRemapper {
   const IntelIommu* const iommu_;  // not owned
   GuestMemory* const mem_;         // not owned
   const FaultSink sink_;
+  // Serialises RemapShared with the invalidations (see Threading). Not
+  // annotated on the cache below: Remap, the single-threaded fast path,
+  // reads it without the lock by contract.
+  mutable Mutex mu_;
+  // Set by RemapShared for the duration of its Remap: Block defers the
+  // fault there instead of calling the sink under mu_.
+  PendingFault* pending_ = nullptr;
   // The interrupt-entry cache, indexed by interrupt_index: slot i holds
   // IRTE i when bit i of valid_ is set. Grown to the table size on first
   // use (at most 2^16 entries). REQUIRES: InvalidateAll after IRTA is
@@ -178,7 +206,10 @@ inline std::optional<InterruptMessage> InterruptRemapper::Remap(
 // original attributes; a blocked request is dropped with MemTxResult
 // kError (QEMU's MEMTX_ERROR).
 //
-// Threading: control context only.
+// Threading: set_remapper and set_message_sink while no access can reach
+// the window (setup, teardown). Accesses may come from any thread (a DMA
+// thread of an embedder): they remap with RemapShared, and the message
+// sink runs on the writing thread, without the remapper's lock.
 class InterruptWindow final : public memory::MmioOps {
  public:
   using MessageSink =
