@@ -35,11 +35,11 @@
  *  - Unknown flag bits are -EINVAL.
  *
  * THREADING AND LIFETIME (the contract; the library checks what it can)
- *  - CONTROL calls — every function except viommu_dma_rw() and
- *    viommu_abi_version() — are serialised per context by the VMM (e.g.
- *    under its big lock); they may come from any thread, one at a time. A
- *    control call that overlaps another one on the same context returns
- *    -EBUSY and does nothing (void ones abort: a VMM bug).
+ *  - CONTROL calls — every function except viommu_dma_rw(),
+ *    viommu_abi_version() and viommu_free() — are serialised per context
+ *    by the VMM (e.g. under its big lock); they may come from any thread,
+ *    one at a time. A control call that overlaps another one on the same
+ *    context returns -EBUSY and does nothing (void ones abort: a VMM bug).
  *  - DMA calls (viommu_dma_rw) may run on any number of threads at once,
  *    concurrently with control calls. Each access works on the memory map
  *    published when it started. REQUIRES: the endpoint is not freed while
