@@ -82,6 +82,10 @@ std::string ErrnoName(int err) {
       return "EOPNOTSUPP";
     case EADDRINUSE:
       return "EADDRINUSE";
+    case EMSGSIZE:
+      return "EMSGSIZE";
+    case EDEADLK:
+      return "EDEADLK";
     default:
       return absl::StrFormat("E%d", err);
   }

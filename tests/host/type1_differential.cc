@@ -1,11 +1,14 @@
 // type1_differential: runs the fixed list of type1 operation sequences
-// (type1_sequences.h) against one HostBackend and prints one deterministic
-// line per operation, so a model run and a real-kernel run can be diffed
-// (tests/host/run_real_kernel.sh does; docs/real-kernel-tests.md).
+// (type1_sequences.h), or with --sequences=iommufd the iommufd ones
+// (iommufd_sequences.h), against one HostBackend and prints one
+// deterministic line per operation, so a model run and a real-kernel run can
+// be diffed (tests/host/run_real_kernel.sh does; docs/real-kernel-tests.md).
 //
 //   type1_differential --backend=model --dtb=qemu_q35_guest.dtb
 //   type1_differential --backend=linux --group=1 --bdf=0000:00:01.0
-//   options: --only=NAME (one sequence), --list
+//   options: --only=NAME (one sequence), --list,
+//            --sequences=type1|iommufd (default type1),
+//            --kernel=6.1|latest (the model's KernelVersion; default 6.1)
 //
 // Exit status: 0 when every sequence ran (whatever the kernel answered),
 // 1 for a problem of the program itself (bad options, mmap failures),
@@ -18,6 +21,7 @@
 
 #include "absl/strings/numbers.h"
 #include "tests/host/differential.h"
+#include "tests/host/iommufd_sequences.h"
 #include "tests/host/type1_sequences.h"
 #include "viommu/vfio/host/host_platform_dtb.h"
 #include "viommu/vfio/host/model/host_device.h"
@@ -34,6 +38,8 @@ struct Options {
   std::string dtb;
   std::string bdf;
   std::string only;
+  std::string sequences = "type1";
+  std::string kernel = "6.1";
   int group = -1;
   bool list = false;
 };
@@ -45,7 +51,8 @@ int Usage(const char* why) {
                "[--bdf=B]\n"
                "       type1_differential --backend=linux --group=N "
                "--bdf=SSSS:BB:DD.F\n"
-               "       [--only=SEQUENCE] [--list]\n",
+               "       [--only=SEQUENCE] [--list] [--sequences=type1|iommufd]\n"
+               "       [--kernel=6.1|latest]\n",
                why);
   return 2;
 }
@@ -60,7 +67,9 @@ bool ParseArgs(int argc, char** argv, Options* o) {
     };
     std::string group;
     if (value("--backend=", &o->backend) || value("--dtb=", &o->dtb) ||
-        value("--bdf=", &o->bdf) || value("--only=", &o->only)) {
+        value("--bdf=", &o->bdf) || value("--only=", &o->only) ||
+        value("--sequences=", &o->sequences) ||
+        value("--kernel=", &o->kernel)) {
       continue;
     }
     if (value("--group=", &group)) {
@@ -79,8 +88,16 @@ bool ParseArgs(int argc, char** argv, Options* o) {
 int Main(int argc, char** argv) {
   Options o;
   if (!ParseArgs(argc, argv, &o)) return Usage("bad option");
+  if (o.sequences != "type1" && o.sequences != "iommufd") {
+    return Usage("--sequences must be type1 or iommufd");
+  }
+  if (o.kernel != "6.1" && o.kernel != "latest") {
+    return Usage("--kernel must be 6.1 or latest");
+  }
+  const std::vector<Sequence>& sequences =
+      o.sequences == "iommufd" ? IommufdSequences() : Type1Sequences();
   if (o.list) {
-    for (const Sequence& s : Type1Sequences()) {
+    for (const Sequence& s : sequences) {
       std::printf("%s\n", s.name.c_str());
     }
     return 0;
@@ -95,7 +112,9 @@ int Main(int argc, char** argv) {
     }
     if (platform->devices.empty()) return Usage("the platform has no device");
     if (o.bdf.empty()) o.bdf = platform->devices.front().address.ToString();
-    model::ModelHostOptions mo;  // KernelVersion::k6_1
+    model::ModelHostOptions mo;
+    mo.kernel = o.kernel == "latest" ? model::KernelVersion::kLatest
+                                     : model::KernelVersion::k6_1;
     mo.device_factory = model::ModelHostDevice::Factory({});
     host =
         std::make_unique<model::ModelHost>(*std::move(platform), std::move(mo));
@@ -127,7 +146,7 @@ int Main(int argc, char** argv) {
   env.bdf = bdf->ToString();
   env.Info("backend=%s group=%d bdf=%s", host->name(), o.group, env.bdf);
   int ran = 0;
-  for (const Sequence& s : Type1Sequences()) {
+  for (const Sequence& s : sequences) {
     if (!o.only.empty() && s.name != o.only) continue;
     env.Section(s.name);
     s.run(env);
