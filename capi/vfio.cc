@@ -54,8 +54,7 @@ const std::vector<Range>& WholeSpace() {
 // The ranges viommu_ep_iova_ranges reports.
 std::vector<Range> EpRanges(const viommu_ep* ep) {
   if (ep->vfio == nullptr) return WholeSpace();
-  vfio::VfioContainer* c =
-      ep->ctx->vfio->manager->ContainerOf(ep->vfio->host);
+  vfio::VfioContainer* c = ep->ctx->vfio->manager->ContainerOf(ep->vfio->host);
   if (c == nullptr || c->iova_ranges().empty()) return WholeSpace();
   return c->iova_ranges();
 }
@@ -140,8 +139,8 @@ void OnContainerRangesChanged(viommu_ctx* ctx, uint32_t container) {
 }
 
 // The device's region `index` (GET_REGION_INFO): 0 or a negative errno.
-int RegionInfo(viommu_vfio* dev, uint32_t index, vfio::uapi::vfio_region_info*
-                                                     out, const char* fn) {
+int RegionInfo(viommu_vfio* dev, uint32_t index,
+               vfio::uapi::vfio_region_info* out, const char* fn) {
   viommu_ctx* ctx = dev->ep->ctx;
   VfioState& st = *ctx->vfio;
   absl::StatusOr<int> fd = st.manager->DeviceFd(dev->host);
@@ -169,17 +168,17 @@ int CreateVfioState(viommu_ctx* ctx, const viommu_config& cfg) {
   if (!host.ok()) return Fail(ctx, "viommu_ctx_new", host.status());
   st->host = *std::move(host);
   st->manager = std::make_unique<vfio::VfioManager>(
-      st->host.get(),
-      vfio::VfioManager::Options{
-          .on_error =
-              [ctx](uint32_t id, const absl::Status& s) {
-                ctx->Logf(VIOMMU_LOG_ERR, "vfio container %u: %s", id,
-                          s.message());
-              },
-          .on_iova_ranges_changed =
-              [ctx](uint32_t id, const std::vector<Range>&) {
-                OnContainerRangesChanged(ctx, id);
-              }});
+      st->host.get(), vfio::VfioManager::Options{
+                          .on_error =
+                              [ctx](uint32_t id, const absl::Status& s) {
+                                ctx->Logf(VIOMMU_LOG_ERR,
+                                          "vfio container %u: %s", id,
+                                          s.message());
+                              },
+                          .on_iova_ranges_changed =
+                              [ctx](uint32_t id, const std::vector<Range>&) {
+                                OnContainerRangesChanged(ctx, id);
+                              }});
   ctx->vfio = std::move(st);
   return 0;
 }
@@ -320,8 +319,8 @@ int viommu_vfio_region_rw(viommu_vfio* dev, uint32_t index, uint64_t offset,
   if (int r = viommu::capi::RegionInfo(dev, index, &ri, __func__); r < 0) {
     return r;
   }
-  const uint32_t need = is_write != 0 ? VIOMMU_VFIO_REGION_F_WRITE
-                                      : VIOMMU_VFIO_REGION_F_READ;
+  const uint32_t need =
+      is_write != 0 ? VIOMMU_VFIO_REGION_F_WRITE : VIOMMU_VFIO_REGION_F_READ;
   if ((ri.flags & need) == 0 || offset > ri.size || len > ri.size - offset) {
     return FailErrno(
         ctx, __func__, EINVAL,

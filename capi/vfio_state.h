@@ -28,8 +28,7 @@ struct VfioState {
   std::unique_ptr<vfio::HostBackend> host;
   vfio::model::ModelHost* model = nullptr;  // `host` when it is the model
   std::unique_ptr<vfio::VfioManager> manager;
-  absl::flat_hash_map<const viommu_vfio*, std::unique_ptr<viommu_vfio>>
-      devices;
+  absl::flat_hash_map<const viommu_vfio*, std::unique_ptr<viommu_vfio>> devices;
   // > 0 inside attach/detach, which report range changes themselves;
   // true while the context is freed (no callback then).
   int batch_depth = 0;

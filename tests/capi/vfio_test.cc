@@ -7,13 +7,13 @@
 
 #include <cerrno>
 #include <condition_variable>
-#include <mutex>
-#include <thread>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -57,8 +57,8 @@ std::vector<uint64_t> Mappings(viommu_ctx* ctx) {
 // control call from inside it returns.
 struct RangesRecorder : Recorder {
   std::vector<viommu_ep*> changed;
-  std::vector<size_t> counts;     // viommu_ep_iova_ranges inside the callback
-  int nested_control = 1;         // viommu_vfio_attach inside it
+  std::vector<size_t> counts;  // viommu_ep_iova_ranges inside the callback
+  int nested_control = 1;      // viommu_vfio_attach inside it
   static void OnChanged(void* opaque, viommu_ep* ep) {
     auto* r = static_cast<RangesRecorder*>(opaque);
     r->changed.push_back(ep);
@@ -126,8 +126,7 @@ TEST(CapiVfioConfigTest, AbiV02ConfigWithoutHostFieldsIsTheModelHost) {
   viommu_ep* ep = nullptr;
   ASSERT_EQ(viommu_ep_new(ctx, 0, 0, 0x20, nullptr, &ep), 0);
   viommu_vfio* dev = nullptr;
-  EXPECT_EQ(viommu_vfio_attach(ep, "0000:01:00.0", VIOMMU_VFIO_TYPE1, &dev),
-            0);
+  EXPECT_EQ(viommu_vfio_attach(ep, "0000:01:00.0", VIOMMU_VFIO_TYPE1, &dev), 0);
   viommu_ctx_free(ctx);
 }
 
@@ -228,14 +227,12 @@ TEST_F(CapiVfioTest, AttachIdentityEndpointMapsGuestRamInAContainer) {
   AddRam();
   viommu_ep* ep = IdentityEndpoint(0x20);
   viommu_vfio* dev = nullptr;
-  ASSERT_EQ(viommu_vfio_attach(ep, "0000:01:00.0", VIOMMU_VFIO_TYPE1, &dev),
-            0);
+  ASSERT_EQ(viommu_vfio_attach(ep, "0000:01:00.0", VIOMMU_VFIO_TYPE1, &dev), 0);
   ASSERT_NE(dev, nullptr);
   const std::string q = Query(ctx_);
   EXPECT_NE(q.find("\"backend\": \"type1\""), std::string::npos) << q;
   EXPECT_NE(q.find("\"address-space\": \"memory\""), std::string::npos) << q;
-  EXPECT_NE(q.find("\"devices\": [\"0000:01:00.0\"]"), std::string::npos)
-      << q;
+  EXPECT_NE(q.find("\"devices\": [\"0000:01:00.0\"]"), std::string::npos) << q;
   EXPECT_EQ(Mappings(ctx_), std::vector<uint64_t>{1});  // the RAM region
   viommu_vfio_detach(dev);
   EXPECT_EQ(Query(ctx_), "{\"containers\": []}");
@@ -298,9 +295,9 @@ TEST_F(CapiVfioTest, AttachErrors) {
   viommu_vfio* again = nullptr;
   EXPECT_EQ(viommu_vfio_attach(ep, "0000:02:00.0", 0, &again), -EEXIST);
   EXPECT_TRUE(rec_.LogContains("has host device 0000:01:00.0 already"));
-  EXPECT_EQ(viommu_vfio_attach(IdentityEndpoint(0x28), "0000:01:00.0", 0,
-                               &again),
-            -EEXIST);
+  EXPECT_EQ(
+      viommu_vfio_attach(IdentityEndpoint(0x28), "0000:01:00.0", 0, &again),
+      -EEXIST);
   EXPECT_EQ(again, nullptr);
 }
 
@@ -327,8 +324,7 @@ TEST_F(CapiVfioTest, VtdWiderThanTheHostApertureIsRefused) {
   EXPECT_EQ(viommu_vfio_attach(ep, "0000:03:00.0", VIOMMU_VFIO_TYPE1, &dev),
             -EINVAL);
   EXPECT_EQ(Query(ctx_), "{\"containers\": []}");
-  EXPECT_EQ(viommu_vfio_attach(ep, "0000:01:00.0", VIOMMU_VFIO_TYPE1, &dev),
-            0);
+  EXPECT_EQ(viommu_vfio_attach(ep, "0000:01:00.0", VIOMMU_VFIO_TYPE1, &dev), 0);
 }
 
 TEST_F(CapiVfioTest, EndpointFreeDetachesItsDevice) {
@@ -355,8 +351,7 @@ TEST_F(CapiVfioTest, HostDeviceDmaGoesThroughVtdTranslation) {
   g.Map(0x10000, 0x200000, 3);
   g.Enable();
   viommu_vfio* dev = nullptr;
-  ASSERT_EQ(viommu_vfio_attach(ep, "0000:01:00.0", VIOMMU_VFIO_TYPE1, &dev),
-            0);
+  ASSERT_EQ(viommu_vfio_attach(ep, "0000:01:00.0", VIOMMU_VFIO_TYPE1, &dev), 0);
   EXPECT_EQ(Mappings(ctx_), std::vector<uint64_t>{1});  // IOVA 0x10000
   for (int i = 0; i < 64; ++i) ram_[0x200000 + i] = static_cast<uint8_t>(i);
   EduDma(dev, 0x10000, kEduBuffer, 64, /*to_ram=*/false);  // RAM -> device
@@ -377,8 +372,7 @@ TEST_F(CapiVfioTest, GuestInvalidationReachesTheContainer) {
   g.SetContext(0x20, 1);
   g.Enable();
   viommu_vfio* dev = nullptr;
-  ASSERT_EQ(viommu_vfio_attach(ep, "0000:01:00.0", VIOMMU_VFIO_TYPE1, &dev),
-            0);
+  ASSERT_EQ(viommu_vfio_attach(ep, "0000:01:00.0", VIOMMU_VFIO_TYPE1, &dev), 0);
   EXPECT_EQ(Mappings(ctx_), std::vector<uint64_t>{0});
   g.Map(0x10000, 0x200000, 3);
   g.InvalidatePage(1, 0x10000);
@@ -426,8 +420,7 @@ TEST_F(CapiVfioTest, RamHotAddAndRemoveReachEveryContainer) {
 
 TEST_F(CapiVfioTest, RegionInfoDescribesBarsAndConfig) {
   viommu_vfio* dev = nullptr;
-  ASSERT_EQ(viommu_vfio_attach(IdentityEndpoint(0x20), "0000:01:00.0", 0,
-                               &dev),
+  ASSERT_EQ(viommu_vfio_attach(IdentityEndpoint(0x20), "0000:01:00.0", 0, &dev),
             0);
   viommu_vfio_region info{};
   info.size = sizeof(info);
@@ -435,8 +428,7 @@ TEST_F(CapiVfioTest, RegionInfoDescribesBarsAndConfig) {
   EXPECT_EQ(info.len, 1u << 20);
   EXPECT_EQ(info.flags, VIOMMU_VFIO_REGION_F_READ | VIOMMU_VFIO_REGION_F_WRITE);
   ASSERT_EQ(viommu_vfio_region_info(dev, 2, &info), 0);
-  EXPECT_EQ(info.flags & VIOMMU_VFIO_REGION_F_MMAP,
-            VIOMMU_VFIO_REGION_F_MMAP);
+  EXPECT_EQ(info.flags & VIOMMU_VFIO_REGION_F_MMAP, VIOMMU_VFIO_REGION_F_MMAP);
   ASSERT_EQ(viommu_vfio_region_info(dev, VIOMMU_VFIO_PCI_CONFIG, &info), 0);
   EXPECT_EQ(info.len, 256u);
   EXPECT_EQ(info.offset, uint64_t{7} << 40);
@@ -451,8 +443,7 @@ TEST_F(CapiVfioTest, RegionInfoDescribesBarsAndConfig) {
 
 TEST_F(CapiVfioTest, RegionRwReadsConfigAndBarRegisters) {
   viommu_vfio* dev = nullptr;
-  ASSERT_EQ(viommu_vfio_attach(IdentityEndpoint(0x20), "0000:01:00.0", 0,
-                               &dev),
+  ASSERT_EQ(viommu_vfio_attach(IdentityEndpoint(0x20), "0000:01:00.0", 0, &dev),
             0);
   uint32_t id = 0;
   ASSERT_EQ(viommu_vfio_region_rw(dev, VIOMMU_VFIO_PCI_CONFIG, 0, &id, 4, 0),
@@ -468,17 +459,16 @@ TEST_F(CapiVfioTest, RegionRwReadsConfigAndBarRegisters) {
 
 TEST_F(CapiVfioTest, RegionRwErrors) {
   viommu_vfio* dev = nullptr;
-  ASSERT_EQ(viommu_vfio_attach(IdentityEndpoint(0x20), "0000:01:00.0", 0,
-                               &dev),
+  ASSERT_EQ(viommu_vfio_attach(IdentityEndpoint(0x20), "0000:01:00.0", 0, &dev),
             0);
   uint64_t v = 0;
   EXPECT_EQ(viommu_vfio_region_rw(nullptr, 0, 0, &v, 4, 0), -EINVAL);
   EXPECT_EQ(viommu_vfio_region_rw(dev, 0, 0, nullptr, 4, 0), -EINVAL);
   EXPECT_EQ(viommu_vfio_region_rw(dev, VIOMMU_VFIO_PCI_CONFIG, 254, &v, 4, 0),
             -EINVAL);  // past the end
-  EXPECT_EQ(viommu_vfio_region_rw(dev, VIOMMU_VFIO_PCI_CONFIG, UINT64_MAX, &v,
-                                  4, 0),
-            -EINVAL);
+  EXPECT_EQ(
+      viommu_vfio_region_rw(dev, VIOMMU_VFIO_PCI_CONFIG, UINT64_MAX, &v, 4, 0),
+      -EINVAL);
   EXPECT_EQ(viommu_vfio_region_rw(dev, 1, 0, &v, 4, 0), -EINVAL);  // size 0
   EXPECT_EQ(viommu_vfio_region_rw(dev, 8, 0, &v, 4, 0), -EINVAL);  // VGA
   // Memory decode off: the BAR refuses (vfio-pci's -EIO).
@@ -492,8 +482,7 @@ TEST_F(CapiVfioTest, RegionRwErrors) {
 
 TEST_F(CapiVfioTest, DeviceFdIsUnsupportedOnTheModelHost) {
   viommu_vfio* dev = nullptr;
-  ASSERT_EQ(viommu_vfio_attach(IdentityEndpoint(0x20), "0000:01:00.0", 0,
-                               &dev),
+  ASSERT_EQ(viommu_vfio_attach(IdentityEndpoint(0x20), "0000:01:00.0", 0, &dev),
             0);
   int fd = 0;
   EXPECT_EQ(viommu_vfio_device_fd(dev, &fd), -EOPNOTSUPP);
@@ -520,8 +509,7 @@ TEST_F(CapiVfioTest, HostDeviceRangesAreTheApertureMinusReservedRegions) {
   viommu_vfio* dev = nullptr;
   // 0000:02:00.0: 48-bit aperture, a direct-mapped range at 0x0f000000
   // and the MSI window reserved.
-  ASSERT_EQ(viommu_vfio_attach(ep, "0000:02:00.0", VIOMMU_VFIO_TYPE1, &dev),
-            0);
+  ASSERT_EQ(viommu_vfio_attach(ep, "0000:02:00.0", VIOMMU_VFIO_TYPE1, &dev), 0);
   viommu_iova_range r[4] = {};
   size_t n = 0;
   ASSERT_EQ(viommu_ep_iova_ranges(ep, r, 4, &n), 0);
@@ -567,8 +555,7 @@ TEST_F(CapiVfioRangesTest, AttachAndDetachFireTheCallback) {
   viommu_ep* ep = nullptr;
   ASSERT_EQ(viommu_ep_new(ctx_, 0, 0, 0x20, nullptr, &ep), 0);
   viommu_vfio* dev = nullptr;
-  ASSERT_EQ(viommu_vfio_attach(ep, "0000:02:00.0", VIOMMU_VFIO_TYPE1, &dev),
-            0);
+  ASSERT_EQ(viommu_vfio_attach(ep, "0000:02:00.0", VIOMMU_VFIO_TYPE1, &dev), 0);
   ASSERT_EQ(rec_.changed, std::vector<viommu_ep*>{ep});
   EXPECT_EQ(rec_.counts, std::vector<size_t>{3});  // queried inside it
   EXPECT_EQ(rec_.nested_control, -EDEADLK);
