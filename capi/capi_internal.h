@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
 #include "capi/dma_listener.h"
+#include "capi/viommu_function.h"
 #include "viommu.h"
 #include "viommu/hw/core/viommu.h"
 #include "viommu/memory/address_space.h"
@@ -77,11 +78,14 @@ class CallbackMmioOps final : public memory::MmioOps {
   std::atomic<int> inflight_{0};
 };
 
-// The MSI window: 4-byte writes become the context's msi callback.
+// The MSI window: 4-byte writes become the context's msi callback, and so
+// do the messages the vIOMMU's interrupt remapping delivers (Deliver).
 // Stateless, so safe from any DMA thread.
 class MsiWindowOps final : public memory::MmioOps {
  public:
   explicit MsiWindowOps(viommu_ctx* ctx) : ctx_(ctx) {}
+  // Calls `msi` with the message's whole address, if there is a callback.
+  void Deliver(const hw::MsiMessage& m) const;
   memory::MemTxResult Read(uint64_t offset, uint64_t* value, unsigned size,
                            memory::MemTxAttrs attrs) override;
   memory::MemTxResult Write(uint64_t offset, uint64_t value, unsigned size,
@@ -115,6 +119,9 @@ struct VfioState;  // capi/vfio_state.h
 struct viommu_iommu {
   viommu_ctx* ctx = nullptr;
   std::unique_ptr<viommu::hw::Viommu> model;
+  // virtio-iommu-pci: its PCI function (capi/viommu_function.h); declared
+  // after `model`, which must outlive it. nullptr for VT-d.
+  std::unique_ptr<viommu::capi::ViommuFunction> function;
   int endpoints = 0;  // endpoints behind it
 };
 

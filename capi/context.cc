@@ -132,6 +132,14 @@ memory::MemTxResult MsiWindowOps::Write(uint64_t offset, uint64_t value,
   return memory::MemTxResult::Ok();
 }
 
+void MsiWindowOps::Deliver(const hw::MsiMessage& m) const {
+  if (ctx_->cb.msi == nullptr) return;
+  const uint32_t sid = m.requester_id.has_value() ? uint32_t{*m.requester_id}
+                                                  : VIOMMU_SID_NONE;
+  CallbackScope scope(ctx_);
+  ctx_->cb.msi(ctx_->opaque, m.address, m.data, sid);
+}
+
 }  // namespace viommu::capi
 
 using viommu::capi::ControlGuard;
@@ -258,6 +266,9 @@ int viommu_mmio_access(viommu_ctx* ctx, uint64_t addr, uint64_t* data,
         ctx, __func__, EINVAL,
         absl::StrFormat("bad access: size %u at 0x%x", size, addr));
   }
+  // A vIOMMU PCI function's BARs may be there (its queues then run here).
+  viommu::capi::ViommuFunction::Hold hold(
+      ctx->iommu != nullptr ? ctx->iommu->function.get() : nullptr);
   viommu::memory::Translation t =
       ctx->system_as->Translate(addr, size, is_write != 0);
   if (t.mr == nullptr) return -ENOENT;  // not ours: no log, the VMM chains
@@ -290,6 +301,8 @@ int viommu_pio_access(viommu_ctx* ctx, uint16_t port, uint32_t* data,
         ctx, __func__, EINVAL,
         absl::StrFormat("bad access: size %u at port 0x%x", size, port));
   }
+  viommu::capi::ViommuFunction::Hold hold(
+      ctx->iommu != nullptr ? ctx->iommu->function.get() : nullptr);
   viommu::memory::Translation t =
       ctx->io_as->Translate(port, size, is_write != 0);
   if (t.mr == nullptr) return -ENOENT;  // not ours: no log, the VMM chains

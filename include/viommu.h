@@ -35,11 +35,11 @@
  *  - Unknown flag bits are -EINVAL.
  *
  * THREADING AND LIFETIME (the contract; the library checks what it can)
- *  - CONTROL calls — every function except viommu_dma_rw(),
- *    viommu_abi_version() and viommu_free() — are serialised per context
- *    by the VMM (e.g. under its big lock); they may come from any thread,
- *    one at a time. A control call that overlaps another one on the same
- *    context returns -EBUSY and does nothing (void ones abort: a VMM bug).
+ *  - CONTROL calls — every function except viommu_dma_rw() and
+ *    viommu_abi_version() — are serialised per context by the VMM (e.g.
+ *    under its big lock); they may come from any thread, one at a time. A
+ *    control call that overlaps another one on the same context returns
+ *    -EBUSY and does nothing (void ones abort: a VMM bug).
  *  - DMA calls (viommu_dma_rw) may run on any number of threads at once,
  *    concurrently with control calls. Each access works on the memory map
  *    published when it started. REQUIRES: the endpoint is not freed while
@@ -112,7 +112,10 @@ struct viommu_callbacks {
   /* Optional. A 4-byte write reached the MSI window (0xfee00000, 1 MiB):
    * an endpoint's DMA, or a VT-d fault / invalidation event. `sid` is the
    * requester id (bus << 8 | devfn) or VIOMMU_SID_NONE. Without it such
-   * writes are dropped. */
+   * writes are dropped. Behind VT-d with interrupt remapping enabled, an
+   * endpoint's write is remapped first (IRTE lookup; a blocked one is a
+   * VT-d fault, no call) and `addr`/`data` are the remapped message,
+   * whole: bits 63:40 of `addr` carry an x2APIC destination above 255. */
   void (*msi)(void *opaque, uint64_t addr, uint32_t data, uint32_t sid);
   /* Optional. A DMA of `ep` failed (the record viommu_dma_rw also
    * returns), on the DMA's thread, after the vIOMMU recorded it. */
@@ -127,6 +130,14 @@ struct viommu_callbacks {
    * host pointer stays valid until the VMM unmaps it; DMA through it
    * should stop. `cookie` is the one given at map time. */
   void (*dma_revoked)(void *opaque, viommu_ep *ep, void *cookie);
+  /* Optional. The INTx pin `pin` (1 = INTA# .. 4 = INTD#) of a PCI
+   * function of ours (the virtio-iommu-pci function: `sid` is 0 << 8 |
+   * its devfn) changed to `level` (1 asserted, 0 deasserted; level-
+   * triggered, the guest's ISR read deasserts it). The VMM routes it to
+   * its interrupt controller. On the thread of the control call that
+   * changed it, or of a DMA call whose fault virtio-iommu reported on its
+   * event queue. Without it the function's interrupts are dropped. */
+  void (*intx)(void *opaque, uint32_t sid, uint32_t pin, int level);
 };
 
 struct viommu_config {
@@ -240,7 +251,11 @@ VIOMMU_API int viommu_pio_access(viommu_ctx *ctx, uint16_t port,
 /* Creates the context's vIOMMU (one per context) from a -device driver
  * name and its QEMU properties, comma-separated ("caching-mode=on,
  * aw-bits=48"; NULL or "" for none). Drivers: "intel-iommu" (VT-d,
- * registers at 0xfed90000).
+ * registers at 0xfed90000) and "virtio-iommu-pci" (virtio-iommu, a PCI
+ * function the VMM exposes on bus 0 at `addr=SLOT.FN`, required: its
+ * configuration space through viommu_iommu_pci_config, its BARs in the
+ * context's memory once the guest programs them, its INTx to the `intx`
+ * callback; docs/embedding.md, "virtio-iommu").
  * Errors: -EINVAL (property: the log says which), -EOPNOTSUPP (driver),
  * -EEXIST (one exists, or its registers overlap a region), -EBUSY,
  * -EDEADLK. */
@@ -249,9 +264,18 @@ VIOMMU_API int viommu_iommu_new(viommu_ctx *ctx, const char *driver,
 /* Frees it. Errors: -EBUSY (an endpoint is still behind it, or another
  * control call is running), -EDEADLK. NULL is a no-op returning 0. */
 VIOMMU_API int viommu_iommu_free(viommu_iommu *iommu);
-/* system_reset of the vIOMMU's state (registers, caches). Errors: -EBUSY,
- * -EDEADLK. */
+/* system_reset of the vIOMMU's state (registers, caches; virtio-iommu:
+ * domains, endpoints and its PCI function). Errors: -EBUSY, -EDEADLK. */
 VIOMMU_API int viommu_iommu_reset(viommu_iommu *iommu);
+/* The guest's configuration access to the vIOMMU's own PCI function
+ * (virtio-iommu-pci), for the VMM's PCI host bridge: `size` (1, 2, 4)
+ * bytes at `offset` in its configuration space, value in the low bytes of
+ * *data (read: set). BAR and command writes map or unmap its BARs.
+ * Errors: -EOPNOTSUPP (the vIOMMU is no PCI function: intel-iommu),
+ * -EINVAL (NULL, size, past the configuration space), -EBUSY, -EDEADLK. */
+VIOMMU_API int viommu_iommu_pci_config(viommu_iommu *iommu, uint32_t offset,
+                                       uint32_t *data, uint32_t size,
+                                       int is_write);
 
 /* ---- PCI endpoints ------------------------------------------------------ */
 
