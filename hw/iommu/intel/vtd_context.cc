@@ -123,6 +123,9 @@ bool IsQualifiedFault(FaultReason reason) {
     case FaultReason::kIrIndexOver:
     case FaultReason::kIrRootInval:
     case FaultReason::kIrReqCompat:
+    // Absent from 7.2's vtd_qualified_faults (false).
+    case FaultReason::kRtaddrInvTtm:
+    case FaultReason::kPasidTableInv:
       return false;
   }
   return false;

@@ -38,6 +38,12 @@ enum class FaultReason : uint8_t {
   kIrSidErr = 0x26,     // requester-id verification failed
   kIrPidInval = 0x27,   // posted-interrupt descriptor unreadable: never
                         // raised (no posted interrupts, ECAP.PI = 0)
+
+  // Scalable mode (vtd_scalable.h): QEMU 7.2 defines only these two of
+  // the spec's scalable-mode reasons and reports only the second; every
+  // PASID directory and PASID table problem is kPasidTableInv.
+  kRtaddrInvTtm = 0x31,   // RTADDR.TTM reserved value: never raised
+  kPasidTableInv = 0x58,  // PASID directory / table entry invalid
 };
 
 // Whether `reason` is one of the interrupt-remapping reasons (0x20-0x27).
