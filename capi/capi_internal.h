@@ -20,7 +20,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_format.h"
+#include "capi/dma_grace.h"
 #include "capi/dma_listener.h"
+#include "capi/zero_copy.h"
 #include "capi/viommu_function.h"
 #include "viommu.h"
 #include "viommu/hw/core/viommu.h"
@@ -35,7 +37,9 @@ namespace viommu::capi {
 inline constexpr uint64_t kIoSpaceSize = 0x1'0000;
 
 // Marks the calling thread as running a callback of `ctx` for the scope,
-// so control calls it makes on `ctx` answer -EDEADLK.
+// so control calls it makes on `ctx` answer -EDEADLK; a DMA call the
+// thread is inside is paused (capi/dma_grace.h: the callback does not hold
+// up a RAM removal).
 class CallbackScope {
  public:
   explicit CallbackScope(const viommu_ctx* ctx);
@@ -45,6 +49,9 @@ class CallbackScope {
 
   // True when the calling thread is inside a callback of `ctx`.
   static bool Active(const viommu_ctx* ctx);
+
+ private:
+  DmaPause pause_;
 };
 
 // An MMIO region whose accesses go to the VMM's read/write callbacks.
@@ -136,6 +143,8 @@ struct viommu_ep {
   uint32_t next_listener_id = 1;
   absl::btree_map<uint32_t, std::unique_ptr<viommu::capi::DmaListener>>
       listeners;
+  // Revokes its zero-copy mappings (capi/zero_copy.h); set while it lives.
+  std::unique_ptr<viommu::capi::RevokeWatcher> revoke;
   viommu_vfio* vfio = nullptr;  // its host device (owned by ctx->vfio)
 
   uint16_t sid() const { return static_cast<uint16_t>(bus << 8 | devfn); }
@@ -145,6 +154,13 @@ struct viommu_ctx {
   viommu_callbacks cb{};
   void* opaque = nullptr;
   std::atomic<bool> control_busy{false};
+  // DMA calls' grace period: RAM removal waits for it (capi/dma_grace.h).
+  std::unique_ptr<viommu::capi::DmaGrace> grace;
+  // Zero-copy mappings (capi/zero_copy.h).
+  std::unique_ptr<viommu::capi::HostMappings> host_maps;
+  // RAM regions removed in the open transaction: the outermost commit
+  // waits for the grace period, then forgets them.
+  std::vector<const viommu::memory::MemoryRegion*> retired;
 
   viommu::memory::MemorySystem sys;
   std::shared_ptr<viommu::memory::MemoryRegion> root;
@@ -214,6 +230,11 @@ template <typename T>
 int CopyIn(const T* in, T* out) {
   return CopyStructIn(in, sizeof(T), sizeof(T), out);
 }
+
+// After the outermost commit that published the removal of the RAM
+// regions in ctx->retired: waits for the DMA grace period, then forgets
+// them (capi/region.cc).
+void RetireRemovedRam(viommu_ctx* ctx);
 
 // "0000:00:04.0".
 std::string EndpointName(uint16_t segment, uint8_t bus, uint8_t devfn);

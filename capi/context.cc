@@ -24,7 +24,8 @@ thread_local std::vector<const viommu_ctx*> tl_callback_ctxs;
 
 }  // namespace
 
-CallbackScope::CallbackScope(const viommu_ctx* ctx) {
+CallbackScope::CallbackScope(const viommu_ctx* ctx)
+    : pause_(ctx->grace.get()) {
   tl_callback_ctxs.push_back(ctx);
 }
 
@@ -180,6 +181,8 @@ int viommu_ctx_new(const struct viommu_config* cfg,
   auto ctx = std::make_unique<viommu_ctx>();
   ctx->cb = callbacks;
   ctx->opaque = opaque;
+  ctx->grace = std::make_unique<viommu::capi::DmaGrace>();
+  ctx->host_maps = std::make_unique<viommu::capi::HostMappings>(ctx.get());
   ctx->root =
       MemoryRegion::CreateContainer(&ctx->sys, "system", viommu::kSize2To64);
   ctx->msi_ops = std::make_unique<viommu::capi::MsiWindowOps>(ctx.get());
@@ -207,8 +210,10 @@ void viommu_ctx_free(viommu_ctx* ctx) {
     ctx->sys.CommitTransaction();
     --ctx->txn_depth;
   }
-  // Endpoints first (their listeners unmap, their address spaces go), then
+  // Zero-copy mappings are revoked and forgotten (dma_revoked for each),
+  // then endpoints (their listeners unmap, their address spaces go), then
   // the vIOMMU, then the regions and the system address space.
+  ctx->host_maps->DropEndpoint(nullptr);
   ctx->vfio->closing = true;  // no iova_ranges_changed while tearing down
   while (!ctx->endpoints.empty()) {
     viommu_ep_free(ctx->endpoints.begin()->second.get());
@@ -224,6 +229,7 @@ void viommu_ctx_free(viommu_ctx* ctx) {
     }
     ctx->root->RemoveSubregion(ctx->msi_region.get());
   }
+  ctx->grace->Synchronize();  // the VMM may unmap its RAM once we return
   ctx->io_as.reset();
   ctx->io_root.reset();
   ctx->system_as.reset();
@@ -253,6 +259,7 @@ int viommu_transaction_commit(viommu_ctx* ctx) {
   }
   --ctx->txn_depth;
   ctx->sys.CommitTransaction();
+  if (ctx->txn_depth == 0) viommu::capi::RetireRemovedRam(ctx);
   return 0;
 }
 

@@ -106,6 +106,16 @@ int ValidateRegion(const viommu_ctx* ctx, const viommu_region& r) {
 }
 
 }  // namespace
+
+void RetireRemovedRam(viommu_ctx* ctx) {
+  if (ctx->retired.empty()) return;
+  ctx->grace->Synchronize();
+  for (const memory::MemoryRegion* mr : ctx->retired) {
+    ctx->host_maps->Forget(mr);
+  }
+  ctx->retired.clear();
+}
+
 }  // namespace viommu::capi
 
 using viommu::capi::ControlGuard;
@@ -186,6 +196,19 @@ int viommu_region_del(viommu_ctx* ctx, uint32_t id) {
     return FailErrno(ctx, __func__, ENOENT,
                      absl::StrFormat("no region %u", id));
   }
+  const bool ram = it->second->kind == VIOMMU_REGION_RAM ||
+                   it->second->kind == VIOMMU_REGION_RAM_DEVICE;
+  if (ram) {
+    // Live zero-copy mappings into it are revoked (dma_revoked, which may
+    // unmap them at once); while any is left the removal is refused.
+    if (int left = ctx->host_maps->Retire(it->second->mr.get()); left > 0) {
+      return FailErrno(ctx, __func__, EBUSY,
+                       absl::StrFormat("region %u: %d zero-copy mapping(s) "
+                                       "into it still mapped",
+                                       id, left));
+    }
+    ctx->retired.push_back(it->second->mr.get());
+  }
   std::unique_ptr<viommu::capi::Region> rec = std::move(it->second);
   ctx->regions.erase(it);
   // Fence the VMM's callbacks first: DMA on an older memory map may still
@@ -194,5 +217,8 @@ int viommu_region_del(viommu_ctx* ctx, uint32_t id) {
   // DMA listeners unmap by range: they need no record of the region.
   ctx->region_by_mr.erase(rec->mr.get());
   (rec->io ? ctx->io_root : ctx->root)->RemoveSubregion(rec->mr.get());
+  // Outside a transaction the new map is published: once the DMA calls
+  // that may still use the old one return, the VMM may unmap the memory.
+  if (ctx->txn_depth == 0) viommu::capi::RetireRemovedRam(ctx);
   return 0;
 }

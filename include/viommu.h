@@ -35,30 +35,40 @@
  *  - Unknown flag bits are -EINVAL.
  *
  * THREADING AND LIFETIME (the contract; the library checks what it can)
- *  - CONTROL calls — every function except viommu_dma_rw() and
+ *  - CONTROL calls — every function except the DMA calls below and
  *    viommu_abi_version() — are serialised per context by the VMM (e.g.
  *    under its big lock); they may come from any thread, one at a time. A
  *    control call that overlaps another one on the same context returns
  *    -EBUSY and does nothing (void ones abort: a VMM bug).
- *  - DMA calls (viommu_dma_rw) may run on any number of threads at once,
- *    concurrently with control calls. Each access works on the memory map
- *    published when it started. REQUIRES: the endpoint is not freed while
- *    a DMA call on it runs.
+ *  - DMA calls (viommu_dma_rw, viommu_dma_map_host, viommu_dma_unmap_host)
+ *    may run on any number of threads at once, concurrently with control
+ *    calls. Each access works on the memory map published when it
+ *    started. REQUIRES: the endpoint is not freed while a DMA call on it
+ *    runs.
  *  - Callbacks run synchronously on the thread of the call that caused
  *    them: MMIO region callbacks on the thread of the DMA or MMIO access,
  *    DMA-listener callbacks on the control thread, `msi` on the thread
- *    whose write reached the MSI window, `log` on any thread. A callback
+ *    whose write reached the MSI window, `fault` on the thread of the
+ *    failed DMA call, `dma_revoked` on the thread of the control call
+ *    that revoked (viommu_mmio_access for the guest's invalidation,
+ *    viommu_region_del, viommu_transaction_commit, viommu_iommu_reset,
+ *    viommu_ep_free, viommu_ctx_free), `log` on any thread. A callback
  *    must not call a control function of its context: that call returns
- *    -EDEADLK (void ones abort).
+ *    -EDEADLK (void ones abort); DMA calls are allowed.
  *  - viommu_region_del() returns only once no MMIO callback of that region
  *    is running on any thread, and none is called afterwards: the VMM may
  *    then free what the callbacks use. So an MMIO callback must not wait
  *    for the thread that removes its region (that would deadlock). A DMA
- *    reaching a region removed in a still-open transaction gets -EIO. RAM must stay mapped from
- *    viommu_region_add() until viommu_region_del() (or, in a transaction,
- *    the commit) returns AND every viommu_dma_rw() that started before
- *    then has returned: removal does not wait for DMA in flight on an
- *    older memory map yet (planned, docs/embedding.md).
+ *    reaching a region removed in a still-open transaction gets -EIO.
+ *  - RAM (and RAM_DEVICE) must stay mapped from viommu_region_add() until
+ *    viommu_region_del() (or, in a transaction, the commit) returns; it
+ *    returns only once no DMA call that could still touch the memory is
+ *    running (a grace period: it waits for DMA calls that began on the
+ *    older memory map), so the VMM may munmap it then. A DMA thread inside
+ *    a callback (MMIO, msi, fault, log) does not hold that up, so such a
+ *    callback may wait for the VMM's lock. viommu_region_del of RAM that
+ *    a live zero-copy mapping points into first revokes the mappings
+ *    (dma_revoked), then returns -EBUSY if any is still mapped.
  *  - A DMA thread may fault while the control thread accesses VT-d
  *    registers: VT-d serialises its fault records with register accesses.
  */
@@ -117,8 +127,11 @@ struct viommu_callbacks {
    * VT-d fault, no call) and `addr`/`data` are the remapped message,
    * whole: bits 63:40 of `addr` carry an x2APIC destination above 255. */
   void (*msi)(void *opaque, uint64_t addr, uint32_t data, uint32_t sid);
-  /* Optional. A DMA of `ep` failed (the record viommu_dma_rw also
-   * returns), on the DMA's thread, after the vIOMMU recorded it. */
+  /* Optional. A DMA of `ep` failed: called once per failed viommu_dma_rw
+   * or viommu_dma_map_host with the record it returns (whether or not the
+   * caller passed one; `fault` valid during the call), on the DMA's
+   * thread, after the vIOMMU recorded it (VT-d: fault registers and
+   * maybe its fault-event MSI, which `msi` gets first). */
   void (*fault)(void *opaque, viommu_ep *ep,
                 const struct viommu_dma_fault *fault);
   /* Optional. The IOVA ranges `ep` may use changed (a VFIO attach or
@@ -126,9 +139,13 @@ struct viommu_callbacks {
    * with viommu_ep_iova_ranges(). Control thread. */
   void (*iova_ranges_changed)(void *opaque, viommu_ep *ep);
   /* Optional. A zero-copy mapping (viommu_dma_map_host) of `ep` was
-   * revoked: the guest invalidated or the VMM removed what it maps. The
-   * host pointer stays valid until the VMM unmaps it; DMA through it
-   * should stop. `cookie` is the one given at map time. */
+   * revoked, once per mapping: the guest invalidated the translation it
+   * came from (any vIOMMU invalidation overlapping its IOVA range, or its
+   * DMA space changing), or the VMM is removing the RAM it points into,
+   * or freeing `ep` or the context. The host pointer stays valid until
+   * the VMM unmaps it (it may, from this callback: viommu_dma_unmap_host
+   * is a DMA call); DMA through it should stop. `cookie` is the one given
+   * at map time. Thread: see THREADING. */
   void (*dma_revoked)(void *opaque, viommu_ep *ep, void *cookie);
   /* Optional. The INTx pin `pin` (1 = INTA# .. 4 = INTD#) of a PCI
    * function of ours (the virtio-iommu-pci function: `sid` is 0 << 8 |
@@ -327,6 +344,37 @@ struct viommu_dma_fault {
 VIOMMU_API int viommu_dma_rw(viommu_ep *ep, uint64_t iova, void *buf,
                              size_t len, uint32_t flags,
                              struct viommu_dma_fault *fault);
+
+/* Zero-copy DMA, in the shape of QEMU's address_space_map: maps up to
+ * *len bytes of `ep`'s DMA space at `iova` for a device access of `flags`
+ * (VIOMMU_DMA_READ: the device reads guest memory; VIOMMU_DMA_WRITE: it
+ * writes) and sets *host to the host address of `iova` and *len to the
+ * bytes that are contiguous guest RAM behind one translation (shorter
+ * than asked where the vIOMMU's page or the RAM region ends: map the rest
+ * with another call). Only guest RAM is mapped, never MMIO or RAM_DEVICE
+ * (no bounce buffer: use viommu_dma_rw there). The mapping lives until
+ * viommu_dma_unmap_host; it is revoked (the dma_revoked callback, with
+ * `cookie`) when the guest invalidates the translation, and removing the
+ * RAM it points into fails with -EBUSY until it is unmapped. `fault` may
+ * be NULL; it is filled on -EFAULT (the `fault` callback runs too; a
+ * translation fault is recorded by the vIOMMU as for viommu_dma_rw).
+ * Returns 0, -EFAULT (translation fault, unassigned, write to read-only
+ * RAM, or RAM being removed), -EOPNOTSUPP (not RAM at the translated
+ * address; or the vIOMMU cannot notify invalidations for `ep`: VT-d with
+ * snoop-control=on), -EINVAL (NULL ep, len or host, *len 0, flags,
+ * fault->size). A DMA call (any thread). */
+VIOMMU_API int viommu_dma_map_host(viommu_ep *ep, uint64_t iova,
+                                   uint64_t *len, uint32_t flags, void *cookie,
+                                   void **host, struct viommu_dma_fault *fault);
+/* Unmaps a mapping of `ep`: `host` and `len` as viommu_dma_map_host set
+ * them; `access_len` (<= len) is how many bytes the device accessed
+ * (accepted for QEMU's shape; no dirty tracking yet). Once it returns, no
+ * dma_revoked call for the mapping runs or will run (it waits for one
+ * running on another thread). Returns 0, -ENOENT (no such live mapping:
+ * already unmapped, or dropped by viommu_ep_free), -EINVAL (NULL ep or
+ * host, access_len > len). A DMA call (any thread, also from dma_revoked). */
+VIOMMU_API int viommu_dma_unmap_host(viommu_ep *ep, void *host, uint64_t len,
+                                     uint64_t access_len);
 
 /* ---- DMA listeners ------------------------------------------------------ */
 

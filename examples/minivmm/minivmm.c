@@ -72,6 +72,17 @@ static void on_log(void *opaque, int level, const char *msg) {
   if (level <= VIOMMU_LOG_WARNING) printf("  log   %s\n", msg);
 }
 
+static unsigned faults; /* fault callbacks */
+
+static void on_fault(void *opaque, viommu_ep *ep,
+                     const struct viommu_dma_fault *f) {
+  (void)opaque;
+  (void)ep;
+  ++faults;
+  printf("  fault iova 0x%" PRIx64 " sid 0x%" PRIx32 " reason %" PRIu32 "\n",
+         f->iova, f->sid, f->reason);
+}
+
 static void on_msi(void *opaque, uint64_t addr, uint32_t data, uint32_t sid) {
   (void)opaque;
   ++msis;
@@ -277,6 +288,7 @@ int main(void) {
   cb.size = sizeof cb;
   cb.log = on_log;
   cb.msi = on_msi;
+  cb.fault = on_fault;
   cb.iova_ranges_changed = on_iova_ranges_changed;
   if (viommu_ctx_new(&cfg, &cb, NULL, &ctx) != 0) return 2;
 
@@ -337,6 +349,7 @@ int main(void) {
   CHECK(fault.iova == 0x50000 && fault.sid == DEVFN &&
         fault.reason == VIOMMU_FAULT_TRANSLATION);
   CHECK(msis == 1 && last_msi_data == 0x41);
+  CHECK(faults == 1); /* the fault callback got the same record */
 
   printf("5. an address no region of ours covers\n");
   CHECK(viommu_mmio_access(ctx, 0xc0000000u, &v, 4, 0) == -ENOENT);
