@@ -65,6 +65,7 @@ void IntelIommu::Reset() {
 void IntelIommu::DefineRegisters() {
   dmar_enabled_ = false;
   root_ = 0;
+  root_scalable_ = false;
   qi_enabled_ = false;
   iq_ = 0;
   iq_size_ = 0;
@@ -230,6 +231,9 @@ void IntelIommu::HandleGcmd() {
   }
   if (val & kGcmdSrtp) {
     root_ = regs_.Raw(Reg64::kRtaddr) & (HawMask(props_.aw_bits) ^ 0xfff);
+    if (props_.scalable_mode) {
+      root_scalable_ = (regs_.Raw(Reg64::kRtaddr) & kRtaddrSmt) != 0;
+    }
     regs_.SetClearMaskLong(gsts, 0, kGstsRtps);
     VIOMMU_TRACE(vtd_reg_dmar_root, root_);
     if (observer_ != nullptr) observer_->OnRootTableChanged(root_);

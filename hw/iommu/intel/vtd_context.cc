@@ -42,7 +42,8 @@ TableConfig TableConfig::FromProperties(const Properties& p) {
   cfg.sagaw = static_cast<uint8_t>((ComputeCap(p) >> 8) & 0x1f);
   cfg.pt_supported = (ComputeEcap(p) & kEcapPt) != 0;
   cfg.dt_supported = (ComputeEcap(p) & kEcapDt) != 0;
-  cfg.sc_supported = (ComputeEcap(p) & kEcapSc) != 0;
+  // 7.2's vtd_init also frees SNP in leaves with x-scalable-mode=on.
+  cfg.sc_supported = (ComputeEcap(p) & kEcapSc) != 0 || p.scalable_mode;
   return cfg;
 }
 

@@ -131,7 +131,8 @@ absl::Status VtdEngine::Replay(VtdDevice& dev, int /*idx*/,
 // --- Observer ---
 
 void VtdEngine::OnRootTableChanged(uint64_t root) {
-  root_.store(root, std::memory_order_release);
+  root_.store(root | (iommu_->root_scalable() ? kRootScalable : 0),
+              std::memory_order_release);
   FlushCaches();
   RefreshAll(/*resync=*/true);
 }

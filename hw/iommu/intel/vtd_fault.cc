@@ -44,11 +44,13 @@ void IntelIommu::GenerateFaultEvent(uint32_t pre_fsts) {
 }
 
 void IntelIommu::RecordFault(uint16_t sid, FaultReason reason, uint64_t addr,
-                             bool is_write, uint16_t pasid_value) {
+                             bool is_write, uint16_t pasid_value,
+                             bool pasid_present) {
   StateLock lock(this);
   uint64_t hi = sid | uint64_t{static_cast<uint8_t>(reason)} << kFrcdFrShift |
                 uint64_t{pasid_value} << kFrcdPvShift;
   if (!is_write) hi |= kFrcdT;
+  if (pasid_present) hi |= kFrcdPp;
   RecordFaultRecord(sid, reason, addr & ~uint64_t{0xfff}, hi, addr, is_write);
 }
 

@@ -48,13 +48,15 @@ bool SmContextEntry::reserved_nonzero(int aw_bits) const {
          (val[1] & kSmContextVal1Rsvd) != 0 || val[2] != 0 || val[3] != 0;
 }
 
-ContextEntry PasidEntry::ToContextEntry(bool fpd_set) const {
+ContextEntry PasidEntry::ToContextEntry(bool fpd_set, uint32_t pasid) const {
   const uint64_t tt = pgtt() == kPgttPassThrough
                           ? ContextEntry::kTtPassThrough
                           : ContextEntry::kTtMultiLevel;
   return ContextEntry{
       .lo = slptptr() | (tt << 2) | (fpd_set ? 2u : 0u) | 1u,
-      .hi = uint64_t{aw()} | (uint64_t{domain_id()} << 8)};
+      .hi = uint64_t{aw()} | (uint64_t{domain_id()} << 8) |
+            (uint64_t{pasid & 0xfffff} << kEffectivePasidShift) |
+            kEffectiveScalable};
 }
 
 PasidLookup LookupPasid(GuestMemory& mem, const TableConfig& cfg,
@@ -125,7 +127,8 @@ SmLookup LookupScalable(GuestMemory& mem, const TableConfig& cfg,
     return r;
   }
   const bool fpd = ce.fpd() || pl.dir.fpd() || pl.entry.fpd();
-  r.effective = pl.entry.ToContextEntry(fpd);
+  r.effective = pl.entry.ToContextEntry(
+      fpd, pasid == kNoPasid ? ce.rid_pasid() : pasid);
   return r;
 }
 

@@ -4,6 +4,7 @@
 #include "hw/iommu/intel/vtd_device.h"
 #include "viommu/hw/iommu/vtd_engine.h"
 #include "viommu/hw/iommu/vtd_page_walk.h"
+#include "viommu/hw/iommu/vtd_scalable.h"
 #include "viommu/util/log.h"
 #include "viommu/util/trace.h"
 
@@ -32,6 +33,22 @@ memory::IommuTlbEntry VtdEngine::Translate(VtdDevice& dev, Iova iova,
                                 .perm = memory::kIommuReadWrite};
       const bool is_write = (acc & memory::kIommuWrite) != 0;
       const uint16_t sid = d.sid();
+      // Scalable mode: QEMU 7.2 reads the PASID directory and PASID entry
+      // on every request, before the IOTLB (vtd_ce_get_pasid_fpd), so a
+      // PASID-table fault wins over a cached translation. viommu reads the
+      // whole chain fresh here (no context cache in scalable mode).
+      std::optional<ContextLookup> fresh;
+      uint64_t epoch = 0;
+      if (e.root_.load(std::memory_order_acquire) & kRootScalable)
+          [[unlikely]] {
+        epoch = e.iotlb_.epoch();
+        fresh = e.ReadContext(d);
+        if (!fresh->ok()) {
+          e.ReportFault(sid, *fresh->fault, fresh->entry.fpd(), va, is_write);
+          out.perm = memory::kIommuNone;
+          return out;
+        }
+      }
       // No permission check on a hit (see below); also 2M/1G hits.
       if (std::optional<IotlbEntry> hit = e.iotlb_.Lookup(sid, va)) {
         VIOMMU_TRACE(vtd_iotlb_page_hit, sid, va, hit->page_base,
@@ -44,9 +61,9 @@ memory::IommuTlbEntry VtdEngine::Translate(VtdDevice& dev, Iova iova,
       }
       // Read before the tables: an invalidation during the walk drops the
       // fill.
-      const uint64_t epoch = e.iotlb_.epoch();
+      if (!fresh.has_value()) epoch = e.iotlb_.epoch();
 
-      ContextLookup ctx = e.GetContext(d);
+      ContextLookup ctx = fresh.has_value() ? *fresh : e.GetContext(d);
       if (!ctx.ok()) {
         e.ReportFault(sid, *ctx.fault, ctx.entry.fpd(), va, is_write);
         out.perm = memory::kIommuNone;
@@ -60,8 +77,16 @@ memory::IommuTlbEntry VtdEngine::Translate(VtdDevice& dev, Iova iova,
       e.walks_.fetch_add(1, std::memory_order_relaxed);
       SlTranslation t = TranslateSl(e.mem_, e.cfg_, ctx.entry, va, is_write);
       if (t.fault.has_value()) {
-        e.ReportFault(sid, *t.fault, ctx.entry.fpd(), va, is_write,
-                      IntelIommu::kNoPasidValue);
+        // Scalable mode: 7.2 reports the walk's faults with RID_PASID and
+        // PP set; legacy: its "no PASID" value, PP clear.
+        if (IsScalableEffective(ctx.entry)) [[unlikely]] {
+          e.ReportFault(sid, *t.fault, ctx.entry.fpd(), va, is_write,
+                        static_cast<uint16_t>(EffectivePasid(ctx.entry)),
+                        /*pasid_present=*/true);
+        } else {
+          e.ReportFault(sid, *t.fault, ctx.entry.fpd(), va, is_write,
+                        IntelIommu::kNoPasidValue);
+        }
         out.addr_mask = t.addr_mask > 0 ? t.addr_mask : kPageMask4k;
         out.iova = va & ~out.addr_mask;
         out.translated_addr = out.iova;
@@ -97,8 +122,12 @@ memory::IommuTlbEntry VtdEngine::Translate(VtdDevice& dev, Iova iova,
   // access then fails on the cached permissions alone). A 4K hit completes
   // inline here (Iotlb::LookupHit4K counts it); anything else goes to the
   // slow path, which looks up again and counts the hit or miss there.
-  if (std::optional<IotlbEntry> hit = iotlb_.LookupHit4K(dev.sid(), iova))
-      [[likely]] {
+  // (Scalable mode checks the PASID entry first: slow path.)
+  if (std::optional<IotlbEntry> hit =
+          (root_.load(std::memory_order_relaxed) & kRootScalable)
+              ? std::nullopt
+              : iotlb_.LookupHit4K(dev.sid(), iova);
+      hit.has_value()) [[likely]] {
     return {.target_as = system_as_,
             .iova = iova & ~kPageMask4k,
             .translated_addr = hit->page_base,
@@ -133,13 +162,18 @@ ContextLookup VtdEngine::ReadContext(const VtdDevice& dev) {
 }
 
 ContextLookup VtdEngine::ReadContext(const VtdDevice& dev, GuestMemory& mem) {
-  return LookupContext(mem, cfg_, root_.load(std::memory_order_acquire),
-                       dev.as().bus(), dev.as().devfn());
+  const uint64_t root = root_.load(std::memory_order_acquire);
+  if (root & kRootScalable) [[unlikely]] {
+    SmLookup sm = LookupScalable(mem, cfg_, root & ~kRootScalable,
+                                 dev.as().bus(), dev.as().devfn());
+    return ContextLookup{.fault = sm.fault, .entry = sm.effective};
+  }
+  return LookupContext(mem, cfg_, root, dev.as().bus(), dev.as().devfn());
 }
 
 void VtdEngine::ReportFault(uint16_t sid, FaultReason reason, bool fpd,
                             uint64_t addr, bool is_write,
-                            uint16_t pasid_value) {
+                            uint16_t pasid_value, bool pasid_present) {
   faults_.fetch_add(1, std::memory_order_relaxed);
   const auto code = static_cast<unsigned>(reason);
   VIOMMU_TRACE(vtd_dmar_fault, sid, addr, is_write, code, fpd);
@@ -147,7 +181,7 @@ void VtdEngine::ReportFault(uint16_t sid, FaultReason reason, bool fpd,
                          is_write ? "write" : "read", sid, addr, code,
                          fpd ? " (FPD set)" : "");
   if (fpd && IsQualifiedFault(reason)) return;  // suppressed by FPD
-  iommu_->RecordFault(sid, reason, addr, is_write, pasid_value);
+  iommu_->RecordFault(sid, reason, addr, is_write, pasid_value, pasid_present);
 }
 
 }  // namespace viommu::vtd

@@ -148,7 +148,9 @@ TEST(SmEntryTest, PasidEntryFieldsAndEquivalentContextEntry) {
   EXPECT_EQ(ce.slptptr(), 0x777000u);
   EXPECT_EQ(ce.levels(), 4);
   EXPECT_EQ(ce.domain_id(), 0x1234);
-  EXPECT_FALSE(ce.reserved_nonzero(48));
+  EXPECT_TRUE(IsScalableEffective(ce));
+  EXPECT_EQ(EffectivePasid(pe.ToContextEntry(false, 0xfedcb)), 0xfedcbu);
+  EXPECT_FALSE(IsScalableEffective(ContextEntry{.lo = 1, .hi = 0xffff01}));
 
   pe.val[0] = PeVal0(PasidEntry::kPgttPassThrough);
   EXPECT_EQ(pe.ToContextEntry(true).translation_type(),
@@ -171,6 +173,8 @@ TEST_F(VtdScalableTest, FindsRidPasidEntry) {
   EXPECT_EQ(r.effective.levels(), 3);
   EXPECT_FALSE(r.effective.fpd());
   EXPECT_EQ(r.effective.translation_type(), ContextEntry::kTtMultiLevel);
+  EXPECT_TRUE(IsScalableEffective(r.effective));
+  EXPECT_EQ(EffectivePasid(r.effective), 0u);
 }
 
 TEST_F(VtdScalableTest, RidPasidIndexesDirectoryAndTable) {
@@ -287,6 +291,7 @@ TEST_F(VtdScalableTest, RequestedPasidAfterRidPasidCheck) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r.effective.domain_id(), 9);
   EXPECT_EQ(r.effective.slptptr(), 0x50000u);
+  EXPECT_EQ(EffectivePasid(r.effective), 0x45u);
   // An invalid RID_PASID entry faults every lookup, any PASID.
   SetPasidEntry(kPasidTable, 0, 0, 7);
   EXPECT_EQ(Fault(Config(), kDevfn, 0x45), FaultReason::kPasidTableInv);

@@ -68,10 +68,13 @@ class IntelIommu final : public memory::MmioOps {
   // fault was pending — FSTS.FRI and a fault event (FECTL.IP, plus the
   // interrupt unless FECTL.IM). QEMU 7.2 reports page-walk faults with its
   // "no PASID" value, whose low 16 bits (kNoPasidValue) land in PV, and
-  // root/context faults with 0.
+  // root/context faults with 0. `pasid_present` sets PP (bit 31 of the
+  // high half): 7.2 sets it, with PV = the context entry's RID_PASID, for
+  // page-walk faults through scalable-mode tables.
   static constexpr uint16_t kNoPasidValue = 0xffff;
   void RecordFault(uint16_t sid, FaultReason reason, uint64_t addr,
-                   bool is_write, uint16_t pasid_value = 0);
+                   bool is_write, uint16_t pasid_value = 0,
+                   bool pasid_present = false);
   // Records an interrupt-remapping fault (reasons 0x20-0x27) the same way:
   // FI bits 63:48 = `index` (the interrupt_index, 0 where the request had
   // none), SID, FR, T = 0, no PASID (the VT-d spec; QEMU 8.2's
@@ -93,6 +96,9 @@ class IntelIommu final : public memory::MmioOps {
   uint64_t ecap() const { return ecap_; }
   bool translation_enabled() const { return dmar_enabled_; }
   uint64_t root_table() const { return root_; }  // valid once GSTS.RTPS
+  // RTADDR.TTM = x1 latched at SRTP with x-scalable-mode=on (QEMU 7.2's
+  // vtd_update_scalable_state): root_table() is a scalable-mode table.
+  bool root_scalable() const { return root_scalable_; }
   bool qi_enabled() const { return qi_enabled_; }
   uint64_t queue_base() const { return iq_; }
   uint32_t queue_size() const { return iq_size_; }  // descriptors
@@ -181,6 +187,7 @@ class IntelIommu final : public memory::MmioOps {
 
   bool dmar_enabled_ = false;
   uint64_t root_ = 0;
+  bool root_scalable_ = false;
   bool qi_enabled_ = false;
   uint64_t iq_ = 0;
   uint32_t iq_size_ = 0;

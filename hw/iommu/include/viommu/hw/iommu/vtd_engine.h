@@ -153,10 +153,12 @@ class VtdEngine final : public Observer, public InvalidationSink {
   // --- vtd_translate.cc (any thread) ---
   memory::IommuTlbEntry Translate(VtdDevice& dev, Iova iova,
                                   memory::IommuPerm access);
-  // QEMU's vtd_qualify_report_fault; `pasid_value` as IntelIommu::RecordFault.
-  // Records through IntelIommu::RecordFault (thread-safe).
+  // QEMU's vtd_qualify_report_fault; `pasid_value` and `pasid_present` as
+  // IntelIommu::RecordFault. Records through IntelIommu::RecordFault
+  // (thread-safe).
   void ReportFault(uint16_t sid, FaultReason reason, bool fpd, uint64_t addr,
-                   bool is_write, uint16_t pasid_value = 0);
+                   bool is_write, uint16_t pasid_value = 0,
+                   bool pasid_present = false);
   // The device's context entry for translation (context cache, else the
   // tables).
   ContextLookup GetContext(VtdDevice& dev);
@@ -208,6 +210,9 @@ class VtdEngine final : public Observer, public InvalidationSink {
 
   // Published for Translate on DMA threads.
   std::atomic<bool> dmar_enabled_{false};
+  // The root table, | kRootScalable when it is a scalable-mode table (one
+  // atomic so a lookup never mixes an old table with a new mode).
+  static constexpr uint64_t kRootScalable = 1;
   std::atomic<uint64_t> root_{0};
   Iotlb iotlb_;
   ContextCache context_cache_;

@@ -114,10 +114,24 @@ struct PasidEntry {
   uint16_t domain_id() const { return static_cast<uint16_t>(val[1]); }
   // The legacy context entry with the same translation: present, FPD as
   // `fpd`, TT pass-through for PGTT 100b and multi-level otherwise,
-  // SLPTPTR, AW and DID from this entry.
-  ContextEntry ToContextEntry(bool fpd) const;
+  // SLPTPTR, AW and DID from this entry; marked as scalable with `pasid`
+  // (IsScalableEffective, EffectivePasid).
+  ContextEntry ToContextEntry(bool fpd, uint32_t pasid = 0) const;
 };
 static_assert(sizeof(PasidEntry) == 64);
+
+// An effective entry (PasidEntry::ToContextEntry) keeps, in hi bits the
+// legacy layout reserves (and no ContextEntry accessor reads), that it came
+// from scalable-mode tables (bit 63) and its PASID (bits 51:32), so the
+// context cache, which stores lo/hi, keeps them too.
+inline constexpr uint64_t kEffectiveScalable = 1ull << 63;
+inline constexpr int kEffectivePasidShift = 32;
+inline bool IsScalableEffective(const ContextEntry& ce) {
+  return (ce.hi & kEffectiveScalable) != 0;
+}
+inline uint32_t EffectivePasid(const ContextEntry& ce) {
+  return static_cast<uint32_t>(ce.hi >> kEffectivePasidShift) & 0xfffff;
+}
 
 struct PasidLookup {
   // Empty on success; otherwise kPasidTableInv (the only PASID fault 7.2
