@@ -15,13 +15,14 @@ constexpr uint32_t kBindFlagToken = 1;
 constexpr uint32_t kPasidFlag = 1;
 }  // namespace
 
-int IommufdCtx::CheckBindArgs(uintptr_t arg, int32_t* iommufd, bool* token) {
+int IommufdCtx::CheckBindArgs(uintptr_t arg, int32_t* iommufd, bool* token,
+                              bool check_tail) {
   if (arg == 0) return -EFAULT;
   u::vfio_device_bind_iommufd bind{};
   std::memcpy(&bind, reinterpret_cast<const void*>(arg), u::kBindIommufdMinsz);
   if (bind.argsz < u::kBindIommufdMinsz) return -EINVAL;
   const auto* user = reinterpret_cast<const uint8_t*>(arg);
-  for (size_t i = sizeof(bind); i < bind.argsz; ++i) {
+  for (size_t i = sizeof(bind); check_tail && i < bind.argsz; ++i) {
     if (user[i] != 0) return -E2BIG;
   }
   if (bind.iommufd < 0 || (bind.flags & ~kBindFlagToken)) return -EINVAL;

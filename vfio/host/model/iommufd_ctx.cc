@@ -128,7 +128,8 @@ void IommufdCtx::Impl::DestroyIoas(IommufdIoas* ioas) {
 
 int IommufdCtx::Impl::Ioctl(unsigned long request, uintptr_t arg) {
   const unsigned nr = request & 0xff;
-  if (nr < u::kIommufdCmdBase || nr - u::kIommufdCmdBase >= kNumOps) {
+  if (nr < u::kIommufdCmdBase || nr - u::kIommufdCmdBase >= kNumOps ||
+      nr > options_.last_cmd_nr) {
     return CompatIoctl(request, arg);
   }
   if (arg == 0) return -EFAULT;  // get_user(size)

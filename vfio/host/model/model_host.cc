@@ -257,7 +257,7 @@ int ModelHost::SetContainer(VfioGroupModel* group, uintptr_t arg) {
     return group->SetIommufd(target->iommufd);  // no DMA ownership yet
   }
   if (target->kind != FdKind::kContainer) {
-    return options_.kernel == KernelVersion::kLatest ? -EBADFD : -EINVAL;
+    return HasSetContainerEbadfd(options_.kernel) ? -EBADFD : -EINVAL;
   }
   // iommu_group_claim_dma_owner: a device still bound to an iommufd (its
   // group-path fd outlived an UNSET_CONTAINER) owns the group's DMA.

@@ -25,7 +25,9 @@ constexpr size_t kOutDevidOffset =
 }  // namespace
 
 int ModelHost::OpenIommufd() {
-  auto ctx = std::make_shared<IommufdCtx>(&mem_);
+  IommufdCtxOptions options;
+  if (options_.kernel == KernelVersion::k6_12) options.last_cmd_nr = 0x8e;
+  auto ctx = std::make_shared<IommufdCtx>(&mem_, options);
   return NewFd({.kind = FdKind::kIommufd, .iommufd = std::move(ctx)});
 }
 
@@ -67,7 +69,10 @@ int ModelHost::BindIommufd(int fd, FdEntry& entry, uintptr_t arg) {
   int32_t iommufd = -1;
   bool token = false;
   // (1)-(3): argsz, tail, iommufd < 0 and flags.
-  if (int rc = IommufdCtx::CheckBindArgs(arg, &iommufd, &token); rc < 0) {
+  if (int rc = IommufdCtx::CheckBindArgs(
+          arg, &iommufd, &token,
+          /*check_tail=*/options_.kernel != KernelVersion::k6_12);
+      rc < 0) {
     return rc;
   }
   if (entry.kind != FdKind::kCdev) return -EINVAL;  // (4) group-path fd

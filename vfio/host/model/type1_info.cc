@@ -28,7 +28,7 @@ int Type1Iommu::CheckExtension(KernelVersion kernel, const Type1Iommu* iommu,
     case uapi::kVfioUnmapAll:
       return 1;
     case uapi::kVfioType1NestingIommu:
-      return kernel == KernelVersion::k6_1 ? 1 : 0;
+      return HasType1Nesting(kernel) ? 1 : 0;
     case uapi::kVfioUpdateVaddr:
       // Measured on 6.1.192 as on latest: 0 before SET_IOMMU; the model
       // has no emulated groups.
@@ -59,7 +59,7 @@ int Type1Iommu::Ioctl(unsigned long request, uintptr_t arg) {
 }
 
 std::vector<uint8_t> Type1Iommu::BuildCaps() const {
-  const bool latest = config_.kernel == KernelVersion::kLatest;
+  const bool padded = HasPaddedInfoCaps(config_.kernel);
   constexpr size_t kInfo = sizeof(uapi::vfio_iommu_type1_info);
   std::vector<uint8_t> buf;
   std::vector<size_t> starts;
@@ -76,7 +76,7 @@ std::vector<uint8_t> Type1Iommu::BuildCaps() const {
   avail.avail = dma_avail_;
   starts.push_back(buf.size());
   // 6.1 appends caps unpadded; newer kernels round each to 8 bytes.
-  PutCap(&buf, &avail, sizeof(avail), latest ? 16 : sizeof(avail));
+  PutCap(&buf, &avail, sizeof(avail), padded ? 16 : sizeof(avail));
 
   if (!iova_list_.empty()) {
     uapi::vfio_iommu_type1_info_cap_iova_range hdr{};
@@ -107,7 +107,7 @@ int Type1Iommu::GetInfo(uintptr_t arg) {
   std::memcpy(&info, user, uapi::kIommuType1InfoMinsz);
   if (info.argsz < uapi::kIommuType1InfoMinsz) return -EINVAL;
   size_t copy_back;
-  if (config_.kernel == KernelVersion::kLatest) {
+  if (HasPaddedInfoCaps(config_.kernel)) {
     copy_back = std::min<size_t>(info.argsz, sizeof(info));
   } else {
     // 6.1 copies back through iova_pgsizes, or through cap_offset once
@@ -211,7 +211,7 @@ int Type1Iommu::DirtyPages(uintptr_t arg) {
   std::memcpy(&range, reinterpret_cast<const uint8_t*>(arg) + sizeof(dirty),
               sizeof(range));
   if (range.size != 0 && range.iova + (range.size - 1) < range.iova) {
-    return config_.kernel == KernelVersion::kLatest ? -EOVERFLOW : -EINVAL;
+    return HasOverflowErrno(config_.kernel) ? -EOVERFLOW : -EINVAL;
   }
   if (range.bitmap.pgsize == 0) return -EINVAL;
   const uint64_t npages = range.size >> __builtin_ctzll(range.bitmap.pgsize);

@@ -130,7 +130,7 @@ int Type1Iommu::MapDma(uintptr_t arg) {
   }
   const uint32_t perm = PermOf(m.flags);
   const bool set_vaddr = (m.flags & uapi::kDmaMapFlagVaddr) != 0;
-  const bool latest = config_.kernel == KernelVersion::kLatest;
+  const bool latest = HasOverflowErrno(config_.kernel);
   const bool wraps = m.size != 0 && (m.iova + (m.size - 1) < m.iova ||
                                      m.vaddr + (m.size - 1) < m.vaddr);
   if (latest) {
@@ -142,7 +142,7 @@ int Type1Iommu::MapDma(uintptr_t arg) {
   if (m.size == 0 || ((m.size | m.iova | m.vaddr) & (pgsize - 1)) != 0) {
     return -EINVAL;
   }
-  if (wraps) return -EINVAL;  // 6.1 (latest returned above)
+  if (wraps) return -EINVAL;  // 6.1, 6.12 (latest returned above)
   const uint64_t last = m.iova + (m.size - 1);
   auto found = FindDma(m.iova, last);
   if (set_vaddr) {
@@ -217,7 +217,7 @@ int Type1Iommu::UnmapDma(uintptr_t arg) {
   } else {
     if (u.size == 0 || (u.size & (pgsize - 1))) return -EINVAL;
     if (u.iova + (u.size - 1) < u.iova) {
-      return config_.kernel == KernelVersion::kLatest ? -EOVERFLOW : -EINVAL;
+      return HasOverflowErrno(config_.kernel) ? -EOVERFLOW : -EINVAL;
     }
     last = u.iova + (u.size - 1);
   }

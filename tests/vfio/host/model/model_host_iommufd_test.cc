@@ -509,6 +509,34 @@ TEST_F(ModelHostIommufdTest, UnsetContainerKeepsTheBoundDevice) {
   EXPECT_EQ(Dev("0000:01:00.0")->domain(), nullptr);
 }
 
+// Linux 6.12 (measured by the real-kernel suite): its iommufd ioctl table
+// ends at FAULT_QUEUE_ALLOC (0x8e) and BIND_IOMMUFD ignores a tail.
+class ModelHostIommufd612Test : public ModelHostIommufdTest {
+ protected:
+  ModelHostIommufd612Test() : ModelHostIommufdTest(KernelVersion::k6_12) {}
+};
+
+TEST_F(ModelHostIommufd612Test, IoctlTableEndsAtFaultQueueAlloc) {
+  EXPECT_EQ(host_.Ioctl(ictx_, uapi::IoNr(0x8e), 0), -EFAULT);
+  EXPECT_EQ(host_.Ioctl(ictx_, uapi::IoNr(0x8f), 0), -ENOTTY);
+  EXPECT_EQ(host_.Ioctl(ictx_, uapi::IoNr(0x94), 0), -ENOTTY);
+  ModelHost latest(DefaultHostPlatform(), {.kernel = KernelVersion::kLatest});
+  const int f = latest.Open("/dev/iommu");
+  ASSERT_GE(f, 0);
+  EXPECT_EQ(latest.Ioctl(f, uapi::IoNr(0x8f), 0), -EFAULT) << "VIOMMU_ALLOC";
+}
+
+TEST_F(ModelHostIommufd612Test, BindIgnoresANonZeroTail) {
+  const int cdev = Cdev("0000:01:00.0");
+  uint8_t buf[40] = {};
+  uapi::vfio_device_bind_iommufd b{.argsz = 40, .iommufd = ictx_};
+  std::memcpy(buf, &b, sizeof(b));
+  buf[33] = 1;
+  EXPECT_EQ(host_.Ioctl(cdev, uapi::kVfioDeviceBindIommufd, AsArg(buf)), 0);
+  std::memcpy(&b, buf, sizeof(b));
+  EXPECT_NE(b.out_devid, 0u);
+}
+
 // Two devices in one group: the group's DMA has one owner.
 class ModelHostIommufdSharedGroupTest : public ModelHostIommufdTest {
  protected:

@@ -67,6 +67,10 @@ struct IommufdCtxOptions {
   bool cap_sys_resource = true;
   // /dev/vfio/vfio served by iommufd: the ctx starts in per-mm mode.
   bool vfio_container = false;
+  // The last iommufd command number (_IOC_NR) the kernel has; higher ones
+  // go to the VFIO compat handler (ENOTTY). Latest: 0x94; Linux 6.12: 0x8e
+  // (IOMMU_FAULT_QUEUE_ALLOC).
+  unsigned last_cmd_nr = 0x94;
 };
 
 class IommufdCtx final {
@@ -116,13 +120,13 @@ class IommufdCtx final {
   // ---- VFIO cdev ioctl helpers (§4.14) for the device fd ----
   // Steps 1-3 of VFIO_DEVICE_BIND_IOMMUFD (no fd table needed): EINVAL
   // (argsz < 16, iommufd < 0, unknown flags), E2BIG (non-zero tail past 24
-  // bytes). On 0, *iommufd is the fd to look up and *token whether the
+  // bytes; only with `check_tail`: Linux 6.12 ignores the tail). On 0, *iommufd is the fd to look up and *token whether the
   // TOKEN flag is set. The fd table then does steps 4-6 (group fd path
   // EINVAL, group open EBUSY, already bound EINVAL), answers EINVAL for
   // *token (the model's drivers take no token), EBADF/EBADFD for the fd,
   // calls BindDevice and writes out_devid at offset 12.
   [[nodiscard]] static int CheckBindArgs(uintptr_t arg, int32_t* iommufd,
-                                         bool* token);
+                                         bool* token, bool check_tail = true);
   // VFIO_DEVICE_ATTACH_IOMMUFD_PT on a bound device: EINVAL (argsz < 12,
   // unknown flags), EOPNOTSUPP (PASID), then AttachDevice's errors;
   // pt_id is written back on success.

@@ -3,10 +3,11 @@
 // the dma list, the valid IOVA windows, the host IOMMU domains with their
 // groups, dma_avail, pgsize_bitmap, pinning and locked_vm accounting.
 //
-// Semantics: docs/vfio-type1-model.md (checked against a real kernel:
+// Semantics: docs/vfio-type1-model.md (checked against real kernels:
 // docs/real-kernel-tests.md): Linux 6.1
 // by default (EINVAL on wrap, GET_INFO caps unpadded: IOVA_RANGE at 68,
-// argsz 84 + 16N), the newest kernel behind KernelVersion::kLatest.
+// argsz 84 + 16N), Linux 6.12 behind KernelVersion::k6_12, the newest
+// kernel behind KernelVersion::kLatest.
 //
 //   ProcessMemory mem;
 //   Type1Iommu iommu({.v2 = true}, &mem, /*faults=*/nullptr);
@@ -38,8 +39,31 @@
 
 namespace viommu::vfio::model {
 
-// Which kernel's observable behaviour to model.
-enum class KernelVersion { k6_1, kLatest };
+// Which kernel's observable behaviour to model. k6_12 is Linux 6.12 as the
+// real-kernel suite measured it: 6.1's range checks (EINVAL on wrap, 6.1's
+// MAP check order) and nesting type (6), the newer GET_INFO (caps padded to
+// 8, min(argsz, 24) copied back) and SET_CONTAINER's EBADFD; for iommufd
+// its ioctl table (through FAULT_QUEUE_ALLOC, 0x8e) and BIND_IOMMUFD
+// without the E2BIG tail check.
+enum class KernelVersion { k6_1, k6_12, kLatest };
+
+// Range wraps answer EOVERFLOW (MAP/UNMAP/DIRTY_PAGES; MAP checks size 0 and
+// wrap first), not EINVAL.
+constexpr bool HasOverflowErrno(KernelVersion k) {
+  return k == KernelVersion::kLatest;
+}
+// VFIO_TYPE1_NESTING_IOMMU (6) is a type1 iommu type (retired in 6.13).
+constexpr bool HasType1Nesting(KernelVersion k) {
+  return k != KernelVersion::kLatest;
+}
+// GET_INFO pads each capability to 8 bytes and copies back min(argsz, 24).
+constexpr bool HasPaddedInfoCaps(KernelVersion k) {
+  return k != KernelVersion::k6_1;
+}
+// GROUP_SET_CONTAINER with an fd that is no container: EBADFD (6.2+).
+constexpr bool HasSetContainerEbadfd(KernelVersion k) {
+  return k != KernelVersion::k6_1;
+}
 
 // What type1 learns about an IOMMU group at attach.
 struct Type1Group {
