@@ -8,7 +8,10 @@
 # without touching apt. Otherwise it runs `apt-get update` once and installs only the
 # missing packages, using sudo when not run as root. Called by `make deps` (and so by
 # every make target that builds). Then it fetches QEMU 10.0, the second conformance
-# peer, into a cache folder (scripts/setup-qemu-peer.sh; once per machine).
+# peer, into a cache folder (scripts/setup-qemu-peer.sh; once per machine), and
+# builds the Linux 6.12 kernel of the real-kernel tests into a cache folder
+# (scripts/build-linux-6.12.sh; once per machine, about 15 minutes at nice 19
+# the first time; VIOMMU_NO_KERNEL_BUILD=1 skips it).
 set -euo pipefail
 
 PACKAGES=(
@@ -33,6 +36,12 @@ PACKAGES=(
   # the real-kernel tests (tests/host), whose initramfs needs cpio.
   qemu-system-x86
   cpio
+  # Building the Linux 6.12 kernel of the real-kernel tests
+  # (scripts/build-linux-6.12.sh; objtool needs libelf).
+  flex
+  bison
+  bc
+  libelf-dev
   # Compiler cache: Meson picks ccache up by itself for build/; the Makefile
   # passes it for the sanitizer trees. Repeated builds (CI on one machine,
   # fresh clones) hit the cache.
@@ -87,6 +96,16 @@ done
 fetch_qemu_peer() {
   "$(dirname "$0")/setup-qemu-peer.sh" ||
     echo "setup-deps.sh: warning: QEMU 10.0 (second conformance peer) not fetched; its conformance runs will skip" >&2
+  build_linux_612
+}
+
+# The Linux 6.12 kernel of the real-kernel tests (scripts/build-linux-6.12.sh):
+# built once into a cache folder. A failure is only a warning here; the test
+# host/real_kernel_6_12 then skips (a failure under CI=true).
+build_linux_612() {
+  [ "${VIOMMU_NO_KERNEL_BUILD:-}" = 1 ] && return 0
+  "$(dirname "$0")/build-linux-6.12.sh" ||
+    echo "setup-deps.sh: warning: Linux 6.12 (real-kernel tests) not built; host/real_kernel_6_12 will skip" >&2
 }
 
 if ((${#missing[@]} == 0)); then

@@ -2,9 +2,11 @@
 # /init of the real-kernel test VM (tests/host/run_real_kernel.sh builds the
 # initramfs; docs/real-kernel-tests.md describes the whole suite).
 #
-# Brings up a Linux 6.1 VFIO stack (the six modules, edu bound to vfio-pci)
-# and runs the named STEPS below. Each step's output is framed on the
-# console by
+# Brings up a Linux VFIO stack (6.1: the six modules; 6.12: built in, with
+# /dev/iommu and the device cdev), binds edu to vfio-pci and runs the named
+# STEPS below (`run_step` on every kernel, `run_step_on K` on kernel K only;
+# the kernel is `viommu_kernel=` on the command line). Each step's output is
+# framed on the console by
 #   @@VIOMMU-BEGIN <name>
 #   ...
 #   @@VIOMMU-END <name> rc=<exit code>
@@ -14,6 +16,7 @@
 #   VIOMMU_GROUP  its IOMMU group number (e.g. 1)
 #   VIOMMU_BIN    the root of the viommu binaries: a build-dir-relative path
 #                 P is at $VIOMMU_BIN/P (e.g. tests/host/type1_differential)
+#   VIOMMU_KERNEL 6.1 or 6.12
 # The VM powers off after the last step whatever the results.
 
 /bin/busybox --install -s /bin
@@ -32,9 +35,15 @@ setup_failed() {
   poweroff -f
 }
 
-for m in irqbypass vfio vfio_iommu_type1 vfio_virqfd vfio-pci-core vfio-pci; do
-  insmod "/modules/$m.ko" || setup_failed "insmod $m"
+VIOMMU_KERNEL=6.1
+for w in $(cat /proc/cmdline); do
+  case "$w" in viommu_kernel=*) VIOMMU_KERNEL=${w#*=} ;; esac
 done
+if [ "$VIOMMU_KERNEL" = 6.1 ]; then
+  for m in irqbypass vfio vfio_iommu_type1 vfio_virqfd vfio-pci-core vfio-pci; do
+    insmod "/modules/$m.ko" || setup_failed "insmod $m"
+  done
+fi
 
 VIOMMU_BDF=
 for d in /sys/bus/pci/devices/*; do
@@ -47,8 +56,13 @@ echo vfio-pci > "/sys/bus/pci/devices/$VIOMMU_BDF/driver_override"
 echo "$VIOMMU_BDF" > /sys/bus/pci/drivers_probe
 VIOMMU_GROUP=$(basename "$(readlink "/sys/bus/pci/devices/$VIOMMU_BDF/iommu_group")")
 [ -c "/dev/vfio/$VIOMMU_GROUP" ] || setup_failed "no /dev/vfio/$VIOMMU_GROUP"
+if [ "$VIOMMU_KERNEL" != 6.1 ]; then
+  [ -c /dev/iommu ] || setup_failed "no /dev/iommu (CONFIG_IOMMUFD)"
+  ls /sys/bus/pci/devices/$VIOMMU_BDF/vfio-dev/vfio* >/dev/null 2>&1 ||
+    setup_failed "no vfio-dev cdev for $VIOMMU_BDF (CONFIG_VFIO_DEVICE_CDEV)"
+fi
 VIOMMU_BIN=/viommu
-export VIOMMU_BDF VIOMMU_GROUP VIOMMU_BIN
+export VIOMMU_BDF VIOMMU_GROUP VIOMMU_BIN VIOMMU_KERNEL
 echo
 echo "@@VIOMMU-SETUP bdf=$VIOMMU_BDF group=$VIOMMU_GROUP kernel=$(uname -r)"
 
@@ -62,6 +76,12 @@ run_step() {
   rc=$?
   echo "@@VIOMMU-END $name rc=$rc"
 }
+# run_step_on KERNEL NAME CMD [ARGS...]: run_step on that kernel only.
+run_step_on() {
+  [ "$1" = "$VIOMMU_KERNEL" ] || return 0
+  shift
+  run_step "$@"
+}
 
 # ---- STEPS: add new steps here, one run_step line each. ----------------
 # A step whose output should match a model run on the build host is also
@@ -70,9 +90,11 @@ run_step sysfs_facts sh -c \
   'cat /sys/kernel/iommu_groups/$VIOMMU_GROUP/reserved_regions; ls /dev/vfio'
 run_step type1_differential "$VIOMMU_BIN/tests/host/type1_differential" \
   --backend=linux --group="$VIOMMU_GROUP" --bdf="$VIOMMU_BDF"
-run_step real_passthrough "$VIOMMU_BIN/tests/host/real_passthrough_test" \
+run_step_on 6.12 iommufd_differential "$VIOMMU_BIN/tests/host/type1_differential" \
+  --backend=linux --sequences=iommufd --group="$VIOMMU_GROUP" --bdf="$VIOMMU_BDF"
+run_step_on 6.1 real_passthrough "$VIOMMU_BIN/tests/host/real_passthrough_test" \
   --gtest_color=no
-run_step type1_map_bench "$VIOMMU_BIN/tests/host/type1_map_bench" \
+run_step_on 6.1 type1_map_bench "$VIOMMU_BIN/tests/host/type1_map_bench" \
   --benchmark_repetitions=3 --benchmark_min_time=0.2
 # ---- end of STEPS --------------------------------------------------------
 

@@ -8,7 +8,8 @@
 //   type1_differential --backend=linux --group=1 --bdf=0000:00:01.0
 //   options: --only=NAME (one sequence), --list,
 //            --sequences=type1|iommufd (default type1),
-//            --kernel=6.1|latest (the model's KernelVersion; default 6.1)
+//            --kernel=6.1|6.12|latest (the model's KernelVersion; default
+//            6.1)
 //
 // Exit status: 0 when every sequence ran (whatever the kernel answered),
 // 1 for a problem of the program itself (bad options, mmap failures),
@@ -52,7 +53,7 @@ int Usage(const char* why) {
                "       type1_differential --backend=linux --group=N "
                "--bdf=SSSS:BB:DD.F\n"
                "       [--only=SEQUENCE] [--list] [--sequences=type1|iommufd]\n"
-               "       [--kernel=6.1|latest]\n",
+               "       [--kernel=6.1|6.12|latest]\n",
                why);
   return 2;
 }
@@ -91,8 +92,8 @@ int Main(int argc, char** argv) {
   if (o.sequences != "type1" && o.sequences != "iommufd") {
     return Usage("--sequences must be type1 or iommufd");
   }
-  if (o.kernel != "6.1" && o.kernel != "latest") {
-    return Usage("--kernel must be 6.1 or latest");
+  if (o.kernel != "6.1" && o.kernel != "6.12" && o.kernel != "latest") {
+    return Usage("--kernel must be 6.1, 6.12 or latest");
   }
   const std::vector<Sequence>& sequences =
       o.sequences == "iommufd" ? IommufdSequences() : Type1Sequences();
@@ -114,6 +115,7 @@ int Main(int argc, char** argv) {
     if (o.bdf.empty()) o.bdf = platform->devices.front().address.ToString();
     model::ModelHostOptions mo;
     mo.kernel = o.kernel == "latest" ? model::KernelVersion::kLatest
+                : o.kernel == "6.12" ? model::KernelVersion::k6_12
                                      : model::KernelVersion::k6_1;
     mo.device_factory = model::ModelHostDevice::Factory({});
     host =

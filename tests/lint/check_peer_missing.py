@@ -97,6 +97,21 @@ def main(argv):
                        ['qemu-system-x86_64 is not installed',
                         'apt-get install qemu-system-x86',
                         'scripts/setup-deps.sh'])
+            # Linux 6.12 not built (an empty VIOMMU_CACHE_DIR): the
+            # real_kernel_6_12 test's mode (needs the host tools the script
+            # checks first).
+            env612 = dict(base, VIOMMU_CACHE_DIR=os.path.join(tmp, 'cache'))
+            build612 = os.path.join(tmp, 'build-6.12')
+            os.mkdir(build612)
+            if all(shutil.which(t) for t in ['qemu-system-x86_64', 'cpio']):
+                both_modes(failures,
+                           'real_kernel_6_12 without the 6.12 kernel',
+                           [bash, script, '--kernel=6.12',
+                            '--build-root=' + build612,
+                            '--init=' + opts.get('--init', '/dev/null'),
+                            '--dtb=/dev/null'], env612,
+                           ['the Linux 6.12 kernel is not built yet',
+                            'scripts/build-linux-6.12.sh'])
             both_modes(failures, 'real_kernel without dtc (--missing=)',
                        [bash, script, '--missing=dtc is not installed; '
                         'install device-tree-compiler'], dict(base),
