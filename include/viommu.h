@@ -370,7 +370,8 @@ VIOMMU_API int viommu_dma_map_host(viommu_ep *ep, uint64_t iova,
  * them; `access_len` (<= len) is how many bytes the device accessed
  * (accepted for QEMU's shape; no dirty tracking yet). Once it returns, no
  * dma_revoked call for the mapping runs or will run (it waits for one
- * running on another thread). Returns 0, -ENOENT (no such live mapping:
+ * running on another thread; so dma_revoked must not wait for a thread
+ * that may be unmapping that very mapping). Returns 0, -ENOENT (no such live mapping:
  * already unmapped, or dropped by viommu_ep_free), -EINVAL (NULL ep or
  * host, access_len > len). A DMA call (any thread, also from dma_revoked). */
 VIOMMU_API int viommu_dma_unmap_host(viommu_ep *ep, void *host, uint64_t len,
