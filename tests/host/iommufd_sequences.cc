@@ -717,6 +717,46 @@ void VfioCompatOnIommufd(DiffEnv& env) {
   CloseFd(env, "/dev/iommu", f);
 }
 
+// The legacy group path with an iommufd as its container: the group is set
+// to the ctx (a compat IOAS is made), GET_DEVICE_FD binds and attaches the
+// device to it, VFIO MAP_DMA on the ctx maps into it.
+void LegacyGroupOnIommufd(DiffEnv& env) {
+  AlignedBuffer buf(env, 0x100000);
+  const uint64_t b = buf.base();
+  int f = OpenIommufd(env);
+  int g = OpenGroup(env);
+  GroupStatus(env, g);
+  SetContainer(env, g, f);
+  GroupStatus(env, g);
+  SetContainer(env, g, f);  // twice
+  VfioIoas(env, f, uapi::kIommuVfioIoasGet, 0);
+  int d = env.host->Ioctl(g, uapi::kVfioGroupGetDeviceFd,
+                          AsArg(env.bdf.c_str()));
+  env.Log("GROUP_GET_DEVICE_FD bdf -> %s", Rc(d, true));
+  if (d >= 0) DeviceInfo(env, d);
+  IovaRanges(env, f, 1, 4);
+  int cdev = OpenCdev(env);
+  if (cdev >= 0) Bind(env, cdev, f);  // the group is open: EBUSY
+  CloseFd(env, "cdev", cdev);
+  SetIommu(env, f, uapi::kVfioType1v2Iommu);
+  Map(env, f, 0x100000, 0x10000, buf.at(0), kRw, b);
+  Map(env, f, 0xfee00000, 0x1000, buf.at(0), kRw, b);  // the MSI window
+  GetInfo(env, f, 4096);
+  Unmap(env, f, 0, 0, uapi::kDmaUnmapFlagAll);
+  UnsetContainer(env, g);  // no EBUSY: the device holds its own binding
+  GroupStatus(env, g);
+  int c = OpenContainer(env);
+  SetContainer(env, g, c);  // the device is still bound to the ctx
+  CloseFd(env, "device", d);
+  SetContainer(env, g, c);
+  SetIommu(env, c, uapi::kVfioType1v2Iommu);
+  Map(env, c, 0x100000, 0x10000, buf.at(0), kRw, b);
+  UnsetContainer(env, g);
+  CloseFd(env, "container", c);
+  CloseFd(env, "group", g);
+  CloseFd(env, "/dev/iommu", f);
+}
+
 }  // namespace
 
 const std::vector<Sequence>& IommufdSequences() {
@@ -734,6 +774,7 @@ const std::vector<Sequence>& IommufdSequences() {
       {"iommufd_non_gup_memory", NonGupMemory},
       {"iommufd_option_rules", OptionRules},
       {"iommufd_vfio_compat", VfioCompatOnIommufd},
+      {"iommufd_legacy_group", LegacyGroupOnIommufd},
   };
   return *kSequences;
 }

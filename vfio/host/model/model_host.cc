@@ -208,8 +208,14 @@ int ModelHost::Ioctl(int fd, unsigned long request, uintptr_t arg) {
 int ModelHost::GroupIoctl(VfioGroupModel* group, unsigned long request,
                           uintptr_t arg) {
   switch (request) {
-    case uapi::kVfioGroupGetStatus:
-      return group->GetStatus(arg);
+    case uapi::kVfioGroupGetStatus: {
+      // iommu_group_dma_owner_claimed: a device still bound to an iommufd.
+      bool claimed = false;
+      for (const DeviceSlot& slot : devices_) {
+        claimed |= slot.desc->group == group->id() && slot.group_ctx != nullptr;
+      }
+      return group->GetStatus(arg, claimed);
+    }
     case uapi::kVfioGroupSetContainer:
       return SetContainer(group, arg);
     case uapi::kVfioGroupUnsetContainer: {

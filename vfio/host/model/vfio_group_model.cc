@@ -16,14 +16,19 @@ bool VfioGroupModel::HasDevice(std::string_view name) const {
   return false;
 }
 
-int VfioGroupModel::GetStatus(uintptr_t arg) const {
+int VfioGroupModel::GetStatus(uintptr_t arg, bool dma_owner_claimed) const {
   if (arg == 0) return -EFAULT;
   uapi::vfio_group_status st;
   std::memcpy(&st, reinterpret_cast<const void*>(arg), sizeof(st));
   if (st.argsz < sizeof(st)) return -EINVAL;
-  // The model's groups have no kernel driver bound: always viable.
-  st.flags = uapi::kGroupFlagsViable;
-  if (has_container()) st.flags |= uapi::kGroupFlagsContainerSet;
+  // The model's groups have no kernel driver bound: viable unless a device
+  // bound to an iommufd still owns the group's DMA.
+  st.flags = 0;
+  if (has_container()) {
+    st.flags = uapi::kGroupFlagsViable | uapi::kGroupFlagsContainerSet;
+  } else if (!dma_owner_claimed) {
+    st.flags = uapi::kGroupFlagsViable;
+  }
   std::memcpy(reinterpret_cast<void*>(arg), &st, sizeof(st));
   return 0;
 }

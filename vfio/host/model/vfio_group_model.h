@@ -36,8 +36,12 @@ class VfioGroupModel {
   bool HasDevice(std::string_view name) const;
 
   // GROUP_GET_STATUS on the user struct at `arg`: -EFAULT, -EINVAL
-  // (argsz < 8), else 0 with flags VIABLE (| CONTAINER_SET).
-  [[nodiscard]] int GetStatus(uintptr_t arg) const;
+  // (argsz < 8), else 0 with flags VIABLE | CONTAINER_SET with a container
+  // or iommufd; without one VIABLE unless `dma_owner_claimed` (a device of
+  // the group still bound to an iommufd after UNSET_CONTAINER: flags 0, as
+  // Linux 6.12 answered).
+  [[nodiscard]] int GetStatus(uintptr_t arg,
+                              bool dma_owner_claimed = false) const;
   // GROUP_SET_CONTAINER: -EINVAL if a container or an iommufd is set; the
   // container's attach errors otherwise.
   [[nodiscard]] int SetContainer(std::shared_ptr<VfioContainerModel> c);

@@ -500,6 +500,10 @@ TEST_F(ModelHostIommufdTest, UnsetContainerKeepsTheBoundDevice) {
   // No EBUSY with an iommufd: the device holds its own reference.
   EXPECT_EQ(host_.Ioctl(group, uapi::kVfioGroupUnsetContainer, 0), 0);
   EXPECT_NE(Dev("0000:01:00.0")->domain(), nullptr);
+  // The group's DMA owner is still claimed: not viable (Linux 6.12).
+  uapi::vfio_group_status st{.argsz = sizeof(st), .flags = 0xff};
+  ASSERT_EQ(host_.Ioctl(group, uapi::kVfioGroupGetStatus, AsArg(&st)), 0);
+  EXPECT_EQ(st.flags, 0u);
   EXPECT_EQ(
       host_.Ioctl(group, uapi::kVfioGroupGetDeviceFd, AsArg("0000:01:00.0")),
       -EINVAL);
@@ -507,6 +511,8 @@ TEST_F(ModelHostIommufdTest, UnsetContainerKeepsTheBoundDevice) {
   EXPECT_EQ(SetContainer(group, host_.Open("/dev/vfio/vfio")), -EPERM);
   ASSERT_EQ(host_.Close(dev), 0);
   EXPECT_EQ(Dev("0000:01:00.0")->domain(), nullptr);
+  ASSERT_EQ(host_.Ioctl(group, uapi::kVfioGroupGetStatus, AsArg(&st)), 0);
+  EXPECT_EQ(st.flags, uapi::kGroupFlagsViable);
 }
 
 // Linux 6.12 (measured by the real-kernel suite): its iommufd ioctl table
