@@ -124,11 +124,6 @@ void HostMappings::Forget(const memory::MemoryRegion* mr) {
   retiring_.erase(mr);
 }
 
-size_t HostMappings::live() const {
-  MutexLock l(&mu_);
-  return live_.size();
-}
-
 // --- RevokeWatcher ---
 
 RevokeWatcher::~RevokeWatcher() { Stop(); }

@@ -67,8 +67,6 @@ class HostMappings {
   // After the grace period: `mr` is no longer shown by any DMA call.
   void Forget(const memory::MemoryRegion* mr);
 
-  size_t live() const;
-
  private:
   struct Mapping {
     viommu_ep* ep;
@@ -94,7 +92,7 @@ class HostMappings {
   void Deliver(const std::vector<Pending>& todo) ABSL_LOCKS_EXCLUDED(mu_);
 
   viommu_ctx* const ctx_;
-  mutable Mutex mu_;
+  Mutex mu_;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_map<uint64_t, Mapping> live_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<const memory::MemoryRegion*> retiring_
