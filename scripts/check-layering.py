@@ -70,8 +70,11 @@ ARROWS = {
                'vfio', 'vfio/host/model', 'vfio/host/linux'],
     'tools': ['memory'],
     # capi: the embedding C API (include/viommu.h), a thin layer over the
-    # machine-less layers; never system/ (build/viommu does not need it).
-    'capi': ['hw/iommu', 'vfio', 'vfio/host/model', 'vfio/host/linux'],
+    # machine-less layers (the vIOMMU models, virtio-iommu-pci's function on
+    # a bus of its own, VFIO); never system/ or a machine (hw/i386), and
+    # build/viommu does not need it.
+    'capi': ['hw/iommu', 'hw/iommu/virtio', 'vfio', 'vfio/host/model',
+             'vfio/host/linux'],
 }
 
 # The one public header outside <layer>/include/viommu/<layer>/: the C API,
