@@ -22,8 +22,8 @@
 #include "absl/strings/str_format.h"
 #include "capi/dma_grace.h"
 #include "capi/dma_listener.h"
-#include "capi/zero_copy.h"
 #include "capi/viommu_function.h"
+#include "capi/zero_copy.h"
 #include "viommu.h"
 #include "viommu/hw/core/viommu.h"
 #include "viommu/memory/address_space.h"
@@ -167,13 +167,13 @@ struct viommu_ctx {
   std::unique_ptr<viommu::memory::AddressSpace> system_as;
   std::unique_ptr<viommu::capi::MsiWindowOps> msi_ops;
   std::shared_ptr<viommu::memory::MemoryRegion> msi_region;
-
-  uint32_t next_region_id = 1;
-  absl::btree_map<uint32_t, std::unique_ptr<viommu::capi::Region>> regions;
   // The I/O port space (64 KiB) of VIOMMU_REGION_F_IO regions, for
   // viommu_pio_access.
   std::shared_ptr<viommu::memory::MemoryRegion> io_root;
   std::unique_ptr<viommu::memory::AddressSpace> io_as;
+
+  uint32_t next_region_id = 1;
+  absl::btree_map<uint32_t, std::unique_ptr<viommu::capi::Region>> regions;
   absl::flat_hash_map<const viommu::memory::MemoryRegion*,
                       viommu::capi::Region*>
       region_by_mr;

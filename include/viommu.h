@@ -36,10 +36,10 @@
  *
  * THREADING AND LIFETIME (the contract; the library checks what it can)
  *  - CONTROL calls — every function except the DMA calls below and
- *    viommu_abi_version() — are serialised per context by the VMM (e.g.
- *    under its big lock); they may come from any thread, one at a time. A
- *    control call that overlaps another one on the same context returns
- *    -EBUSY and does nothing (void ones abort: a VMM bug).
+ *    viommu_abi_version() and viommu_free() — are serialised per context
+ *    by the VMM (e.g. under its big lock); they may come from any thread,
+ *    one at a time. A control call that overlaps another one on the same
+ *    context returns -EBUSY and does nothing (void ones abort: a VMM bug).
  *  - DMA calls (viommu_dma_rw, viommu_dma_map_host, viommu_dma_unmap_host)
  *    may run on any number of threads at once, concurrently with control
  *    calls. Each access works on the memory map published when it
