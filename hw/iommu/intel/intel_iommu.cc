@@ -3,6 +3,7 @@
 #include "viommu/hw/iommu/intel_iommu.h"
 
 #include "absl/status/status.h"
+#include "viommu/util/log.h"
 #include "viommu/util/trace.h"
 
 namespace viommu::vtd {
@@ -69,6 +70,7 @@ void IntelIommu::DefineRegisters() {
   qi_enabled_ = false;
   iq_ = 0;
   iq_size_ = 0;
+  iq_dw_ = false;
   iq_head_ = 0;
   iq_tail_ = 0;
   iq_last_was_wait_ = false;
@@ -181,6 +183,10 @@ void IntelIommu::WriteRegister(uint16_t off, uint64_t value, unsigned size) {
       set();
       HandleIqt();
       return;
+    case O(Reg64::kIqa):
+      set();
+      iq_dw_ = (ecap_ & kEcapSmts) != 0 && (lo & kIqaDw) != 0;
+      return;
     case O(Reg32::kIcs):
       regs_.SetLong(off, lo);
       HandleIcs();
@@ -271,7 +277,7 @@ void IntelIommu::HandleQie(bool enable) {
   if (enable) {
     const uint64_t iqa = regs_.Raw(Reg64::kIqa);
     iq_ = iqa & (HawMask(props_.aw_bits) ^ 0xfff);
-    iq_size_ = 1u << ((iqa & kIqaQsMask) + 8);
+    iq_size_ = 1u << ((iqa & kIqaQsMask) + 8 - (iq_dw_ ? 1 : 0));
     qi_enabled_ = true;
     regs_.SetClearMaskLong(gsts, 0, kGstsQies);
     // A spec violation Windows commits: process a tail set before enabling.
@@ -348,7 +354,18 @@ void IntelIommu::HandleIotlb() {
 
 void IntelIommu::HandleIqt() {
   const uint64_t val = regs_.Raw(Reg64::kIqt);
-  iq_tail_ = static_cast<uint32_t>((val & kIqtQtMask) >> kIqtQtShift);
+  if (iq_dw_) {
+    // QEMU 7.2: bit 4 set with 256-bit descriptors is only logged; the
+    // register keeps the value, the tail does not move, no IQE.
+    if (val & (1u << kIqtQtShift)) {
+      VIOMMU_LOG_GUEST_ERROR("vtd: IQT 0x%x has bit 4 set in 256-bit mode",
+                             val);
+      return;
+    }
+    iq_tail_ = static_cast<uint32_t>((val & kIqtQtMask) >> (kIqtQtShift + 1));
+  } else {
+    iq_tail_ = static_cast<uint32_t>((val & kIqtQtMask) >> kIqtQtShift);
+  }
   if (qi_enabled_ && !(regs_.Raw(Reg32::kFsts) & kFstsIqe) &&
       observer_ != nullptr) {
     observer_->OnQueueTailWritten(iq_tail_);
@@ -359,7 +376,8 @@ void IntelIommu::SetQueueHead(uint32_t head, bool last_was_wait) {
   StateLock lock(this);
   iq_head_ = head;
   iq_last_was_wait_ = last_was_wait;
-  regs_.SetQuadRaw(O(Reg64::kIqh), uint64_t{head} << kIqtQtShift);
+  regs_.SetQuadRaw(O(Reg64::kIqh),
+                   uint64_t{head} << (kIqtQtShift + (iq_dw_ ? 1 : 0)));
 }
 
 }  // namespace viommu::vtd

@@ -61,8 +61,6 @@ constexpr uint64_t kWaitRsvdLo = 0xffff'ff80;
 constexpr uint64_t kWaitRsvdHi = 0x3;
 constexpr int kWaitDataShift = 32;
 
-constexpr uint32_t kDescSize = sizeof(InvDesc);
-
 uint16_t Did(uint64_t lo) { return static_cast<uint16_t>(lo >> kDidShift); }
 
 QueueError ContextCache(const InvDesc& d, InvalidationSink& sink) {
@@ -172,7 +170,8 @@ QueueError ProcessDescriptor(const InvDesc& desc, GuestMemory& mem,
 
 QueueRunResult ProcessQueue(GuestMemory& mem, Hwaddr base, uint32_t size,
                             uint32_t head, uint32_t tail,
-                            InvalidationSink& sink, QueueProgress* progress) {
+                            InvalidationSink& sink, QueueProgress* progress,
+                            uint32_t desc_size) {
   QueueRunResult r;
   r.new_head = head;
   if (tail >= size) {
@@ -182,7 +181,7 @@ QueueRunResult ProcessQueue(GuestMemory& mem, Hwaddr base, uint32_t size,
   VIOMMU_CHECK(head < size, "invalidation queue head outside the ring");
   while (r.new_head != tail) {
     InvDesc d;
-    if (!mem.Read(base + Hwaddr{r.new_head} * kDescSize, &d, sizeof(d))) {
+    if (!mem.Read(base + Hwaddr{r.new_head} * desc_size, &d, sizeof(d))) {
       r.last_was_wait = false;
       r.error = QueueError::kFetchFailed;
       return r;
@@ -244,7 +243,7 @@ void InvalidationQueue::RunOnce() {
   QueueRunResult r;
   r = ProcessQueue(*mem_, iommu_->queue_base(), iommu_->queue_size(),
                    iommu_->queue_head(), iommu_->queue_tail(), *sink_,
-                   &progress);
+                   &progress, iommu_->queue_dw() ? 32 : 16);
   if (!r.failed()) return;
   VIOMMU_TRACE(vtd_inv_qi_error, r.new_head, static_cast<int>(r.error));
   VIOMMU_LOG_GUEST_ERROR("vtd: invalidation queue error %d at head %u",

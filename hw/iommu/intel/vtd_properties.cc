@@ -187,6 +187,8 @@ uint64_t ComputeEcap(const Properties& p) {
   if (p.device_iotlb) ecap |= kEcapDt;
   if (p.pt) ecap |= kEcapPt;
   if (p.snoop_control) ecap |= kEcapSc;
+  if (p.scalable_mode) ecap |= kEcapSrs | kEcapSmts | kEcapSlts;
+  if (p.pasid) ecap |= kEcapPasid;  // 7.2 leaves PSS at 0
   return ecap;
 }
 

@@ -16,6 +16,7 @@
 #include "viommu/hw/iommu/vtd_address_space.h"
 #include "viommu/hw/iommu/vtd_engine.h"
 #include "viommu/hw/iommu/vtd_properties.h"
+#include "viommu/hw/iommu/vtd_regs.h"
 #include "viommu/hw/iommu/vtd_scalable.h"
 #include "viommu/memory/address_space.h"
 #include "viommu/memory/iommu.h"
@@ -351,6 +352,123 @@ TEST_F(VtdScalableEngineTest, CachingModeShadowSyncThroughPasidTables) {
   ASSERT_EQ(unmap.size(), 1u);
   EXPECT_EQ(unmap[0].type, memory::IommuEventType::kUnmap);
   EXPECT_EQ(unmap[0].iova, 0x40'2000u);
+}
+
+TEST(ScalableEcapTest, BitsAsQemu72) {
+  Properties p;
+  p.scalable_mode = true;
+  EXPECT_EQ(ComputeEcap(p), 0x4800'80f0'0f4au);
+  p.pasid = true;
+  EXPECT_EQ(ComputeEcap(p), 0x4900'80f0'0f4au);
+  EXPECT_EQ(ComputeCap(p), ComputeCap(Properties{}));
+}
+
+// --- Queued invalidation with 256-bit descriptors (IQA.DW) ---
+
+constexpr uint64_t kQueue = 0x20'0000;
+constexpr uint64_t kStatus = 0x21'0000;
+
+class VtdScalableQueueTest : public VtdScalableEngineTest {
+ protected:
+  // IQA = kQueue with DW, QS 0 (128 256-bit descriptors), QIE on.
+  void EnableQi(bool dw = true) {
+    W(Offset(Reg64::kIqa), kQueue | (dw ? kIqaDw : 0));
+    W(Offset(Reg32::kGcmd), Gsts() | kGcmdQie, 4);
+  }
+  uint32_t Gsts() { return static_cast<uint32_t>(R(Offset(Reg32::kGsts), 4)); }
+  // Writes a 256-bit descriptor (upper half `upper`) at `index`.
+  void PutDesc(uint32_t index, uint64_t lo, uint64_t hi,
+               uint64_t upper = 0) {
+    const uint64_t at = kQueue + index * 32;
+    Put(at, lo);
+    Put(at + 8, hi);
+    Put(at + 16, upper);
+    Put(at + 24, upper);
+  }
+  static uint64_t Wait(uint32_t data) {
+    return 5 | 1 << 5 | uint64_t{data} << 32;
+  }
+  uint64_t Iqh() { return R(Offset(Reg64::kIqh)); }
+};
+
+TEST_F(VtdScalableQueueTest, DescriptorsAre32BytesAndIqhCountsThem) {
+  Start();
+  EnableQi();
+  // QEMU 7.2: the upper half of a 256-bit wait descriptor is not looked at.
+  PutDesc(0, Wait(1), kStatus);
+  PutDesc(1, Wait(2), kStatus, /*upper=*/0xffff'ffff);
+  W(Offset(Reg64::kIqt), 2 << 5);
+  EXPECT_EQ(Get(kStatus) & 0xffff'ffff, 2u);
+  EXPECT_EQ(Iqh(), 0x40u);
+  EXPECT_EQ(Fsts(), 0u);
+}
+
+TEST_F(VtdScalableQueueTest, IqtBit4IsLoggedOnly) {
+  Start();
+  EnableQi();
+  PutDesc(0, Wait(1), kStatus);
+  W(Offset(Reg64::kIqt), 0x30);  // QEMU 7.2: no IQE, tail unchanged
+  EXPECT_EQ(Fsts(), 0u);
+  EXPECT_EQ(R(Offset(Reg64::kIqt)), 0x30u);
+  EXPECT_EQ(Get(kStatus), 0u);
+  EXPECT_EQ(Iqh(), 0u);
+  W(Offset(Reg64::kIqt), 0x20);
+  EXPECT_EQ(Get(kStatus) & 0xffff'ffff, 1u);
+}
+
+TEST_F(VtdScalableQueueTest, QueueSizeHalvedTailAtSizeIsIqe) {
+  Start();
+  EnableQi();
+  W(Offset(Reg64::kIqt), 0x1000);  // tail 128 of 128
+  EXPECT_EQ(Fsts() & kFstsIqe, kFstsIqe);
+}
+
+TEST_F(VtdScalableQueueTest, DwIgnoredWithoutScalableMode) {
+  Start(/*caching_mode=*/false, /*scalable_mode=*/false);
+  EnableQi();
+  // 16-byte descriptors: index 1 is at kQueue + 16 (the first one's upper
+  // half here, zero: type 0, an error).
+  PutDesc(0, Wait(1), kStatus);
+  W(Offset(Reg64::kIqt), 2 << 4);
+  EXPECT_EQ(Get(kStatus) & 0xffff'ffff, 1u);
+  EXPECT_EQ(Iqh(), 0x10u);
+  EXPECT_EQ(Fsts() & kFstsIqe, kFstsIqe);
+}
+
+TEST_F(VtdScalableQueueTest, PasidDescriptorsAcceptedAndIgnoredAs72) {
+  // QEMU 7.2 accepts PASID-IOTLB (6) and PASID-cache (7) descriptors of
+  // any granularity and reserved bits and does nothing: a translation the
+  // IOTLB holds stays; a legacy domain-selective IOTLB descriptor (2)
+  // drops it.
+  Start();
+  Enable();
+  EnableQi();
+  uint64_t v = 0;
+  ASSERT_TRUE(DmaRead(0x40'0000, &v));
+  Put(0x70'0000, 0x99);
+  Put(kL1, 0x70'0000 | 3);
+  PutDesc(0, 6 | 2 << 4 | 1 << 16, 0);                   // all in PASID 0
+  PutDesc(1, 6 | 3 << 4 | 1 << 16, 0x40'0000);           // PSI
+  PutDesc(2, 6 | 0 << 4 | 1 << 16 | 1ull << 52, 0x880);  // G 0, rsvd bits
+  PutDesc(3, 7 | 3 << 4, 0);                             // PC global
+  PutDesc(4, 7 | 1 << 6, 1);                             // PC rsvd bits
+  PutDesc(5, Wait(1), kStatus);
+  W(Offset(Reg64::kIqt), 6 << 5);
+  EXPECT_EQ(Get(kStatus) & 0xffff'ffff, 1u);
+  EXPECT_EQ(Fsts(), 0u);
+  ASSERT_TRUE(DmaRead(0x40'0000, &v));
+  EXPECT_EQ(v, 0x1122334455667788u);  // stale, as 7.2
+  PutDesc(6, 2 | 2 << 4 | 1 << 16, 0);  // IOTLB DSI, domain 1
+  PutDesc(7, Wait(2), kStatus);
+  W(Offset(Reg64::kIqt), 8 << 5);
+  EXPECT_EQ(Get(kStatus) & 0xffff'ffff, 2u);
+  ASSERT_TRUE(DmaRead(0x40'0000, &v));
+  EXPECT_EQ(v, 0x99u);
+  // Type 8 (PASID device-IOTLB) is unknown to 7.2: IQE.
+  PutDesc(8, 8, 0);
+  W(Offset(Reg64::kIqt), 9 << 5);
+  EXPECT_EQ(Fsts() & kFstsIqe, kFstsIqe);
+  EXPECT_EQ(Iqh(), 8u << 5);
 }
 
 }  // namespace

@@ -102,6 +102,9 @@ class IntelIommu final : public memory::MmioOps {
   bool qi_enabled() const { return qi_enabled_; }
   uint64_t queue_base() const { return iq_; }
   uint32_t queue_size() const { return iq_size_; }  // descriptors
+  // 256-bit descriptors: IQA.DW as last written, with ECAP.SMTS only
+  // (QEMU 7.2 latches it on the IQA write; IQH/IQT then count 32 bytes).
+  bool queue_dw() const { return iq_dw_; }
   uint32_t queue_head() const { return iq_head_; }
   uint32_t queue_tail() const { return iq_tail_; }
   // Read on DMA threads by the interrupt remapper: each one atomic.
@@ -191,6 +194,7 @@ class IntelIommu final : public memory::MmioOps {
   bool qi_enabled_ = false;
   uint64_t iq_ = 0;
   uint32_t iq_size_ = 0;
+  bool iq_dw_ = false;
   uint32_t iq_head_ = 0;
   uint32_t iq_tail_ = 0;
   bool iq_last_was_wait_ = false;

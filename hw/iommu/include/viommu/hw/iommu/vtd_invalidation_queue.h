@@ -113,16 +113,19 @@ struct QueueRunResult {
   bool failed() const { return error != QueueError::kNone; }
 };
 
-// Processes descriptors [head, tail) of the ring of `size` 16-byte
-// descriptors at `base`, as vtd_fetch_inv_desc: tail >= size is kBadTail
-// before anything is read; then each descriptor is read at
-// base + 16 * head, checked and dispatched, and head advances (wrapping at
+// Processes descriptors [head, tail) of the ring of `size` descriptors of
+// `desc_size` bytes (16, or 32 with IQA.DW in scalable mode) at `base`, as
+// vtd_fetch_inv_desc: tail >= size is kBadTail before anything is read;
+// then each descriptor's first 16 bytes are read at base + desc_size *
+// head (QEMU 7.2 looks at no bit of the upper half of a 256-bit
+// descriptor), checked and dispatched, and head advances (wrapping at
 // size) until it reaches tail or a descriptor fails. Wait status writes go
 // through mem.Write (4 bytes, little-endian, address = hi unmasked).
 // REQUIRES: head < size.
 QueueRunResult ProcessQueue(GuestMemory& mem, Hwaddr base, uint32_t size,
                             uint32_t head, uint32_t tail,
-                            InvalidationSink& sink, QueueProgress* progress);
+                            InvalidationSink& sink, QueueProgress* progress,
+                            uint32_t desc_size = 16);
 
 // Checks and dispatches one descriptor (no fetch, no head movement);
 // `progress` gets OnWaitInterrupt only. For tests and fuzzing.

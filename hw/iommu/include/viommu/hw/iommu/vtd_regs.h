@@ -87,6 +87,13 @@ inline constexpr uint64_t kEcapPt = 1ull << 6;
 inline constexpr uint64_t kEcapSc = 1ull << 7;
 inline constexpr int kEcapIroShift = 8;  // bits 17:8, in 16-byte units
 inline constexpr uint64_t kEcapMhmv = 15ull << 20;
+// Scalable mode: QEMU 7.2 adds SRS, SMTS and SLTS for x-scalable-mode=on
+// and PASID for x-pasid-mode=on (PSS stays 0). Debian's 7.2: ECAP
+// 0xf00f4a -> 0x480080f00f4a -> 0x490080f00f4a.
+inline constexpr uint64_t kEcapSrs = 1ull << 31;
+inline constexpr uint64_t kEcapPasid = 1ull << 40;
+inline constexpr uint64_t kEcapSmts = 1ull << 43;
+inline constexpr uint64_t kEcapSlts = 1ull << 46;
 
 // Where the IOTLB registers and FRCD[0] live, and how many FRCDs there are.
 inline constexpr uint16_t kIroOffset = 0xf0;   // IVA; IOTLB at +8

@@ -31,14 +31,6 @@
 
 namespace viommu::vtd {
 
-// ECAP bits QEMU 7.2 adds for x-scalable-mode=on (SRS, SMTS, SLTS) and for
-// x-pasid-mode=on (PASID; 7.2 leaves PSS at 0). Observed on Debian's
-// qemu-system-x86_64 7.2: ECAP 0xf00f4a -> 0x480080f00f4a -> 0x490080f00f4a.
-inline constexpr uint64_t kEcapSrs = 1ull << 31;
-inline constexpr uint64_t kEcapPasid = 1ull << 40;
-inline constexpr uint64_t kEcapSmts = 1ull << 43;
-inline constexpr uint64_t kEcapSlts = 1ull << 46;
-
 // RTADDR.TTM (bits 11:10): 00 legacy, 01 scalable.
 inline constexpr uint64_t kRtaddrTtmMask = 3ull << 10;
 
