@@ -154,14 +154,7 @@ absl::StatusOr<Properties> ParseProperties(
   if (p.pasid && !p.scalable_mode) {
     return absl::InvalidArgumentError("Need to set scalable mode for PASID");
   }
-  // What 7.2 accepts but viommu does not model: refused rather than
-  // advertised (ECAP.SMTS/SRS/SLTS, PASID/PSS) without the tables behind.
-  // x-pasid-mode=on gets here only with x-scalable-mode=on.
-  if (p.scalable_mode) {
-    return absl::InvalidArgumentError(
-        "x-scalable-mode=on is not supported: viommu does not model VT-d "
-        "scalable mode (nor x-pasid-mode)");
-  }
+  // x-scalable-mode=on (and x-pasid-mode=on) as 7.2: vtd_scalable.h.
   return p;
 }
 

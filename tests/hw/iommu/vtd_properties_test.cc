@@ -183,25 +183,32 @@ TEST(VtdPropertiesTest, RefusedCombinationsUseQemu72Text) {
   }
 }
 
-// QEMU 7.2 starts with these (ECAP 0x480080f00f4a with scalable mode,
-// 0x490080f00f4a with PASID too, + DT/SC/EIM bits as usual); viommu does
-// not model scalable mode or PASID, so it refuses rather than advertise
-// them (docs/architecture.md, "Deliberate differences").
-constexpr const char* kNotModelled[] = {
-    "x-scalable-mode=on",
-    "x-scalable-mode=on,x-pasid-mode=on",
-    "x-scalable-mode=on,device-iotlb=on",
-    "x-scalable-mode=on,snoop-control=on",
-    "x-scalable-mode=on,x-buggy-eim=on",
-    "x-scalable-mode=on,caching-mode=on,aw-bits=48",
+// QEMU 7.2 starts with these; CAP as without scalable mode, ECAP
+// 0x480080f00f4a with scalable mode, 0x490080f00f4a with PASID too, +
+// DT/SC/EIM bits as usual (read from Debian's 7.2).
+struct ScalableCase {
+  const char* props;
+  uint64_t cap;
+  uint64_t ecap;
+};
+constexpr ScalableCase kScalable[] = {
+    {"x-scalable-mode=on", 0x00d2008c22260206, 0x480080f00f4a},
+    {"x-scalable-mode=on,x-pasid-mode=on", 0x00d2008c22260206, 0x490080f00f4a},
+    {"x-scalable-mode=on,device-iotlb=on", 0x00d2008c22260206, 0x480080f00f4e},
+    {"x-scalable-mode=on,snoop-control=on", 0x00d2008c22260206,
+     0x480080f00fca},
+    {"x-scalable-mode=on,x-buggy-eim=on", 0x00d2008c22260206, 0x480080f00f5a},
+    {"x-scalable-mode=on,caching-mode=on,aw-bits=48", 0x00d2008c222f0686,
+     0x480080f00f4a},
 };
 
-TEST(VtdPropertiesTest, ScalableModeIsRefusedAsNotModelled) {
-  for (const char* props : kNotModelled) {
-    SCOPED_TRACE(props);
-    const std::string e = Error(Props(props));
-    EXPECT_THAT(e, HasSubstr("x-scalable-mode=on is not supported"));
-    EXPECT_THAT(e, HasSubstr("viommu does not model"));
+TEST(VtdPropertiesTest, ScalableModeAcceptedWithQemu72Ecap) {
+  for (const ScalableCase& c : kScalable) {
+    SCOPED_TRACE(c.props);
+    const Properties p = Parse(Props(c.props));
+    EXPECT_TRUE(p.scalable_mode);
+    EXPECT_EQ(ComputeCap(p), c.cap);
+    EXPECT_EQ(ComputeEcap(p), c.ecap);
   }
 }
 

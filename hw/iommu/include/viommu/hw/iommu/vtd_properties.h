@@ -29,8 +29,8 @@ struct Properties {
   bool dma_drain = true;                  // CAP.DRD/DWD
   bool snoop_control = false;             // ECAP.SC; SNP allowed in leaves
   bool x_buggy_eim = false;               // eim without a KVM irqchip
-  bool scalable_mode = false;             // x-scalable-mode: never true here
-  bool pasid = false;                     // x-pasid-mode: never true here
+  bool scalable_mode = false;             // x-scalable-mode: ECAP.SMTS...
+  bool pasid = false;                     // x-pasid-mode: ECAP.PASID
   uint32_t version = 0;                   // accepted; 7.2 shows no effect
   OnOffAuto intremap = OnOffAuto::kAuto;  // auto: on (TCG, no KVM irqchip)
   // After ParseProperties: kOn or kOff (auto resolved as 7.2 does: on only
@@ -59,10 +59,7 @@ struct Properties {
 //       x-buggy-eim=on lifts it),
 //   "Supported values for aw-bits are: 39, 48",
 //   "Need to set dma_drain for scalable mode",
-//   "Need to set scalable mode for PASID";
-// then viommu's own refusal of what 7.2 accepts but viommu does not model:
-//   "x-scalable-mode=on is not supported: viommu does not model VT-d
-//   scalable mode (nor x-pasid-mode)".
+//   "Need to set scalable mode for PASID".
 // Two malformed values: the first in key order is reported (QEMU reports
 // the first on the command line; the map keeps no order).
 [[nodiscard]] absl::StatusOr<Properties> ParseProperties(
