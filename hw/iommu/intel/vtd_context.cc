@@ -109,6 +109,7 @@ bool IsQualifiedFault(FaultReason reason) {
     case FaultReason::kPagingEntryRsvd:
     case FaultReason::kContextEntryTt:
     case FaultReason::kInterruptAddr:
+    case FaultReason::kSmInterruptAddr:
     // The spec's qualified interrupt-remapping faults (IRTE.FPD).
     case FaultReason::kIrEntryP:
     case FaultReason::kIrIrteRsvd:

@@ -80,7 +80,11 @@ memory::IommuTlbEntry VtdEngine::Translate(VtdDevice& dev, Iova iova,
         // Scalable mode: 7.2 reports the walk's faults with RID_PASID and
         // PP set; legacy: its "no PASID" value, PP clear.
         if (IsScalableEffective(ctx.entry)) [[unlikely]] {
-          e.ReportFault(sid, *t.fault, ctx.entry.fpd(), va, is_write,
+          // And the interrupt range as 0x87 (qualified too).
+          const FaultReason fr = *t.fault == FaultReason::kInterruptAddr
+                                     ? FaultReason::kSmInterruptAddr
+                                     : *t.fault;
+          e.ReportFault(sid, fr, ctx.entry.fpd(), va, is_write,
                         static_cast<uint16_t>(EffectivePasid(ctx.entry)),
                         /*pasid_present=*/true);
         } else {

@@ -264,6 +264,21 @@ TEST_F(VtdScalableEngineTest, SnpAllowedInLeavesOnlyAsSnoopControl) {
   EXPECT_EQ(FrcdHi(), 0xc000'000c'8000'0020u);
 }
 
+TEST_F(VtdScalableEngineTest, InterruptRangeIs87AndQualified) {
+  // QEMU 7.2: FRCD hi 0x8000008780000020; suppressed by the PASID
+  // entry's FPD.
+  Start();
+  Put(kL1 + 8, 0xfee0'0000 | 3);
+  Enable();
+  EXPECT_FALSE(DmaWrite(0x40'1000, 1));
+  EXPECT_EQ(FrcdHi(), 0x8000'0087'8000'0020u);
+  ClearFault();
+  Put(kPasidTable, PeVal0(PasidEntry::kPgttSecondLevel, /*fpd=*/2));
+  InvalidateAll();
+  EXPECT_FALSE(DmaWrite(0x40'1000, 1));
+  EXPECT_EQ(Fsts(), 0u);
+}
+
 TEST_F(VtdScalableEngineTest, PasidFaultIs58WithoutPasid) {
   // QEMU 7.2, PGTT 101b: FRCD hi 0xc000005800000020 (read), lo the page.
   Start();

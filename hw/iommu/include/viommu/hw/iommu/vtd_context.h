@@ -110,8 +110,9 @@ ContextLookup LookupContext(GuestMemory& mem, const TableConfig& cfg,
 // QEMU 7.2's vtd_qualified_faults: a qualified fault is not recorded when
 // the context entry's FPD is set. Qualified: kContextEntryP,
 // kContextEntryInv, kAddrBeyondMgaw, kWrite, kRead, kPagingEntryInv,
-// kPagingEntryRsvd, kContextEntryTt, kInterruptAddr. Not qualified: root
-// and table-access faults and kContextEntryRsvd (absent from 7.2's table).
+// kPagingEntryRsvd, kContextEntryTt, kInterruptAddr, kSmInterruptAddr. Not
+// qualified: root and table-access faults, kContextEntryRsvd,
+// kPasidTableInv and kRtaddrInvTtm (absent from 7.2's table).
 // Interrupt remapping (the spec's table; FPD is the IRTE's): kIrEntryP,
 // kIrIrteRsvd, kIrSidErr, kIrPidInval are qualified; kIrReqRsvd,
 // kIrIndexOver, kIrRootInval, kIrReqCompat are not.

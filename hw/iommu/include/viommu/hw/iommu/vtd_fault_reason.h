@@ -39,11 +39,12 @@ enum class FaultReason : uint8_t {
   kIrPidInval = 0x27,   // posted-interrupt descriptor unreadable: never
                         // raised (no posted interrupts, ECAP.PI = 0)
 
-  // Scalable mode (vtd_scalable.h): QEMU 7.2 defines only these two of
-  // the spec's scalable-mode reasons and reports only the second; every
-  // PASID directory and PASID table problem is kPasidTableInv.
-  kRtaddrInvTtm = 0x31,   // RTADDR.TTM reserved value: never raised
-  kPasidTableInv = 0x58,  // PASID directory / table entry invalid
+  // Scalable mode (vtd_scalable.h): of the spec's scalable-mode reasons
+  // QEMU 7.2 reports only these: every PASID directory and PASID table
+  // problem is kPasidTableInv, and the interrupt range is 0x87.
+  kRtaddrInvTtm = 0x31,     // RTADDR.TTM reserved value: never raised
+  kPasidTableInv = 0x58,    // PASID directory / table entry invalid
+  kSmInterruptAddr = 0x87,  // kInterruptAddr through scalable-mode tables
 };
 
 // Whether `reason` is one of the interrupt-remapping reasons (0x20-0x27).
