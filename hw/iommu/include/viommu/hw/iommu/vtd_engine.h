@@ -12,7 +12,9 @@
 //   AddressSpace as(&sys, engine->DeviceRoot(0, devfn), "vtd-04.0");
 // (VtdViommu, vtd_viommu.h, puts the two behind the vIOMMU seam.)
 //
-// Behaviour is QEMU 7.2's legacy mode (tests/conformance/vtd_scenarios.md),
+// Behaviour is QEMU 7.2's legacy mode (tests/conformance/vtd_scenarios.md)
+// and, with x-scalable-mode=on and RTADDR.TTM=01, its scalable mode
+// (vtd_scalable.h: the tables give an equivalent legacy context entry),
 // including its quirks: an IOTLB hit is not permission-checked, so a write
 // to a cached read-only page fails without a fault record; PSI/DSI match a
 // device by the domain id re-read from its context entry; the queue
