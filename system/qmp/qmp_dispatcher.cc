@@ -26,6 +26,19 @@ std::string NodeToString(JsonNode* node) {
   return out;
 }
 
+// A command's "id" as QEMU echoes it: a double as "%.17g" (QEMU 7.2's
+// qnum_to_string: 1.5e3 is 1500, 0.1 is 0.10000000000000001, and one
+// beyond the double range is inf or -inf, which is not JSON: QEMU 7.2 and
+// 10.0 send exactly that, docs/qmp.md); anything else as json-glib writes
+// it.
+std::string IdToString(JsonNode* id) {
+  if (JSON_NODE_HOLDS_VALUE(id) &&
+      json_node_get_value_type(id) == G_TYPE_DOUBLE) {
+    return absl::StrFormat("%.17g", json_node_get_double(id));
+  }
+  return NodeToString(id);
+}
+
 // `s` as QEMU's JSON writer quotes a string: printable ASCII as is, \b \f
 // \n \r \t, every other character as \uXXXX (upper-case hex, surrogate
 // pairs above U+FFFF), bytes that are not UTF-8 as \uFFFD.
@@ -202,14 +215,14 @@ void QmpSession::SendError(const char* cls, absl::string_view desc,
       absl::StrCat("{\"error\": {\"class\": \"", cls, "\", \"desc\": ");
   AppendQemuJsonString(desc, &out);
   out += "}";
-  if (id != nullptr) absl::StrAppend(&out, ", \"id\": ", NodeToString(id));
+  if (id != nullptr) absl::StrAppend(&out, ", \"id\": ", IdToString(id));
   out += "}";
   send_(out);
 }
 
 void QmpSession::SendReturn(const QmpValue& value, JsonNode* id) {
   std::string out = absl::StrCat("{\"return\": ", value.ToString());
-  if (id != nullptr) absl::StrAppend(&out, ", \"id\": ", NodeToString(id));
+  if (id != nullptr) absl::StrAppend(&out, ", \"id\": ", IdToString(id));
   out += "}";
   send_(out);
 }

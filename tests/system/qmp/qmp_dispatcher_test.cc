@@ -62,6 +62,20 @@ TEST_F(QmpDispatcherTest, IdIsEchoed) {
   EXPECT_EQ(out_[0], R"({"return": {}, "id": "abc"})");
 }
 
+TEST_F(QmpDispatcherTest, DoubleIdIsEchoedAsQemuPrintsIt) {
+  // Measured on QEMU 7.2 and 10.0: "%.17g", so out of range is inf.
+  Negotiate();
+  session_.HandleMessage(R"({"execute": "echo", "id": 1.5e3})");
+  session_.HandleMessage(R"({"execute": "echo", "id": 0.1})");
+  session_.HandleMessage(R"({"execute": "echo", "id": 1.5e3488})");
+  session_.HandleMessage(R"({"execute": "echo", "id": -1.5e3488})");
+  ASSERT_EQ(out_.size(), 4u);
+  EXPECT_THAT(out_[0], HasSubstr(R"(, "id": 1500})"));
+  EXPECT_THAT(out_[1], HasSubstr(R"(, "id": 0.10000000000000001})"));
+  EXPECT_THAT(out_[2], HasSubstr(R"(, "id": inf})"));
+  EXPECT_THAT(out_[3], HasSubstr(R"(, "id": -inf})"));
+}
+
 TEST_F(QmpDispatcherTest, HandlerResultIsReturned) {
   Negotiate();
   session_.HandleMessage(R"({"execute": "echo", "arguments": {"text": "hi"}})");
