@@ -63,6 +63,7 @@
 #include <vector>
 
 #include "absl/numeric/int128.h"
+#include "tests/fuzz/fuzz_input.h"
 #include "viommu/memory/address_space.h"
 #include "viommu/memory/flat_view.h"
 #include "viommu/memory/memory_region.h"
@@ -106,20 +107,7 @@ const HostPciAddress& Bdf(size_t i) {
   return parsed[i];
 }
 
-class Input {
- public:
-  Input(const uint8_t* data, size_t size) : p_(data), n_(size) {}
-  bool empty() const { return n_ == 0; }
-  uint8_t U8() {
-    if (n_ == 0) return 0;
-    --n_;
-    return *p_++;
-  }
-
- private:
-  const uint8_t* p_;
-  size_t n_;
-};
+using Input = ::viommu::fuzz::FuzzInput;
 
 class NullMmio final : public memory::MmioOps {
  public:

@@ -42,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/fuzz/fuzz_input.h"
 #include "viommu/vfio/host/host_platform.h"
 #include "viommu/vfio/host/model/model_host.h"
 #include "viommu/vfio/host/vfio_uapi.h"
@@ -56,26 +57,7 @@ constexpr size_t kMaxFds = 24;
 constexpr size_t kArgBytes = 8192;  // the argument buffer
 constexpr size_t kScratch = 4096;   // bitmaps, iova range arrays, tokens
 
-class Input {
- public:
-  Input(const uint8_t* data, size_t size) : p_(data), n_(size) {}
-  bool empty() const { return n_ == 0; }
-  uint8_t U8() {
-    if (n_ == 0) return 0;
-    --n_;
-    return *p_++;
-  }
-  uint32_t U32() {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v |= uint32_t{U8()} << (8 * i);
-    return v;
-  }
-  uint64_t U64() { return U32() | uint64_t{U32()} << 32; }
-
- private:
-  const uint8_t* p_;
-  size_t n_;
-};
+using Input = ::viommu::fuzz::FuzzInput;
 
 // Process memory the vaddrs point into, mapped once per process (the
 // oracle never reads it; the model only classifies and pins it).

@@ -39,6 +39,7 @@
 #include <cstring>
 #include <memory>
 
+#include "tests/fuzz/fuzz_input.h"
 #include "tests/fuzz/fuzz_trace.h"
 #include "tests/fuzz/machine_reuse.h"
 #include "viommu/hw/pci/pci_regs.h"
@@ -72,23 +73,7 @@ constexpr uint32_t kEduIdValue = 0x010000ed;
   std::abort();
 }
 
-class Input {
- public:
-  Input(const uint8_t* data, size_t size) : p_(data), n_(size) {}
-  bool empty() const { return n_ == 0; }
-  uint8_t U8() {
-    if (n_ == 0) return 0;
-    --n_;
-    return *p_++;
-  }
-  uint16_t U16() { return static_cast<uint16_t>(U8() | U8() << 8); }
-  uint32_t U32() { return U16() | uint32_t{U16()} << 16; }
-  uint64_t U64() { return U32() | uint64_t{U32()} << 32; }
-
- private:
-  const uint8_t* p_;
-  size_t n_;
-};
+using Input = ::viommu::fuzz::FuzzInput;
 
 // What a new machine shows, measured once per machine.
 struct Baseline {

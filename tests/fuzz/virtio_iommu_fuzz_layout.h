@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "tests/fuzz/fuzz_input.h"
 #include "viommu/hw/iommu/virtio/virtio_iommu.h"
 #include "viommu/hw/iommu/virtio/virtio_iommu_regs.h"
 #include "viommu/hw/virtio/virtio_pci_function.h"
@@ -75,24 +76,7 @@ bool Verbose();
 // Reports a broken invariant and aborts, so libFuzzer keeps the input.
 [[noreturn]] void Fail(const char* what, uint64_t a, uint64_t b);
 
-// The fuzz input, read as little-endian fields; missing bytes read 0.
-class Input {
- public:
-  Input(const uint8_t* data, size_t size) : p_(data), n_(size) {}
-  bool empty() const { return n_ == 0; }
-  uint8_t U8() {
-    if (n_ == 0) return 0;
-    --n_;
-    return *p_++;
-  }
-  uint16_t U16() { return static_cast<uint16_t>(U8() | U8() << 8); }
-  uint32_t U32() { return U16() | uint32_t{U16()} << 16; }
-  uint64_t U64() { return U32() | uint64_t{U32()} << 32; }
-
- private:
-  const uint8_t* p_;
-  size_t n_;
-};
+using Input = ::viommu::fuzz::FuzzInput;
 
 }  // namespace viommu::fuzz::virtio_iommu_target
 

@@ -65,6 +65,7 @@
 
 #include "absl/container/btree_map.h"
 #include "absl/container/flat_hash_map.h"
+#include "tests/fuzz/fuzz_input.h"
 #include "tests/fuzz/fuzz_trace.h"
 #include "tests/fuzz/machine_reuse.h"
 #include "tests/fuzz/vtd_dev_iotlb_oracle.h"
@@ -97,23 +98,7 @@ constexpr uint64_t kEduBar = 0xfe00'0000;      // 1 MiB
 constexpr uint64_t kTestdevBar = 0xfe10'0000;  // 8 KiB
 constexpr uint8_t kDevfns[2] = {kEduDevfn, kTestdevDevfn};
 
-class Input {
- public:
-  Input(const uint8_t* data, size_t size) : p_(data), n_(size) {}
-  bool empty() const { return n_ == 0; }
-  uint8_t U8() {
-    if (n_ == 0) return 0;
-    --n_;
-    return *p_++;
-  }
-  uint16_t U16() { return static_cast<uint16_t>(U8() | U8() << 8); }
-  uint32_t U32() { return U16() | uint32_t{U16()} << 16; }
-  uint64_t U64() { return U32() | uint64_t{U32()} << 32; }
-
- private:
-  const uint8_t* p_;
-  size_t n_;
-};
+using Input = ::viommu::fuzz::FuzzInput;
 
 class Program {
  public:
