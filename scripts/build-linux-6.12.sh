@@ -39,9 +39,7 @@ set -euo pipefail
 VERSION=6.12.95
 DEB_VERSION="6.12.95-1~bpo12+1"
 RECIPE=1 # bump when the build steps below change the image
-SUITE=bookworm-backports
-MIRROR="${VIOMMU_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+. "$(dirname "$0")/backports-apt.sh"  # SUITE, MIRROR, KEYRING
 JOBS="${VIOMMU_KERNEL_JOBS:-2}"
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -109,23 +107,7 @@ t0=$(date +%s)
 if [ ! -f "$tree/src/.done" ]; then
   echo "build-linux-6.12.sh: fetching linux-source-6.12=$DEB_VERSION from $SUITE" >&2
   apt_dir="$cache/apt-$SUITE-linux"
-  mkdir -p "$apt_dir/state/lists/partial" "$apt_dir/cache/archives/partial"
-  echo "deb [signed-by=$KEYRING] $MIRROR $SUITE main" >"$apt_dir/sources.list"
-  apt_opts=(
-    -o "Dir::Etc::SourceList=$apt_dir/sources.list"
-    -o Dir::Etc::SourceParts=/dev/null
-    -o "Dir::State=$apt_dir/state"
-    -o "Dir::Cache=$apt_dir/cache"
-    -o Debug::NoLocking=true
-    -o APT::Sandbox::User="$(id -un)"
-    -o Acquire::Retries=0
-    -o Acquire::http::Timeout=10
-  )
-  if ! apt-get "${apt_opts[@]}" -qq update >"$apt_dir/update.log" 2>&1 ||
-     grep -q '^[WE]:' "$apt_dir/update.log"; then
-    sed 's/^/  /' "$apt_dir/update.log" >&2
-    fail "apt-get update of $SUITE failed (no network to $MIRROR?)"
-  fi
+  backports_apt_update "$apt_dir"
   rm -rf "$tree/dl" "$tree/src"
   mkdir -p "$tree/dl"
   if ! (cd "$tree/dl" && apt-get "${apt_opts[@]}" -qq download "linux-source-6.12=$DEB_VERSION") \

@@ -24,9 +24,7 @@ set -euo pipefail
 
 VERSION=10.0.2
 DEB_VERSION="1:10.0.2+ds-2+deb13u1~bpo12+1"
-SUITE=bookworm-backports
-MIRROR="${VIOMMU_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+. "$(dirname "$0")/backports-apt.sh"  # SUITE, MIRROR, KEYRING
 PACKAGES=(qemu-system-x86 qemu-system-common qemu-system-data)
 
 cache="${VIOMMU_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/viommu}"
@@ -73,26 +71,7 @@ is_ready && exit 0 # another run finished while we waited
 
 echo "setup-qemu-peer.sh: fetching QEMU $VERSION ($DEB_VERSION from $SUITE) into $dest"
 apt_dir="$cache/apt-$SUITE"
-mkdir -p "$apt_dir/state/lists/partial" "$apt_dir/cache/archives/partial"
-echo "deb [signed-by=$KEYRING] $MIRROR $SUITE main" >"$apt_dir/sources.list"
-apt_opts=(
-  -o "Dir::Etc::SourceList=$apt_dir/sources.list"
-  -o Dir::Etc::SourceParts=/dev/null
-  -o "Dir::State=$apt_dir/state"
-  -o "Dir::Cache=$apt_dir/cache"
-  -o Debug::NoLocking=true
-  -o APT::Sandbox::User="$(id -un)"
-  -o Acquire::Retries=0
-  -o Acquire::http::Timeout=10
-)
-if ! apt-get "${apt_opts[@]}" -qq update >"$apt_dir/update.log" 2>&1; then
-  sed 's/^/  /' "$apt_dir/update.log" >&2
-  fail "apt-get update of $SUITE failed (no network to $MIRROR?)"
-fi
-if grep -q '^[WE]:' "$apt_dir/update.log"; then
-  sed 's/^/  /' "$apt_dir/update.log" >&2
-  fail "apt-get update of $SUITE reported errors (no network to $MIRROR?)"
-fi
+backports_apt_update "$apt_dir"
 
 work="$(mktemp -d "$cache/.qemu-$VERSION.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
