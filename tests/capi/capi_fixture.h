@@ -18,6 +18,45 @@
 
 namespace viommu::capi::testing {
 
+// A callback device (MMIO or, with VIOMMU_REGION_F_IO, ports) recording
+// its accesses as "r OFF/SIZE" and "w OFF/SIZE=VALUE"; reads answer
+// `value`, both return `result`.
+struct RecordingDevice {
+  std::vector<std::string> log;
+  uint64_t value = 0x1122334455667788;
+  int result = 0;
+  static int Read(void* opaque, uint64_t off, uint64_t* data, uint32_t size) {
+    auto* d = static_cast<RecordingDevice*>(opaque);
+    d->log.push_back("r " + std::to_string(off) + "/" + std::to_string(size));
+    *data = d->value;
+    return d->result;
+  }
+  static int Write(void* opaque, uint64_t off, uint64_t data, uint32_t size) {
+    auto* d = static_cast<RecordingDevice*>(opaque);
+    d->log.push_back("w " + std::to_string(off) + "/" + std::to_string(size) +
+                     "=" + std::to_string(data));
+    return d->result;
+  }
+};
+
+// A callback region of `d` at `addr` (guest-physical, or a port with
+// VIOMMU_REGION_F_IO in `flags`).
+inline viommu_region CallbackRegion(uint64_t addr, uint64_t len,
+                                    RecordingDevice* d, uint32_t flags = 0,
+                                    const char* name = "dev") {
+  viommu_region r{};
+  r.size = sizeof(r);
+  r.kind = VIOMMU_REGION_MMIO;
+  r.flags = flags;
+  r.gpa = addr;
+  r.len = len;
+  r.read = &RecordingDevice::Read;
+  r.write = &RecordingDevice::Write;
+  r.opaque = d;
+  r.name = name;
+  return r;
+}
+
 inline constexpr uint64_t kVtdBase = 0xfed9'0000;
 
 struct Msi {

@@ -15,36 +15,12 @@ namespace {
 using CapiPioTest = CapiTest;
 
 // A port device recording its accesses.
-struct Ports {
-  std::vector<std::string> log;
-  uint64_t value = 0xa1b2c3d4;
-  int result = 0;
-  static int Read(void* opaque, uint64_t off, uint64_t* data, uint32_t size) {
-    auto* p = static_cast<Ports*>(opaque);
-    p->log.push_back("r " + std::to_string(off) + "/" + std::to_string(size));
-    *data = p->value;
-    return p->result;
-  }
-  static int Write(void* opaque, uint64_t off, uint64_t data, uint32_t size) {
-    auto* p = static_cast<Ports*>(opaque);
-    p->log.push_back("w " + std::to_string(off) + "/" + std::to_string(size) +
-                     "=" + std::to_string(data));
-    return p->result;
-  }
+struct Ports : RecordingDevice {
+  Ports() { value = 0xa1b2c3d4; }
 };
 
 viommu_region PortRegion(uint64_t port, uint64_t len, Ports* p) {
-  viommu_region r{};
-  r.size = sizeof(r);
-  r.kind = VIOMMU_REGION_MMIO;
-  r.flags = VIOMMU_REGION_F_IO;
-  r.gpa = port;
-  r.len = len;
-  r.read = &Ports::Read;
-  r.write = &Ports::Write;
-  r.opaque = p;
-  r.name = "ports";
-  return r;
+  return CallbackRegion(port, len, p, VIOMMU_REGION_F_IO, "ports");
 }
 
 TEST_F(CapiPioTest, PioAccessReachesTheIoRegionsCallbacksAtTheirOffset) {

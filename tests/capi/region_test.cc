@@ -16,36 +16,10 @@ namespace {
 
 using CapiRegionTest = CapiTest;
 
-// An MMIO device recording its accesses.
-struct Device {
-  std::vector<std::string> log;
-  uint64_t value = 0x1122334455667788;
-  int result = 0;
-  static int Read(void* opaque, uint64_t off, uint64_t* data, uint32_t size) {
-    auto* d = static_cast<Device*>(opaque);
-    d->log.push_back("r " + std::to_string(off) + "/" + std::to_string(size));
-    *data = d->value;
-    return d->result;
-  }
-  static int Write(void* opaque, uint64_t off, uint64_t data, uint32_t size) {
-    auto* d = static_cast<Device*>(opaque);
-    d->log.push_back("w " + std::to_string(off) + "/" + std::to_string(size) +
-                     "=" + std::to_string(data));
-    return d->result;
-  }
-};
+using Device = RecordingDevice;
 
 viommu_region Mmio(uint64_t gpa, uint64_t len, Device* d) {
-  viommu_region r{};
-  r.size = sizeof(r);
-  r.kind = VIOMMU_REGION_MMIO;
-  r.gpa = gpa;
-  r.len = len;
-  r.read = &Device::Read;
-  r.write = &Device::Write;
-  r.opaque = d;
-  r.name = "dev";
-  return r;
+  return CallbackRegion(gpa, len, d);
 }
 
 TEST_F(CapiRegionTest, MmioAccessReachesTheRegionsCallbacks) {
