@@ -605,5 +605,146 @@ TEST_F(RealPassthroughTest, SystemResetClearsTheConfigAndDmaWorksAfterReplug) {
   EXPECT_TRUE(absl::StrContains(d, R"("host-errors": 0, )")) << d;
 }
 
+// (h) intel-iommu,caching-mode=on,intremap=on: the guest turns interrupt
+// remapping on (IRTA at kIrt with 256 entries, SIRTP, IRE, queued
+// invalidation on; DMA translation on too, as a Linux guest leaves it) and
+// programs the emulated MSI capability in remappable format (handle 5,
+// SHV, subhandle 0). The real edu's MSI reaches viommu through the host
+// eventfd and leaves the VT-d model as IRTE 5 says: vector V1 to APIC D1.
+// The guest rewrites IRTE 5 (V2, D2, and source-id verification of 04.0):
+// the next interrupt still follows the cached entry; after an
+// index-selective IEC invalidation (queued, then a wait descriptor) the
+// next one follows the new IRTE. With IRTE 5 not present (after a global
+// IEC invalidation) the interrupt is blocked and a fault record names
+// reason 0x22, index 5 and requester 04.0. No interrupt reaches the INTx
+// pin meanwhile.
+constexpr uint64_t kIrt = 0x0200'0000;     // 256 IRTEs (IRTA.S = 7)
+constexpr uint64_t kIrQueue = 0x0210'0000;  // 256 QI descriptors
+constexpr uint64_t kIrWaitStatus = 0x0211'0000;
+constexpr uint64_t kIrta = 0xb8;
+constexpr uint32_t kGcmdTe = 1u << 31, kGcmdSrtp = 1u << 30,
+                   kGcmdQie = 1u << 26, kGcmdIre = 1u << 25,
+                   kGcmdSirtp = 1u << 24;
+constexpr uint32_t kFstsPpf = 1u << 1;
+constexpr uint16_t kIrHandle = 5;
+
+// An IRTE's low quadword: present, fixed, edge, physical `dest` (xAPIC).
+uint64_t IrteLo(uint8_t vector, uint8_t dest) {
+  return 1 | uint64_t{vector} << 16 | uint64_t{dest} << 40;
+}
+// Its high quadword: source-id verification of requester `sid` (SVT 1,
+// SQ 0: all 16 bits compared).
+uint64_t IrteHiVerify(uint16_t sid) { return sid | uint64_t{1} << 18; }
+// The remappable-format MSI address of `handle` with SHV (data carries
+// the subhandle), as Linux programs it.
+uint32_t RemappableShv(uint16_t handle) {
+  const uint32_t h = handle;
+  return 0xfee0'0000 | (h & 0x7fff) << 5 | 1u << 4 | 1u << 3 | (h >> 15) << 2;
+}
+// The message the MSI window receives for a fixed, edge IRTE (vector,
+// physical xAPIC destination), as x-query-msi prints it.
+std::string Delivered(uint64_t count, uint8_t vector, uint8_t dest) {
+  return absl::StrCat(R"("count": )", count, R"(, "last": {"address": )",
+                      0xfee0'0000u | uint32_t{dest} << 12, R"(, "data": )",
+                      0x4000u | vector, "}");
+}
+
+TEST_F(RealPassthroughTest, BehindVtdWithIntremapTheMsiFollowsTheIrte) {
+  ASSERT_NO_FATAL_FAILURE(
+      Start({"-device", "intel-iommu,caching-mode=on,intremap=on", "-device",
+             HostDevice()}));
+  ASSERT_EQ(*qts_->Command("irq_intercept_in ioapic"), "OK");
+  const uint64_t vtd_reg = VtdGuest::kRegBase;
+
+  // DMA translation and the invalidation queue (VtdGuest keeps TE, QIE).
+  VtdGuest vtd(qts_.get(), 3);
+  vtd.SetContext(kDevfn, kDid);
+  vtd.Map(kDevfn, 0x0800'0000, 0x30'0000, VtdGuest::k4K, VtdGuest::kRw);
+  vtd.Enable();
+  vtd.EnableQueue(kIrQueue);
+  // The interrupt remapping table, IRTE 5 = (V1 0x41, D1 2); then IRTA,
+  // SIRTP, IRE (GCMD keeps TE and QIE on).
+  qts_->Memset(kIrt, 256 * 16, 0);
+  qts_->Writeq(kIrt + kIrHandle * 16, IrteLo(0x41, 2));
+  qts_->Writeq(vtd_reg + kIrta, kIrt | 7);
+  qts_->Writel(vtd_reg + VtdGuest::kGcmd, kGcmdTe | kGcmdQie | kGcmdSirtp);
+  qts_->Writel(vtd_reg + VtdGuest::kGcmd, kGcmdTe | kGcmdQie | kGcmdIre);
+  ASSERT_EQ(vtd.Gsts(),
+            kGcmdTe | kGcmdSrtp | kGcmdQie | kGcmdIre | kGcmdSirtp)
+      << "GSTS: TES, RTPS, QIES, IRES, IRTPS";
+  EXPECT_EQ(Mappings(Query()), 1u) << Query();
+  // One queued invalidation followed by a wait descriptor whose status
+  // write shows the queue has processed it.
+  uint32_t waits = 0;
+  auto invalidate = [&](uint64_t descriptor) {
+    vtd.Submit(descriptor, 0);
+    vtd.SubmitWait(kIrWaitStatus, ++waits, /*interrupt=*/false);
+    EXPECT_EQ(qts_->Readl(kIrWaitStatus), waits) << "queue stalled";
+    EXPECT_EQ(qts_->Readl(vtd_reg + VtdGuest::kFsts), 0u);
+  };
+
+  const uint64_t bar0 = PlugBar0();
+  QPciDevice dev(bus_.get(), kDevfn);
+  const uint8_t cap = dev.FindCapability(kCapIdMsi);
+  ASSERT_NE(cap, 0) << "edu's MSI capability is not shown to the guest";
+  EnableMsi(dev, cap, RemappableShv(kIrHandle), /*data=*/0);
+  std::string d = Devices();
+  ASSERT_TRUE(absl::StrContains(d, R"("irq-mode": "msi")")) << d;
+  // One raise of the real edu, waited for until viommu has sent the
+  // message from the host eventfd (`delivered` in all), then acked.
+  auto raise = [&](uint64_t delivered) {
+    qts_->Writel(bar0 + kIrqRaise, 0x1);
+    const bool sent = WaitFor([&] {
+      return Num(Devices(), "msi-delivered").value_or(0) >= delivered;
+    });
+    EXPECT_EQ(qts_->Readl(bar0 + kIrqStatus), 1u);
+    qts_->Writel(bar0 + kIrqAck, 0x1);
+    return sent;
+  };
+
+  // 1: IRTE 5 as first written.
+  ASSERT_TRUE(raise(1)) << "no MSI within the timeout: " << Devices();
+  std::string m = MsiRecord();
+  EXPECT_TRUE(absl::StrContains(m, Delivered(1, 0x41, 2))) << m;
+  EXPECT_EQ(qts_->Readl(vtd_reg + VtdGuest::kFsts), 0u);
+
+  // 2: the guest rewrites IRTE 5. Until the IEC is invalidated the cached
+  // entry still decides; after an index-selective invalidation of index 5
+  // (IM 0) the new one does, its source-id check passing for 04.0.
+  qts_->Writeq(kIrt + kIrHandle * 16 + 8, IrteHiVerify(kDevfn));
+  qts_->Writeq(kIrt + kIrHandle * 16, IrteLo(0x52, 3));
+  ASSERT_TRUE(raise(2)) << Devices();
+  m = MsiRecord();
+  EXPECT_TRUE(absl::StrContains(m, Delivered(2, 0x41, 2)))
+      << "the cached IRTE until the IEC invalidation: " << m;
+  invalidate(0x4 | 1u << 4 | uint64_t{kIrHandle} << 32);
+  ASSERT_TRUE(raise(3)) << Devices();
+  m = MsiRecord();
+  EXPECT_TRUE(absl::StrContains(m, Delivered(3, 0x52, 3))) << m;
+  EXPECT_EQ(qts_->Readl(vtd_reg + VtdGuest::kFsts), 0u);
+
+  // 3: IRTE 5 not present, global IEC invalidation: the host interrupt is
+  // blocked (the window receives nothing) and recorded as fault 0x22
+  // (IRTE not present) with index 5 in FRCD[0] bits 63:48.
+  qts_->Writeq(kIrt + kIrHandle * 16, 0);
+  invalidate(0x4);
+  ASSERT_TRUE(raise(4)) << Devices();
+  m = MsiRecord();
+  EXPECT_TRUE(absl::StrContains(m, R"("count": 3, )"))
+      << "a blocked interrupt was delivered: " << m;
+  EXPECT_EQ(qts_->Readl(vtd_reg + VtdGuest::kFsts), kFstsPpf);
+  const VtdGuest::Fault f = vtd.ReadFault();
+  EXPECT_TRUE(f.pending());
+  EXPECT_EQ(f.reason(), 0x22);
+  EXPECT_EQ(f.sid(), kDevfn);
+  EXPECT_EQ(f.lo, uint64_t{kIrHandle} << 48);
+
+  EXPECT_EQ(RaiseCount(), 0u) << "INTx while MSI was on: " << Events();
+  d = Devices();
+  EXPECT_TRUE(
+      absl::StrContains(d, R"("host-errors": 0, "last-host-error": "")"))
+      << d;
+}
+
 }  // namespace
 }  // namespace viommu::qtest
