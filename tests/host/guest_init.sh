@@ -94,6 +94,13 @@ run_step_on 6.12 iommufd_differential "$VIOMMU_BIN/tests/host/type1_differential
   --backend=linux --sequences=iommufd --group="$VIOMMU_GROUP" --bdf="$VIOMMU_BDF"
 run_step_on 6.1 real_passthrough "$VIOMMU_BIN/tests/host/real_passthrough_test" \
   --gtest_color=no
+run_step_on 6.1 real_capi_vfio "$VIOMMU_BIN/tests/host/real_capi_vfio_test" \
+  --gtest_color=no
+# The end-to-end steps again through iommufd (/dev/iommu, the device cdev).
+run_step_on 6.12 real_passthrough_iommufd env VIOMMU_PASSTHROUGH_BACKEND=iommufd \
+  "$VIOMMU_BIN/tests/host/real_passthrough_test" --gtest_color=no
+run_step_on 6.12 real_capi_vfio_iommufd env VIOMMU_PASSTHROUGH_BACKEND=iommufd \
+  "$VIOMMU_BIN/tests/host/real_capi_vfio_test" --gtest_color=no
 run_step_on 6.1 type1_map_bench "$VIOMMU_BIN/tests/host/type1_map_bench" \
   --benchmark_repetitions=3 --benchmark_min_time=0.2
 # ---- end of STEPS --------------------------------------------------------

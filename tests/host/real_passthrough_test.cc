@@ -17,14 +17,22 @@
 //
 // Environment: VIOMMU_BDF (required, else every test skips), VIOMMU_BINARY
 // (the viommu binary) or VIOMMU_BIN (the guest's binary root; viommu is
-// $VIOMMU_BIN/viommu).
+// $VIOMMU_BIN/viommu), VIOMMU_PASSTHROUGH_BACKEND: "type1" (default: the
+// legacy container and group) or "iommufd" (`-object iommufd,id=iommufd0`
+// and `iommufd=iommufd0` on the device: /dev/iommu and the device cdev,
+// Linux 6.6 and later). Every test runs on either backend; where the two
+// differ (the BAR's peer-to-peer mapping) the test says so. What the
+// kernel holds is read from its side too: the pages pinned for viommu's
+// process (/proc/PID/status: VmPin for iommufd, VmLck for type1).
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -94,11 +102,39 @@ std::vector<uint8_t> Pattern(uint8_t seed, size_t n) {
   return v;
 }
 
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The kB number of `field` ("VmPin") in /proc/PID/status.
+std::optional<uint64_t> StatusKiB(pid_t pid, const std::string& field) {
+  const std::string status =
+      ReadFile(absl::StrFormat("/proc/%d/status", static_cast<int>(pid)));
+  size_t at = status.find("\n" + field + ":");
+  if (at == std::string::npos) return std::nullopt;
+  at = status.find_first_of("0123456789", at + field.size() + 2);
+  uint64_t v = 0;
+  if (at == std::string::npos ||
+      !absl::SimpleAtoi(
+          status.substr(at, status.find_first_not_of("0123456789", at) - at),
+          &v)) {
+    return std::nullopt;
+  }
+  return v;
+}
+
 class RealPassthroughTest : public ::testing::Test {
  protected:
   void SetUp() override {
     bdf_ = EnvOr("VIOMMU_BDF", "");
     if (bdf_.empty()) GTEST_SKIP() << "VIOMMU_BDF is not set (not in the VM)";
+    const std::string backend = EnvOr("VIOMMU_PASSTHROUGH_BACKEND", "type1");
+    ASSERT_TRUE(backend == "type1" || backend == "iommufd")
+        << "VIOMMU_PASSTHROUGH_BACKEND=" << backend;
+    iommufd_ = backend == "iommufd";
   }
 
   void TearDown() override {
@@ -131,6 +167,9 @@ class RealPassthroughTest : public ::testing::Test {
         "stdio",
         "-qmp",
         "unix:" + qmp_path_ + ",server=on,wait=off"};
+    if (iommufd_) {
+      argv.insert(argv.end(), {"-object", "iommufd,id=iommufd0"});
+    }
     argv.insert(argv.end(), extra.begin(), extra.end());
     std::fprintf(stderr, "starting:");
     for (const std::string& a : argv) std::fprintf(stderr, " %s", a.c_str());
@@ -152,7 +191,19 @@ class RealPassthroughTest : public ::testing::Test {
   }
 
   std::string HostDevice(const std::string& extra = "") {
-    return absl::StrCat("vfio-pci,host=", bdf_, ",id=hostedu,addr=04.0", extra);
+    return absl::StrCat("vfio-pci,host=", bdf_, ",id=hostedu,addr=04.0",
+                        iommufd_ ? ",iommufd=iommufd0" : "", extra);
+  }
+  // x-query-vfio's "backend" member of this run's containers.
+  std::string BackendMember() const {
+    return absl::StrCat(R"("backend": ")", iommufd_ ? "iommufd" : "type1",
+                        R"(")");
+  }
+  // KiB of viommu's memory the kernel holds pinned for DMA, as the kernel
+  // counts it: iommufd adds its pins to mm->pinned_vm (VmPin), type1 to
+  // mm->locked_vm (VmLck). Device memory (a BAR's PFNMAP) is not counted.
+  std::optional<uint64_t> PinnedKiB() const {
+    return StatusKiB(qts_->pid(), iommufd_ ? "VmPin" : "VmLck");
   }
 
   std::string Query() {
@@ -265,18 +316,20 @@ class RealPassthroughTest : public ::testing::Test {
   }
 
   std::string bdf_;
+  bool iommufd_ = false;
   std::string qmp_path_;
   std::unique_ptr<QtestClient> qts_;
   std::unique_ptr<QPciBus> bus_;
   std::unique_ptr<QmpClient> qmp_;
 };
 
-// (a) No vIOMMU: all guest RAM is DMA-mapped in a type1 container, and a
-// real edu DMA moves bytes from one guest RAM location to another.
+// (a) No vIOMMU: all guest RAM is DMA-mapped in one container (type1, or
+// an IOAS of the iommufd), the kernel holds all of it pinned, and a real
+// edu DMA moves bytes from one guest RAM location to another.
 TEST_F(RealPassthroughTest, WithoutIommuGuestRamIsMappedAndRealDmaLands) {
   ASSERT_NO_FATAL_FAILURE(Start({"-device", HostDevice()}));
   const std::string q = Query();
-  EXPECT_TRUE(absl::StrContains(q, R"("backend": "type1")")) << q;
+  EXPECT_TRUE(absl::StrContains(q, BackendMember())) << q;
   EXPECT_TRUE(absl::StrContains(q, R"("address-space": "memory")")) << q;
   EXPECT_TRUE(absl::StrContains(q, absl::StrCat(R"("devices": [")", bdf_)))
       << q;
@@ -287,7 +340,10 @@ TEST_F(RealPassthroughTest, WithoutIommuGuestRamIsMappedAndRealDmaLands) {
          R"({"start": 4277141504, "end": 549755813887}])"))
       << q;
   EXPECT_EQ(Mappings(q), 1u) << "64 MiB of RAM in one mapping: " << q;
-  EXPECT_EQ(Num(q, "dma-avail"), 65534u) << q;
+  // type1's DMA_AVAIL capability (65535 - 1); iommufd has no such limit
+  // (the container's UINT32_MAX - 1).
+  EXPECT_EQ(Num(q, "dma-avail"), iommufd_ ? 4294967294u : 65534u) << q;
+  EXPECT_EQ(PinnedKiB(), 64u << 10) << "the kernel pins all 64 MiB";
 
   const uint64_t bar0 = PlugBar0();
   const std::vector<uint8_t> data = Pattern(0x11, 64);
@@ -303,15 +359,17 @@ TEST_F(RealPassthroughTest, WithoutIommuGuestRamIsMappedAndRealDmaLands) {
 }
 
 // (b) intel-iommu,caching-mode=on: the container follows the guest's VT-d
-// page tables; a real DMA at an IOVA lands at the translated GPA; after the
-// guest unmaps and invalidates, the same DMA no longer lands (the VM's real
-// VT-d faults it).
+// page tables (and the kernel pins exactly the mapped pages); a real DMA
+// at an IOVA lands at the translated GPA; after the guest unmaps and
+// invalidates, the same DMA no longer lands (the VM's real VT-d faults it).
 TEST_F(RealPassthroughTest, BehindVtdTheContainerFollowsTheGuestMappings) {
   ASSERT_NO_FATAL_FAILURE(Start(
       {"-device", "intel-iommu,caching-mode=on", "-device", HostDevice()}));
   std::string q = Query();
   EXPECT_TRUE(absl::StrContains(q, R"("address-space": "vtd-04.0")")) << q;
+  EXPECT_TRUE(absl::StrContains(q, BackendMember())) << q;
   EXPECT_EQ(Mappings(q), 1u) << "DMAR off: all of RAM: " << q;
+  EXPECT_EQ(PinnedKiB(), 64u << 10);
 
   VtdGuest vtd(qts_.get(), 3);
   vtd.SetContext(kDevfn, kDid);
@@ -319,12 +377,14 @@ TEST_F(RealPassthroughTest, BehindVtdTheContainerFollowsTheGuestMappings) {
   vtd.Enable();
   q = Query();
   EXPECT_EQ(Mappings(q), 1u) << "the one guest mapping: " << q;
+  EXPECT_EQ(PinnedKiB(), 4u) << "one 4 KiB page pinned";
   vtd.Map(kDevfn, 0x0800'1000, 0x31'0000, VtdGuest::k4K, VtdGuest::kRw);
   vtd.InvalidateIotlbPage(kDid, 0x0800'1000, 0);
   vtd.Map(kDevfn, 0x0820'0000, 0x40'0000, VtdGuest::k2M, VtdGuest::kRw);
   vtd.InvalidateIotlbPage(kDid, 0x0820'0000, 9);
   q = Query();
   EXPECT_EQ(Mappings(q), 3u) << q;
+  EXPECT_EQ(PinnedKiB(), 4u + 4u + 2048u);
 
   const uint64_t bar0 = PlugBar0();
   const std::vector<uint8_t> data = Pattern(0xa0, 32);
@@ -342,6 +402,7 @@ TEST_F(RealPassthroughTest, BehindVtdTheContainerFollowsTheGuestMappings) {
   vtd.InvalidateIotlbPage(kDid, 0x0800'0000, 0);
   q = Query();
   EXPECT_EQ(Mappings(q), 2u) << q;
+  EXPECT_EQ(PinnedKiB(), 4u + 2048u) << "the unmapped page is unpinned";
   const std::vector<uint8_t> sentinel(data.size(), 0x5a);
   qts_->Memwrite(0x30'0000, sentinel);
   Dma(bar0, 0x0800'0000, data.size(), /*to_ram=*/true);
@@ -353,11 +414,19 @@ TEST_F(RealPassthroughTest, BehindVtdTheContainerFollowsTheGuestMappings) {
 }
 
 // (c) BAR0 of the real device is a ram_device section of the guest's
-// memory (its mmap), which a type1 container maps for peer-to-peer DMA as
-// QEMU does: one more mapping, nothing skipped. A real edu DMA whose source
-// is the BAR's own IOVA reads the device's registers through that mapping.
+// memory (its mmap). A type1 container maps it for peer-to-peer DMA as
+// QEMU does: one more mapping, the BAR not skipped, and a real edu DMA whose
+// source is the BAR's own IOVA reads the device's registers through that
+// mapping. iommufd maps only memory it can pin (GUP) and refuses the
+// BAR's VM_PFNMAP mmap with EFAULT: the range is recorded as skipped
+// ("ram-device-map-failed") with QEMU's warning, the device keeps working,
+// and the same DMA does not reach the BAR (the VM's VT-d faults it).
 TEST_F(RealPassthroughTest, Bar0IsARamDeviceSectionMappedForPeerToPeer) {
-  ASSERT_NO_FATAL_FAILURE(Start({"-device", HostDevice()}));
+  const std::string log_path =
+      absl::StrFormat("/tmp/viommu-real-log-%d", getpid());
+  unlink(log_path.c_str());
+  ASSERT_NO_FATAL_FAILURE(Start(
+      {"-d", "guest_errors", "-D", log_path, "-device", HostDevice()}));
   std::string q = Query();
   const std::optional<uint64_t> before = Mappings(q);
   ASSERT_EQ(before, 1u) << q;
@@ -365,32 +434,75 @@ TEST_F(RealPassthroughTest, Bar0IsARamDeviceSectionMappedForPeerToPeer) {
   constexpr uint64_t kBar = 0x0c00'0000;
   const uint64_t bar0 = PlugBar0(kBar);
   q = Query();
-  EXPECT_EQ(Mappings(q), *before + 1) << "the BAR's P2P mapping: " << q;
-  EXPECT_FALSE(absl::StrContains(q, "ram-device")) << "skipped: " << q;
+  // [kBar, kBar + 1 MiB - 1] as x-query-vfio prints a skipped range (the
+  // MSI window follows it as "mmio").
+  const std::string skipped =
+      R"("skipped": [{"start": 201326592, "end": 202375167, )"
+      R"("reason": "ram-device-map-failed"}, )";
+  if (iommufd_) {
+    EXPECT_EQ(Mappings(q), *before) << "iommufd mapped the BAR: " << q;
+    EXPECT_TRUE(absl::StrContains(q, skipped)) << q;
+    const std::string log = ReadFile(log_path);
+    std::fprintf(stderr, "viommu's -D log: %s", log.c_str());
+    EXPECT_TRUE(absl::StrContains(
+        log, "PCI peer-to-peer transactions on BARs are not supported: "
+             "IOMMU_IOAS_MAP(ioas="))
+        << log;
+    EXPECT_TRUE(absl::StrContains(
+        log, " iova=0xc000000 length=0x100000 user_va=0x"))
+        << log;
+    EXPECT_TRUE(absl::StrContains(
+        log, " rw (PCI BAR?)): Bad address (errno 14)"))
+        << log;
+  } else {
+    EXPECT_EQ(Mappings(q), *before + 1) << "the BAR's P2P mapping: " << q;
+    EXPECT_FALSE(absl::StrContains(q, "ram-device")) << "skipped: " << q;
+    EXPECT_FALSE(absl::StrContains(ReadFile(log_path), "peer-to-peer"))
+        << ReadFile(log_path);
+  }
+  EXPECT_EQ(PinnedKiB(), 64u << 10) << "a BAR is never counted as pinned";
 
   // P2P: the device reads its own id register at IOVA kBar.
   qts_->Memset(0x20'0000, 8, 0xff);
   if (Dma(bar0, kBar + kId, 4, /*to_ram=*/false)) {
     Dma(bar0, 0x20'0000, 4, /*to_ram=*/true);
   }
-  EXPECT_EQ(qts_->Readl(0x20'0000), kEduId)
-      << "edu read at IOVA 0x" << std::hex << kBar
-      << " did not reach its own BAR";
+  if (iommufd_) {
+    EXPECT_NE(qts_->Readl(0x20'0000), kEduId)
+        << "edu read its BAR at IOVA 0x" << std::hex << kBar
+        << " that iommufd refused to map";
+  } else {
+    EXPECT_EQ(qts_->Readl(0x20'0000), kEduId)
+        << "edu read at IOVA 0x" << std::hex << kBar
+        << " did not reach its own BAR";
+  }
+  // RAM DMA still works beside the skipped BAR.
+  const std::vector<uint8_t> data = Pattern(0x77, 16);
+  qts_->Memwrite(0x10'0000, data);
+  qts_->Memset(0x28'0000, data.size(), 0);
+  Copy(bar0, 0x10'0000, 0x28'0000, data.size());
+  EXPECT_EQ(qts_->Memread(0x28'0000, data.size()), data);
 
-  // Memory decoding off: the BAR leaves the address space and the
-  // container unmaps it.
+  // Memory decoding off: the BAR leaves the address space; the container
+  // unmaps it (type1) or forgets the skipped range (iommufd).
   QPciDevice(bus_.get(), kDevfn).ConfigWritew(0x04, 0);
   q = Query();
   EXPECT_EQ(Mappings(q), *before) << q;
+  EXPECT_FALSE(absl::StrContains(q, "ram-device")) << q;
+  unlink(log_path.c_str());
 }
 
-// (d) device_del tears the container down (no mapping left in the
-// kernel), and the same host device can be added again and does DMA.
+// (d) device_del tears the container down: no container in x-query-vfio
+// and, on the kernel's side, no page of viommu's left pinned (the IOAS or
+// the type1 container held all 64 MiB); the same host device can be added
+// again and does DMA.
 TEST_F(RealPassthroughTest, DeviceDelLeavesNothingAndDeviceAddWorksAgain) {
   ASSERT_NO_FATAL_FAILURE(Start({"-device", HostDevice()}));
   uint64_t bar0 = PlugBar0();
   std::string q = Query();
-  EXPECT_EQ(Mappings(q), 2u) << "RAM + BAR0: " << q;
+  // iommufd refuses the BAR (test c).
+  EXPECT_EQ(Mappings(q), iommufd_ ? 1u : 2u) << "RAM + BAR0: " << q;
+  EXPECT_EQ(PinnedKiB(), 64u << 10);
   std::string r =
       qmp_->Execute(R"({"execute": "device_del", "arguments": {"id": )"
                     R"("hostedu"}})");
@@ -399,16 +511,20 @@ TEST_F(RealPassthroughTest, DeviceDelLeavesNothingAndDeviceAddWorksAgain) {
               absl::StrContains(qmp_->events().back(), "DEVICE_DELETED"));
   q = Query();
   EXPECT_EQ(q, R"({"return": {"containers": []}})");
+  EXPECT_EQ(PinnedKiB(), 0u) << "the kernel still holds pages pinned";
   EXPECT_EQ(QPciDevice(bus_.get(), kDevfn).ConfigReadl(0), 0xffffffffu);
 
   for (int round = 0; round < 2; ++round) {
     SCOPED_TRACE(absl::StrCat("device_add round ", round));
     r = qmp_->Execute(absl::StrCat(
         R"({"execute": "device_add", "arguments": {"driver": "vfio-pci", )",
-        R"("host": ")", bdf_, R"(", "id": "hostedu", "addr": "04.0"}})"));
+        R"("host": ")", bdf_, R"(", "id": "hostedu", "addr": "04.0")",
+        iommufd_ ? R"(, "iommufd": "iommufd0")" : "", "}}"));
     ASSERT_EQ(r, R"({"return": {}})");
     q = Query();
     EXPECT_EQ(Mappings(q), 1u) << q;
+    EXPECT_TRUE(absl::StrContains(q, BackendMember())) << q;
+    EXPECT_EQ(PinnedKiB(), 64u << 10);
     bus_ = std::make_unique<QPciBus>(qts_.get());  // BARs from 0xe0000000
     bar0 = PlugBar0();
     const std::vector<uint8_t> data =
@@ -421,6 +537,7 @@ TEST_F(RealPassthroughTest, DeviceDelLeavesNothingAndDeviceAddWorksAgain) {
         R"({"execute": "device_del", "arguments": {"id": "hostedu"}})");
     ASSERT_EQ(r, R"({"return": {}})");
     EXPECT_EQ(Query(), R"({"return": {"containers": []}})");
+    EXPECT_EQ(PinnedKiB(), 0u);
   }
 }
 
@@ -538,9 +655,10 @@ TEST_F(RealPassthroughTest, MsiArrivesWithTheGuestMessageAndOffIsIntxAgain) {
 // again) read as after power-on, without a host error. The container keeps
 // the RAM mapping and drops the BAR's P2P mapping; it comes back only when
 // the guest turns memory decoding on again, and then a real DMA works and
-// INTx arrives as before.
+// INTx arrives as before. (iommufd never maps the BAR: test c.)
 TEST_F(RealPassthroughTest, SystemResetClearsTheConfigAndDmaWorksAfterReplug) {
   ASSERT_NO_FATAL_FAILURE(Start({"-device", HostDevice()}));
+  const uint64_t bar_maps = iommufd_ ? 0 : 1;
   constexpr uint64_t kBar = 0x0c00'0000;
   uint64_t bar0 = PlugBar0(kBar);
   QPciDevice dev(bus_.get(), kDevfn);
@@ -552,7 +670,7 @@ TEST_F(RealPassthroughTest, SystemResetClearsTheConfigAndDmaWorksAfterReplug) {
       << "edu has no FLR: " << d;
   EXPECT_TRUE(absl::StrContains(d, R"("irq-mode": "msi")")) << d;
   std::string q = Query();
-  EXPECT_EQ(Mappings(q), 2u) << "RAM + BAR0: " << q;
+  EXPECT_EQ(Mappings(q), 1 + bar_maps) << "RAM + BAR0: " << q;
 
   ASSERT_EQ(qmp_->Execute(R"({"execute": "system_reset"})"),
             R"({"return": {}})");
@@ -578,7 +696,7 @@ TEST_F(RealPassthroughTest, SystemResetClearsTheConfigAndDmaWorksAfterReplug) {
   EXPECT_EQ(Mappings(q), 1u) << "BAR mapped before memory decoding: " << q;
   bar0 = PlugBar0(kBar);  // memory decoding + bus master
   q = Query();
-  EXPECT_EQ(Mappings(q), 2u) << "RAM + BAR0 again: " << q;
+  EXPECT_EQ(Mappings(q), 1 + bar_maps) << "RAM + BAR0 again: " << q;
 
   ASSERT_EQ(*qts_->Command("irq_intercept_in ioapic"), "OK");
   const std::vector<uint8_t> data = Pattern(0x61, 40);
@@ -588,11 +706,13 @@ TEST_F(RealPassthroughTest, SystemResetClearsTheConfigAndDmaWorksAfterReplug) {
   EXPECT_EQ(qts_->Memread(0x38'0000, data.size()), data)
       << "no DMA after the reset";
   // P2P through the re-made BAR mapping.
-  qts_->Memset(0x20'0000, 8, 0xff);
-  if (Dma(bar0, kBar + kId, 4, /*to_ram=*/false)) {
-    Dma(bar0, 0x20'0000, 4, /*to_ram=*/true);
+  if (!iommufd_) {
+    qts_->Memset(0x20'0000, 8, 0xff);
+    if (Dma(bar0, kBar + kId, 4, /*to_ram=*/false)) {
+      Dma(bar0, 0x20'0000, 4, /*to_ram=*/true);
+    }
+    EXPECT_EQ(qts_->Readl(0x20'0000), kEduId);
   }
-  EXPECT_EQ(qts_->Readl(0x20'0000), kEduId);
   // INTx registered again by the reset.
   qts_->Writel(bar0 + kIrqRaise, 0x1);
   ASSERT_TRUE(WaitFor([&] { return RaiseCount() >= 1; }))
