@@ -10,12 +10,10 @@ namespace {
 
 std::atomic<uint64_t> g_next_grace_id{1};
 
-// The calling thread's slots, by DmaGrace id; the last one used first.
-// Ids are never reused, so an entry of a freed context is never looked
-// up again (it only stays in the map).
+// The calling thread's slots, by DmaGrace id. Ids are never reused, so an
+// entry of a freed context is never looked up again (it only stays in the
+// map).
 struct ThreadSlots {
-  uint64_t last_id = 0;
-  DmaSlot* last = nullptr;
   absl::flat_hash_map<uint64_t, DmaSlot*> all;
 };
 thread_local ThreadSlots tl_slots;
@@ -27,9 +25,8 @@ DmaGrace::DmaGrace()
 
 DmaGrace::~DmaGrace() = default;
 
-DmaSlot* DmaGrace::Slot() {
+DmaSlot* DmaGrace::SlotSlow() {
   ThreadSlots& t = tl_slots;
-  if (t.last_id == id_) return t.last;
   DmaSlot* s;
   auto it = t.all.find(id_);
   if (it != t.all.end()) {
@@ -43,14 +40,14 @@ DmaSlot* DmaGrace::Slot() {
     }
     t.all[id_] = s;
   }
-  t.last_id = id_;
-  t.last = s;
+  internal::tl_last_grace_id = id_;
+  internal::tl_last_slot = s;
   return s;
 }
 
 DmaSlot* DmaGrace::SlotIfAny() const {
+  if (internal::tl_last_grace_id == id_) return internal::tl_last_slot;
   const ThreadSlots& t = tl_slots;
-  if (t.last_id == id_) return t.last;
   auto it = t.all.find(id_);
   return it != t.all.end() ? it->second : nullptr;
 }

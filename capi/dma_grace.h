@@ -41,6 +41,16 @@ struct alignas(64) DmaSlot {
   int depth = 0;                 // nesting; owner thread only
 };
 
+namespace internal {
+// The calling thread's last slot and the id of its DmaGrace: the fast
+// path of Slot(). Trivially initialised initial-exec TLS, one load without
+// a call, also inside libviommu.so.
+inline constinit thread_local uint64_t tl_last_grace_id
+    __attribute__((tls_model("initial-exec"))) = 0;
+inline constinit thread_local DmaSlot* tl_last_slot
+    __attribute__((tls_model("initial-exec"))) = nullptr;
+}  // namespace internal
+
 class DmaGrace {
  public:
   DmaGrace();
@@ -49,7 +59,10 @@ class DmaGrace {
   ~DmaGrace();
 
   // The calling thread's slot, created on its first DMA call.
-  DmaSlot* Slot();
+  DmaSlot* Slot() {
+    return internal::tl_last_grace_id == id_ ? internal::tl_last_slot
+                                             : SlotSlow();
+  }
   // The calling thread's slot, or nullptr if it never made a DMA call.
   DmaSlot* SlotIfAny() const;
   // Returns once every section that began before the call has ended.
@@ -57,6 +70,8 @@ class DmaGrace {
   void Synchronize();
 
  private:
+  DmaSlot* SlotSlow();
+
   const uint64_t id_;  // unique per DmaGrace ever created (never reused)
   Mutex mu_;
   std::vector<std::unique_ptr<DmaSlot>> slots_ ABSL_GUARDED_BY(mu_);

@@ -27,21 +27,24 @@ uint64_t UnassignedLength(const FlatView& view, uint64_t addr, uint64_t len) {
   return next.front().range.first - addr;
 }
 
-}  // namespace
-
-Translation AddressSpace::Translate(Hwaddr addr, uint64_t len, bool is_write,
-                                    MemTxAttrs attrs) {
-  Translation t;
-  t.target_as = this;
-  t.view = CurrentView();
+// The hop loop of Translate and Access. `hold(as)` returns `as`'s current
+// view and keeps it alive until the next call or the end of the caller's
+// use of `*t` (an owning copy in t->view for Translate's callers, a Pin
+// for the buffer accesses).
+template <typename HoldView>
+void TranslateWith(AddressSpace* as, Hwaddr addr, uint64_t len, bool is_write,
+                   MemTxAttrs attrs, HoldView hold, Translation* out) {
+  Translation& t = *out;
+  t.target_as = as;
+  const FlatView* view = hold(as);
   if (len == 0) len = 1;
   for (int hop = 0;; ++hop) {
-    const FlatRange* fr = t.view->Lookup(addr);
+    const FlatRange* fr = view->Lookup(addr);
     if (fr == nullptr) {
       t.mr = nullptr;
-      t.len = UnassignedLength(*t.view, addr, len);
+      t.len = UnassignedLength(*view, addr, len);
       t.result = MemTxResult::DecodeError();
-      return t;
+      return;
     }
     uint64_t xlat = fr->OffsetOf(addr);
     uint64_t plen = std::min<uint64_t>(len, fr->range.last - addr + 1);
@@ -53,7 +56,7 @@ Translation AddressSpace::Translate(Hwaddr addr, uint64_t len, bool is_write,
       t.len = plen;
       t.readonly = fr->readonly;
       t.result = MemTxResult::Ok();
-      return t;
+      return;
     }
     // QEMU's address_space_translate_iommu step.
     IommuModel* model = mr->iommu_model();
@@ -67,13 +70,28 @@ Translation AddressSpace::Translate(Hwaddr addr, uint64_t len, bool is_write,
       t.len = ClampToPage(xlat, e.addr_mask, plen);
       t.result = MemTxResult::DecodeError();
       t.iommu_fault = true;
-      return t;
+      return;
     }
     addr = (e.translated_addr & ~e.addr_mask) | (xlat & e.addr_mask);
     len = ClampToPage(addr, e.addr_mask, plen);
     t.target_as = e.target_as;
-    t.view = e.target_as->CurrentView();
+    view = hold(e.target_as);  // the IOMMU region's view is done with
   }
+}
+
+}  // namespace
+
+Translation AddressSpace::Translate(Hwaddr addr, uint64_t len, bool is_write,
+                                    MemTxAttrs attrs) {
+  Translation t;
+  TranslateWith(
+      this, addr, len, is_write, attrs,
+      [&t](AddressSpace* as) {
+        t.view = as->CurrentView();
+        return t.view.get();
+      },
+      &t);
+  return t;
 }
 
 MemTxResult AddressSpace::Access(Hwaddr addr, uint8_t* buf, size_t len,
@@ -87,8 +105,13 @@ MemTxResult AddressSpace::Access(Hwaddr addr, uint8_t* buf, size_t len,
       *first_fault = {kind, addr};
     }
   };
+  // One pin for every piece and hop: each re-reads the current view, and
+  // the piece's region stays alive until the next one starts.
+  ViewPin pin;
+  auto hold = [&pin](AddressSpace* as) { return as->PinView(&pin); };
   while (len > 0) {
-    Translation t = Translate(addr, len, is_write, attrs);
+    Translation t;
+    TranslateWith(this, addr, len, is_write, attrs, hold, &t);
     uint64_t l = t.len;
     if (t.mr == nullptr) {
       if (!is_write) std::memset(buf, 0, l);
@@ -143,8 +166,8 @@ MemTxResult AddressSpace::ReadRam(Hwaddr addr, void* buf, size_t len,
   // Fast path (VT-d reads every table entry this way): the bytes lie in
   // one RAM range of the current view.
   if (len > 0) {
-    const std::shared_ptr<const FlatView> view = CurrentView();
-    const FlatRange* fr = view->Lookup(addr);
+    ViewPin pin;
+    const FlatRange* fr = PinView(&pin)->Lookup(addr);
     if (fr != nullptr && len - 1 <= fr->range.last - addr) {
       const MemoryRegion* mr = fr->mr.get();
       if (mr->IsRam() && !mr->IsRamDevice()) {

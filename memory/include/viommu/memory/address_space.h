@@ -89,6 +89,15 @@ class AddressSpace {
 
   // The current view. Thread-safe.
   std::shared_ptr<const FlatView> CurrentView() const;
+  // The current view without taking a reference: valid while `*pin`
+  // protects it (until the pin is reset or destroyed; pins are scoped,
+  // see util/published_ptr.h). The data path's way to read the view: it
+  // writes nothing other threads share. Thread-safe.
+  using ViewPin = PublishedPtr<const FlatView>::Pin;
+  const FlatView* PinView(ViewPin* pin) const {
+    pin->Reset(view_);
+    return pin->get();
+  }
 
   // Buffer accesses, as QEMU's address_space_read/write: RAM is copied,
   // MMIO and ram_device are dispatched in chunks (mmio_ops.h), IOMMU
