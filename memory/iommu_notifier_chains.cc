@@ -17,7 +17,7 @@ struct IommuNotifierChains::Entry {
   IommuNotifier* notifier = nullptr;  // not owned
   Registration reg;
   // Keys of the chains it is on, indexed by TypeSlot().
-  std::optional<Chain::Key> keys[3];
+  std::optional<IntervalIndex<Entry*>::Key> keys[3];
   bool dead = false;
 };
 
@@ -154,8 +154,14 @@ absl::StatusOr<IommuNotifierHandle> IommuNotifierChains::Register(
   entry->reg = reg;
   for (int slot = 0; slot < 3; ++slot) {
     if (reg.flags & static_cast<NotifierFlags>(kTypes[slot])) {
-      entry->keys[slot] =
-          chains_[slot][reg.iommu_idx].Insert(reg.range, entry.get());
+      Chain& chain = chains_[slot][reg.iommu_idx];
+      entry->keys[slot] = chain.index.Insert(reg.range, entry.get());
+      // Ids only grow, so appending keeps the list in registration order.
+      if (chain.size() <= kSmallChain) {
+        chain.small.push_back(entry.get());
+      } else {
+        chain.small.clear();
+      }
     }
   }
   uint64_t id = entry->id;
@@ -170,9 +176,23 @@ void IommuNotifierChains::Unregister(uint64_t id) {
   entries_.erase(it);
   for (int slot = 0; slot < 3; ++slot) {
     if (entry->keys[slot].has_value()) {
-      bool erased =
-          chains_[slot][entry->reg.iommu_idx].Erase(*entry->keys[slot]);
+      Chain& chain = chains_[slot][entry->reg.iommu_idx];
+      bool erased = chain.index.Erase(*entry->keys[slot]);
       VIOMMU_CHECK(erased, "notifier missing from its chain");
+      if (chain.size() < kSmallChain) {
+        // It was on the list.
+        auto pos = std::find(chain.small.begin(), chain.small.end(),
+                             entry.get());
+        VIOMMU_CHECK(pos != chain.small.end(), "notifier missing from list");
+        chain.small.erase(pos);
+      } else if (chain.size() == kSmallChain) {
+        // Small again: list what is left, in registration order.
+        chain.small.clear();
+        chain.index.ForEach(
+            [&](const Range&, Entry* e) { chain.small.push_back(e); });
+        std::sort(chain.small.begin(), chain.small.end(),
+                  [](const Entry* a, const Entry* b) { return a->id < b->id; });
+      }
     }
   }
   entry->dead = true;
@@ -188,7 +208,9 @@ void IommuNotifierChains::Unregister(uint64_t id) {
   }
 }
 
-void IommuNotifierChains::PurgeDead() { dead_.clear(); }
+void IommuNotifierChains::PurgeDead() {
+  if (!dead_.empty()) dead_.clear();
+}
 
 void IommuNotifierChains::Deliver(Entry& entry, const IommuEvent& event) {
   if (entry.dead) return;
@@ -210,13 +232,20 @@ void IommuNotifierChains::Notify(int iommu_idx, const IommuEvent& event) {
   if (chain.empty()) return;
 
   // Collect first: notifiers may register or unregister while they are
-  // called, which must not happen while the index is being walked.
-  absl::InlinedVector<Entry*, 4> hits;
-  chain.ForEachOverlap(event.entry.IovaRange(),
-                       [&](const Range&, Entry* e) { hits.push_back(e); });
-  if (hits.size() > 1) {
-    std::sort(hits.begin(), hits.end(),
-              [](const Entry* a, const Entry* b) { return a->id < b->id; });
+  // called, which changes the chain.
+  absl::InlinedVector<Entry*, kSmallChain> hits;
+  const Range range = event.entry.IovaRange();
+  if (chain.size() <= kSmallChain) {
+    for (Entry* e : chain.small) {  // already in registration order
+      if (e->reg.range.Overlaps(range)) hits.push_back(e);
+    }
+  } else {
+    chain.index.ForEachOverlap(
+        range, [&](const Range&, Entry* e) { hits.push_back(e); });
+    if (hits.size() > 1) {
+      std::sort(hits.begin(), hits.end(),
+                [](const Entry* a, const Entry* b) { return a->id < b->id; });
+    }
   }
   const IommuTlbEntry& te = event.entry;
   if (event.type == IommuEventType::kMap) {

@@ -1,6 +1,7 @@
 #include "viommu/memory/iommu_notifier_chains.h"
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -182,6 +183,39 @@ TEST_F(IommuNotifierChainsTest,
   EXPECT_EQ(log_[0].who, "b");
   EXPECT_EQ(log_[1].who, "a");
   EXPECT_EQ(log_[2].who, "c");
+}
+
+TEST_F(IommuNotifierChainsTest,
+       RegistrationOrderHoldsAsTheChainGrowsPastAFewAndShrinksBack) {
+  // Six notifiers, two of which miss the event; then the chain shrinks
+  // back to a few and grows again.
+  std::vector<std::unique_ptr<Recorder>> r;
+  std::vector<IommuNotifierHandle> h;
+  const Range ranges[6] = {{0, 0xffff},      {0x1000, 0x1fff}, {0x8000, 0x8fff},
+                           Range::Full(),    {0x1800, 0x1800}, {0x2000, 0x2fff}};
+  for (int i = 0; i < 6; ++i) {
+    r.push_back(std::make_unique<Recorder>(std::string(1, char('a' + i)), &log_));
+    h.push_back(MustRegister(r.back().get(),
+                             {.flags = kNotifyMap, .range = ranges[i]}));
+  }
+  auto order = [&] {
+    log_.clear();
+    chains_.Notify(0, Map(0x1000, 0xfff, 0));
+    std::string who;
+    for (const Logged& l : log_) who += l.who;
+    return who;
+  };
+  EXPECT_EQ(order(), "abde");
+  h[0].Reset();
+  h[3].Reset();  // four left
+  EXPECT_EQ(order(), "be");
+  Recorder g("g", &log_);
+  auto hg = MustRegister(&g, {.flags = kNotifyMap});
+  EXPECT_EQ(order(), "beg");
+  h[1].Reset();
+  h[4].Reset();
+  EXPECT_EQ(order(), "g");
+  EXPECT_EQ(chains_.ChainSize(IommuEventType::kMap), 3u);
 }
 
 // --- Ranges and indexes

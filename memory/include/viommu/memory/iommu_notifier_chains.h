@@ -19,7 +19,9 @@
 //
 // Dispatch: an event reaches only the chain of its type, only notifiers of
 // its iommu index whose range overlaps it, cropped to that range; it costs
-// O(log M + notifiers hit) for M notifiers on the chain.
+// O(log M + notifiers hit) for M notifiers on the chain (up to
+// kSmallChain notifiers, a scan of them in registration order, which is
+// cheaper than the index at that size: one per chain is the usual case).
 //
 // Threading: control context only (registration, dispatch, replay).
 // Notifiers may unregister themselves, or others, from inside Notify();
@@ -35,6 +37,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "viommu/memory/iommu.h"
@@ -156,7 +159,17 @@ class IommuNotifierChains {
 
  private:
   struct Entry;
-  using Chain = IntervalIndex<Entry*>;
+  // Chains of at most this many notifiers are also kept as a list in
+  // registration order, which dispatch scans instead of the index.
+  static constexpr size_t kSmallChain = 4;
+  struct Chain {
+    IntervalIndex<Entry*> index;
+    // Every entry of `index` in registration (id) order while
+    // index.size() <= kSmallChain; unused (empty) above.
+    absl::InlinedVector<Entry*, kSmallChain> small;
+    bool empty() const { return index.empty(); }
+    size_t size() const { return index.size(); }
+  };
   friend class IommuNotifierHandle;
 
   // Index into chains_ for an event type (UNMAP 0, MAP 1, DEVIOTLB 2).
