@@ -85,6 +85,34 @@ struct Walker {
   // Visits the slots of the table at `table` (level `level`) that overlap
   // [start, last]; the range lies within the span of this one table.
   void Level(Hwaddr table, Iova start, Iova last, int level, bool r, bool w) {
+    // While [start, last] lies in one slot of the table (a page-selective
+    // invalidation of one page: every level), read that one entry and go
+    // down without recursing: the same visits and checks as the loop below
+    // makes for a single slot, at a fraction of its cost.
+    while ((start >> LevelShift(level)) == (last >> LevelShift(level))) {
+      const int shift = LevelShift(level);
+      const uint64_t slot_mask = (uint64_t{1} << shift) - 1;
+      const unsigned idx = (start >> shift) & (kEntries - 1);
+      uint64_t pte;
+      if (!mem.Read(table + idx * sizeof(uint64_t), &pte, sizeof pte)) return;
+      pte = LoadLe64(&pte);
+      if (pte == kReadError || masks.ReservedNonzero(pte, level)) return;
+      r = r && (pte & kR);
+      w = w && (pte & kW);
+      const bool valid = r || w;
+      if (valid && !IsLeaf(pte, level)) {
+        table = pte & masks.addr;
+        --level;
+        continue;
+      }
+      WalkEntry e;
+      e.iova = start & ~slot_mask;
+      e.addr_mask = slot_mask;
+      e.perm = Perm(r, w);
+      e.gpa = valid ? pte & masks.addr : 0;
+      sink(e);
+      return;
+    }
     const int shift = LevelShift(level);
     const uint64_t slot_mask = (uint64_t{1} << shift) - 1;
     const unsigned first_idx = (start >> shift) & (kEntries - 1);

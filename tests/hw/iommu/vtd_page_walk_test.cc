@@ -532,6 +532,39 @@ TEST_F(PageWalkTest, WalkAgreesWithTranslateOnRandomTables) {
   }
 }
 
+// A walk of one page (a page-selective invalidation's sync: one slot per
+// level, read entry by entry) reports exactly the slot the walk of the
+// whole space reports for that page, or nothing where that walk skipped
+// it (unreadable or reserved), on random 3- and 4-level tables.
+TEST_F(PageWalkTest, OnePageWalkReportsTheWholeWalksSlotForThatPage) {
+  std::mt19937_64 rng(11);
+  for (int levels : {3, 4}) {
+    testing::FakeGuestMemory mem;
+    PageTables pt(&mem, levels);
+    const uint64_t noise[] = {0,    0, 0, kPs, 0x800, uint64_t{1} << 62,
+                              0x1000, ~uint64_t{0}};
+    for (int i = 0; i < 300; ++i) {
+      const Iova iova = (rng() % 0x100000000) & ~k4K;
+      const int level = 1 + static_cast<int>(rng() % 3);
+      uint64_t pte = (rng() & 0xfffff000) | (rng() % 4) | noise[rng() % 8];
+      if (level > 1 && (pte & kPs) && pte != ~uint64_t{0})
+        pte &= ~((uint64_t{1} << Shift(level)) - 1) | 0xfff;
+      pt.Set(iova, level, pte);
+    }
+    const auto all = Walk(mem, Config(48), pt.Ce(), 0, 0xffffffff);
+    ASSERT_FALSE(all.empty());
+    for (int i = 0; i < 3000; ++i) {
+      const Iova page = (rng() % 0x100000000) & ~k4K;
+      std::vector<WalkEntry> want;
+      for (const WalkEntry& e : all) {
+        if (e.iova <= page && page <= e.iova + e.addr_mask) want.push_back(e);
+      }
+      EXPECT_EQ(Walk(mem, Config(48), pt.Ce(), page, page + k4K), want)
+          << levels << " levels, page 0x" << std::hex << page;
+    }
+  }
+}
+
 // ---- Full tables ------------------------------------------------------------
 // (The cost of WalkSl and TranslateSl is measured in
 // tests/bench/vtd_page_walk_bench.cc.)

@@ -1,5 +1,6 @@
 #include "viommu/hw/iommu/vtd_shadow_map.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -443,6 +444,55 @@ TEST(ShadowMapRandomTest, ConsumerSeesExactEventsAndConvergesToTheTables) {
   RecordingEmitter again;
   shadow.Sync(Range::Full(), walk, again);
   EXPECT_THAT(again.changes, IsEmpty());
+}
+
+// Syncs of one or a few pages that start near where the previous one
+// ended (before, at or after it: the shadow's remembered position), with
+// the pages mapped, remapped and cleared at random: every event exact.
+TEST(ShadowMapRandomTest, NearbyPageSyncsStayExact) {
+  std::mt19937_64 rng(7);
+  RandomTables tables;
+  for (int p = 0; p < RandomTables::kPdes; ++p) {
+    tables.kind[p] = RandomTables::kTable;
+    tables.big[p] = Invalid(uint64_t(p) * 0x200000, k2M);
+    for (uint64_t i = 0; i < 512; ++i) {
+      tables.small[p].push_back(Invalid(p * 0x200000 + i * 0x1000, k4K));
+    }
+  }
+  ShadowMap shadow;
+  StrictConsumer consumer;
+  auto walk = [&](const Range& r, WalkSink sink) { tables.Walk(r, sink); };
+  const int64_t kPages = RandomTables::kPdes * 512;
+  int64_t page = 0;
+  for (int round = 0; round < 5000; ++round) {
+    page += int64_t(rng() % 24) - 8;  // mostly forward, sometimes back
+    page = std::clamp<int64_t>(page, 0, kPages - 4);
+    const uint64_t pages = 1 + rng() % 4;
+    for (uint64_t i = 0; i < pages; ++i) {
+      WalkEntry& e = tables.small[(page + i) / 512][(page + i) % 512];
+      if (rng() % 4 == 0) {
+        e = Invalid(e.iova, k4K);
+      } else {
+        e = Leaf(e.iova, k4K, (rng() % 8) * 0x1000, IommuPerm(1 + rng() % 3));
+      }
+    }
+    shadow.Sync({uint64_t(page) * 0x1000, (page + pages) * 0x1000 - 1}, walk,
+                consumer);
+    if (::testing::Test::HasFatalFailure()) return;
+    if (round % 1000 == 999) {  // and the position is forgotten
+      const size_t mapped = consumer.map.size();
+      ASSERT_EQ(shadow.UnmapAll(consumer), mapped);
+      ASSERT_TRUE(consumer.map.empty());
+    }
+  }
+  std::map<Iova, std::pair<uint64_t, ShadowTranslation>> want;
+  tables.Walk(Range::Full(), [&](const WalkEntry& e) {
+    if (e.perm != kIommuNone) want[e.iova] = {e.addr_mask, {e.gpa, e.perm}};
+  });
+  shadow.Sync(Range::Full(), walk, consumer);
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
+  EXPECT_EQ(consumer.map, want);
+  EXPECT_EQ(shadow.size(), want.size());
 }
 
 // --- With the real notifier chains ---

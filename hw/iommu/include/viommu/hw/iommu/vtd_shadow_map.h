@@ -26,7 +26,9 @@
 // So an unchanged mapping is never re-notified and no UNMAP is ever
 // larger than what was mapped. Cost: O(entries walked + state entries
 // touched), plus one O(log n) lookup at the start and wherever the stream
-// jumps over many state entries.
+// jumps over many state entries; the lookup at the start is O(1) when the
+// sync begins at or just after where the previous one ended (pages mapped
+// in increasing IOVA order, one PSI each).
 //
 // Threading: none; the owner (the VT-d device, control context) serialises
 // every call. The emitter must not call back into the same ShadowMap.
@@ -149,10 +151,19 @@ class ShadowMap {
   }
   // First entry whose last byte is >= iova.
   State::iterator Seek(Iova iova);
+  // The same, starting from finger_ when it is at or just before the
+  // answer (a guest mapping pages in increasing order: O(1)), else Seek.
+  State::iterator SeekNear(Iova iova);
   // UNMAPs and erases *it; returns the next entry.
   State::iterator Unmap(State::iterator it, ShadowEmitter& out);
 
   State state_;  // key: leaf IOVA; entries never overlap
+  // Where the last Sync that saw a walk entry stopped (the state entry
+  // after the last slot it handled), while finger_valid_. Every change to
+  // state_ happens in Sync, which leaves finger_ on its own iterator, or
+  // UnmapAll, which drops it; so it is never a stale iterator.
+  State::iterator finger_;
+  bool finger_valid_ = false;
 };
 
 }  // namespace viommu::vtd
