@@ -175,6 +175,12 @@ int CreateVfioState(viommu_ctx* ctx, const viommu_config& cfg) {
                                           "vfio container %u: %s", id,
                                           s.message());
                               },
+                          .on_warning =
+                              [ctx](uint32_t id, const absl::Status& s) {
+                                ctx->Logf(VIOMMU_LOG_WARNING,
+                                          "vfio container %u: %s", id,
+                                          s.message());
+                              },
                           .on_iova_ranges_changed =
                               [ctx](uint32_t id, const std::vector<Range>&) {
                                 OnContainerRangesChanged(ctx, id);

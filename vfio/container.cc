@@ -136,6 +136,7 @@ void VfioContainer::ReportWarning(const absl::Status& status) {
   VIOMMU_LOG_GUEST_ERROR("vfio: container %u: %s", id_, status.message());
   ++stats_.warnings;
   last_error_ = status;
+  if (options_.on_warning) options_.on_warning(status);
 }
 
 void VfioContainer::RecordSkipped(const Range& range, SkipReason reason) {

@@ -27,6 +27,11 @@ ContainerOptions VfioManager::OptionsFor(uint32_t id) {
       options_.on_error(id, s);
     };
   }
+  if (options_.on_warning) {
+    o.on_warning = [this, id](const absl::Status& s) {
+      options_.on_warning(id, s);
+    };
+  }
   if (options_.on_iova_ranges_changed) {
     o.on_iova_ranges_changed = [this, id](const std::vector<Range>& r) {
       options_.on_iova_ranges_changed(id, r);

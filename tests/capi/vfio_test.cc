@@ -257,6 +257,35 @@ TEST_F(CapiVfioTest, IommufdModeAttaches) {
   EXPECT_EQ(Mappings(ctx_), std::vector<uint64_t>{1});
 }
 
+TEST_F(CapiVfioTest, ABarTheHostCannotPinIsSkippedWithAWarningInTheLog) {
+  AddRam();
+  viommu_vfio* dev = nullptr;
+  ASSERT_EQ(viommu_vfio_attach(IdentityEndpoint(0x20), "0000:02:00.0",
+                               VIOMMU_VFIO_IOMMUFD, &dev),
+            0);
+  // Memory iommufd cannot pin for writing (read-only: GUP with FOLL_WRITE
+  // fails with EFAULT, as it does for a BAR's VM_PFNMAP on Linux).
+  void* bar = mmap(nullptr, 0x10000, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+  ASSERT_NE(bar, MAP_FAILED);
+  viommu_region r{};
+  r.size = sizeof(r);
+  r.kind = VIOMMU_REGION_RAM_DEVICE;
+  r.gpa = 0xe000'0000;
+  r.len = 0x10000;
+  r.hva = bar;
+  r.fd = -1;
+  uint32_t id = 0;
+  ASSERT_EQ(viommu_region_add(ctx_, &r, &id), 0);  // best effort, as QEMU
+  EXPECT_TRUE(rec_.LogContains(
+      "PCI peer-to-peer transactions on BARs are not supported"));
+  const std::string q = Query(ctx_);
+  EXPECT_NE(q.find("\"ram-device-map-failed\""), std::string::npos) << q;
+  EXPECT_EQ(Mappings(ctx_), std::vector<uint64_t>{1});  // the RAM only
+  EXPECT_EQ(viommu_region_del(ctx_, id), 0);
+  munmap(bar, 0x10000);
+}
+
 TEST_F(CapiVfioTest, IdentityDevicesShareAContainerUntilTheLastDetach) {
   AddRam();
   viommu_vfio* a = nullptr;

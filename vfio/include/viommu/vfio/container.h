@@ -55,6 +55,10 @@ struct ContainerOptions {
   uint64_t host_page_size = 0;
   // Called for each error after initialisation (see file comment).
   std::function<void(const absl::Status&)> on_error;
+  // Called for each warning (a BAR the host refused to map: QEMU's P2P
+  // warning), which is also logged as guest_errors; for embedders that
+  // route logs themselves.
+  std::function<void(const absl::Status&)> on_warning;
   // Called after a re-read found different IOVA ranges (QMP
   // VFIO_IOVA_RANGES_CHANGED).
   std::function<void(const std::vector<Range>& new_ranges)>

@@ -66,6 +66,8 @@ class VfioManager {
     uint64_t host_page_size = 0;  // 0: the process's page size
     // An error after a container's initialisation (container id, status).
     std::function<void(uint32_t, const absl::Status&)> on_error;
+    // A container's warning (container id, status).
+    std::function<void(uint32_t, const absl::Status&)> on_warning;
     // QMP VFIO_IOVA_RANGES_CHANGED (container id, new ranges).
     std::function<void(uint32_t, const std::vector<Range>&)>
         on_iova_ranges_changed;
