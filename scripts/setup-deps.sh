@@ -50,6 +50,8 @@ PACKAGES=(
   # and a Rust program linked against the installed library (rust_smoke.rs).
   abigail-tools
   rustc
+  # ... and the same program over bindings bindgen generates from the header.
+  bindgen
   # `make coverage` (scripts/coverage.sh): line coverage reports of the
   # --coverage tree build-cov.
   gcovr

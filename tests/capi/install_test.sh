@@ -10,7 +10,9 @@
 #   - <viommu.h> compiles as C++17 -Wpedantic -Werror;
 #   - tests/capi/rust_smoke.rs (extern "C" declarations) builds with
 #     Debian's rustc (/usr/bin/rustc, else rustc in PATH) linked through
-#     `pkg-config --libs viommu`, and runs; without rustc this check is
+#     `pkg-config --libs viommu`, and runs; then again over Debian's
+#     bindgen's bindings of the installed header, whose layout tests run
+#     too (the header is parseable by bindgen); without rustc this check is
 #     skipped with the reason, but fails when CI=true;
 #   - abidiff finds no ABI change against abi/libviommu.abi.
 # Usage: install_test.sh BUILD_DIR SOURCE_DIR VERSION B_SANITIZE B_COVERAGE
@@ -91,6 +93,30 @@ else
   ldd_lib=$(LD_LIBRARY_PATH=$libdir ldd "$t/src/rust_smoke" | grep libviommu || true)
   [[ $ldd_lib == *"$libdir"* ]] || fail "rust_smoke did not load the installed library: $ldd_lib"
   echo "ok rust_smoke ($("$rustc" --version)): $(tail -1 "$t/rust.out")"
+
+  # The same program over bindgen's bindings of the installed header, and
+  # bindgen's layout test of every struct (Rust's view = the C compiler's).
+  if ! command -v bindgen >/dev/null; then
+    [[ ${CI:-} == true ]] && fail "bindgen missing (Debian bindgen; scripts/setup-deps.sh)"
+    echo "SKIP rust_bindgen: no bindgen (install Debian's bindgen: scripts/setup-deps.sh)"
+  else
+    bindgen "$hdr" -o "$t/viommu_sys.rs" --size_t-is-usize --with-derive-default \
+      --allowlist-function 'viommu_.*' --allowlist-type 'viommu_.*' \
+      --allowlist-var 'VIOMMU_.*' >"$t/bindgen.out" 2>&1 ||
+      { cat "$t/bindgen.out"; fail "bindgen $hdr"; }
+    for variant in smoke layout; do
+      test_flag=()
+      [[ $variant == layout ]] && test_flag=(--test)
+      VIOMMU_SYS_RS="$t/viommu_sys.rs" "$rustc" --edition 2021 -O --cfg viommu_bindgen \
+        "${test_flag[@]}" -o "$t/src/rust_bindgen_$variant" "${rust_link[@]}" \
+        "$src/tests/capi/rust_smoke.rs" >"$t/rustc.out" 2>&1 ||
+        { cat "$t/rustc.out"; fail "building rust_smoke over bindgen's bindings ($variant)"; }
+      LD_LIBRARY_PATH=$libdir "$t/src/rust_bindgen_$variant" >"$t/rust.out" 2>&1 ||
+        { cat "$t/rust.out"; fail "rust_smoke over bindgen's bindings ($variant)"; }
+    done
+    grep -q "test result: ok. [1-9]" "$t/rust.out" || { cat "$t/rust.out"; fail "no bindgen layout test ran"; }
+    echo "ok rust_bindgen ($(bindgen --version)): the smoke checks and $(grep -o '[0-9]* passed' "$t/rust.out") layout tests"
+  fi
 fi
 
 command -v abidiff >/dev/null || fail "abidiff missing (Debian abigail-tools; scripts/setup-deps.sh)"

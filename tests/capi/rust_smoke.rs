@@ -1,86 +1,116 @@
 // tests/capi/rust_smoke.rs — the installed libviommu from Rust, as a
-// rust-vmm-style VMM would call it: hand-written `extern "C"` declarations
-// of a few viommu_* functions and #[repr(C)] structs (what bindgen would
-// emit from <viommu.h>), linked through `pkg-config --libs viommu` by
-// tests/capi/install_test.sh. It creates a context, adds 1 MiB of guest
-// RAM, writes through an identity-mapped endpoint's DMA, reads it back, and
-// checks the bytes in RAM and in the read buffer. Exit 0 only if all held.
-use std::os::raw::{c_char, c_int, c_void};
+// rust-vmm-style VMM would call it, linked through `pkg-config --libs
+// viommu` by tests/capi/install_test.sh, twice:
+//  * with hand-written `extern "C"` declarations of a few viommu_*
+//    functions and #[repr(C)] structs (module `sys` below);
+//  * with `--cfg viommu_bindgen`, with what Debian's bindgen generates from
+//    the installed <viommu.h> instead (VIOMMU_SYS_RS names the file at
+//    compile time; the same file built with `--test` runs bindgen's layout
+//    tests of every struct).
+// It creates a context, adds 1 MiB of guest RAM, writes through an
+// identity-mapped endpoint's DMA, reads it back, checks the bytes in RAM and
+// in the read buffer, and the fault record of an unassigned IOVA. Exit 0
+// only if all held.
+use std::os::raw::{c_char, c_void};
 use std::process::exit;
 use std::ptr;
 
+#[cfg(viommu_bindgen)]
+#[allow(non_camel_case_types, non_upper_case_globals, non_snake_case, dead_code)]
+mod sys {
+    include!(env!("VIOMMU_SYS_RS"));
+}
+
+#[cfg(not(viommu_bindgen))]
 #[allow(non_camel_case_types)]
-type viommu_ctx = c_void;
-#[allow(non_camel_case_types)]
-type viommu_ep = c_void;
+mod sys {
+    use std::os::raw::{c_char, c_int, c_void};
 
-#[repr(C)]
-struct ViommuConfig {
-    size: usize,
-    flags: u32,
+    pub type viommu_ctx = c_void;
+    pub type viommu_ep = c_void;
+
+    // The ABI 0.1 prefix of viommu_config (the library accepts it).
+    #[repr(C)]
+    #[derive(Default)]
+    pub struct viommu_config {
+        pub size: usize,
+        pub flags: u32,
+    }
+
+    #[repr(C)]
+    pub struct viommu_region {
+        pub size: usize,
+        pub kind: u32,
+        pub flags: u32,
+        pub gpa: u64,
+        pub len: u64,
+        pub hva: *mut c_void,
+        pub fd: i32,
+        pub reserved: u32,
+        pub fd_offset: u64,
+        pub read: Option<unsafe extern "C" fn(*mut c_void, u64, *mut u64, u32) -> c_int>,
+        pub write: Option<unsafe extern "C" fn(*mut c_void, u64, u64, u32) -> c_int>,
+        pub opaque: *mut c_void,
+        pub name: *const c_char,
+    }
+    impl Default for viommu_region {
+        fn default() -> Self {
+            // All zero, as bindgen's Default: null pointers and no callbacks.
+            unsafe { std::mem::zeroed() }
+        }
+    }
+
+    #[repr(C)]
+    #[derive(Default)]
+    pub struct viommu_dma_fault {
+        pub size: usize,
+        pub iova: u64,
+        pub sid: u32,
+        pub reason: u32,
+        pub flags: u32,
+        pub segment: u16,
+        pub reserved: u16,
+    }
+
+    pub const VIOMMU_REGION_RAM: u32 = 1;
+    pub const VIOMMU_DMA_READ: u32 = 0;
+    pub const VIOMMU_DMA_WRITE: u32 = 1;
+
+    extern "C" {
+        pub fn viommu_abi_version() -> u32;
+        pub fn viommu_ctx_new(
+            cfg: *const viommu_config,
+            cb: *const c_void,
+            opaque: *mut c_void,
+            out: *mut *mut viommu_ctx,
+        ) -> c_int;
+        pub fn viommu_ctx_free(ctx: *mut viommu_ctx);
+        pub fn viommu_region_add(
+            ctx: *mut viommu_ctx,
+            r: *const viommu_region,
+            id: *mut u32,
+        ) -> c_int;
+        pub fn viommu_ep_new(
+            ctx: *mut viommu_ctx,
+            segment: u16,
+            bus: u8,
+            devfn: u8,
+            iommu: *mut c_void,
+            out: *mut *mut viommu_ep,
+        ) -> c_int;
+        pub fn viommu_ep_free(ep: *mut viommu_ep);
+        pub fn viommu_dma_rw(
+            ep: *mut viommu_ep,
+            iova: u64,
+            buf: *mut c_void,
+            len: usize,
+            flags: u32,
+            fault: *mut viommu_dma_fault,
+        ) -> i32;
+    }
 }
 
-#[repr(C)]
-struct ViommuRegion {
-    size: usize,
-    kind: u32,
-    flags: u32,
-    gpa: u64,
-    len: u64,
-    hva: *mut c_void,
-    fd: i32,
-    reserved: u32,
-    fd_offset: u64,
-    read: Option<extern "C" fn(*mut c_void, u64, *mut u64, u32) -> c_int>,
-    write: Option<extern "C" fn(*mut c_void, u64, u64, u32) -> c_int>,
-    opaque: *mut c_void,
-    name: *const c_char,
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct ViommuDmaFault {
-    size: usize,
-    iova: u64,
-    sid: u32,
-    reason: u32,
-    flags: u32,
-    segment: u16,
-    reserved: u16,
-}
-
-const VIOMMU_REGION_RAM: u32 = 1;
-const VIOMMU_DMA_READ: u32 = 0;
-const VIOMMU_DMA_WRITE: u32 = 1;
-
-extern "C" {
-    fn viommu_abi_version() -> u32;
-    fn viommu_ctx_new(
-        cfg: *const ViommuConfig,
-        cb: *const c_void,
-        opaque: *mut c_void,
-        out: *mut *mut viommu_ctx,
-    ) -> c_int;
-    fn viommu_ctx_free(ctx: *mut viommu_ctx);
-    fn viommu_region_add(ctx: *mut viommu_ctx, r: *const ViommuRegion, id: *mut u32) -> c_int;
-    fn viommu_ep_new(
-        ctx: *mut viommu_ctx,
-        segment: u16,
-        bus: u8,
-        devfn: u8,
-        iommu: *mut c_void,
-        out: *mut *mut viommu_ep,
-    ) -> c_int;
-    fn viommu_ep_free(ep: *mut viommu_ep);
-    fn viommu_dma_rw(
-        ep: *mut viommu_ep,
-        iova: u64,
-        buf: *mut c_void,
-        len: usize,
-        flags: u32,
-        fault: *mut ViommuDmaFault,
-    ) -> c_int;
-}
+use sys::*;
 
 fn check(ok: bool, what: &str) {
     if !ok {
@@ -96,27 +126,22 @@ fn main() {
         let v = viommu_abi_version();
         check(v >> 16 == 0 && (v & 0xffff) >= 2, "viommu_abi_version is 0.2 or later");
 
-        let cfg = ViommuConfig { size: std::mem::size_of::<ViommuConfig>(), flags: 0 };
+        let cfg = viommu_config { size: std::mem::size_of::<viommu_config>(), ..Default::default() };
         let mut ctx: *mut viommu_ctx = ptr::null_mut();
         check(
             viommu_ctx_new(&cfg, ptr::null(), ptr::null_mut(), &mut ctx) == 0 && !ctx.is_null(),
             "viommu_ctx_new",
         );
 
-        let region = ViommuRegion {
-            size: std::mem::size_of::<ViommuRegion>(),
+        let region = viommu_region {
+            size: std::mem::size_of::<viommu_region>(),
             kind: VIOMMU_REGION_RAM,
-            flags: 0,
             gpa: 0,
             len: ram.len() as u64,
             hva: ram.as_mut_ptr() as *mut c_void,
             fd: -1,
-            reserved: 0,
-            fd_offset: 0,
-            read: None,
-            write: None,
-            opaque: ptr::null_mut(),
             name: b"rust-ram\0".as_ptr() as *const c_char,
+            ..Default::default()
         };
         let mut id = 0u32;
         check(viommu_region_add(ctx, &region, &mut id) == 0 && id != 0, "viommu_region_add RAM");
@@ -128,8 +153,8 @@ fn main() {
         );
 
         let mut out: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(7).wrapping_add(1)).collect();
-        let mut fault = ViommuDmaFault {
-            size: std::mem::size_of::<ViommuDmaFault>(),
+        let mut fault = viommu_dma_fault {
+            size: std::mem::size_of::<viommu_dma_fault>(),
             ..Default::default()
         };
         let r = viommu_dma_rw(
