@@ -17,7 +17,8 @@ tests/fuzz/corpus/qtest/conf-<scenario> and .../default-workload.
 vtd target (tests/fuzz/vtd_fuzzer.cc: a byte program, not text): scenarios
 whose `args:` create intel-iommu are translated action by action:
   - byte 0: the intel-iommu properties (caching-mode, aw-bits=48,
-    dma-translation=off, pt=off, device-iotlb);
+    dma-translation=off, pt=off, device-iotlb, x-scalable-mode,
+    x-pasid-mode);
   - RAM writes (tables, queue descriptors, data): the 4 KiB pages the
     scenario writes are relocated, in order of first write, onto the 16 pages
     of the target's region at 0x100000 (scenarios with more are skipped), and
@@ -131,6 +132,10 @@ def iommu_config(args):
                 cfg |= 0x10
             if props.get("device-iotlb") == "on":
                 cfg |= 0x20
+            if props.get("x-scalable-mode") == "on":
+                cfg |= 0x40
+                if props.get("x-pasid-mode") == "on":
+                    cfg |= 0x80
             return cfg
     return None
 

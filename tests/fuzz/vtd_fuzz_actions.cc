@@ -36,13 +36,16 @@ void Program::TableWrite(Input& in) {
       Write64(kContext + devfn * 16 + 8, hi);
       return;
     }
-    default: {  // a page-table slot
-      const uint8_t where = in.U8();
-      const uint64_t table = kTables + (where % kNumTables) * kPage;
-      Write64(table + ((where >> 4) & 7) * 8, PickEntry(in));
+    default:
+      PageTableSlotWrite(in);
       return;
-    }
   }
+}
+
+void Program::PageTableSlotWrite(Input& in) {
+  const uint8_t where = in.U8();
+  const uint64_t table = kTables + (where % kNumTables) * kPage;
+  Write64(table + ((where >> 4) & 7) * 8, PickEntry(in));
 }
 
 void Program::RawWrite(Input& in) {
@@ -123,6 +126,8 @@ void Program::RegWrite(Input& in) {
     case 2:
       off = Offset(Reg64::kRtaddr);
       v = (k & 0x10) ? kRegion + (in.U8() % kRegionPages) * kPage : kRoot;
+      // Scalable mode: mostly TTM = 01 (a scalable-mode root table).
+      if (scalable_ && (k & 0x60) != 0x40) v |= uint64_t{1} << 10;
       break;
     case 3: {
       off = Offset(Reg64::kCcmd);
@@ -293,12 +298,8 @@ void Program::RegisterDevIotlbNotifiers() {
 void Program::DevIotlbSubmit(uint64_t lo, uint64_t hi) {
   const std::optional<RefDevIotlb> want = DecodeDevIotlb(lo, hi);
   for (DevIotlbRecorder& r : dev_recorders_) r.Arm();
-  IntelIommu* iommu = m_->intel_iommu();
   // Checked only when the descriptor goes to RAM at an idle queue.
-  const bool idle = iommu->qi_enabled() && iommu->queue_size() != 0 &&
-                    iommu->queue_head() == iommu->queue_tail() &&
-                    iommu->queue_base() + uint64_t{iommu->queue_tail() + 1} *
-                            16 <= m_->ram_size();
+  const bool idle = QueueIdleInRam();
   const bool ran = SubmitDescriptor(lo, hi);
   if (!idle) return;  // not submitted
   if (!want.has_value()) {
@@ -337,6 +338,13 @@ bool Program::SyncBudgetOk() {
     for (uint64_t root : roots) {
       ContextLookup ctx = LookupContext(mem_, cfg_, root, 0, kDevfns[i]);
       if (ctx.ok() && !bound.Within(ctx.entry)) return false;
+      if (!scalable_) continue;
+      // The same root as a scalable-mode table (TTM is latched at SRTP).
+      const RefSm d = RefSmDecode(SmReader(), SmConfig(), root, 0, kDevfns[i]);
+      if (d.fault == 0 && d.pgtt != kRefPgttPt &&
+          !bound.Within(d.slptptr, 2 + d.aw)) {
+        return false;
+      }
     }
   }
   return true;
@@ -353,7 +361,22 @@ bool Program::GlobalInvalidate() {
   return SubmitDescriptor(2 | 1u << 4, 0);  // global IOTLB
 }
 
+bool Program::QueueIdleInRam() {
+  IntelIommu* iommu = m_->intel_iommu();
+  const uint64_t desc_size = iommu->queue_dw() ? 32 : 16;
+  return iommu->qi_enabled() && iommu->queue_size() != 0 &&
+         iommu->queue_head() == iommu->queue_tail() &&
+         iommu->queue_base() +
+                 uint64_t{iommu->queue_tail() + 1} * desc_size <=
+             m_->ram_size();
+}
+
 bool Program::SubmitDescriptor(uint64_t lo, uint64_t hi) {
+  const uint64_t d[4] = {lo, hi, 0, 0};
+  return SubmitDescriptor(d);
+}
+
+bool Program::SubmitDescriptor(const uint64_t (&d)[4]) {
   // Clear a queue error, then one descriptor at the tail, if the queue
   // has nothing else pending.
   IntelIommu* iommu = m_->intel_iommu();
@@ -362,13 +385,16 @@ bool Program::SubmitDescriptor(uint64_t lo, uint64_t hi) {
   const uint32_t head = iommu->queue_head();
   const uint32_t tail = iommu->queue_tail();
   if (head != tail || iommu->queue_size() == 0) return false;
-  const uint64_t desc = iommu->queue_base() + uint64_t{tail} * 16;
-  if (!m_->system_as().Write(desc, &lo, 8).ok() ||
-      !m_->system_as().Write(desc + 8, &hi, 8).ok()) {
-    return false;
+  // IQA.DW: 32-byte descriptors, IQT counts them from bit 5.
+  const bool dw = iommu->queue_dw();
+  const int words = dw ? 4 : 2;
+  const uint64_t desc = iommu->queue_base() + uint64_t{tail} * 8 * words;
+  for (int w = 0; w < words; ++w) {
+    if (!m_->system_as().Write(desc + 8 * w, &d[w], 8).ok()) return false;
   }
   const uint32_t next = (tail + 1) % iommu->queue_size();
-  WriteReg(Offset(Reg64::kIqt), uint64_t{next} << kIqtQtShift, 8);
+  WriteReg(Offset(Reg64::kIqt), uint64_t{next} << (kIqtQtShift + (dw ? 1 : 0)),
+           8);
   return iommu->queue_head() == next &&
          !(ReadReg(Offset(Reg32::kFsts), 4) & kFstsIqe);
 }

@@ -22,6 +22,10 @@ inline constexpr uint64_t kData = kRegion + 14 * kPage;
 inline constexpr int kRegionPages = 16;
 inline constexpr uint64_t kIrTable = kRegion + kRegionPages * kPage;  // 1 MiB
 inline constexpr int kMaxActions = 192;
+// Scalable mode: the PASID directory and two PASID tables, past the
+// interrupt-remapping table's first 64 KiB (IRTEs 0..4095).
+inline constexpr uint64_t kSmPasidDir = kRegion + 0x20 * kPage;
+inline constexpr uint64_t kSmPasidTables = kRegion + 0x21 * kPage;
 
 inline constexpr uint8_t kEduDevfn = 0x20;
 inline constexpr uint8_t kTestdevDevfn = 0x28;

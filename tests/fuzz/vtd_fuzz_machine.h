@@ -26,6 +26,9 @@ inline absl::btree_map<std::string, std::string> IommuProperties(
   if ((cfg & 0xc) == 0xc) props["dma-translation"] = "off";
   if (cfg & 0x10) props["pt"] = "off";
   if (cfg & 0x20) props["device-iotlb"] = "on";
+  if (cfg & 0x40) props["x-scalable-mode"] = "on";
+  // 7.2 refuses x-pasid-mode with device-iotlb.
+  if ((cfg & 0xe0) == 0xc0) props["x-pasid-mode"] = "on";
   return props;
 }
 

@@ -57,6 +57,15 @@ void Program::FinalCheck() {
     std::fprintf(stderr, "vtd_fuzzer: %d device-IOTLB submissions checked\n",
                  dev_iotlb_checked_);
   }
+  if (scalable_ && m_->intel_iommu()->root_scalable()) {
+    SmFinalCheck();
+    if (std::getenv("VTD_FUZZER_VERBOSE") != nullptr) {
+      std::fprintf(stderr,
+                   "vtd_fuzzer: %d scalable-mode translations checked\n",
+                   sm_checked_);
+    }
+    return;
+  }
   if (!handles_[0].registered() && !handles_[1].registered()) return;
   if (!SyncBudgetOk() || !GlobalInvalidate()) return;
   IntelIommu* iommu = m_->intel_iommu();

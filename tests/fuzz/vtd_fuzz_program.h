@@ -17,6 +17,7 @@
 #include "tests/fuzz/vtd_fuzz_layout.h"
 #include "tests/fuzz/vtd_ir_oracle.h"
 #include "tests/fuzz/vtd_shadow_checker.h"
+#include "tests/fuzz/vtd_sm_oracle.h"
 #include "viommu/hw/i386/q35_machine.h"
 #include "viommu/hw/iommu/vtd_context.h"
 #include "viommu/hw/iommu/vtd_regs.h"
@@ -29,7 +30,8 @@ class Program {
       : m_(m),
         caching_mode_(caching_mode),
         mem_(&m_->system_as()),
-        cfg_(TableConfig::FromProperties(m_->intel_iommu()->properties())) {
+        cfg_(TableConfig::FromProperties(m_->intel_iommu()->properties())),
+        scalable_(m_->intel_iommu()->properties().scalable_mode) {
     RegisterDevIotlbNotifiers();
   }
   ~Program() {
@@ -115,6 +117,7 @@ class Program {
 
   bool StepAction(Input& in);
   void TableWrite(Input& in);
+  void PageTableSlotWrite(Input& in);
   void RawWrite(Input& in);
   void QueueWrite(Input& in);
   void RegWrite(Input& in);
@@ -143,6 +146,26 @@ class Program {
   // Writes a descriptor at the queue tail and moves the tail past it, if
   // QI is on and the queue is idle; true when it verifiably ran.
   bool SubmitDescriptor(uint64_t lo, uint64_t hi);
+  // The same with a 256-bit descriptor (IQA.DW; only d[0..1] without it).
+  bool SubmitDescriptor(const uint64_t (&d)[4]);
+  // Whether the next descriptor would go to RAM at an idle queue.
+  bool QueueIdleInRam();
+  // Scalable mode (vtd_fuzz_scalable.cc; only on an x-scalable-mode
+  // machine): root, context, PASID directory and PASID table entries,
+  // 256-bit descriptors, a driver's setup, and the DMA check.
+  // False when over the work budget (the setup and check may sync).
+  bool SmTableWrite(Input& in);
+  void SmQueueWrite(Input& in);
+  void SmSetup(Input& in);
+  bool SmTranslateCheck(Input& in);
+  // With translation on through scalable-mode tables, after a global
+  // invalidation: one translation of `iova` for device `i` agrees with
+  // the reference (vtd_sm_oracle.h), fault record included.
+  void CheckSmTranslation(int i, uint64_t iova, bool write);
+  // FinalCheck on a scalable-mode machine.
+  void SmFinalCheck();
+  RefSmConfig SmConfig();
+  RefRead SmReader();
   // Runs `perform`, which makes exactly `reqs` (from `src`), and checks
   // the window's record and the fault registers against the reference.
   void CheckedInterrupts(const std::vector<IrRequest>& reqs,
@@ -163,11 +186,15 @@ class Program {
   // Issues a global IOTLB invalidation the way the guest can (register, or
   // the queue when QI is on); true when it verifiably ran.
   bool GlobalInvalidate();
+  // The same for the context cache (which in scalable mode also holds
+  // what a request checks of RID_PASID's PASID entry).
+  bool GlobalContextInvalidate();
 
   hw::Q35Machine* m_;  // not owned, outlives this
   const bool caching_mode_;
   AddressSpaceGuestMemory mem_;
   const TableConfig cfg_;
+  const bool scalable_;  // x-scalable-mode=on
   bool pci_ready_ = false;
   MappingRecorder recorders_[2];
   memory::IommuNotifierHandle handles_[2];
@@ -178,6 +205,7 @@ class Program {
   bool ir_accounted_ = false;  // this step's requests were all predicted
   int ir_checked_ = 0;         // actions whose outcome was checked
   int dev_iotlb_checked_ = 0;  // device-IOTLB submissions checked
+  int sm_checked_ = 0;         // scalable-mode translations checked
 };
 
 }  // namespace viommu::vtd::fuzz

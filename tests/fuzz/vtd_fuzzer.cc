@@ -14,8 +14,9 @@
 //
 // Byte 0 picks the intel-iommu properties (bit 0 caching-mode, bit 1
 // aw-bits=48, bits 2+3 both set: dma-translation=off, bit 4 pt=off, bit 5
-// device-iotlb). Then each action is an opcode byte and its operands;
-// missing bytes read as zero, at most kMaxActions run.
+// device-iotlb, bit 6 x-scalable-mode, bit 7 x-pasid-mode). Then each
+// action is an opcode byte and its operands; missing bytes read as zero,
+// at most kMaxActions run.
 //
 // Guest RAM layout the structured actions aim at (kRegion, 16 pages):
 //   page 0 root table, page 1 context table (bus 0), pages 2..11 page
@@ -49,13 +50,39 @@
 // 0, 1, 13 IRTE write; 2 IRTA; 3 GCMD SIRTP/IRE/CFI/QIE; 4, 5 IEC
 // descriptor; 6-8 dma-testdev interrupt DMA; 9, 10 edu MSI; 11, 14 raw
 // device write into the window; 12 IR driver setup; 15 system reset.
-// (Before interrupt remapping was fuzzed, 0x0f..0xef were no-ops.)//
+// (Before interrupt remapping was fuzzed, 0x0f..0xef were no-ops.)
+//
+// Scalable mode (byte 0 bit 6: x-scalable-mode=on; bits 6+7 without
+// device-iotlb: also x-pasid-mode=on; inputs from before leave both 0):
+// opcodes 0 and 1 become scalable-mode actions by their first operand's
+// low 3 bits: 0 root entry (both halves, not present, reserved bits), 1-2
+// 32-byte context entry (P, FPD, DTE/PASIDE/PRE, PDTS, RID_PASID, flipped
+// bits), 3 PASID directory entry, 4-5 64-byte PASID entry (PGTT 0-7, AW,
+// P, FPD, DID, flipped bits), 6 a translation check, 7 a driver's setup
+// (tables for both devices, SRTP with TTM=01, QI with or without IQA.DW,
+// TE, global invalidations); opcode 4 writes or submits 256-bit
+// descriptors (context-cache, IOTLB, PASID-IOTLB, PASID-cache, wait,
+// device-IOTLB, IEC, raw; upper half junk); an RTADDR write mostly sets
+// TTM=01. Checked against vtd_sm_oracle.h, a reference decode of the
+// scalable-mode tables written from the spec and 7.2's facts: after
+// global context-cache and IOTLB invalidations, a translation (the
+// IOMMU model's answer, and the fault record: reason, SID, address, T,
+// PP/PV=RID_PASID for walk faults, unless FPD may suppress it) equals the
+// reference's, at the check action and at the end over a grid of IOVAs;
+// with caching-mode, after the final IOTLB invalidation every recorded
+// mapping is a leaf of the tables (or a slot the walk skips), every leaf
+// the grid reaches was notified, and nothing is mapped for a non-present
+// context or PGTT pass-through; PASID-IOTLB and PASID-cache descriptors
+// submitted alone run without IQE and notify nothing (7.2 ignores them).
+//
 // Files: vtd_fuzz_layout.h (RAM layout, devices, input), vtd_fuzz_machine.h
 // (the machines and their properties), vtd_fuzz_program.h
 // (the guest's class), vtd_fuzz_actions.cc (tables, registers, queue, DMA,
 // notifiers), vtd_fuzz_interrupts.cc (interrupt remapping),
-// vtd_fuzz_oracles.cc (end-of-input checks, trace); the oracles' reference
-// decodes: vtd_shadow_checker.h, vtd_ir_oracle.h, vtd_dev_iotlb_oracle.h.
+// vtd_fuzz_oracles.cc (end-of-input checks, trace), vtd_fuzz_scalable.cc
+// (scalable mode and its checks); the oracles' reference decodes:
+// vtd_shadow_checker.h, vtd_ir_oracle.h, vtd_dev_iotlb_oracle.h,
+// vtd_sm_oracle.h. Seeds for scalable mode: vtd_sm_seeds.py.
 // This file dispatches the actions and keeps the machines.
 #include <cstddef>
 #include <cstdint>
@@ -83,6 +110,9 @@ bool Program::StepAction(Input& in) {
   switch (op % 16) {
     case 0:
     case 1:
+      if (scalable_) return SmTableWrite(in);
+      TableWrite(in);
+      return true;
     case 2:
       TableWrite(in);
       return true;
@@ -90,6 +120,11 @@ bool Program::StepAction(Input& in) {
       RawWrite(in);
       return true;
     case 4:
+      if (scalable_) {
+        if (!SyncBudgetOk()) return false;  // a descriptor may run
+        SmQueueWrite(in);
+        return true;
+      }
       QueueWrite(in);
       return true;
     case 5:

@@ -52,6 +52,7 @@ class MappingRecorder final : public memory::IommuNotifier {
   void Notify(const memory::IommuEvent& event) override {
     const memory::IommuTlbEntry& e = event.entry;
     const uint64_t last = e.iova + e.addr_mask;
+    ++events_;
     if (last < e.iova) Fail("event wraps", e.iova, e.addr_mask);
     switch (event.type) {
       case memory::IommuEventType::kMap: {
@@ -82,9 +83,12 @@ class MappingRecorder final : public memory::IommuNotifier {
 
   const absl::btree_map<uint64_t, Mapping>& mappings() const { return map_; }
   void Clear() { map_.clear(); }
+  // Events received so far.
+  uint64_t events() const { return events_; }
 
  private:
   absl::btree_map<uint64_t, Mapping> map_;  // key: first IOVA
+  uint64_t events_ = 0;
 };
 
 // The recorder must agree with a fresh walk over every IOVA the walk
@@ -131,7 +135,12 @@ class WalkCostBound {
 
   // True when a walk of `ce`'s tables stays within the budget.
   bool Within(const ContextEntry& ce) {
-    Cost c = Visit(ce.slptptr(), ce.levels());
+    return Within(ce.slptptr(), ce.levels());
+  }
+  // The same for tables at `table` with `levels` levels (scalable mode:
+  // a PASID entry's SLPTPTR and 2 + AW).
+  bool Within(uint64_t table, int levels) {
+    Cost c = Visit(table, levels);
     return !over_ && c.leaves <= kMaxLeaves && c.tables <= kMaxTables;
   }
 
