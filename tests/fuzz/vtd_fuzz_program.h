@@ -206,6 +206,14 @@ class Program {
   int ir_checked_ = 0;         // actions whose outcome was checked
   int dev_iotlb_checked_ = 0;  // device-IOTLB submissions checked
   int sm_checked_ = 0;         // scalable-mode translations checked
+  // What the IOTLB may hold since the checks' last invalidation: the
+  // translations CheckSmTranslation saw succeed (device, entry). A hit
+  // is served without a permission check or fault, as in QEMU 7.2.
+  struct SmCached {
+    int dev;
+    uint64_t iova, mask, gpa;
+  };
+  std::vector<SmCached> sm_iotlb_;
 };
 
 }  // namespace viommu::vtd::fuzz

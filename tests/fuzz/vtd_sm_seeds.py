@@ -49,6 +49,15 @@ def tables_3level(root=0):
             slot(1, 1, 0x1E, 4) + slot(root, 1, 0x16, 0))
 
 
+def qword(v):
+    return list(v.to_bytes(8, "little"))
+
+
+def raw(off, v):
+    # op 3: a raw RAM write of a qword at region offset `off`.
+    return [3] + list(off.to_bytes(2, "little")) + qword(v)
+
+
 def edu_dma(a, to_ram=False):
     return [12, 0x09 | (4 if to_ram else 0), a, 0]
 
@@ -111,6 +120,23 @@ SEEDS = {
     "sm-pasid-aw48": [CM | AW48 | SM | PASID] + notifiers() + setup(0xA8) +
     slot(0, 0, 0x0C, 3) + tables_3level(3) + check(0, False, 0x00) +
     check(0, True, 0x01) + check(1, False, 0x00, 0x01) + edu_dma(0x01),
+    # The other fault reasons: a leaf on the interrupt window (4K, 2M:
+    # 0x87), IOVA beyond the 39-bit width (0x4), a second-level table
+    # outside RAM (0x7), SLPTPTR outside RAM (0x3), a reserved context bit
+    # (0xb), the context table outside RAM (0x9), the root table outside
+    # RAM (0x8).
+    "sm-fault-reasons": [CM | SM] + notifiers() + setup(0x28) +
+    tables_3level() +
+    raw(0x4038, 0xFEE00003) + check(0, False, 0x07) +
+    raw(0x3010, 0xFEE00083) + check(1, True, 0x10) +
+    check(0, False, 0x00, 0x04) +
+    slot(1, 3, 0x03, 0) + qword(0x40_0000_0003) + check(0, False, 0x18) +
+    [0, 4, 0x60, 0x00, 0x00, 0x00, 0x00] + qword(0x40_0000_0000 | 0x85) +
+    check(0, False, 0x00) + setup(0x28) +
+    [0, 1, 0x10, 0x00, 0x5E] + check(0, True, 0x00) + setup(0x28) +
+    [0, 0x40, 0x00] + qword(0x40_0000_0001) + check(1, False, 0x00) +
+    setup(0x28) + [5, 0xFE, 0x20, 0x00] + qword(0x40_0000_0400) +
+    [5, 0x00, 0x02] + check(0, False, 0x00),
     # No caching mode, device-iotlb: DMA checks only, 128-bit queue.
     "sm-dt-nocm": [DT | SM] + setup(0x20) + tables_3level() +
     check(0, False, 0x00) + check(1, True, 0x02) +
