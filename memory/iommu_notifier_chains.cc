@@ -87,16 +87,10 @@ IommuNotifierChains::~IommuNotifierChains() {
 }
 
 int IommuNotifierChains::TypeSlot(IommuEventType type) {
-  switch (type) {
-    case IommuEventType::kUnmap:
-      return 0;
-    case IommuEventType::kMap:
-      return 1;
-    case IommuEventType::kDevIotlbUnmap:
-      return 2;
-  }
-  VIOMMU_CHECK(false, "unknown IOMMU event type");
-  return 0;
+  // The types are the flag bits 1, 2 and 4: slots 0, 1 and 2.
+  const unsigned bit = static_cast<unsigned>(type);
+  VIOMMU_CHECK(bit == 1 || bit == 2 || bit == 4, "unknown IOMMU event type");
+  return static_cast<int>(bit >> 1);
 }
 
 IommuNotifierChains::Chain& IommuNotifierChains::ChainFor(IommuEventType type,
@@ -214,6 +208,12 @@ void IommuNotifierChains::PurgeDead() {
 
 void IommuNotifierChains::Deliver(Entry& entry, const IommuEvent& event) {
   if (entry.dead) return;
+  const Range& range = entry.reg.range;
+  if (range.first <= event.entry.iova && event.entry.iova <= range.last &&
+      event.entry.addr_mask <= range.last - event.entry.iova) {
+    entry.notifier->Notify(event);  // inside the range: nothing to crop
+    return;
+  }
   std::optional<IommuTlbEntry> cropped = Crop(event.entry, entry.reg.range);
   if (!cropped.has_value()) return;
   entry.notifier->Notify(IommuEvent{.type = event.type, .entry = *cropped});

@@ -2,6 +2,7 @@
 // points, notifier flags and replay.
 #include "viommu/hw/iommu/vtd_engine.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -95,6 +96,15 @@ absl::Status VtdEngine::NotifyFlagChanged(VtdDevice& dev,
         " requires device IOTLB: set device-iotlb=on on intel-iommu"));
   }
   dev.set_notifier_flags(new_flags);
+  auto pos = std::lower_bound(
+      iotlb_event_devices_.begin(), iotlb_event_devices_.end(), dev.sid(),
+      [](const VtdDevice* d, uint16_t sid) { return d->sid() < sid; });
+  const bool listed = pos != iotlb_event_devices_.end() && *pos == &dev;
+  if ((new_flags & memory::kNotifyIotlbEvents) && !listed) {
+    iotlb_event_devices_.insert(pos, &dev);
+  } else if (!(new_flags & memory::kNotifyIotlbEvents) && listed) {
+    iotlb_event_devices_.erase(pos);
+  }
   const bool had_map = old_flags & memory::kNotifyMap;
   const bool has_map = new_flags & memory::kNotifyMap;
   if (has_map && !had_map) {

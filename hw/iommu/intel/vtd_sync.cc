@@ -3,6 +3,7 @@
 // vtd_address_space_refresh_all), with ShadowMap's exact semantics.
 #include <optional>
 
+#include "absl/container/inlined_vector.h"
 #include "hw/iommu/intel/vtd_device.h"
 #include "viommu/hw/iommu/vtd_engine.h"
 #include "viommu/hw/iommu/vtd_guest_memory.h"
@@ -166,7 +167,11 @@ void VtdEngine::InvalidateIotlbAndSync(IotlbGranularity granularity,
   const uint64_t size = uint64_t{4096} << am;
   const uint64_t first = addr & ~(size - 1);
   std::optional<BurstGuestMemory> burst;
-  for (auto& [sid, dev] : devices_) {
+  // A copy: a notifier may register or unregister while it is told
+  // (SyncRange re-checks the flags; devices live as long as the engine).
+  const absl::InlinedVector<VtdDevice*, 4> devices(
+      iotlb_event_devices_.begin(), iotlb_event_devices_.end());
+  for (VtdDevice* dev : devices) {
     if (!HasIotlbEvents(*dev)) continue;
     // QEMU re-reads the context entry to match the domain.
     if (!burst.has_value()) burst.emplace(mem_);

@@ -172,6 +172,28 @@ TEST_F(VtdAddressSpaceTest, PsiMapsRemapsAndUnmapsExactly) {
   EXPECT_THAT(rec_.Take(), ElementsAre(Unmap(0x5000, 0xfff)));
 }
 
+TEST_F(VtdAddressSpaceTest, PsiFollowsTheNotifiersAsTheyComeAndGo) {
+  Start();
+  guest_->Enable();
+  Register();
+  guest_->Map(0x5000, 0x30'0000, kPage4K, memory::kIommuReadWrite);
+  guest_->InvalidatePage(1, 0x5000, 0);
+  EXPECT_THAT(rec_.Take(), ElementsAre(Map(0x5000, 0xfff, 0x30'0000)));
+  handle_.Reset();  // no notifier left: nothing to sync
+  guest_->Map(0x5000, 0x31'0000, kPage4K, memory::kIommuReadWrite);
+  guest_->InvalidatePage(1, 0x5000, 0);
+  EXPECT_THAT(rec_.Take(), ElementsAre());
+  Register(memory::kNotifyUnmap);
+  guest_->InvalidatePage(1, 0x5000, 0);
+  EXPECT_THAT(rec_.Take(), ElementsAre(Unmap(0x5000, 0xfff)));
+  handle_.Reset();
+  Register();  // MAP again: the shadow is refilled from the tables
+  guest_->Map(0x5000, 0x32'0000, kPage4K, memory::kIommuReadWrite);
+  guest_->InvalidatePage(1, 0x5000, 0);
+  EXPECT_THAT(rec_.Take(),
+              ElementsAre(Unmap(0x5000, 0xfff), Map(0x5000, 0xfff, 0x32'0000)));
+}
+
 TEST_F(VtdAddressSpaceTest, PsiOfOtherDomainIsIgnored) {
   Start();
   guest_->Enable();

@@ -221,6 +221,9 @@ class VtdEngine final : public Observer, public InvalidationSink {
   InvalidationQueue queue_;
 
   absl::flat_hash_map<uint16_t, std::unique_ptr<VtdDevice>> devices_;
+  // The devices with MAP or UNMAP notifiers, in SID order (what a PSI or
+  // DSI visits; the rest have nothing to sync): kept by NotifyFlagChanged.
+  std::vector<VtdDevice*> iotlb_event_devices_;
   absl::flat_hash_map<uint16_t, devcore::HostIommuDevice> host_devices_;
   std::atomic<uint64_t> walks_{0};
   std::atomic<uint64_t> faults_{0};
