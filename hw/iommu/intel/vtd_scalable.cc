@@ -71,11 +71,40 @@ PasidLookup LookupPasid(GuestMemory& mem, const TableConfig& cfg,
   }
   const uint64_t index = pasid & 0x3f;
   if (!ReadQuads(mem, r.dir.pasid_table() + index * sizeof(PasidEntry),
-                 r.entry.val, 8) ||
-      !PgttSupported(cfg, r.entry.pgtt()) ||
+                 r.entry.val, 8)) {
+    r.fault = FaultReason::kPasidTableInv;
+    return r;
+  }
+  r.entry_read = true;
+  if (!PgttSupported(cfg, r.entry.pgtt()) ||
       !cfg.LevelSupported(r.entry.levels()) || !r.entry.present()) {
     r.fault = FaultReason::kPasidTableInv;
   }
+  return r;
+}
+
+PasidFpdCheck CheckPasidFpd(GuestMemory& mem, const TableConfig& cfg,
+                            Hwaddr pasid_dir, uint32_t pasid) {
+  PasidFpdCheck r;
+  PasidDirEntry dir;
+  if (!ReadQuads(mem, pasid_dir + ((pasid >> 6) & 0x3fff) * sizeof(dir),
+                 &dir.val, 1)) {
+    r.fault = FaultReason::kPasidTableInv;
+    return r;
+  }
+  if (dir.fpd()) {
+    r.fpd = true;
+    return r;
+  }
+  PasidEntry pe;
+  if (!dir.present() ||
+      !ReadQuads(mem, dir.pasid_table() + (pasid & 0x3f) * sizeof(pe), pe.val,
+                 8) ||
+      !PgttSupported(cfg, pe.pgtt()) || !cfg.LevelSupported(pe.levels())) {
+    r.fault = FaultReason::kPasidTableInv;
+    return r;
+  }
+  r.fpd = pe.fpd();
   return r;
 }
 

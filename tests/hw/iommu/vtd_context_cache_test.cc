@@ -155,5 +155,72 @@ TEST(VtdContextCacheTest, ConcurrentLookupInsertInvalidateSmoke) {
   EXPECT_EQ(bad.load(), 0);
 }
 
+// Peek: the lock-free lookup of the DMA fast path (scalable mode).
+TEST(VtdContextCacheTest, PeekSeesInsertsAndCountsNothing) {
+  ContextCache cc;
+  EXPECT_FALSE(cc.Peek(0, 0x10).has_value());  // no bus array yet
+  cc.Insert(0, 0x10, kCtx);
+  EXPECT_EQ(cc.Peek(0, 0x10), kCtx);
+  EXPECT_FALSE(cc.Peek(0, 0x11).has_value());
+  EXPECT_EQ(cc.stats(), ContextCacheStats{});
+}
+
+TEST(VtdContextCacheTest, PeekMissesAfterGlobalInvalidation) {
+  ContextCache cc;
+  cc.Insert(3, 0x20, kCtx);
+  cc.InvalidateAll();
+  EXPECT_FALSE(cc.Peek(3, 0x20).has_value());
+  cc.Insert(3, 0x20, kCtx);
+  EXPECT_EQ(cc.Peek(3, 0x20), kCtx);
+}
+
+TEST(VtdContextCacheTest, PeekMissesAfterDeviceInvalidationOfItsFunction) {
+  ContextCache cc;
+  cc.Insert(3, 0x20, kCtx);
+  cc.Insert(3, 0x28, kCtx);
+  cc.InvalidateDevice(Sid(3, 0x28), /*fm=*/0);
+  EXPECT_EQ(cc.Peek(3, 0x20), kCtx);
+  EXPECT_FALSE(cc.Peek(3, 0x28).has_value());
+  cc.InvalidateDevice(Sid(3, 0x21), /*fm=*/3);  // ignores devfn bits 2:0
+  EXPECT_FALSE(cc.Peek(3, 0x20).has_value());
+}
+
+TEST(VtdContextCacheTest, PeekMissesAcrossGenerationWrap) {
+  ContextCache cc;
+  cc.SetGenerationForTesting(ContextCache::kGenerationMax - 1);
+  cc.Insert(0, 1, kCtx);
+  EXPECT_EQ(cc.Peek(0, 1), kCtx);
+  cc.InvalidateAll();  // wraps to 1, entries reset to 0
+  EXPECT_FALSE(cc.Peek(0, 1).has_value());
+  EXPECT_EQ(cc.generation(), 1u);
+}
+
+TEST(VtdContextCacheTest, ConcurrentPeekNeverSeesATornOrInvalidatedEntry) {
+  // Writers store {lo, hi} pairs with hi == ~lo; an invalidation happens
+  // between every insert. A reader must only ever see a consistent pair.
+  ContextCache cc;
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0};
+  std::atomic<uint64_t> seen{0};
+  std::thread reader([&] {
+    while (!stop.load(std::memory_order_relaxed)) {
+      if (auto ce = cc.Peek(5, 0x40)) {
+        if (ce->hi != ~ce->lo) bad.fetch_add(1);
+        seen.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+  });
+  const auto end =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(150);
+  for (uint64_t i = 1; std::chrono::steady_clock::now() < end; ++i) {
+    cc.Insert(5, 0x40, CachedContext{.lo = i, .hi = ~i});
+    if (i % 3 == 0) cc.InvalidateAll();
+    if (i % 3 == 1) cc.InvalidateDevice(Sid(5, 0x40), 0);
+  }
+  stop = true;
+  reader.join();
+  EXPECT_EQ(bad.load(), 0);
+}
+
 }  // namespace
 }  // namespace viommu::vtd

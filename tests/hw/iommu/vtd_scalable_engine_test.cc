@@ -310,6 +310,108 @@ TEST_F(VtdScalableEngineTest, PasidEntryReadOnEveryRequestBeforeIotlb) {
   EXPECT_EQ(Fsts(), 0u);
 }
 
+// The scalable-mode context entry is cached as QEMU 7.2 caches it (its
+// per-device context-cache entry): a context entry rewritten without a
+// context-cache invalidation is not seen by the next request, not even one
+// that misses the IOTLB and walks.
+TEST_F(VtdScalableEngineTest, ContextEntryCachedUntilContextInvalidation) {
+  Start();
+  Enable();
+  uint64_t v = 0;
+  ASSERT_TRUE(DmaRead(0x40'0000, &v));
+  Put(kCtx + kDevfn * 32, 0);  // not present
+  ASSERT_TRUE(DmaRead(0x40'1000, &v));  // an IOTLB miss: walked
+  EXPECT_EQ(Fsts(), 0u);
+  // Global context-cache invalidation (CCMD, CIRG 01): the entry is read.
+  W(Offset(Reg64::kCcmd), 0xa000'0000'0000'0000);
+  EXPECT_FALSE(DmaRead(0x40'1000, &v));
+  EXPECT_EQ(FrcdHi(), 0xc000'0002'0000'0020u);  // context not present
+}
+
+TEST_F(VtdScalableEngineTest, DomainAndDeviceContextInvalidationDropIt) {
+  // Domain-selective (CIRG 10, global in 7.2) and device-selective (CIRG
+  // 11, SID 00:04.0) context-cache invalidations drop the cached entry.
+  for (uint64_t ccmd : {0xc000'0000'0000'0007,
+                        0xe000'0000'0000'0000 | uint64_t{kSid} << 16}) {
+    Start();
+    Enable();
+    uint64_t v = 0;
+    ASSERT_TRUE(DmaRead(0x40'0000, &v));
+    Put(kCtx + kDevfn * 32, 0);
+    W(Offset(Reg64::kCcmd), ccmd);
+    EXPECT_FALSE(DmaRead(0x40'1000, &v)) << std::hex << ccmd;
+    EXPECT_EQ(FrcdHi(), 0xc000'0002'0000'0020u) << std::hex << ccmd;
+    TearDown();
+  }
+}
+
+TEST_F(VtdScalableEngineTest, DeviceContextInvalidationOfAnotherDeviceKeepsIt) {
+  Start();
+  Enable();
+  uint64_t v = 0;
+  ASSERT_TRUE(DmaRead(0x40'0000, &v));
+  Put(kCtx + kDevfn * 32, 0);
+  W(Offset(Reg64::kCcmd), 0xe000'0000'0000'0000 | uint64_t{0x0028} << 16);
+  ASSERT_TRUE(DmaRead(0x40'1000, &v));
+  EXPECT_EQ(Fsts(), 0u);
+}
+
+TEST_F(VtdScalableEngineTest, SrtpDropsTheCachedContextEntry) {
+  Start();
+  Enable();
+  uint64_t v = 0;
+  ASSERT_TRUE(DmaRead(0x40'0000, &v));
+  Put(kCtx + kDevfn * 32, 0);
+  W(Offset(Reg64::kRtaddr), kRoot | kRtaddrSmt);
+  W(Offset(Reg32::kGcmd), kGcmdTe | kGcmdSrtp, 4);
+  EXPECT_FALSE(DmaRead(0x40'1000, &v));
+  EXPECT_EQ(FrcdHi(), 0xc000'0002'0000'0020u);
+}
+
+TEST_F(VtdScalableEngineTest, PasidEntryChangeTakesEffectWithoutInvalidation) {
+  // QEMU 7.2 reads RID_PASID's PASID entry on every request (its walk takes
+  // SLPTPTR, AW and DID from it), so a PASID entry pointing at other
+  // tables is walked by the next IOTLB miss with no invalidation at all.
+  Start();
+  Enable();
+  uint64_t v = 0;
+  ASSERT_TRUE(DmaRead(0x40'0000, &v));
+  // Other tables: 0x401000 -> 0x600000.
+  constexpr uint64_t kOtherL3 = 0x10'8000;
+  constexpr uint64_t kOtherL2 = 0x10'9000;
+  constexpr uint64_t kOtherL1 = 0x10'a000;
+  Put(kOtherL3, kOtherL2 | 3);
+  Put(kOtherL2 + 2 * 8, kOtherL1 | 3);
+  Put(kOtherL1 + 8, 0x60'0000 | 3);
+  Put(kPasidTable, PeVal0(PasidEntry::kPgttSecondLevel) - kL3 + kOtherL3);
+  ASSERT_TRUE(DmaRead(0x40'1000, &v));
+  EXPECT_EQ(v, 0x1122334455667788u);  // the word at 0x600000
+  // The IOTLB still holds 0x400000 (no invalidation ran).
+  ASSERT_TRUE(DmaRead(0x40'0000, &v));
+  EXPECT_EQ(v, 0x1122334455667788u);
+  EXPECT_EQ(Fsts(), 0u);
+}
+
+TEST_F(VtdScalableEngineTest, CachedContextPasidEntryNotPresentStillHitsAs72) {
+  // With the context entry cached, 7.2 checks the PASID entry only as
+  // vtd_ce_get_pasid_fpd does (no present bit): a cached translation is
+  // still used, and a miss walks the entry as read.
+  Start();
+  Enable();
+  uint64_t v = 0;
+  ASSERT_TRUE(DmaRead(0x40'0000, &v));
+  Put(kPasidTable, PeVal0(PasidEntry::kPgttSecondLevel) & ~uint64_t{1});
+  ASSERT_TRUE(DmaRead(0x40'0000, &v));
+  ASSERT_TRUE(DmaWrite(0x40'1000, 0x77));
+  EXPECT_EQ(Get(0x70'0000), 0x77u);
+  EXPECT_EQ(Fsts(), 0u);
+  // Once the context entry is read again, the PASID entry is checked in
+  // full: 0x58.
+  W(Offset(Reg64::kCcmd), 0xa000'0000'0000'0000);
+  EXPECT_FALSE(DmaRead(0x40'0000, &v));
+  EXPECT_EQ(FrcdHi(), 0xc000'0058'0000'0020u);
+}
+
 TEST_F(VtdScalableEngineTest, PasidEntryFpdSuppressesWalkFaultsOnly) {
   Start();
   Put(kPasidTable, PeVal0(PasidEntry::kPgttSecondLevel, /*fpd=*/2));

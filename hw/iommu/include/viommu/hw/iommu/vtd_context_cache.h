@@ -36,14 +36,32 @@
 // guest memory and insert with InsertIfCurrent(); every invalidation
 // advances the epoch.
 //
+// Scalable mode: the engine keeps a scalable-mode context entry here too
+// (its first two quadwords, tagged; vtd_scalable.h, SmCachedContext), as
+// QEMU 7.2 keeps it in the same per-device slot; the same invalidations
+// drop it.
+//
 // Storage: 256 lazily allocated per-bus arrays of 256 slots (at most 65536
 // entries, 24 bytes each). Lookup is O(1); InvalidateDevice O(256);
 // InvalidateAll O(1) except at generation wraparound (O(allocated slots)).
 //
 // Threading: every method is safe from any thread (Lookup on DMA threads,
-// invalidations from the control context), under one CacheLock spinlock.
+// invalidations from the control context). Writers and Lookup serialise on
+// one CacheLock spinlock; writers also bracket every change with a seqlock
+// counter, so Peek (the DMA fast path) takes no lock and executes no locked
+// instruction.
 #ifndef VIOMMU_HW_IOMMU_VTD_CONTEXT_CACHE_H_
 #define VIOMMU_HW_IOMMU_VTD_CONTEXT_CACHE_H_
+
+#if !defined(VIOMMU_TSAN)
+#if defined(__SANITIZE_THREAD__)
+#define VIOMMU_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define VIOMMU_TSAN 1
+#endif
+#endif
+#endif
 
 #include <array>
 #include <atomic>
@@ -84,6 +102,10 @@ class ContextCache {
   // The cached context entry of (bus, devfn), if valid. Counts hit/miss.
   std::optional<CachedContext> Lookup(uint8_t bus, uint8_t devfn)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Lookup without the lock and without counting: the entry when it is
+  // valid and no writer ran meanwhile; nullopt otherwise (a miss, or a
+  // writer in progress: call Lookup then). Inline, lock-free.
+  inline std::optional<CachedContext> Peek(uint8_t bus, uint8_t devfn) const;
   // Caches `ctx` for (bus, devfn) at the current generation.
   void Insert(uint8_t bus, uint8_t devfn, const CachedContext& ctx)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -110,21 +132,56 @@ class ContextCache {
   void SetGenerationForTesting(uint32_t gen) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  // Atomic words so Peek never races with writers; written under mu_.
   struct Slot {
-    CachedContext ctx;
-    uint32_t gen = 0;  // 0: never valid
+    std::atomic<uint64_t> lo{0};
+    std::atomic<uint64_t> hi{0};
+    std::atomic<uint32_t> gen{0};  // 0: never valid
   };
   using BusSlots = std::array<Slot, 256>;
 
+  // The seqlock's fences (as Iotlb's, vtd_iotlb.h: ThreadSanitizer does
+  // not model fences, so there a read-modify-write of seq_ orders).
+  void SeqlockReadFence() const {
+#ifdef VIOMMU_TSAN
+    (void)seq_.fetch_add(0, std::memory_order_acq_rel);
+#else
+    std::atomic_thread_fence(std::memory_order_acquire);
+#endif
+  }
+  void BeginWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EndWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void InsertLocked(uint8_t bus, uint8_t devfn, const CachedContext& ctx)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable CacheLock mu_;
-  std::array<std::unique_ptr<BusSlots>, 256> buses_ ABSL_GUARDED_BY(mu_);
-  uint32_t gen_ ABSL_GUARDED_BY(mu_) = 1;
+  // Odd while a writer changes slots or gen_ (seqlock).
+  mutable std::atomic<uint64_t> seq_{0};
+  // Allocated under mu_ on first insert, freed by the destructor; read
+  // lock-free by Peek.
+  std::array<std::atomic<BusSlots*>, 256> buses_ = {};
+  std::atomic<uint32_t> gen_{1};  // written under mu_
   ContextCacheStats stats_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> epoch_{0};  // written under mu_
 };
+
+inline std::optional<CachedContext> ContextCache::Peek(uint8_t bus,
+                                                       uint8_t devfn) const {
+  const uint64_t s1 = seq_.load(std::memory_order_acquire);
+  if (s1 & 1) return std::nullopt;
+  const BusSlots* slots = buses_[bus].load(std::memory_order_acquire);
+  if (slots == nullptr) return std::nullopt;
+  const Slot& s = (*slots)[devfn];
+  const CachedContext ctx{.lo = s.lo.load(std::memory_order_relaxed),
+                          .hi = s.hi.load(std::memory_order_relaxed)};
+  const bool valid = s.gen.load(std::memory_order_relaxed) ==
+                     gen_.load(std::memory_order_relaxed);
+  SeqlockReadFence();
+  if (seq_.load(std::memory_order_relaxed) != s1 || !valid) {
+    return std::nullopt;
+  }
+  return ctx;
+}
 
 }  // namespace viommu::vtd
 

@@ -69,6 +69,7 @@
 #include "viommu/hw/iommu/vtd_invalidation_queue.h"
 #include "viommu/hw/iommu/vtd_iotlb.h"
 #include "viommu/hw/iommu/vtd_observer.h"
+#include "viommu/hw/iommu/vtd_ram_window.h"
 #include "viommu/memory/address_space.h"
 #include "viommu/memory/iommu.h"
 #include "viommu/memory/memory_region.h"
@@ -208,6 +209,8 @@ class VtdEngine final : public Observer, public InvalidationSink {
   const VtdSharedRegions shared_;
   const TableConfig cfg_;
   AddressSpaceGuestMemory mem_;
+  // The translation path's reads of guest RAM (lock-free; vtd_ram_window.h).
+  RamWindow ram_{system_as_};
   InterruptRemapper remapper_;  // attached to shared_.ir_window
 
   // Published for Translate on DMA threads.

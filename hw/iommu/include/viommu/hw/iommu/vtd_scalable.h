@@ -25,6 +25,7 @@
 #include <optional>
 
 #include "viommu/hw/iommu/vtd_context.h"
+#include "viommu/hw/iommu/vtd_context_cache.h"
 #include "viommu/hw/iommu/vtd_fault_reason.h"
 #include "viommu/hw/iommu/vtd_guest_memory.h"
 #include "viommu/util/types.h"
@@ -131,8 +132,39 @@ struct PasidLookup {
   std::optional<FaultReason> fault;
   PasidDirEntry dir;  // as read (zero before the read)
   PasidEntry entry;   // as read (zero before the read)
+  // The PASID entry was read (the directory entry was present), whatever
+  // the checks after the read said: 7.2 walks with such an entry.
+  bool entry_read = false;
   bool ok() const { return !fault.has_value(); }
 };
+
+// Whether a PASID entry whose first quadword is `val0` passes every check
+// of LookupPasid after the read (present, PGTT supported, levels in
+// SAGAW) and is not pass-through: a request through it may use the IOTLB
+// (the DMA fast path's test).
+inline bool PasidEntryUsesIotlb(const TableConfig& cfg, uint64_t val0) {
+  const uint64_t pgtt = (val0 >> 6) & 7;
+  const uint64_t aw = (val0 >> 2) & 7;  // levels - 2: the SAGAW bit
+  return (val0 & 1) != 0 && pgtt >= PasidEntry::kPgttFirstLevel &&
+         pgtt <= PasidEntry::kPgttNested && ((cfg.sagaw >> aw) & 1) != 0;
+}
+
+struct PasidFpdCheck {
+  // Empty when the checks passed; otherwise kPasidTableInv.
+  std::optional<FaultReason> fault;
+  // The directory entry's FPD, or (when that is clear) the PASID entry's.
+  bool fpd = false;
+};
+
+// QEMU 7.2's vtd_ce_get_pasid_fpd: what a request whose context entry
+// came from the context cache (FPD clear) checks of `pasid`'s directory
+// and PASID entries. kPasidTableInv when the directory entry cannot be
+// read; a directory entry with FPD set ends the checks (fpd); otherwise
+// kPasidTableInv when it is not present, or the PASID entry cannot be read
+// or has an unsupported PGTT or levels. The PASID entry's present bit is
+// not checked (7.2 does not: FPD means something without it).
+PasidFpdCheck CheckPasidFpd(GuestMemory& mem, const TableConfig& cfg,
+                            Hwaddr pasid_dir, uint32_t pasid);
 
 // Finds the PASID entry of `pasid` (20 bits) under the PASID directory at
 // `pasid_dir`. kPasidTableInv, as 7.2, when: the directory entry cannot be
@@ -142,6 +174,23 @@ struct PasidLookup {
 // present. PDTS is not checked (7.2 does not).
 PasidLookup LookupPasid(GuestMemory& mem, const TableConfig& cfg,
                         Hwaddr pasid_dir, uint32_t pasid);
+
+// The context cache's form of a scalable-mode context entry: val[0] as lo,
+// val[1] as hi with kSmCachedTag set. The tag is a reserved bit both in
+// val[1] and in a legacy context entry's hi, and only good entries are
+// cached, so an entry of one mode is never taken for the other.
+inline constexpr uint64_t kSmCachedTag = 1ull << 63;
+inline CachedContext ToCachedContext(const SmContextEntry& ce) {
+  return CachedContext{.lo = ce.val[0], .hi = ce.val[1] | kSmCachedTag};
+}
+inline bool IsSmCachedContext(const CachedContext& c) {
+  return (c.hi & kSmCachedTag) != 0;
+}
+// REQUIRES: IsSmCachedContext(c). val[2] and val[3] are zero (checked
+// before caching).
+inline SmContextEntry FromCachedContext(const CachedContext& c) {
+  return SmContextEntry{.val = {c.lo, c.hi & ~kSmCachedTag, 0, 0}};
+}
 
 struct SmLookup {
   // Empty on success.

@@ -1,0 +1,146 @@
+// RamWindow (vtd_ram_window.h): ReadRam's answers, remembered RAM ranges
+// forgotten on every memory-map commit, removed RAM kept alive, and the
+// pinned list bounded by the distinct ranges.
+#include "viommu/hw/iommu/vtd_ram_window.h"
+
+#include <cstdint>
+#include <memory>
+
+#include "gtest/gtest.h"
+#include "viommu/memory/address_space.h"
+#include "viommu/memory/memory_region.h"
+#include "viommu/memory/memory_system.h"
+#include "viommu/memory/mmio_ops.h"
+#include "viommu/util/types.h"
+
+namespace viommu::vtd {
+namespace {
+
+class ConstMmio final : public memory::MmioOps {
+ public:
+  memory::MemTxResult Read(uint64_t, uint64_t* v, unsigned,
+                           memory::MemTxAttrs) override {
+    *v = 0x5a5a5a5a5a5a5a5a;
+    return memory::MemTxResult::Ok();
+  }
+  memory::MemTxResult Write(uint64_t, uint64_t, unsigned,
+                            memory::MemTxAttrs) override {
+    return memory::MemTxResult::Ok();
+  }
+};
+
+class VtdRamWindowTest : public ::testing::Test {
+ protected:
+  VtdRamWindowTest() {
+    root_ = memory::MemoryRegion::CreateContainer(&sys_, "root", kSize2To64);
+    ram_ = *memory::MemoryRegion::CreateRam(&sys_, "ram", 1 << 20);
+    root_->AddSubregion(0, ram_);
+    as_ = std::make_unique<memory::AddressSpace>(&sys_, root_, "memory");
+    window_ = std::make_unique<RamWindow>(as_.get());
+  }
+  ~VtdRamWindowTest() override { window_.reset(); }
+  void Put(uint64_t gpa, uint64_t v) {
+    ASSERT_TRUE(as_->Write(gpa, &v, 8).ok());
+  }
+
+  memory::MemorySystem sys_;
+  ConstMmio mmio_ops_;
+  std::shared_ptr<memory::MemoryRegion> root_;
+  std::shared_ptr<memory::MemoryRegion> ram_;
+  std::unique_ptr<memory::AddressSpace> as_;
+  std::unique_ptr<RamWindow> window_;
+};
+
+TEST_F(VtdRamWindowTest, ReadsRamAndRemembersItsRange) {
+  Put(0x1000, 0x1122334455667788);
+  Put(0x8000, 0x99);
+  EXPECT_EQ(window_->RememberedForTesting(), 0u);
+  uint64_t v = 0;
+  ASSERT_TRUE(window_->ReadInline(0x1000, &v, 8));
+  EXPECT_EQ(v, 0x1122334455667788u);
+  EXPECT_EQ(window_->RememberedForTesting(), 1u);
+  ASSERT_TRUE(window_->ReadInline(0x8000, &v, 8));  // the same range
+  EXPECT_EQ(v, 0x99u);
+  EXPECT_EQ(window_->RememberedForTesting(), 1u);
+  // A guest write after the range was remembered is seen at once.
+  Put(0x1000, 7);
+  ASSERT_TRUE(window_->ReadInline(0x1000, &v, 8));
+  EXPECT_EQ(v, 7u);
+}
+
+TEST_F(VtdRamWindowTest, MmioAndUnassignedFailAndReadAsZeroAsReadRam) {
+  root_->AddSubregion(0x20'0000, memory::MemoryRegion::CreateMmio(
+                                     &sys_, "mmio", 0x1000, &mmio_ops_));
+  uint64_t v = 1;
+  EXPECT_FALSE(window_->ReadInline(0x20'0000, &v, 8));
+  EXPECT_EQ(v, 0u);
+  v = 1;
+  EXPECT_FALSE(window_->ReadInline(0x30'0000, &v, 8));
+  EXPECT_EQ(v, 0u);
+  EXPECT_EQ(window_->RememberedForTesting(), 0u);  // nothing but RAM
+  // Straddling the end of RAM: fails (ReadRam's answer) although the RAM
+  // range holding the first byte is remembered now.
+  EXPECT_FALSE(window_->ReadInline((1 << 20) - 4, &v, 8));
+  EXPECT_EQ(window_->RememberedForTesting(), 1u);
+  EXPECT_FALSE(window_->ReadInline((1 << 20) - 4, &v, 8));
+}
+
+TEST_F(VtdRamWindowTest, MapChangeForgetsTheRange) {
+  uint64_t v = 0;
+  Put(0x2000, 0x42);
+  ASSERT_TRUE(window_->ReadInline(0x2000, &v, 8));
+  ASSERT_EQ(window_->RememberedForTesting(), 1u);
+  // MMIO laid over the RAM page: the next read must see the new map.
+  auto over = memory::MemoryRegion::CreateMmio(&sys_, "over", 0x1000,
+                                               &mmio_ops_);
+  root_->AddSubregionOverlap(0x2000, over, 1);
+  EXPECT_EQ(window_->RememberedForTesting(), 0u);
+  EXPECT_FALSE(window_->ReadInline(0x2000, &v, 8));
+  root_->RemoveSubregion(over.get());
+  ASSERT_TRUE(window_->ReadInline(0x2000, &v, 8));
+  EXPECT_EQ(v, 0x42u);
+}
+
+TEST_F(VtdRamWindowTest, RemovedRamStaysAliveWhileRemembered) {
+  uint64_t v = 0;
+  Put(0x3000, 0x77);
+  ASSERT_TRUE(window_->ReadInline(0x3000, &v, 8));
+  std::weak_ptr<memory::MemoryRegion> weak = ram_;
+  root_->RemoveSubregion(ram_.get());
+  ram_.reset();
+  // Pinned by the window's list (a reader may still copy from it).
+  EXPECT_FALSE(weak.expired());
+  EXPECT_FALSE(window_->ReadInline(0x3000, &v, 8));  // no longer mapped
+  window_.reset();
+  EXPECT_TRUE(weak.expired());
+}
+
+TEST_F(VtdRamWindowTest, PinnedListBoundedByDistinctRanges) {
+  auto mmio = memory::MemoryRegion::CreateMmio(&sys_, "bar", 0x1000,
+                                               &mmio_ops_);
+  uint64_t v = 0;
+  for (int i = 0; i < 100; ++i) {
+    // An unrelated map change (a BAR moving) between reads.
+    if (i % 2 == 0) {
+      root_->AddSubregion(0x40'0000, mmio);
+    } else {
+      root_->RemoveSubregion(mmio.get());
+    }
+    ASSERT_TRUE(window_->ReadInline(0x1000, &v, 8));
+  }
+  EXPECT_EQ(window_->PinnedForTesting(), 1u);
+}
+
+TEST_F(VtdRamWindowTest, ReadAcrossTwoRamRegionsGoesThroughReadRam) {
+  auto high = *memory::MemoryRegion::CreateRam(&sys_, "high", 0x1000);
+  root_->AddSubregion(1 << 20, high);
+  Put((1 << 20) - 8, 0x1111);
+  Put(1 << 20, 0x2222);
+  uint64_t v[2] = {0, 0};
+  ASSERT_TRUE(window_->ReadInline((1 << 20) - 8, v, 16));
+  EXPECT_EQ(v[0], 0x1111u);
+  EXPECT_EQ(v[1], 0x2222u);
+}
+
+}  // namespace
+}  // namespace viommu::vtd
