@@ -31,7 +31,6 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -40,6 +39,7 @@
 #include "viommu/hw/iommu/vtd_observer.h"
 #include "viommu/hw/iommu/vtd_properties.h"
 #include "viommu/hw/iommu/vtd_register_file.h"
+#include "viommu/hw/iommu/vtd_state_mutex.h"
 #include "viommu/memory/address_space.h"
 #include "viommu/memory/mmio_ops.h"
 
@@ -182,23 +182,8 @@ class IntelIommu final : public memory::MmioOps {
   const uint64_t ecap_;
   memory::AddressSpace* const system_as_;  // not owned
   Observer* observer_ = nullptr;           // not owned
-  // An exclusive-only mutex: mu_ is only ever taken exclusively (StateLock:
-  // register accesses, and fault records from DMA threads; translation
-  // itself reads the IOTLB's seqlock and the atomics below, never mu_), so
-  // viommu::Mutex's reader/writer lock only cost more (~20 instructions per
-  // register write, callgrind; issue 14). Annotated like viommu::Mutex, so
-  // -Wthread-safety checks what it guards.
-  class ABSL_LOCKABLE PlainMutex {
-   public:
-    void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() { mu_.lock(); }
-    void Unlock() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
-
-   private:
-    std::mutex mu_;
-  };
-
   // The register file and the fault-record cursor; see StateLock.
-  mutable PlainMutex mu_;
+  mutable StateMutex mu_;
   // The thread holding mu_ (default-constructed id: none).
   mutable std::atomic<std::thread::id> mu_owner_{};
   RegisterFile regs_ ABSL_GUARDED_BY(mu_);
