@@ -71,7 +71,21 @@ class RamWindow final : public GuestMemory, private memory::MemoryListener {
 
   // GuestMemory.
   bool Read(Hwaddr addr, void* buf, size_t len) override {
-    return len == 0 || ReadInline(addr, buf, len);
+    // The structure sizes, each with an inlined copy of a constant size.
+    switch (len) {
+      case 0:
+        return true;
+      case 8:  // table and directory entries, PTEs
+        return ReadInline(addr, buf, 8);
+      case 16:  // root and legacy context entries
+        return ReadInline(addr, buf, 16);
+      case 32:  // scalable-mode context entries
+        return ReadInline(addr, buf, 32);
+      case 64:  // PASID entries
+        return ReadInline(addr, buf, 64);
+      default:
+        return ReadInline(addr, buf, len);
+    }
   }
   bool Write(Hwaddr addr, const void* buf, size_t len) override {
     return as_->Write(addr, buf, len).ok();
