@@ -43,7 +43,8 @@
 //
 // Threading: everything runs in the control context, except the per-device
 // IommuModel::Translate, which may run on any DMA thread: it reads guest
-// tables through the system AddressSpace (thread-safe) and the engine's
+// tables from RAM through the engine's RamWindow (lock-free,
+// vtd_ram_window.h), the caches' lock-free lookups and the engine's
 // atomically published enable/root state, and records faults through
 // IntelIommu, which serialises them with the guest's register accesses
 // (intel_iommu.h, "Threading"). The interrupt window (interrupt
