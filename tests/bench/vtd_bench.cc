@@ -14,9 +14,9 @@
 // entry with PGTT 010b):
 //   BM_VtdSmIotlbHit             <= 1.2 x BM_VtdTranslateIotlbHit
 //   BM_VtdSmMiss4Level           <= 300 ns
-// Measured in one run (debugoptimized, 2 vCPUs shared, load 3-4; CPU-time
-// medians of 7): IOTLB hit 7.0 ns, SM hit 12.0 ns (1.7x: not met); miss
-// 183 ns, SM miss 232 ns (met). Callgrind, instructions per
+// Measured in one run (debugoptimized, 2 vCPUs shared, load ~2; medians of
+// 7): IOTLB hit 7.0 ns, SM hit 11.4 ns (1.6x: not met); miss 115 ns, SM
+// miss 148 ns (met). Callgrind, instructions per
 // VtdEngine::Translate: hit 110, SM hit 198 (the SM hit adds the context
 // cache's lock-free Peek, ~20, two PASID-structure reads through RamWindow,
 // ~30, 7.2's checks of the entries, ~13, and frame); miss 1,207, SM miss
