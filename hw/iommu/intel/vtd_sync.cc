@@ -166,21 +166,22 @@ void VtdEngine::InvalidateIotlbAndSync(IotlbGranularity granularity,
   }
   const uint64_t size = uint64_t{4096} << am;
   const uint64_t first = addr & ~(size - 1);
-  std::optional<BurstGuestMemory> burst;
   // A copy: a notifier may register or unregister while it is told
   // (SyncRange re-checks the flags; devices live as long as the engine).
   const absl::InlinedVector<VtdDevice*, 4> devices(
       iotlb_event_devices_.begin(), iotlb_event_devices_.end());
   for (VtdDevice* dev : devices) {
     if (!HasIotlbEvents(*dev)) continue;
-    // QEMU re-reads the context entry to match the domain.
-    if (!burst.has_value()) burst.emplace(mem_);
-    ContextLookup ctx = ReadContext(*dev, *burst);
+    // QEMU re-reads the context entry to match the domain. A PSI's few
+    // reads go through ram_ (vtd_ram_window.h: the RAM ranges it last hit
+    // stay remembered across PSIs, so no map is looked up or pinned per
+    // PSI; ReadRam's answers, as a BurstGuestMemory's).
+    ContextLookup ctx = ReadContext(*dev, ram_);
     if (!ctx.ok() || ctx.entry.domain_id() != did) continue;
     if (granularity == IotlbGranularity::kDomain) {
       SyncDevice(*dev);
     } else {
-      SyncRange(*dev, first, first + size - 1, &ctx, &*burst);
+      SyncRange(*dev, first, first + size - 1, &ctx, &ram_);
     }
   }
 }
