@@ -78,9 +78,10 @@ SEEDS = {
     check(0, False, 0x08) + check(1, False, 0x00, 0x01) +
     edu_dma(0x00) + edu_dma(0x01, True) + testdev_dma(0x02, True) +
     testdev_dma(0x03),
-    # Register-based invalidation, PT for edu, RID_PASID 1 for dma-testdev.
+    # Register-based invalidation, PT for edu (whose SLPTPTR table holds a
+    # 1G leaf nothing may map), RID_PASID 1 for dma-testdev.
     "sm-pt-ridpasid": [CM | SM] + notifiers() + setup(0x50) +
-    tables_3level(1) + check(0, True, 0x05) + check(1, False, 0x00) +
+    tables_3level(1) + slot(0, 2, 0x1E, 0) + check(0, True, 0x05) + check(1, False, 0x00) +
     check(1, True, 0x03) + edu_dma(0x05),
     # Hostile entries, each followed by a check: PASID entry not present,
     # PGTT 0 and 5, PT, AW 4 levels on aw-bits=39, FPD; directory entry
