@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <thread>
+#include <utility>
 
 #include "gtest/gtest.h"
 #include "viommu/memory/address_space.h"
@@ -153,15 +154,21 @@ TEST_F(VtdRamWindowTest, ConcurrentReadsDuringMapChangesSeeRam) {
                                               &mmio_ops_);
   std::atomic<bool> stop{false};
   std::atomic<int> bad{0};
+  std::atomic<int> reading{0};  // readers past their first read
   auto reader = [&] {
+    bool first = true;
     while (!stop.load(std::memory_order_relaxed)) {
       uint64_t v = 0;
       if (!window_->ReadInline(0x5000, &v, 8) || v != 0xfeedface) {
         bad.fetch_add(1);
       }
+      if (std::exchange(first, false)) reading.fetch_add(1);
     }
   };
   std::thread a(reader), b(reader);
+  // Both readers have read (and remembered the range) before the commits
+  // start: on a loaded machine a thread may not run before the loop ends.
+  while (reading.load() != 2) std::this_thread::yield();
   for (int i = 0; i < 2000; ++i) {
     if (i % 2 == 0) {
       root_->AddSubregion(0x40'0000, bar);
