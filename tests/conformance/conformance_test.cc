@@ -43,6 +43,7 @@
 // 7.2 alone and say so on stderr; under CI=true that is a failure too.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -420,8 +421,12 @@ Starting StartBegin(const std::vector<std::string>& argv, int tag) {
   args.push_back(nullptr);
   int in[2];
   if (pipe2(in, O_CLOEXEC) != 0) return st;
+  const pid_t parent = getpid();
   st.pid = fork();
   if (st.pid == 0) {
+    // Never outlive a killed test (QEMU does not exit when stdin closes).
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
     dup2(in[0], 0);
     const int o = open(st.out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     const int e = open(st.err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
