@@ -53,16 +53,6 @@
 #ifndef VIOMMU_HW_IOMMU_VTD_CONTEXT_CACHE_H_
 #define VIOMMU_HW_IOMMU_VTD_CONTEXT_CACHE_H_
 
-#if !defined(VIOMMU_TSAN)
-#if defined(__SANITIZE_THREAD__)
-#define VIOMMU_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define VIOMMU_TSAN 1
-#endif
-#endif
-#endif
-
 #include <array>
 #include <atomic>
 #include <cstddef>
@@ -72,6 +62,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "viommu/hw/iommu/vtd_cache_lock.h"
+#include "viommu/util/tsan.h"
 
 namespace viommu::vtd {
 

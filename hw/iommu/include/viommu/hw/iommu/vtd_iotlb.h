@@ -72,14 +72,6 @@
 #ifndef VIOMMU_HW_IOMMU_VTD_IOTLB_H_
 #define VIOMMU_HW_IOMMU_VTD_IOTLB_H_
 
-#if defined(__SANITIZE_THREAD__)
-#define VIOMMU_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define VIOMMU_TSAN 1
-#endif
-#endif
-
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -91,6 +83,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "viommu/hw/iommu/vtd_cache_lock.h"
 #include "viommu/memory/iommu.h"
+#include "viommu/util/tsan.h"
 #include "viommu/util/types.h"
 
 namespace viommu::vtd {
