@@ -3,6 +3,7 @@
 // pinned list bounded by the distinct ranges.
 #include "viommu/hw/iommu/vtd_ram_window.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -10,6 +11,7 @@
 #include <utility>
 
 #include "gtest/gtest.h"
+#include "tests/fakes/fake_mmio_device.h"
 #include "viommu/memory/address_space.h"
 #include "viommu/memory/memory_region.h"
 #include "viommu/memory/memory_system.h"
@@ -19,19 +21,6 @@
 namespace viommu::vtd {
 namespace {
 
-class ConstMmio final : public memory::MmioOps {
- public:
-  memory::MemTxResult Read(uint64_t, uint64_t* v, unsigned,
-                           memory::MemTxAttrs) override {
-    *v = 0x5a5a5a5a5a5a5a5a;
-    return memory::MemTxResult::Ok();
-  }
-  memory::MemTxResult Write(uint64_t, uint64_t, unsigned,
-                            memory::MemTxAttrs) override {
-    return memory::MemTxResult::Ok();
-  }
-};
-
 class VtdRamWindowTest : public ::testing::Test {
  protected:
   VtdRamWindowTest() {
@@ -40,6 +29,7 @@ class VtdRamWindowTest : public ::testing::Test {
     root_->AddSubregion(0, ram_);
     as_ = std::make_unique<memory::AddressSpace>(&sys_, root_, "memory");
     window_ = std::make_unique<RamWindow>(as_.get());
+    std::fill(mmio_ops_.bytes().begin(), mmio_ops_.bytes().end(), 0x5a);
   }
   ~VtdRamWindowTest() override { window_.reset(); }
   void Put(uint64_t gpa, uint64_t v) {
@@ -47,7 +37,8 @@ class VtdRamWindowTest : public ::testing::Test {
   }
 
   memory::MemorySystem sys_;
-  ConstMmio mmio_ops_;
+  // MMIO that reads 0x5a bytes if it is ever dispatched (it must not be).
+  memory::testing::FakeMmioDevice mmio_ops_{0x1000};
   std::shared_ptr<memory::MemoryRegion> root_;
   std::shared_ptr<memory::MemoryRegion> ram_;
   std::unique_ptr<memory::AddressSpace> as_;
@@ -86,6 +77,7 @@ TEST_F(VtdRamWindowTest, MmioAndUnassignedFailAndReadAsZeroAsReadRam) {
   EXPECT_FALSE(window_->ReadInline((1 << 20) - 4, &v, 8));
   EXPECT_EQ(window_->RememberedForTesting(), 1u);
   EXPECT_FALSE(window_->ReadInline((1 << 20) - 4, &v, 8));
+  EXPECT_TRUE(mmio_ops_.accesses().empty());  // never dispatched
 }
 
 TEST_F(VtdRamWindowTest, MapChangeForgetsTheRange) {

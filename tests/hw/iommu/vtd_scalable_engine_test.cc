@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/fakes/fake_mmio_device.h"
 #include "viommu/hw/iommu/intel_iommu.h"
 #include "viommu/hw/iommu/vtd_address_space.h"
 #include "viommu/hw/iommu/vtd_engine.h"
@@ -43,19 +44,6 @@ constexpr uint64_t kInterruptWindowSize = 0x10'0000;
 constexpr uint64_t PeVal0(uint8_t pgtt, uint64_t extra = 0) {
   return kL3 | uint64_t{pgtt} << 6 | 1 << 2 | 1 | extra;
 }
-
-class NullWindow final : public memory::MmioOps {
- public:
-  memory::MemTxResult Read(uint64_t, uint64_t* v, unsigned,
-                           memory::MemTxAttrs) override {
-    *v = 0;
-    return memory::MemTxResult::Ok();
-  }
-  memory::MemTxResult Write(uint64_t, uint64_t, unsigned,
-                            memory::MemTxAttrs) override {
-    return memory::MemTxResult::Ok();
-  }
-};
 
 struct Ev {
   memory::IommuEventType type;
@@ -161,7 +149,7 @@ class VtdScalableEngineTest : public ::testing::Test {
   }
 
   memory::MemorySystem sys_;
-  NullWindow window_;
+  memory::testing::FakeMmioDevice window_{kInterruptWindowSize};
   std::shared_ptr<memory::MemoryRegion> root_;
   std::shared_ptr<memory::MemoryRegion> msi_;
   std::unique_ptr<memory::AddressSpace> as_;
