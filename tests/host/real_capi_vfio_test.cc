@@ -36,6 +36,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/capi/capi_fixture.h"
+#include "tests/host/proc_status.h"
 #include "viommu.h"
 
 namespace viommu::capi::testing {
@@ -50,25 +51,6 @@ constexpr uint16_t kCommandMemory = 1 << 1, kCommandMaster = 1 << 2;
 constexpr uint8_t kDevfn = 0x20;  // the endpoint 00:04.0
 constexpr uint16_t kDid = 1;
 constexpr auto kDmaTimeout = std::chrono::seconds(10);
-
-// The kB number of `field` in /proc/self/status.
-std::optional<uint64_t> SelfStatusKiB(const std::string& field) {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!absl::StartsWith(line, field + ":")) continue;
-    const size_t at = line.find_first_of("0123456789");
-    uint64_t v = 0;
-    if (at == std::string::npos ||
-        !absl::SimpleAtoi(
-            line.substr(at, line.find_first_not_of("0123456789", at) - at),
-            &v)) {
-      return std::nullopt;
-    }
-    return v;
-  }
-  return std::nullopt;
-}
 
 class RealCapiVfioTest : public ::testing::Test {
  protected:
@@ -136,7 +118,7 @@ class RealCapiVfioTest : public ::testing::Test {
   // what it held before the test: iommufd counts its pins in
   // mm->pinned_vm (VmPin), type1 in mm->locked_vm (VmLck).
   std::optional<uint64_t> Pinned() const {
-    return SelfStatusKiB(iommufd_ ? "VmPin" : "VmLck");
+    return viommu::testing::ProcStatusKiB(getpid(), iommufd_ ? "VmPin" : "VmLck");
   }
   std::optional<uint64_t> PinnedByTest() const {
     std::optional<uint64_t> p = Pinned();

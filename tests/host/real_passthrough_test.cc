@@ -42,6 +42,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gtest/gtest.h"
+#include "tests/host/proc_status.h"
 #include "tests/qtest/qmp_client.h"
 #include "tests/qtest/qpci.h"
 #include "tests/qtest/qtest_client.h"
@@ -107,23 +108,6 @@ std::string ReadFile(const std::string& path) {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
-}
-
-// The kB number of `field` ("VmPin") in /proc/PID/status.
-std::optional<uint64_t> StatusKiB(pid_t pid, const std::string& field) {
-  const std::string status =
-      ReadFile(absl::StrFormat("/proc/%d/status", static_cast<int>(pid)));
-  size_t at = status.find("\n" + field + ":");
-  if (at == std::string::npos) return std::nullopt;
-  at = status.find_first_of("0123456789", at + field.size() + 2);
-  uint64_t v = 0;
-  if (at == std::string::npos ||
-      !absl::SimpleAtoi(
-          status.substr(at, status.find_first_not_of("0123456789", at) - at),
-          &v)) {
-    return std::nullopt;
-  }
-  return v;
 }
 
 class RealPassthroughTest : public ::testing::Test {
@@ -203,7 +187,7 @@ class RealPassthroughTest : public ::testing::Test {
   // counts it: iommufd adds its pins to mm->pinned_vm (VmPin), type1 to
   // mm->locked_vm (VmLck). Device memory (a BAR's PFNMAP) is not counted.
   std::optional<uint64_t> PinnedKiB() const {
-    return StatusKiB(qts_->pid(), iommufd_ ? "VmPin" : "VmLck");
+    return viommu::testing::ProcStatusKiB(qts_->pid(), iommufd_ ? "VmPin" : "VmLck");
   }
 
   std::string Query() {
