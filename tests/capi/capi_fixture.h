@@ -57,6 +57,18 @@ inline viommu_region CallbackRegion(uint64_t addr, uint64_t len,
   return r;
 }
 
+// A RAM_DEVICE region (an mmap'd BAR) of `len` bytes at `hva`, at `gpa`.
+inline viommu_region RamDeviceRegion(uint64_t gpa, uint64_t len, void* hva) {
+  viommu_region r{};
+  r.size = sizeof(r);
+  r.kind = VIOMMU_REGION_RAM_DEVICE;
+  r.gpa = gpa;
+  r.len = len;
+  r.hva = hva;
+  r.fd = -1;
+  return r;
+}
+
 inline constexpr uint64_t kVtdBase = 0xfed9'0000;
 
 struct Msi {

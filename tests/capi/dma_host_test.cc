@@ -181,13 +181,7 @@ TEST_F(CapiDmaHostTest, MapThroughVtdStopsAtTheIommuPage) {
 TEST_F(CapiDmaHostTest, WhatIsNotMappableIsEfaultOrEopnotsupp) {
   AddRam();
   std::vector<uint8_t> bar(0x1000);
-  viommu_region r{};
-  r.size = sizeof(r);
-  r.kind = VIOMMU_REGION_RAM_DEVICE;
-  r.gpa = 0x8000'0000;
-  r.len = bar.size();
-  r.hva = bar.data();
-  r.fd = -1;
+  viommu_region r = RamDeviceRegion(0x8000'0000, bar.size(), bar.data());
   uint32_t id = 0;
   ASSERT_EQ(viommu_region_add(ctx_, &r, &id), 0);
   std::vector<uint8_t> rom(0x1000);

@@ -93,13 +93,7 @@ TEST_F(CapiDmaListenerTest, RegionsAddedAndRemovedAreMappedAndUnmapped) {
 TEST_F(CapiDmaListenerTest, RamDeviceIsMappedWithItsFlag) {
   viommu_ep* ep = Endpoint();
   Listen(ep, &ev_);
-  viommu_region r{};
-  r.size = sizeof(r);
-  r.kind = VIOMMU_REGION_RAM_DEVICE;
-  r.gpa = 0x8000'0000;
-  r.len = 0x1000;
-  r.hva = ram_;
-  r.fd = -1;
+  const viommu_region r = RamDeviceRegion(0x8000'0000, 0x1000, ram_);
   uint32_t id = 0;
   ASSERT_EQ(viommu_region_add(ctx_, &r, &id), 0);
   ASSERT_EQ(ev_.maps.size(), 1u);

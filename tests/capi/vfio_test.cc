@@ -268,13 +268,7 @@ TEST_F(CapiVfioTest, ABarTheHostCannotPinIsSkippedWithAWarningInTheLog) {
   void* bar = mmap(nullptr, 0x10000, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
                    -1, 0);
   ASSERT_NE(bar, MAP_FAILED);
-  viommu_region r{};
-  r.size = sizeof(r);
-  r.kind = VIOMMU_REGION_RAM_DEVICE;
-  r.gpa = 0xe000'0000;
-  r.len = 0x10000;
-  r.hva = bar;
-  r.fd = -1;
+  const viommu_region r = RamDeviceRegion(0xe000'0000, 0x10000, bar);
   uint32_t id = 0;
   ASSERT_EQ(viommu_region_add(ctx_, &r, &id), 0);  // best effort, as QEMU
   EXPECT_TRUE(rec_.LogContains(
