@@ -168,23 +168,22 @@ int CreateVfioState(viommu_ctx* ctx, const viommu_config& cfg) {
   if (!host.ok()) return Fail(ctx, "viommu_ctx_new", host.status());
   st->host = *std::move(host);
   st->manager = std::make_unique<vfio::VfioManager>(
-      st->host.get(), vfio::VfioManager::Options{
-                          .on_error =
-                              [ctx](uint32_t id, const absl::Status& s) {
-                                ctx->Logf(VIOMMU_LOG_ERR,
-                                          "vfio container %u: %s", id,
-                                          s.message());
-                              },
-                          .on_warning =
-                              [ctx](uint32_t id, const absl::Status& s) {
-                                ctx->Logf(VIOMMU_LOG_WARNING,
-                                          "vfio container %u: %s", id,
-                                          s.message());
-                              },
-                          .on_iova_ranges_changed =
-                              [ctx](uint32_t id, const std::vector<Range>&) {
-                                OnContainerRangesChanged(ctx, id);
-                              }});
+      st->host.get(),
+      vfio::VfioManager::Options{
+          .on_error =
+              [ctx](uint32_t id, const absl::Status& s) {
+                ctx->Logf(VIOMMU_LOG_ERR, "vfio container %u: %s", id,
+                          s.message());
+              },
+          .on_warning =
+              [ctx](uint32_t id, const absl::Status& s) {
+                ctx->Logf(VIOMMU_LOG_WARNING, "vfio container %u: %s", id,
+                          s.message());
+              },
+          .on_iova_ranges_changed =
+              [ctx](uint32_t id, const std::vector<Range>&) {
+                OnContainerRangesChanged(ctx, id);
+              }});
   ctx->vfio = std::move(st);
   return 0;
 }

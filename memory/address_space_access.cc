@@ -64,7 +64,8 @@ void TranslateWith(AddressSpace* as, Hwaddr addr, uint64_t len, bool is_write,
     IommuTlbEntry e =
         model->Translate(xlat, is_write ? kIommuWrite : kIommuRead, idx);
     IommuPerm need = is_write ? kIommuWrite : kIommuRead;
-    if ((e.perm & need) == 0 || e.target_as == nullptr || hop >= kMaxIommuHops) {
+    if ((e.perm & need) == 0 || e.target_as == nullptr ||
+        hop >= kMaxIommuHops) {
       // QEMU routes a refused access to unassigned memory: decode error.
       t.mr = nullptr;
       t.len = ClampToPage(xlat, e.addr_mask, plen);
@@ -183,8 +184,8 @@ MemTxResult AddressSpace::ReadRam(Hwaddr addr, void* buf, size_t len,
 MemTxResult AddressSpace::Write(Hwaddr addr, const void* buf, size_t len,
                                 MemTxAttrs attrs) {
   // Access() does not write through `buf` for writes.
-  return Access(addr, static_cast<uint8_t*>(const_cast<void*>(buf)), len,
-                true, attrs, nullptr);
+  return Access(addr, static_cast<uint8_t*>(const_cast<void*>(buf)), len, true,
+                attrs, nullptr);
 }
 
 MemTxResult AddressSpace::Read(Hwaddr addr, void* buf, size_t len,
@@ -197,8 +198,8 @@ MemTxResult AddressSpace::Read(Hwaddr addr, void* buf, size_t len,
 MemTxResult AddressSpace::Write(Hwaddr addr, const void* buf, size_t len,
                                 MemTxAttrs attrs, AccessFault* first_fault) {
   *first_fault = {};
-  return Access(addr, static_cast<uint8_t*>(const_cast<void*>(buf)), len,
-                true, attrs, first_fault);
+  return Access(addr, static_cast<uint8_t*>(const_cast<void*>(buf)), len, true,
+                attrs, first_fault);
 }
 
 }  // namespace viommu::memory

@@ -175,8 +175,8 @@ void IommuNotifierChains::Unregister(uint64_t id) {
       VIOMMU_CHECK(erased, "notifier missing from its chain");
       if (chain.size() < kSmallChain) {
         // It was on the list.
-        auto pos = std::find(chain.small.begin(), chain.small.end(),
-                             entry.get());
+        auto pos =
+            std::find(chain.small.begin(), chain.small.end(), entry.get());
         VIOMMU_CHECK(pos != chain.small.end(), "notifier missing from list");
         chain.small.erase(pos);
       } else if (chain.size() == kSmallChain) {

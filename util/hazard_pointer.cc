@@ -57,9 +57,8 @@ ThreadRecord* AcquireRecord() {
     ThreadRecord* head = g_records.load(std::memory_order_relaxed);
     do {
       r->next = head;
-    } while (!g_records.compare_exchange_weak(head, r,
-                                              std::memory_order_release,
-                                              std::memory_order_relaxed));
+    } while (!g_records.compare_exchange_weak(
+        head, r, std::memory_order_release, std::memory_order_relaxed));
   }
   (void)&tls_returner;  // registers the exit hook of this thread
   tls_record = r;

@@ -218,7 +218,8 @@ absl::Status VfioContainer::MapPieces(Iova iova, uint64_t last, Hva hva,
     if (!reached_end) holes.push_back({cursor, last});
   }
   if (record_holes) {
-    for (const Range& h : holes) RecordSkipped(h, SkipReason::kOutsideIovaRanges);
+    for (const Range& h : holes)
+      RecordSkipped(h, SkipReason::kOutsideIovaRanges);
   }
   absl::Status first;
   for (const Range& p : pieces) {

@@ -265,8 +265,8 @@ TEST_F(CapiVfioTest, ABarTheHostCannotPinIsSkippedWithAWarningInTheLog) {
             0);
   // Memory iommufd cannot pin for writing (read-only: GUP with FOLL_WRITE
   // fails with EFAULT, as it does for a BAR's VM_PFNMAP on Linux).
-  void* bar = mmap(nullptr, 0x10000, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
+  void* bar =
+      mmap(nullptr, 0x10000, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(bar, MAP_FAILED);
   const viommu_region r = RamDeviceRegion(0xe000'0000, 0x10000, bar);
   uint32_t id = 0;

@@ -226,7 +226,8 @@ std::string Qemu10Binary() {
   std::string cache = Env("VIOMMU_CACHE_DIR");
   if (cache.empty()) {
     const std::string xdg = Env("XDG_CACHE_HOME");
-    cache = !xdg.empty() ? xdg + "/viommu" : Env("HOME", "/") + "/.cache/viommu";
+    cache =
+        !xdg.empty() ? xdg + "/viommu" : Env("HOME", "/") + "/.cache/viommu";
   }
   return cache + "/qemu-10.0.2/bin/qemu-system-x86_64";
 }
@@ -303,8 +304,8 @@ TEST_P(ConformanceTest, AnswersMatchQemu) {
             << where << ": " << step.text << ": QEMU " << kPeerNames[p]
             << " no longer gives its recorded answer";
       } else {
-        EXPECT_EQ(*got, *want) << where << ": " << step.text << " (QEMU "
-                               << kPeerNames[p] << ")";
+        EXPECT_EQ(*got, *want)
+            << where << ": " << step.text << " (QEMU " << kPeerNames[p] << ")";
       }
       const std::vector<std::string> ref_new =
           DeviceIrqs(ref[p]->irq_events(), &ref_irqs[p]);
@@ -409,8 +410,8 @@ struct Starting {
 Starting StartBegin(const std::vector<std::string>& argv, int tag) {
   Starting st;
   const std::string base =
-      (fs::temp_directory_path() / ("viommu-props-" + std::to_string(getpid()) +
-                                    "-" + std::to_string(tag)))
+      (fs::temp_directory_path() /
+       ("viommu-props-" + std::to_string(getpid()) + "-" + std::to_string(tag)))
           .string();
   st.out_path = base + ".out";
   st.err_path = base + ".err";
@@ -491,8 +492,9 @@ TEST(VtdPropertyCasesTest, StartOrFailAsQemu) {
   // QEMU 10.0's recorded answers, by case text.
   std::vector<std::pair<std::string, std::string>> recorded10;
   const std::string record_path = Env("VTD_PROPERTY_CASES_QEMU10_RECORD");
-  const bool with10 = PeerPresent(1) && (!record_path.empty() ||
-                                         !Env("VTD_PROPERTY_CASES_QEMU10").empty());
+  const bool with10 =
+      PeerPresent(1) &&
+      (!record_path.empty() || !Env("VTD_PROPERTY_CASES_QEMU10").empty());
   if (with10 && record_path.empty()) {
     std::ifstream rin(Env("VTD_PROPERTY_CASES_QEMU10"));
     ASSERT_TRUE(rin) << Env("VTD_PROPERTY_CASES_QEMU10");
@@ -506,8 +508,10 @@ TEST(VtdPropertyCasesTest, StartOrFailAsQemu) {
     }
   }
   std::string record_out =
-      "# QEMU 10.0.2's answers to vtd_property_cases.txt (conformance_test.cc,\n"
-      "# VtdPropertyCasesTest; docs/conformance-peers.md lists how they differ\n"
+      "# QEMU 10.0.2's answers to vtd_property_cases.txt "
+      "(conformance_test.cc,\n"
+      "# VtdPropertyCasesTest; docs/conformance-peers.md lists how they "
+      "differ\n"
       "# from 7.2's). Regenerate: VTD_PROPERTY_CASES_QEMU10_RECORD=PATH.\n";
   size_t next10 = 0;
   std::string line;

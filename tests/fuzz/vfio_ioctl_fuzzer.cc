@@ -71,8 +71,8 @@ struct Memory {
 const Memory& Mem() {
   static const Memory m = [] {
     auto map = [](uint64_t pages, int prot) {
-      void* p = mmap(nullptr, pages * kPage, prot,
-                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      void* p = mmap(nullptr, pages * kPage, prot, MAP_PRIVATE | MAP_ANONYMOUS,
+                     -1, 0);
       if (p == MAP_FAILED) __builtin_trap();
       return static_cast<uint8_t*>(p);
     };
@@ -131,10 +131,22 @@ uint64_t PickIova(Input& in) {
 
 uint64_t PickSize(Input& in) {
   static constexpr uint64_t kSizes[16] = {
-      0,        kPage,       2 * kPage, 4 * kPage,  8 * kPage,
-      0x200000, UINT64_MAX,  UINT64_MAX - kPage + 1, uint64_t{1} << 63,
-      0x800,    0x1001,      16 * kPage, 32 * kPage, uint64_t{1} << 48,
-      3 * kPage, 0,  // replaced by an arbitrary value
+      0,
+      kPage,
+      2 * kPage,
+      4 * kPage,
+      8 * kPage,
+      0x200000,
+      UINT64_MAX,
+      UINT64_MAX - kPage + 1,
+      uint64_t{1} << 63,
+      0x800,
+      0x1001,
+      16 * kPage,
+      32 * kPage,
+      uint64_t{1} << 48,
+      3 * kPage,
+      0,  // replaced by an arbitrary value
   };
   const uint8_t a = in.U8();
   if ((a & 15) == 15) return in.U64();
@@ -164,21 +176,36 @@ uint32_t PickArgsz(Input& in, uint32_t minsz, uint32_t full) {
 }
 
 const unsigned long kRequests[] = {
-    u::kVfioGetApiVersion,     u::kVfioCheckExtension,
-    u::kVfioSetIommu,          u::kVfioGroupGetStatus,
-    u::kVfioGroupSetContainer, u::kVfioGroupUnsetContainer,
-    u::kVfioGroupGetDeviceFd,  u::kVfioDeviceGetInfo,
-    u::kVfioDeviceGetRegionInfo, u::kVfioDeviceGetIrqInfo,
-    u::kVfioDeviceReset,       u::kVfioIommuGetInfo,
-    u::kVfioIommuMapDma,       u::kVfioIommuUnmapDma,
-    u::kVfioIommuEnable,       u::kVfioIommuDisable,
-    u::kVfioIommuDirtyPages,   u::kVfioDeviceBindIommufd,
-    u::kVfioDeviceAttachIommufdPt, u::kVfioDeviceDetachIommufdPt,
-    u::kIommuDestroy,          u::kIommuIoasAlloc,
-    u::kIommuIoasAllowIovas,   u::kIommuIoasCopy,
-    u::kIommuIoasIovaRanges,   u::kIommuIoasMap,
-    u::kIommuIoasUnmap,        u::kIommuOption,
-    u::kIommuVfioIoas,         u::kIommuHwptAlloc,
+    u::kVfioGetApiVersion,
+    u::kVfioCheckExtension,
+    u::kVfioSetIommu,
+    u::kVfioGroupGetStatus,
+    u::kVfioGroupSetContainer,
+    u::kVfioGroupUnsetContainer,
+    u::kVfioGroupGetDeviceFd,
+    u::kVfioDeviceGetInfo,
+    u::kVfioDeviceGetRegionInfo,
+    u::kVfioDeviceGetIrqInfo,
+    u::kVfioDeviceReset,
+    u::kVfioIommuGetInfo,
+    u::kVfioIommuMapDma,
+    u::kVfioIommuUnmapDma,
+    u::kVfioIommuEnable,
+    u::kVfioIommuDisable,
+    u::kVfioIommuDirtyPages,
+    u::kVfioDeviceBindIommufd,
+    u::kVfioDeviceAttachIommufdPt,
+    u::kVfioDeviceDetachIommufdPt,
+    u::kIommuDestroy,
+    u::kIommuIoasAlloc,
+    u::kIommuIoasAllowIovas,
+    u::kIommuIoasCopy,
+    u::kIommuIoasIovaRanges,
+    u::kIommuIoasMap,
+    u::kIommuIoasUnmap,
+    u::kIommuOption,
+    u::kIommuVfioIoas,
+    u::kIommuHwptAlloc,
     u::kIommuGetHwInfo,
 };
 constexpr size_t kNumRequests = sizeof(kRequests) / sizeof(kRequests[0]);
@@ -187,10 +214,26 @@ constexpr size_t kNumRequests = sizeof(kRequests) / sizeof(kRequests[0]);
 // ioctls can answer, and which of them only some requests can give.
 bool Allowed(unsigned long request, int err) {
   switch (err) {
-    case EPERM: case ENOENT: case EBADF: case ENOMEM: case EFAULT:
-    case EBUSY: case EEXIST: case ENODEV: case EINVAL: case ENOSPC:
-    case ENOTTY: case E2BIG: case EOVERFLOW: case EOPNOTSUPP: case EBADFD:
-    case EADDRINUSE: case EACCES: case ERANGE: case ENXIO: case EIO:
+    case EPERM:
+    case ENOENT:
+    case EBADF:
+    case ENOMEM:
+    case EFAULT:
+    case EBUSY:
+    case EEXIST:
+    case ENODEV:
+    case EINVAL:
+    case ENOSPC:
+    case ENOTTY:
+    case E2BIG:
+    case EOVERFLOW:
+    case EOPNOTSUPP:
+    case EBADFD:
+    case EADDRINUSE:
+    case EACCES:
+    case ERANGE:
+    case ENXIO:
+    case EIO:
       break;
     case EMSGSIZE:  // IOAS_IOVA_RANGES: more ranges than num_iovas holds
       return request == u::kIommuIoasIovaRanges;
@@ -199,18 +242,15 @@ bool Allowed(unsigned long request, int err) {
   }
   const unsigned nr = request & 0xff;
   const bool iommufd_nr = (request & ~0xffUL) == 0x3B00 && nr >= 0x80;
-  const bool map_like = request == u::kVfioIommuMapDma ||
-                        request == u::kIommuIoasMap ||
-                        request == u::kIommuIoasCopy ||
-                        request == u::kVfioDeviceBindIommufd ||
-                        request == u::kVfioDeviceAttachIommufdPt ||
-                        request == u::kVfioGroupSetContainer ||
-                        // a group set to an iommufd binds and attaches
-                        // the device to the compat IOAS (EADDRINUSE)
-                        request == u::kVfioGroupGetDeviceFd ||
-                        request == u::kVfioSetIommu ||
-                        request == u::kIommuVfioIoas ||
-                        request == u::kIommuHwptAlloc;
+  const bool map_like =
+      request == u::kVfioIommuMapDma || request == u::kIommuIoasMap ||
+      request == u::kIommuIoasCopy || request == u::kVfioDeviceBindIommufd ||
+      request == u::kVfioDeviceAttachIommufdPt ||
+      request == u::kVfioGroupSetContainer ||
+      // a group set to an iommufd binds and attaches
+      // the device to the compat IOAS (EADDRINUSE)
+      request == u::kVfioGroupGetDeviceFd || request == u::kVfioSetIommu ||
+      request == u::kIommuVfioIoas || request == u::kIommuHwptAlloc;
   // E2BIG: iommufd's non-zero struct tail (and VFIO_DEVICE_* argsz checks
   // do not produce it).
   if (err == E2BIG && !iommufd_nr) return false;
@@ -294,11 +334,18 @@ class Program {
 };
 
 void Program::Open(Input& in) {
-  static const char* const kPaths[] = {
-      "/dev/vfio/vfio", "/dev/vfio/1", "/dev/vfio/2", "/dev/vfio/3",
-      "/dev/iommu", "/dev/vfio/devices/vfio0", "/dev/vfio/devices/vfio1",
-      "/dev/vfio/devices/vfio2", "/dev/vfio/9", "/dev/vfio/devices/vfio01",
-      "/dev/vfio/devices/vfio3", "/dev/null"};
+  static const char* const kPaths[] = {"/dev/vfio/vfio",
+                                       "/dev/vfio/1",
+                                       "/dev/vfio/2",
+                                       "/dev/vfio/3",
+                                       "/dev/iommu",
+                                       "/dev/vfio/devices/vfio0",
+                                       "/dev/vfio/devices/vfio1",
+                                       "/dev/vfio/devices/vfio2",
+                                       "/dev/vfio/9",
+                                       "/dev/vfio/devices/vfio01",
+                                       "/dev/vfio/devices/vfio3",
+                                       "/dev/null"};
   const uint8_t a = in.U8();
   if (fds_.size() >= kMaxFds) return;
   const int fd = host_.Open(kPaths[a % (sizeof(kPaths) / sizeof(*kPaths))]);
@@ -369,7 +416,7 @@ void Program::Ioctl(Input& in) {
   if (r >= 0xf8) {
     request = u::IoNr(in.U8());  // any nr of the VFIO/iommufd type
   } else if (r >= 0xf0) {
-    request = in.U32();          // any request
+    request = in.U32();  // any request
   } else {
     request = kRequests[r % kNumRequests];
   }
@@ -432,9 +479,9 @@ void Program::Ioctl(Input& in) {
       put32(4, flags);
       put64(8, PickIova(in));
       put64(16, PickSize(in));
-      put64(24, kPage << (in.U8() & 3));              // bitmap.pgsize
+      put64(24, kPage << (in.U8() & 3));                      // bitmap.pgsize
       put64(32, std::min<uint64_t>(in.U8() * 16, kScratch));  // bitmap.size
-      put64(40, scratch);                             // bitmap.data
+      put64(40, scratch);                                     // bitmap.data
       break;
     case u::kVfioIommuDirtyPages:
       put32(0, PickArgsz(in, 8, 48));
@@ -529,9 +576,9 @@ void Program::Ioctl(Input& in) {
     case u::kIommuHwptAlloc:
       put32(0, PickArgsz(in, 40, 44));
       put32(4, flags & 7);
-      put32(8, in.U8() % 8);  // dev_id
-      put32(12, in.U8() % 8);  // pt_id
-      put32(24, in.U8() % 3);  // data_type
+      put32(8, in.U8() % 8);      // dev_id
+      put32(12, in.U8() % 8);     // pt_id
+      put32(24, in.U8() % 3);     // data_type
       put32(28, in.U8() & 0x3f);  // data_len
       put64(32, scratch);
       put32(40, in.U8() % 4);

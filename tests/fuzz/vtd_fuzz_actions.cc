@@ -77,7 +77,7 @@ void Program::QueueWrite(Input& in) {
       hi = PickIova(in) & ~uint64_t{0xfff};
       if (g & 4) hi |= 1;  // S: the size is the run of ones from bit 12
       if (g & 8) hi |= ((uint64_t{1} << (in.U8() & 63)) - 1) << 12;
-      if ((g & 0x30) == 0x30) {  // one bit, reserved or not; in the
+      if ((g & 0x30) == 0x30) {       // one bit, reserved or not; in the
         const uint8_t bit = in.U8();  // type field only bit 3 (type 0xb)
         const bool in_lo = !(bit & 0x40);
         const int b = in_lo && (bit & 63) < 4 ? 3 : bit & 63;
@@ -284,8 +284,8 @@ void Program::RegisterDevIotlbNotifiers() {
   for (int i = 0; i < 2; ++i) {
     VtdAddressSpace* as = m_->vtd_engine()->FindAddressSpace(0, kDevfns[i]);
     if (as == nullptr) Fail("no VT-d address space", kDevfns[i], 0);
-    auto h = as->notifiers()->Register(
-        &dev_recorders_[i], {.flags = memory::kNotifyDevIotlbUnmap});
+    auto h = as->notifiers()->Register(&dev_recorders_[i],
+                                       {.flags = memory::kNotifyDevIotlbUnmap});
     if (h.ok() != on) {
       Fail(on ? "DEVIOTLB_UNMAP registration refused with device-iotlb"
               : "DEVIOTLB_UNMAP registration accepted without device-iotlb",
@@ -350,7 +350,6 @@ bool Program::SyncBudgetOk() {
   return true;
 }
 
-
 bool Program::GlobalInvalidate() {
   IntelIommu* iommu = m_->intel_iommu();
   if (!iommu->qi_enabled()) {
@@ -366,8 +365,7 @@ bool Program::QueueIdleInRam() {
   const uint64_t desc_size = iommu->queue_dw() ? 32 : 16;
   return iommu->qi_enabled() && iommu->queue_size() != 0 &&
          iommu->queue_head() == iommu->queue_tail() &&
-         iommu->queue_base() +
-                 uint64_t{iommu->queue_tail() + 1} * desc_size <=
+         iommu->queue_base() + uint64_t{iommu->queue_tail() + 1} * desc_size <=
              m_->ram_size();
 }
 

@@ -18,8 +18,7 @@
 namespace viommu::vtd::fuzz {
 
 // The intel-iommu properties byte 0 of an input selects (vtd_fuzzer.cc).
-inline absl::btree_map<std::string, std::string> IommuProperties(
-    uint8_t cfg) {
+inline absl::btree_map<std::string, std::string> IommuProperties(uint8_t cfg) {
   absl::btree_map<std::string, std::string> props;
   props["caching-mode"] = (cfg & 1) ? "on" : "off";
   props["aw-bits"] = (cfg & 2) ? "48" : "39";

@@ -97,5 +97,4 @@ void Program::FinalCheck() {
   }
 }
 
-
 }  // namespace viommu::vtd::fuzz

@@ -64,8 +64,8 @@ bool Program::GlobalContextInvalidate() {
   }
   WriteReg(Offset(Reg64::kCcmd), kCcmdIcc | uint64_t{1} << kCcmdCirgShift, 8);
   const uint64_t r = ReadReg(Offset(Reg64::kCcmd), 8);
-  return !(r & kCcmdIcc) &&
-         (r & kCcmdCaigMask) == uint64_t{1} << kCcmdCaigShift;
+  return !(r & kCcmdIcc) && (r & kCcmdCaigMask) == uint64_t{1}
+                                                       << kCcmdCaigShift;
 }
 
 bool Program::SmTableWrite(Input& in) {

@@ -118,7 +118,8 @@ class RealCapiVfioTest : public ::testing::Test {
   // what it held before the test: iommufd counts its pins in
   // mm->pinned_vm (VmPin), type1 in mm->locked_vm (VmLck).
   std::optional<uint64_t> Pinned() const {
-    return viommu::testing::ProcStatusKiB(getpid(), iommufd_ ? "VmPin" : "VmLck");
+    return viommu::testing::ProcStatusKiB(getpid(),
+                                          iommufd_ ? "VmPin" : "VmLck");
   }
   std::optional<uint64_t> PinnedByTest() const {
     std::optional<uint64_t> p = Pinned();
@@ -137,8 +138,8 @@ class RealCapiVfioTest : public ::testing::Test {
   int64_t Mappings() {
     const std::string q = Query();
     const size_t at = q.find(R"("mappings": )");
-    if (at == std::string::npos || q.find(R"("mappings": )", at + 1) !=
-                                       std::string::npos) {
+    if (at == std::string::npos ||
+        q.find(R"("mappings": )", at + 1) != std::string::npos) {
       return -1;
     }
     int64_t v = -1;
@@ -164,8 +165,7 @@ class RealCapiVfioTest : public ::testing::Test {
             size_t len) {
     return viommu_vfio_region_rw(dev, index, offset, &v, len, 1);
   }
-  uint64_t Read(viommu_vfio* dev, uint32_t index, uint64_t offset,
-                size_t len) {
+  uint64_t Read(viommu_vfio* dev, uint32_t index, uint64_t offset, size_t len) {
     uint64_t v = 0;
     EXPECT_EQ(viommu_vfio_region_rw(dev, index, offset, &v, len, 0), 0);
     return v;
@@ -198,8 +198,8 @@ class RealCapiVfioTest : public ::testing::Test {
       cmd = Read(dev, VIOMMU_VFIO_PCI_BAR0, kDmaCmd, 8);
       if ((cmd & kCmdStart) == 0) return true;
     } while (std::chrono::steady_clock::now() - t0 < kDmaTimeout);
-    ADD_FAILURE() << "edu DMA " << (to_ram ? "to" : "from") << " 0x"
-                  << std::hex << iova << " did not complete: cmd=0x" << cmd;
+    ADD_FAILURE() << "edu DMA " << (to_ram ? "to" : "from") << " 0x" << std::hex
+                  << iova << " did not complete: cmd=0x" << cmd;
     return false;
   }
   // RAM at `src` -> edu buffer -> RAM at `dst` (addresses in the

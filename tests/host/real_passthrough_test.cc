@@ -187,7 +187,8 @@ class RealPassthroughTest : public ::testing::Test {
   // counts it: iommufd adds its pins to mm->pinned_vm (VmPin), type1 to
   // mm->locked_vm (VmLck). Device memory (a BAR's PFNMAP) is not counted.
   std::optional<uint64_t> PinnedKiB() const {
-    return viommu::testing::ProcStatusKiB(qts_->pid(), iommufd_ ? "VmPin" : "VmLck");
+    return viommu::testing::ProcStatusKiB(qts_->pid(),
+                                          iommufd_ ? "VmPin" : "VmLck");
   }
 
   std::string Query() {
@@ -409,8 +410,8 @@ TEST_F(RealPassthroughTest, Bar0IsARamDeviceSectionMappedForPeerToPeer) {
   const std::string log_path =
       absl::StrFormat("/tmp/viommu-real-log-%d", getpid());
   unlink(log_path.c_str());
-  ASSERT_NO_FATAL_FAILURE(Start(
-      {"-d", "guest_errors", "-D", log_path, "-device", HostDevice()}));
+  ASSERT_NO_FATAL_FAILURE(
+      Start({"-d", "guest_errors", "-D", log_path, "-device", HostDevice()}));
   std::string q = Query();
   const std::optional<uint64_t> before = Mappings(q);
   ASSERT_EQ(before, 1u) << q;
@@ -429,14 +430,15 @@ TEST_F(RealPassthroughTest, Bar0IsARamDeviceSectionMappedForPeerToPeer) {
     const std::string log = ReadFile(log_path);
     std::fprintf(stderr, "viommu's -D log: %s", log.c_str());
     EXPECT_TRUE(absl::StrContains(
-        log, "PCI peer-to-peer transactions on BARs are not supported: "
-             "IOMMU_IOAS_MAP(ioas="))
+        log,
+        "PCI peer-to-peer transactions on BARs are not supported: "
+        "IOMMU_IOAS_MAP(ioas="))
         << log;
-    EXPECT_TRUE(absl::StrContains(
-        log, " iova=0xc000000 length=0x100000 user_va=0x"))
+    EXPECT_TRUE(
+        absl::StrContains(log, " iova=0xc000000 length=0x100000 user_va=0x"))
         << log;
-    EXPECT_TRUE(absl::StrContains(
-        log, " rw (PCI BAR?)): Bad address (errno 14)"))
+    EXPECT_TRUE(
+        absl::StrContains(log, " rw (PCI BAR?)): Bad address (errno 14)"))
         << log;
   } else {
     EXPECT_EQ(Mappings(q), *before + 1) << "the BAR's P2P mapping: " << q;
@@ -722,7 +724,7 @@ TEST_F(RealPassthroughTest, SystemResetClearsTheConfigAndDmaWorksAfterReplug) {
 // IEC invalidation) the interrupt is blocked and a fault record names
 // reason 0x22, index 5 and requester 04.0. No interrupt reaches the INTx
 // pin meanwhile.
-constexpr uint64_t kIrt = 0x0200'0000;     // 256 IRTEs (IRTA.S = 7)
+constexpr uint64_t kIrt = 0x0200'0000;      // 256 IRTEs (IRTA.S = 7)
 constexpr uint64_t kIrQueue = 0x0210'0000;  // 256 QI descriptors
 constexpr uint64_t kIrWaitStatus = 0x0211'0000;
 constexpr uint64_t kIrta = 0xb8;
@@ -773,8 +775,7 @@ TEST_F(RealPassthroughTest, BehindVtdWithIntremapTheMsiFollowsTheIrte) {
   qts_->Writeq(vtd_reg + kIrta, kIrt | 7);
   qts_->Writel(vtd_reg + VtdGuest::kGcmd, kGcmdTe | kGcmdQie | kGcmdSirtp);
   qts_->Writel(vtd_reg + VtdGuest::kGcmd, kGcmdTe | kGcmdQie | kGcmdIre);
-  ASSERT_EQ(vtd.Gsts(),
-            kGcmdTe | kGcmdSrtp | kGcmdQie | kGcmdIre | kGcmdSirtp)
+  ASSERT_EQ(vtd.Gsts(), kGcmdTe | kGcmdSrtp | kGcmdQie | kGcmdIre | kGcmdSirtp)
       << "GSTS: TES, RTPS, QIES, IRES, IRTPS";
   EXPECT_EQ(Mappings(Query()), 1u) << Query();
   // One queued invalidation followed by a wait descriptor whose status

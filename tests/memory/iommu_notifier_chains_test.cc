@@ -191,10 +191,11 @@ TEST_F(IommuNotifierChainsTest,
   // back to a few and grows again.
   std::vector<std::unique_ptr<Recorder>> r;
   std::vector<IommuNotifierHandle> h;
-  const Range ranges[6] = {{0, 0xffff},      {0x1000, 0x1fff}, {0x8000, 0x8fff},
-                           Range::Full(),    {0x1800, 0x1800}, {0x2000, 0x2fff}};
+  const Range ranges[6] = {{0, 0xffff},   {0x1000, 0x1fff}, {0x8000, 0x8fff},
+                           Range::Full(), {0x1800, 0x1800}, {0x2000, 0x2fff}};
   for (int i = 0; i < 6; ++i) {
-    r.push_back(std::make_unique<Recorder>(std::string(1, char('a' + i)), &log_));
+    r.push_back(
+        std::make_unique<Recorder>(std::string(1, char('a' + i)), &log_));
     h.push_back(MustRegister(r.back().get(),
                              {.flags = kNotifyMap, .range = ranges[i]}));
   }

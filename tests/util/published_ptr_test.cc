@@ -80,8 +80,7 @@ TEST(PublishedPtrTest, PinOnAnotherThreadKeepsTheObjectUntilReleased) {
     EXPECT_EQ(pin->value, 1);
   });
   while (step.load() != 1) std::this_thread::yield();
-  EXPECT_EQ(slot.Exchange(std::make_shared<const Tracked>(2, &live)),
-            nullptr);
+  EXPECT_EQ(slot.Exchange(std::make_shared<const Tracked>(2, &live)), nullptr);
   EXPECT_EQ(live.load(), 2);
   step = 2;
   reader.join();  // its pin's release dropped the old object

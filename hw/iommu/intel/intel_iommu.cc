@@ -36,8 +36,7 @@ IntelIommu::StateLock::StateLock(const IntelIommu* unit)
     return;
   }
   unit_->mu_.Lock();
-  unit_->mu_owner_.store(std::this_thread::get_id(),
-                         std::memory_order_relaxed);
+  unit_->mu_owner_.store(std::this_thread::get_id(), std::memory_order_relaxed);
 }
 
 IntelIommu::StateLock::~StateLock() ABSL_NO_THREAD_SAFETY_ANALYSIS {

@@ -154,8 +154,7 @@ void VtdEngine::OnTranslationEnabled(bool enabled) {
 }
 
 void VtdEngine::OnContextInvalidate(ContextGranularity granularity,
-                                    uint16_t did, uint16_t sid,
-                                    uint8_t fm) {
+                                    uint16_t did, uint16_t sid, uint8_t fm) {
   switch (granularity) {
     case ContextGranularity::kGlobal:
       VIOMMU_TRACE(vtd_inv_desc_cc_global);

@@ -227,8 +227,7 @@ void InvalidationQueue::Drain() {
   RunOnce();
   while (rerun_) {
     rerun_ = false;
-    if (!iommu_->qi_enabled() ||
-        iommu_->queue_error_pending()) {
+    if (!iommu_->qi_enabled() || iommu_->queue_error_pending()) {
       break;
     }
     RunOnce();

@@ -52,8 +52,8 @@ bool RamWindow::ReadSlow(Hwaddr addr, void* buf, size_t len) {
   }
   const Window* found = nullptr;
   for (const std::unique_ptr<Window>& w : pinned_) {
-    if (w->region == fr->mr && w->first == first &&
-        w->span == last - first && w->host == host) {
+    if (w->region == fr->mr && w->first == first && w->span == last - first &&
+        w->host == host) {
       found = w.get();
       break;
     }

@@ -9,8 +9,8 @@
 namespace viommu::vtd {
 namespace {
 
-constexpr uint64_t kRootRsvdLow = 0xffe;                    // bits 11:1
-constexpr uint64_t kSmContextVal0RsvdLow = 0x1e0;           // bits 8:5
+constexpr uint64_t kRootRsvdLow = 0xffe;                     // bits 11:1
+constexpr uint64_t kSmContextVal0RsvdLow = 0x1e0;            // bits 8:5
 constexpr uint64_t kSmContextVal1Rsvd = 0xffffffffffe00000;  // 63:21
 
 // Reads `n` little-endian quadwords at `addr`.
@@ -49,9 +49,8 @@ bool SmContextEntry::reserved_nonzero(int aw_bits) const {
 }
 
 ContextEntry PasidEntry::ToContextEntry(bool fpd_set, uint32_t pasid) const {
-  const uint64_t tt = pgtt() == kPgttPassThrough
-                          ? ContextEntry::kTtPassThrough
-                          : ContextEntry::kTtMultiLevel;
+  const uint64_t tt = pgtt() == kPgttPassThrough ? ContextEntry::kTtPassThrough
+                                                 : ContextEntry::kTtMultiLevel;
   return ContextEntry{
       .lo = slptptr() | (tt << 2) | (fpd_set ? 2u : 0u) | 1u,
       .hi = uint64_t{aw()} | (uint64_t{domain_id()} << 8) |
@@ -63,8 +62,8 @@ PasidLookup LookupPasid(GuestMemory& mem, const TableConfig& cfg,
                         Hwaddr pasid_dir, uint32_t pasid) {
   PasidLookup r;
   const uint64_t dir_index = (pasid >> 6) & 0x3fff;
-  if (!ReadQuads(mem, pasid_dir + dir_index * sizeof(PasidDirEntry),
-                 &r.dir.val, 1) ||
+  if (!ReadQuads(mem, pasid_dir + dir_index * sizeof(PasidDirEntry), &r.dir.val,
+                 1) ||
       !r.dir.present()) {
     r.fault = FaultReason::kPasidTableInv;
     return r;
@@ -114,8 +113,7 @@ SmLookup LookupScalable(GuestMemory& mem, const TableConfig& cfg,
   SmLookup r;
   SmRootEntry re;
   uint64_t q[2];
-  if (!ReadQuads(mem, root_table + uint64_t{bus} * sizeof(SmRootEntry), q,
-                 2)) {
+  if (!ReadQuads(mem, root_table + uint64_t{bus} * sizeof(SmRootEntry), q, 2)) {
     r.fault = FaultReason::kRootTableInv;
     return r;
   }
@@ -130,8 +128,7 @@ SmLookup LookupScalable(GuestMemory& mem, const TableConfig& cfg,
     return r;
   }
   const uint64_t index = devfn & 0x7f;
-  if (!ReadQuads(mem,
-                 re.context_table(devfn) + index * sizeof(SmContextEntry),
+  if (!ReadQuads(mem, re.context_table(devfn) + index * sizeof(SmContextEntry),
                  r.context.val, 4)) {
     r.fault = FaultReason::kContextTableInv;
     return r;
@@ -156,8 +153,8 @@ SmLookup LookupScalable(GuestMemory& mem, const TableConfig& cfg,
     return r;
   }
   const bool fpd = ce.fpd() || pl.dir.fpd() || pl.entry.fpd();
-  r.effective = pl.entry.ToContextEntry(
-      fpd, pasid == kNoPasid ? ce.rid_pasid() : pasid);
+  r.effective =
+      pl.entry.ToContextEntry(fpd, pasid == kNoPasid ? ce.rid_pasid() : pasid);
   return r;
 }
 

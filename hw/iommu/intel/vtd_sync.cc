@@ -168,8 +168,8 @@ void VtdEngine::InvalidateIotlbAndSync(IotlbGranularity granularity,
   const uint64_t first = addr & ~(size - 1);
   // A copy: a notifier may register or unregister while it is told
   // (SyncRange re-checks the flags; devices live as long as the engine).
-  const absl::InlinedVector<VtdDevice*, 4> devices(
-      iotlb_event_devices_.begin(), iotlb_event_devices_.end());
+  const absl::InlinedVector<VtdDevice*, 4> devices(iotlb_event_devices_.begin(),
+                                                   iotlb_event_devices_.end());
   for (VtdDevice* dev : devices) {
     if (!HasIotlbEvents(*dev)) continue;
     // QEMU re-reads the context entry to match the domain. A PSI's few

@@ -107,8 +107,8 @@ memory::IommuTlbEntry VtdEngine::Translate(VtdDevice& dev, Iova iova,
         // never inserted as current.
         const uint64_t cc_epoch = e.context_cache_.epoch();
         const uint64_t root = e.root_.load(std::memory_order_acquire);
-        SmLookup sm = LookupScalable(e.ram_, e.cfg_, root & ~kRootScalable,
-                                     bus, devfn);
+        SmLookup sm =
+            LookupScalable(e.ram_, e.cfg_, root & ~kRootScalable, bus, devfn);
         VIOMMU_TRACE(vtd_iotlb_cc_miss, bus, devfn,
                      sm.ok() ? 0u : static_cast<unsigned>(*sm.fault));
         if (!sm.ok()) {
@@ -208,17 +208,16 @@ memory::IommuTlbEntry VtdEngine::Translate(VtdDevice& dev, Iova iova,
   // else (faults, FPD, pass-through, misses) is the slow path's, which
   // checks everything again in 7.2's order.
   struct Scalable {
-    [[gnu::always_inline]]
-    static std::optional<IotlbEntry> FastHit(VtdEngine& e, VtdDevice& d,
-                                             Iova va) {
+    [[gnu::always_inline]] static std::optional<IotlbEntry> FastHit(
+        VtdEngine& e, VtdDevice& d, Iova va) {
       const std::optional<CachedContext> c =
           e.context_cache_.Peek(d.as().bus(), d.as().devfn());
       if (!c.has_value() || !IsSmCachedContext(*c)) return std::nullopt;
       const uint32_t rid_pasid = static_cast<uint32_t>(c->hi) & 0xfffff;
       uint64_t dir = 0;
-      if (!e.ram_.ReadInline((c->lo & ~kPageMask4k) +
-                                 ((rid_pasid >> 6) & 0x3fff) * 8,
-                             &dir, 8) ||
+      if (!e.ram_.ReadInline(
+              (c->lo & ~kPageMask4k) + ((rid_pasid >> 6) & 0x3fff) * 8, &dir,
+              8) ||
           (dir & 1) == 0) {
         return std::nullopt;
       }
@@ -295,14 +294,14 @@ ContextLookup VtdEngine::ReadContext(const VtdDevice& dev, GuestMemory& mem) {
 }
 
 void VtdEngine::ReportFault(uint16_t sid, FaultReason reason, bool fpd,
-                            uint64_t addr, bool is_write,
-                            uint16_t pasid_value, bool pasid_present) {
+                            uint64_t addr, bool is_write, uint16_t pasid_value,
+                            bool pasid_present) {
   faults_.fetch_add(1, std::memory_order_relaxed);
   const auto code = static_cast<unsigned>(reason);
   VIOMMU_TRACE(vtd_dmar_fault, sid, addr, is_write, code, fpd);
-  VIOMMU_LOG_GUEST_ERROR("vtd: DMA %s fault: sid 0x%04x addr 0x%x reason 0x%x%s",
-                         is_write ? "write" : "read", sid, addr, code,
-                         fpd ? " (FPD set)" : "");
+  VIOMMU_LOG_GUEST_ERROR(
+      "vtd: DMA %s fault: sid 0x%04x addr 0x%x reason 0x%x%s",
+      is_write ? "write" : "read", sid, addr, code, fpd ? " (FPD set)" : "");
   if (fpd && IsQualifiedFault(reason)) return;  // suppressed by FPD
   iommu_->RecordFault(sid, reason, addr, is_write, pasid_value, pasid_present);
 }

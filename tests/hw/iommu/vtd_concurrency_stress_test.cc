@@ -278,9 +278,9 @@ TEST(VtdConcurrencyStressTest, FaultsRecordWhileGuestServicesThem) {
   // Quiescent now: PPF is set exactly when some record is pending.
   bool pending = false;
   for (int i = 0; i < kNumFrcd; ++i) {
-    pending |= (g.ReadReg32(static_cast<Reg32>(Offset(Reg32::kFrcd0Dw3) +
-                                               16 * i)) &
-                (kFrcdF >> 32)) != 0;
+    pending |=
+        (g.ReadReg32(static_cast<Reg32>(Offset(Reg32::kFrcd0Dw3) + 16 * i)) &
+         (kFrcdF >> 32)) != 0;
   }
   EXPECT_EQ((g.ReadReg32(Reg32::kFsts) & kFstsPpf) != 0, pending);
 }

@@ -541,8 +541,8 @@ TEST_F(PageWalkTest, OnePageWalkReportsTheWholeWalksSlotForThatPage) {
   for (int levels : {3, 4}) {
     testing::FakeGuestMemory mem;
     PageTables pt(&mem, levels);
-    const uint64_t noise[] = {0,    0, 0, kPs, 0x800, uint64_t{1} << 62,
-                              0x1000, ~uint64_t{0}};
+    const uint64_t noise[] = {
+        0, 0, 0, kPs, 0x800, uint64_t{1} << 62, 0x1000, ~uint64_t{0}};
     for (int i = 0; i < 300; ++i) {
       const Iova iova = (rng() % 0x100000000) & ~k4K;
       const int level = 1 + static_cast<int>(rng() % 3);
@@ -613,8 +613,8 @@ TEST(PageWalkFullTablesTest, WalkReportsEveryLeafOfFullTablesInOrder) {
   WalkSl(ram, cfg, ce, 0, (uint64_t{kLeaves} << 12) - 1,
          [&](const WalkEntry& e) {
            in_order = in_order && e.iova == n << 12 &&
-                      e.gpa == 0x100000000 + (n << 12) &&
-                      e.addr_mask == k4K && e.perm == kIommuReadWrite;
+                      e.gpa == 0x100000000 + (n << 12) && e.addr_mask == k4K &&
+                      e.perm == kIommuReadWrite;
            ++n;
          });
   EXPECT_EQ(n, uint64_t{kLeaves});

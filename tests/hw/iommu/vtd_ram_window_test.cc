@@ -86,8 +86,8 @@ TEST_F(VtdRamWindowTest, MapChangeForgetsTheRange) {
   ASSERT_TRUE(window_->ReadInline(0x2000, &v, 8));
   ASSERT_EQ(window_->RememberedForTesting(), 1u);
   // MMIO laid over the RAM page: the next read must see the new map.
-  auto over = memory::MemoryRegion::CreateMmio(&sys_, "over", 0x1000,
-                                               &mmio_ops_);
+  auto over =
+      memory::MemoryRegion::CreateMmio(&sys_, "over", 0x1000, &mmio_ops_);
   root_->AddSubregionOverlap(0x2000, over, 1);
   EXPECT_EQ(window_->RememberedForTesting(), 0u);
   EXPECT_FALSE(window_->ReadInline(0x2000, &v, 8));
@@ -111,8 +111,8 @@ TEST_F(VtdRamWindowTest, RemovedRamStaysAliveWhileRemembered) {
 }
 
 TEST_F(VtdRamWindowTest, PinnedListBoundedByDistinctRanges) {
-  auto mmio = memory::MemoryRegion::CreateMmio(&sys_, "bar", 0x1000,
-                                               &mmio_ops_);
+  auto mmio =
+      memory::MemoryRegion::CreateMmio(&sys_, "bar", 0x1000, &mmio_ops_);
   uint64_t v = 0;
   for (int i = 0; i < 100; ++i) {
     // An unrelated map change (a BAR moving) between reads.
@@ -142,8 +142,7 @@ TEST_F(VtdRamWindowTest, ConcurrentReadsDuringMapChangesSeeRam) {
   // (every move is a commit that forgets the ranges): each read returns
   // the RAM value, never a failure or another value.
   Put(0x5000, 0xfeedface);
-  auto bar = memory::MemoryRegion::CreateMmio(&sys_, "bar", 0x1000,
-                                              &mmio_ops_);
+  auto bar = memory::MemoryRegion::CreateMmio(&sys_, "bar", 0x1000, &mmio_ops_);
   std::atomic<bool> stop{false};
   std::atomic<int> bad{0};
   std::atomic<int> reading{0};  // readers past their first read

@@ -307,7 +307,7 @@ TEST_F(VtdScalableEngineTest, ContextEntryCachedUntilContextInvalidation) {
   Enable();
   uint64_t v = 0;
   ASSERT_TRUE(DmaRead(0x40'0000, &v));
-  Put(kCtx + kDevfn * 32, 0);  // not present
+  Put(kCtx + kDevfn * 32, 0);           // not present
   ASSERT_TRUE(DmaRead(0x40'1000, &v));  // an IOTLB miss: walked
   EXPECT_EQ(Fsts(), 0u);
   // Global context-cache invalidation (CCMD, CIRG 01): the entry is read.
@@ -319,8 +319,8 @@ TEST_F(VtdScalableEngineTest, ContextEntryCachedUntilContextInvalidation) {
 TEST_F(VtdScalableEngineTest, DomainAndDeviceContextInvalidationDropIt) {
   // Domain-selective (CIRG 10, global in 7.2) and device-selective (CIRG
   // 11, SID 00:04.0) context-cache invalidations drop the cached entry.
-  for (uint64_t ccmd : {0xc000'0000'0000'0007,
-                        0xe000'0000'0000'0000 | uint64_t{kSid} << 16}) {
+  for (uint64_t ccmd :
+       {0xc000'0000'0000'0007, 0xe000'0000'0000'0000 | uint64_t{kSid} << 16}) {
     Start();
     Enable();
     uint64_t v = 0;
@@ -430,8 +430,8 @@ TEST_F(VtdScalableEngineTest, CachingModeShadowSyncThroughPasidTables) {
   VtdAddressSpace* vas = engine_->FindAddressSpace(0, kDevfn);
   ASSERT_NE(vas, nullptr);
   Recorder rec;
-  auto h = vas->notifiers()->Register(&rec, {.flags = memory::kNotifyMap |
-                                                       memory::kNotifyUnmap});
+  auto h = vas->notifiers()->Register(
+      &rec, {.flags = memory::kNotifyMap | memory::kNotifyUnmap});
   ASSERT_TRUE(h.ok()) << h.status();
   Enable();
   // Enabling translation replays what the PASID entry's tables map.
@@ -443,9 +443,8 @@ TEST_F(VtdScalableEngineTest, CachingModeShadowSyncThroughPasidTables) {
   // A new PTE plus a PSI in the PASID entry's domain: one MAP.
   Put(kL1 + 2 * 8, 0x80'0000 | 3);
   InvalidatePage(0x40'2000, /*did=*/1);
-  EXPECT_EQ(rec.Take(),
-            (std::vector<Ev>{
-                {memory::IommuEventType::kMap, 0x40'2000, 0xfff, 0x80'0000}}));
+  EXPECT_EQ(rec.Take(), (std::vector<Ev>{{memory::IommuEventType::kMap,
+                                          0x40'2000, 0xfff, 0x80'0000}}));
   // A PSI naming another domain does not reach the device.
   Put(kL1 + 3 * 8, 0x90'0000 | 3);
   InvalidatePage(0x40'3000, /*did=*/2);
@@ -482,8 +481,7 @@ class VtdScalableQueueTest : public VtdScalableEngineTest {
   }
   uint32_t Gsts() { return static_cast<uint32_t>(R(Offset(Reg32::kGsts), 4)); }
   // Writes a 256-bit descriptor (upper half `upper`) at `index`.
-  void PutDesc(uint32_t index, uint64_t lo, uint64_t hi,
-               uint64_t upper = 0) {
+  void PutDesc(uint32_t index, uint64_t lo, uint64_t hi, uint64_t upper = 0) {
     const uint64_t at = kQueue + index * 32;
     Put(at, lo);
     Put(at + 8, hi);
@@ -562,7 +560,7 @@ TEST_F(VtdScalableQueueTest, PasidDescriptorsAcceptedAndIgnoredAs72) {
   EXPECT_EQ(Get(kStatus) & 0xffff'ffff, 1u);
   EXPECT_EQ(Fsts(), 0u);
   ASSERT_TRUE(DmaRead(0x40'0000, &v));
-  EXPECT_EQ(v, 0x1122334455667788u);  // stale, as 7.2
+  EXPECT_EQ(v, 0x1122334455667788u);    // stale, as 7.2
   PutDesc(6, 2 | 2 << 4 | 1 << 16, 0);  // IOTLB DSI, domain 1
   PutDesc(7, Wait(2), kStatus);
   W(Offset(Reg64::kIqt), 8 << 5);

@@ -115,8 +115,8 @@ class AddressSpace {
   // is ok). The access still goes on past it, as above.
   MemTxResult Read(Hwaddr addr, void* buf, size_t len, MemTxAttrs attrs,
                    AccessFault* first_fault);
-  MemTxResult Write(Hwaddr addr, const void* buf, size_t len,
-                    MemTxAttrs attrs, AccessFault* first_fault);
+  MemTxResult Write(Hwaddr addr, const void* buf, size_t len, MemTxAttrs attrs,
+                    AccessFault* first_fault);
   // A read of RAM only, for a device model's own structures (an IOMMU's
   // tables, walked on DMA threads): a piece that is not RAM — MMIO,
   // ram_device, unassigned, refused by an IOMMU — reads as 0 with
@@ -150,8 +150,7 @@ class AddressSpace {
 
   void Unregister(MemoryListener* listener);
   // Publishes `view` (control context) and returns the previous one.
-  std::shared_ptr<const FlatView> Publish(
-      std::shared_ptr<const FlatView> view);
+  std::shared_ptr<const FlatView> Publish(std::shared_ptr<const FlatView> view);
   // Buffer access core shared by Read, Write and ReadRam (`ram_only`:
   // pieces that are not RAM are not dispatched).
   MemTxResult Access(Hwaddr addr, uint8_t* buf, size_t len, bool is_write,

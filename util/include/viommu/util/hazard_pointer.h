@@ -37,9 +37,9 @@ inline constexpr int kSlotsPerThread = 8;
 
 struct alignas(64) ThreadRecord {
   std::atomic<const void*> slots[kSlotsPerThread] = {};
-  int depth = 0;                  // slots in use; owner thread only
+  int depth = 0;  // slots in use; owner thread only
   std::atomic<bool> in_use{false};
-  ThreadRecord* next = nullptr;   // immutable once the record is listed
+  ThreadRecord* next = nullptr;  // immutable once the record is listed
 };
 
 namespace internal {

@@ -106,13 +106,13 @@ class ContextCache {
   // Insert, unless an invalidation ran since `epoch` was read; returns
   // whether the entry was inserted.
   bool InsertIfCurrent(uint64_t epoch, uint8_t bus, uint8_t devfn,
-                       const CachedContext& ctx)
-      ABSL_LOCKS_EXCLUDED(mu_);
+                       const CachedContext& ctx) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Global (and, as QEMU, domain-selective) invalidation.
   void InvalidateAll() ABSL_LOCKS_EXCLUDED(mu_);
   // Device-selective invalidation with function mask `fm` (see above).
-  void InvalidateDevice(uint16_t source_id, uint8_t fm) ABSL_LOCKS_EXCLUDED(mu_);
+  void InvalidateDevice(uint16_t source_id, uint8_t fm)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   uint32_t generation() const ABSL_LOCKS_EXCLUDED(mu_);
   // Number of valid entries. O(allocated slots): for tests.

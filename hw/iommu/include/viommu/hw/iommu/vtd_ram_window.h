@@ -104,8 +104,8 @@ class RamWindow final : public GuestMemory, private memory::MemoryListener {
   // published; freed only with this object.
   struct Window {
     Hwaddr first = 0;
-    uint64_t span = 0;        // last - first
-    uint8_t* host = nullptr;  // host address of `first`
+    uint64_t span = 0;                             // last - first
+    uint8_t* host = nullptr;                       // host address of `first`
     std::shared_ptr<memory::MemoryRegion> region;  // keeps `host` valid
   };
 

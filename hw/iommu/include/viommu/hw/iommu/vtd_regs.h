@@ -156,7 +156,7 @@ inline constexpr uint32_t kIcsIwc = 1u << 0;
 inline constexpr uint64_t kFrcdF = 1ull << 63;
 inline constexpr uint64_t kFrcdT = 1ull << 62;  // 1: read request
 inline constexpr int kFrcdFrShift = 32;
-inline constexpr int kFrcdPvShift = 40;  // PASID value, bits 55:40
+inline constexpr int kFrcdPvShift = 40;          // PASID value, bits 55:40
 inline constexpr uint64_t kFrcdPp = 1ull << 31;  // PASID present
 // FRCD, low quadword of an interrupt-remapping fault: interrupt_index.
 inline constexpr int kFrcdIrIndexShift = 48;

@@ -63,9 +63,9 @@ struct SmContextEntry {
 
   bool present() const { return val[0] & 1; }
   bool fpd() const { return val[0] & 2; }
-  bool dte() const { return val[0] & 4; }    // device-TLB enable
+  bool dte() const { return val[0] & 4; }     // device-TLB enable
   bool paside() const { return val[0] & 8; }  // PASID enable
-  bool pre() const { return val[0] & 16; }   // page-request enable
+  bool pre() const { return val[0] & 16; }    // page-request enable
   // PASID directory size: 2^(pdts + 7) entries.
   uint8_t pdts() const { return (val[0] >> 9) & 7; }
   Hwaddr pasid_dir() const { return val[0] & ~uint64_t{0xfff}; }
